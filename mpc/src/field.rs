@@ -1,0 +1,237 @@
+//! The MPC field F_l, l = 2^252 + 27742317777372353535851937790883648493 (the Ristretto scalar field).
+//!
+//! Elements are kept in Montgomery form (arkworks' `ark_ed25519::Fr`), which multiplies several times
+//! faster than dalek's `Scalar`. They convert losslessly to and from `Scalar` at curve boundaries, and
+//! have one canonical 32-byte little-endian encoding: bytes that encode a value ≥ l are rejected.
+
+use std::fmt;
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+use ark_ed25519::Fr;
+use ark_ff::{BigInt, Field, PrimeField, Zero};
+use curve25519_dalek::Scalar;
+use rand_core::Rng;
+use zeroize::Zeroize;
+
+/// Length of the canonical encoding in bytes.
+pub const ENCODED_LEN: usize = 32;
+
+/// An element of F_l.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Fp(Fr);
+
+/// Bytes that are not the canonical encoding of a field element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("non-canonical field element encoding (value not below the field modulus)")]
+pub struct NonCanonical;
+
+impl Fp {
+    pub const ZERO: Fp = Fp(ark_ff::MontFp!("0"));
+    pub const ONE: Fp = Fp(ark_ff::MontFp!("1"));
+
+    /// The field element `v`.
+    pub fn from_u64(v: u64) -> Self {
+        Fp(Fr::from(v))
+    }
+
+    /// The field element `v` (negative values map to `l - |v|`).
+    pub fn from_i64(v: i64) -> Self {
+        if v < 0 {
+            -Fp::from_u64(v.unsigned_abs())
+        } else {
+            Fp::from_u64(v as u64)
+        }
+    }
+
+    /// The value as a signed integer, if it lies in `[-2^63, 2^63)` in the centred representation.
+    pub fn to_i64(&self) -> Option<i64> {
+        let as_u64 = |f: Fp| {
+            let limbs = f.0.into_bigint().0;
+            (limbs[1] == 0 && limbs[2] == 0 && limbs[3] == 0).then_some(limbs[0])
+        };
+        if let Some(v) = as_u64(*self).filter(|v| *v <= i64::MAX as u64) {
+            return Some(v as i64);
+        }
+        as_u64(-*self)
+            .filter(|v| *v <= 1u64 << 63)
+            .map(|v| (v as i64).wrapping_neg())
+    }
+
+    /// A uniformly random element.
+    pub fn random<R: Rng + ?Sized>(rng: &mut R) -> Self {
+        let mut wide = [0u8; 64];
+        rng.fill_bytes(&mut wide);
+        let out = Self::from_uniform_bytes(&wide);
+        wide.zeroize();
+        out
+    }
+
+    /// Reduces 64 uniform bytes modulo l; the bias is below 2^-250.
+    pub fn from_uniform_bytes(bytes: &[u8; 64]) -> Self {
+        Fp(Fr::from_le_bytes_mod_order(bytes))
+    }
+
+    /// The canonical little-endian encoding.
+    pub fn to_bytes(&self) -> [u8; ENCODED_LEN] {
+        let limbs = self.0.into_bigint().0;
+        let mut out = [0u8; ENCODED_LEN];
+        for (chunk, limb) in out.chunks_exact_mut(8).zip(limbs) {
+            chunk.copy_from_slice(&limb.to_le_bytes());
+        }
+        out
+    }
+
+    /// Decodes the canonical encoding; a value ≥ l is an error, never silently reduced.
+    pub fn from_bytes(bytes: &[u8; ENCODED_LEN]) -> Result<Self, NonCanonical> {
+        let mut limbs = [0u64; 4];
+        for (limb, chunk) in limbs.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            *limb = u64::from_le_bytes(word);
+        }
+        Fr::from_bigint(BigInt(limbs)).map(Fp).ok_or(NonCanonical)
+    }
+
+    /// The same value as a dalek `Scalar`, for use on the curve.
+    pub fn to_scalar(&self) -> Scalar {
+        // Both sides use the same modulus and canonical little-endian bytes.
+        Scalar::from_canonical_bytes(self.to_bytes()).expect("F_l element is below l, so canonical")
+    }
+
+    /// The same value as a field element.
+    pub fn from_scalar(s: &Scalar) -> Self {
+        Fp::from_bytes(s.as_bytes()).expect("dalek Scalars are always reduced")
+    }
+
+    /// The multiplicative inverse, if the element is not zero.
+    pub fn inverse(&self) -> Option<Self> {
+        self.0.inverse().map(Fp)
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+
+    pub fn square(&self) -> Self {
+        Fp(self.0.square())
+    }
+
+    /// Overwrites the element with zero in a way the compiler does not elide.
+    pub fn wipe(&mut self) {
+        (self.0).0.0.zeroize();
+    }
+}
+
+impl Zeroize for Fp {
+    fn zeroize(&mut self) {
+        self.wipe();
+    }
+}
+
+impl fmt::Debug for Fp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fp({self})")
+    }
+}
+
+impl fmt::Display for Fp {
+    /// Small values print as signed integers, others as hex.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_i64() {
+            Some(v) => write!(f, "{v}"),
+            None => write!(f, "0x{}", hex(&self.to_bytes())),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().rev().map(|b| format!("{b:02x}")).collect()
+}
+
+impl From<u64> for Fp {
+    fn from(v: u64) -> Self {
+        Fp::from_u64(v)
+    }
+}
+
+macro_rules! binop {
+    ($trait:ident, $method:ident, $assign_trait:ident, $assign_method:ident, $op:tt) => {
+        impl $trait for Fp {
+            type Output = Fp;
+            #[inline]
+            fn $method(self, rhs: Fp) -> Fp {
+                Fp(self.0 $op rhs.0)
+            }
+        }
+        impl $assign_trait for Fp {
+            #[inline]
+            fn $assign_method(&mut self, rhs: Fp) {
+                *self = *self $op rhs;
+            }
+        }
+    };
+}
+binop!(Add, add, AddAssign, add_assign, +);
+binop!(Sub, sub, SubAssign, sub_assign, -);
+binop!(Mul, mul, MulAssign, mul_assign, *);
+
+impl Neg for Fp {
+    type Output = Fp;
+    #[inline]
+    fn neg(self) -> Fp {
+        Fp(-self.0)
+    }
+}
+
+impl Sum for Fp {
+    fn sum<I: Iterator<Item = Fp>>(iter: I) -> Fp {
+        iter.fold(Fp::ZERO, |a, b| a + b)
+    }
+}
+
+impl serde::Serialize for Fp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.to_bytes())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Fp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("32 bytes encoding a field element below l")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Fp, E> {
+                let bytes: &[u8; ENCODED_LEN] = v
+                    .try_into()
+                    .map_err(|_| E::invalid_length(v.len(), &self))?;
+                Fp::from_bytes(bytes).map_err(E::custom)
+            }
+        }
+        d.deserialize_bytes(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modulus_is_the_ristretto_group_order() {
+        // -1 encodes as l - 1.
+        let minus_one = (-Fp::ONE).to_bytes();
+        let l_minus_one = (-Scalar::ONE).to_bytes();
+        assert_eq!(minus_one, l_minus_one);
+    }
+
+    #[test]
+    fn signed_round_trip() {
+        for v in [0, 1, -1, 42, -42, i64::MAX, i64::MIN] {
+            assert_eq!(Fp::from_i64(v).to_i64(), Some(v));
+        }
+        assert_eq!(Fp::from_u64(u64::MAX).to_i64(), None);
+    }
+}

@@ -1,0 +1,256 @@
+//! The batched MAC check, as a four-round sub-protocol of a session.
+//!
+//! 1. Each party commits to a random seed; 2. opens it; the challenge r is derived from all seeds,
+//! so no party can choose it after the checked values are fixed. 3. Each party commits to
+//! σ_i = Σ r^k m_{k,i} − α_i · Σ r^k v_k (and to its view of the opened and public values);
+//! 4. opens it. The check passes iff Σσ_i = 0 and every party saw the same values. A forged value
+//! or MAC passes with probability about (number of values)/l.
+
+use crate::commit::{Binding, Digest, coin, commit};
+use crate::field::Fp;
+use crate::session::Abort;
+use crate::share::{MacKeyShare, PartyId};
+use crate::wire::{Body, CheckReveal, SessionId};
+
+/// Which of a session's two checks this is, to name it in errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckStage {
+    /// The values opened while evaluating (Beaver d and e), checked before any output is opened.
+    Intermediate,
+    /// The opened outputs, checked before they are returned.
+    Outputs,
+}
+
+/// What a commitment that failed to open was for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Committed {
+    CoinSeed,
+    CheckReveal,
+}
+
+/// Values opened since the last check, with this party's MAC shares, plus public values
+/// (masked inputs) that carry no MAC but must be the same for everyone.
+#[derive(Debug, Default)]
+pub struct OpenedLog {
+    pub values: Vec<Fp>,
+    pub macs: Vec<Fp>,
+    pub publics: Vec<Fp>,
+}
+
+impl OpenedLog {
+    pub fn with_capacity(n: usize) -> Self {
+        OpenedLog {
+            values: Vec::with_capacity(n),
+            macs: Vec::with_capacity(n),
+            publics: Vec::new(),
+        }
+    }
+
+    #[inline]
+    pub fn push(&mut self, value: Fp, mac: Fp) {
+        self.values.push(value);
+        self.macs.push(mac);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty() && self.publics.is_empty()
+    }
+
+    pub fn wipe(&mut self) {
+        self.macs.iter_mut().for_each(Fp::wipe);
+        *self = OpenedLog::default();
+    }
+}
+
+/// Σ r^k v_k by Horner's rule.
+fn combine(values: &[Fp], r: Fp) -> Fp {
+    values.iter().rev().fold(Fp::ZERO, |acc, v| acc * r + *v)
+}
+
+fn reveal_payload(r: &CheckReveal) -> [u8; 96] {
+    let mut out = [0u8; 96];
+    out[..32].copy_from_slice(&r.sigma.to_bytes());
+    out[32..64].copy_from_slice(&r.opened_view.to_bytes());
+    out[64..].copy_from_slice(&r.public_view.to_bytes());
+    out
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    CommitSeed,
+    OpenSeed,
+    CommitReveal,
+    OpenReveal,
+}
+
+/// Round-level context the session gives the check.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx {
+    pub session: SessionId,
+    pub round: u32,
+    pub party: PartyId,
+}
+
+/// One MAC check in progress.
+pub(crate) struct MacCheck {
+    pub stage: CheckStage,
+    step: Step,
+    log: OpenedLog,
+    seed: [u8; 32],
+    reveal: CheckReveal,
+    /// The round in which the commitments now awaiting their openings were sent.
+    commit_round: u32,
+    commits: Vec<Digest>,
+    seeds: Vec<[u8; 32]>,
+    reveals: Vec<CheckReveal>,
+}
+
+/// Whether the check needs more rounds.
+pub(crate) enum Progress {
+    Continue,
+    Passed,
+}
+
+impl MacCheck {
+    pub fn new(stage: CheckStage, log: OpenedLog, parties: usize) -> Self {
+        let empty = CheckReveal {
+            sigma: Fp::ZERO,
+            opened_view: Fp::ZERO,
+            public_view: Fp::ZERO,
+            nonce: [0; 32],
+        };
+        MacCheck {
+            stage,
+            step: Step::CommitSeed,
+            log,
+            seed: rand::random(),
+            reveal: empty,
+            commit_round: 0,
+            commits: vec![[0; 32]; parties],
+            seeds: vec![[0; 32]; parties],
+            reveals: vec![empty; parties],
+        }
+    }
+
+    /// This party's message for the current step.
+    pub fn outgoing(&mut self, ctx: Ctx) -> Body {
+        let me = Binding {
+            session: ctx.session,
+            round: ctx.round,
+            party: ctx.party,
+        };
+        match self.step {
+            Step::CommitSeed => {
+                self.commit_round = ctx.round;
+                self.commits[ctx.party] = commit(me, "coin", &[], &self.seed);
+                Body::Commit(self.commits[ctx.party])
+            }
+            Step::OpenSeed => {
+                self.seeds[ctx.party] = self.seed;
+                Body::Seed(self.seed)
+            }
+            Step::CommitReveal => {
+                self.commit_round = ctx.round;
+                let c = commit(
+                    me,
+                    "reveal",
+                    &reveal_payload(&self.reveal),
+                    &self.reveal.nonce,
+                );
+                self.commits[ctx.party] = c;
+                Body::Commit(c)
+            }
+            Step::OpenReveal => {
+                self.reveals[ctx.party] = self.reveal;
+                Body::Reveal(self.reveal)
+            }
+        }
+    }
+
+    /// Takes party `from`'s message for the current step.
+    pub fn accept(&mut self, ctx: Ctx, from: PartyId, body: Body) -> Result<(), Abort> {
+        let theirs = Binding {
+            session: ctx.session,
+            round: self.commit_round,
+            party: from,
+        };
+        match (self.step, body) {
+            (Step::CommitSeed | Step::CommitReveal, Body::Commit(c)) => self.commits[from] = c,
+            (Step::OpenSeed, Body::Seed(seed)) => {
+                if commit(theirs, "coin", &[], &seed) != self.commits[from] {
+                    return Err(Abort::CommitmentMismatch {
+                        party: from,
+                        what: Committed::CoinSeed,
+                    });
+                }
+                self.seeds[from] = seed;
+            }
+            (Step::OpenReveal, Body::Reveal(r)) => {
+                if commit(theirs, "reveal", &reveal_payload(&r), &r.nonce) != self.commits[from] {
+                    return Err(Abort::CommitmentMismatch {
+                        party: from,
+                        what: Committed::CheckReveal,
+                    });
+                }
+                self.reveals[from] = r;
+            }
+            (_, body) => {
+                return Err(Abort::UnexpectedBody {
+                    from,
+                    expected: self.expected(),
+                    got: body.kind(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn expected(&self) -> &'static str {
+        match self.step {
+            Step::CommitSeed | Step::CommitReveal => "commitment",
+            Step::OpenSeed => "coin seed",
+            Step::OpenReveal => "MAC-check reveal",
+        }
+    }
+
+    /// Finishes the current step once every party's message is in.
+    pub fn complete(&mut self, ctx: Ctx, key: &MacKeyShare) -> Result<Progress, Abort> {
+        match self.step {
+            Step::CommitSeed => self.step = Step::OpenSeed,
+            Step::OpenSeed => {
+                let r = coin(ctx.session, self.commit_round, &self.seeds);
+                let opened_view = combine(&self.log.values, r);
+                let public_view = combine(&self.log.publics, r);
+                let mac_sum = combine(&self.log.macs, r);
+                self.reveal = CheckReveal {
+                    sigma: mac_sum - key.value() * opened_view,
+                    opened_view,
+                    public_view,
+                    nonce: rand::random(),
+                };
+                self.step = Step::CommitReveal;
+            }
+            Step::CommitReveal => self.step = Step::OpenReveal,
+            Step::OpenReveal => {
+                let sum: Fp = self.reveals.iter().map(|r| r.sigma).sum();
+                if !sum.is_zero() {
+                    return Err(Abort::MacCheckFailed(self.stage));
+                }
+                let mine = self.reveals[ctx.party];
+                if let Some(party) = self.reveals.iter().position(|r| {
+                    (r.opened_view, r.public_view) != (mine.opened_view, mine.public_view)
+                }) {
+                    return Err(Abort::InconsistentBroadcast { party });
+                }
+                self.log.wipe();
+                return Ok(Progress::Passed);
+            }
+        }
+        Ok(Progress::Continue)
+    }
+
+    pub fn wipe(&mut self) {
+        self.log.wipe();
+        self.reveal.sigma.wipe();
+    }
+}

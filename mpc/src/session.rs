@@ -1,0 +1,534 @@
+//! The SPDZ online phase for one circuit, as a sans-IO state machine.
+//!
+//! Every round, each party broadcasts one frame ([`Session::outgoing`]) and takes one frame from
+//! every other party ([`Session::incoming`]); when the last one is in, the round completes. Rounds:
+//! inputs (masked by input masks), one per multiplication layer (Beaver, all of a layer at once), a
+//! MAC check of everything opened so far, the output opening, and a MAC check of the outputs. The
+//! outputs are returned only after that last check passes. Any error poisons the session: its key
+//! share, preprocessed material and shares are wiped and every later call fails.
+
+use bytes::Bytes;
+
+use crate::circuit::{Circuit, CircuitError, Gate};
+use crate::field::Fp;
+use crate::mac_check::{CheckStage, Committed, Ctx, MacCheck, OpenedLog, Progress};
+use crate::prep::{Material, Requirements};
+use crate::schedule::Plan;
+use crate::share::{PartyId, Share};
+use crate::wire::{Body, DEFAULT_MAX_FRAME, Frame, FrameError, SessionId};
+
+/// Who this party is in which session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    pub session: SessionId,
+    pub party: PartyId,
+    pub parties: usize,
+    /// Frames longer than this are refused before they are decoded.
+    pub max_frame: usize,
+}
+
+impl SessionConfig {
+    pub fn new(session: SessionId, party: PartyId, parties: usize) -> Self {
+        SessionConfig {
+            session,
+            party,
+            parties,
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+/// Why a session could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    #[error("a session needs at least 2 parties and party {party} < {parties}")]
+    BadParties { party: PartyId, parties: usize },
+    #[error("the circuit is for {circuit} parties, the session has {session}")]
+    PartyMismatch { circuit: usize, session: usize },
+    #[error(transparent)]
+    Circuit(#[from] CircuitError),
+    #[error("preprocessed material does not fit the circuit: need {need:?}, have {have:?}")]
+    MaterialMismatch {
+        need: Requirements,
+        have: Requirements,
+    },
+    #[error("input mask {index} of this party carries no clear mask value")]
+    MaskNotOwned { index: usize },
+}
+
+/// Why a session aborted. Honest parties abort on any deviation; nothing secret is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Abort {
+    #[error("MAC check of {0:?} values failed: a party opened a wrong value or MAC share")]
+    MacCheckFailed(CheckStage),
+    #[error("party {party} opened a {what:?} commitment to something it did not commit to")]
+    CommitmentMismatch { party: PartyId, what: Committed },
+    #[error("party {party} saw different broadcast values from this party")]
+    InconsistentBroadcast { party: PartyId },
+    #[error("bad frame from party {from}: {error}")]
+    BadFrame { from: PartyId, error: FrameError },
+    #[error("party {from} sent a frame of another session")]
+    WrongSession { from: PartyId },
+    #[error("party {from} sent a frame for round {got} in round {expected}")]
+    WrongRound {
+        from: PartyId,
+        expected: u32,
+        got: u32,
+    },
+    #[error("party {from} sent a {got} where a {expected} was due")]
+    UnexpectedBody {
+        from: PartyId,
+        expected: &'static str,
+        got: &'static str,
+    },
+    #[error("party {from} sent {got} values where {expected} were due")]
+    WrongLength {
+        from: PartyId,
+        expected: usize,
+        got: usize,
+    },
+    #[error("party {from} is not a peer of this session")]
+    UnknownParty { from: PartyId },
+    #[error("party {from} sent twice in one round")]
+    Duplicate { from: PartyId },
+    #[error("transport to party {peer} failed: {reason}")]
+    Transport { peer: PartyId, reason: String },
+    #[error("the session already ended ({0})")]
+    Ended(&'static str),
+}
+
+/// What a completed round led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// More rounds follow; call [`Session::outgoing`] again.
+    Continue,
+    /// The checked public outputs.
+    Done(Vec<Fp>),
+}
+
+enum Phase {
+    Inputs { received: Vec<Vec<Fp>> },
+    Multiply { layer: usize, sums: Vec<Fp> },
+    Check(MacCheck),
+    OpenOutputs { sums: Vec<Fp> },
+    Finished,
+    Poisoned,
+}
+
+/// One party's state in one evaluation of a circuit.
+pub struct Session {
+    cfg: SessionConfig,
+    circuit: Circuit,
+    plan: Plan,
+    material: Material,
+    inputs: Vec<Fp>,
+    wires: Vec<Share>,
+    log: OpenedLog,
+    outputs: Vec<Fp>,
+    phase: Phase,
+    round: u32,
+    received: Vec<bool>,
+    waiting_for: usize,
+    out: Bytes,
+}
+
+impl Session {
+    /// Sets up party `cfg.party`'s evaluation of `circuit` with its private `inputs` (in the order of
+    /// its input gates) and `material` drawn for exactly this circuit.
+    pub fn new(
+        cfg: SessionConfig,
+        circuit: Circuit,
+        inputs: Vec<Fp>,
+        material: Material,
+    ) -> Result<Session, SetupError> {
+        if cfg.parties < 2 || cfg.party >= cfg.parties {
+            return Err(SetupError::BadParties {
+                party: cfg.party,
+                parties: cfg.parties,
+            });
+        }
+        circuit.validate()?;
+        if circuit.parties() != cfg.parties {
+            return Err(SetupError::PartyMismatch {
+                circuit: circuit.parties(),
+                session: cfg.parties,
+            });
+        }
+        let need = circuit.requirements();
+        if material.capacity() != need {
+            return Err(SetupError::MaterialMismatch {
+                need,
+                have: material.capacity(),
+            });
+        }
+        let expected = need.input_masks[cfg.party];
+        if inputs.len() != expected {
+            return Err(CircuitError::WrongInputCount {
+                party: cfg.party,
+                expected,
+                got: inputs.len(),
+            }
+            .into());
+        }
+        if let Some(index) = material.input_masks[cfg.party]
+            .iter()
+            .position(|m| m.clear.is_none())
+        {
+            return Err(SetupError::MaskNotOwned { index });
+        }
+        let plan = Plan::new(&circuit);
+        let mut wires = vec![Share::default(); circuit.gates().len()];
+        for (&g, r) in plan.randoms.iter().zip(&material.randoms) {
+            wires[g as usize] = *r;
+        }
+        let mut session = Session {
+            log: OpenedLog::with_capacity(2 * need.triples),
+            cfg,
+            circuit,
+            plan,
+            material,
+            inputs,
+            wires,
+            outputs: Vec::new(),
+            phase: Phase::Inputs {
+                received: vec![Vec::new(); cfg.parties],
+            },
+            round: 0,
+            received: vec![false; cfg.parties],
+            waiting_for: 0,
+            out: Bytes::new(),
+        };
+        session.begin_round();
+        Ok(session)
+    }
+
+    /// This party's frame for the current round, to be sent to every other party.
+    pub fn outgoing(&self) -> Result<Bytes, Abort> {
+        self.ensure_running()?;
+        Ok(self.out.clone())
+    }
+
+    /// The current round number.
+    pub fn round(&self) -> u32 {
+        self.round
+    }
+
+    /// Takes party `from`'s frame for the current round. Returns [`Status::Done`] with the outputs
+    /// once the final check passes. On error the session is poisoned and wiped.
+    pub fn incoming(&mut self, from: PartyId, bytes: &[u8]) -> Result<Status, Abort> {
+        self.ensure_running()?;
+        let result = self.take_frame(from, bytes);
+        if let Err(e) = &result {
+            self.poison();
+            return Err(e.clone());
+        }
+        result
+    }
+
+    /// Aborts from outside (for example when a transport fails): wipes everything.
+    pub fn abort(&mut self, reason: Abort) -> Abort {
+        self.poison();
+        reason
+    }
+
+    fn ensure_running(&self) -> Result<(), Abort> {
+        match self.phase {
+            Phase::Finished => Err(Abort::Ended("finished")),
+            Phase::Poisoned => Err(Abort::Ended("aborted earlier")),
+            _ => Ok(()),
+        }
+    }
+
+    fn ctx(&self) -> Ctx {
+        Ctx {
+            session: self.cfg.session,
+            round: self.round,
+            party: self.cfg.party,
+        }
+    }
+
+    fn take_frame(&mut self, from: PartyId, bytes: &[u8]) -> Result<Status, Abort> {
+        if from >= self.cfg.parties || from == self.cfg.party {
+            return Err(Abort::UnknownParty { from });
+        }
+        if self.received[from] {
+            return Err(Abort::Duplicate { from });
+        }
+        let frame = Frame::decode(bytes, self.cfg.max_frame)
+            .map_err(|error| Abort::BadFrame { from, error })?;
+        if frame.session != self.cfg.session {
+            return Err(Abort::WrongSession { from });
+        }
+        if frame.round != self.round {
+            return Err(Abort::WrongRound {
+                from,
+                expected: self.round,
+                got: frame.round,
+            });
+        }
+        self.accept(from, frame.body)?;
+        self.received[from] = true;
+        self.waiting_for -= 1;
+        if self.waiting_for > 0 {
+            return Ok(Status::Continue);
+        }
+        self.complete_round()
+    }
+
+    /// Prepares this party's frame for the round that starts now.
+    fn begin_round(&mut self) {
+        let ctx = self.ctx();
+        let body = match &mut self.phase {
+            Phase::Inputs { .. } => Body::Values(self.own_masked_inputs()),
+            Phase::Multiply { layer, sums } => {
+                *sums = beaver_masks(
+                    &self.plan.mul_layers[*layer],
+                    &self.circuit,
+                    &self.wires,
+                    &self.material,
+                    first_triple(&self.plan, *layer),
+                );
+                Body::Values(sums.clone())
+            }
+            Phase::OpenOutputs { sums } => {
+                *sums = self
+                    .circuit
+                    .outputs()
+                    .iter()
+                    .map(|w| self.wires[w.index()].value)
+                    .collect();
+                Body::Values(sums.clone())
+            }
+            Phase::Check(check) => check.outgoing(ctx),
+            Phase::Finished | Phase::Poisoned => return,
+        };
+        self.out = Frame {
+            session: self.cfg.session,
+            round: self.round,
+            body,
+        }
+        .encode();
+        self.received.iter_mut().for_each(|r| *r = false);
+        self.waiting_for = self.cfg.parties - 1;
+    }
+
+    fn own_masked_inputs(&self) -> Vec<Fp> {
+        self.inputs
+            .iter()
+            .zip(&self.material.input_masks[self.cfg.party])
+            .map(|(x, mask)| *x - mask.clear.unwrap_or(Fp::ZERO))
+            .collect()
+    }
+
+    fn expect_values(from: PartyId, body: Body, len: usize) -> Result<Vec<Fp>, Abort> {
+        match body {
+            Body::Values(v) if v.len() == len => Ok(v),
+            Body::Values(v) => Err(Abort::WrongLength {
+                from,
+                expected: len,
+                got: v.len(),
+            }),
+            other => Err(Abort::UnexpectedBody {
+                from,
+                expected: "values",
+                got: other.kind(),
+            }),
+        }
+    }
+
+    fn accept(&mut self, from: PartyId, body: Body) -> Result<(), Abort> {
+        let ctx = self.ctx();
+        match &mut self.phase {
+            Phase::Inputs { received } => {
+                received[from] =
+                    Self::expect_values(from, body, self.plan.inputs_by_party[from].len())?;
+            }
+            Phase::Multiply { sums, .. } | Phase::OpenOutputs { sums } => {
+                let theirs = Self::expect_values(from, body, sums.len())?;
+                for (s, v) in sums.iter_mut().zip(theirs) {
+                    *s += v;
+                }
+            }
+            Phase::Check(check) => check.accept(ctx, from, body)?,
+            Phase::Finished | Phase::Poisoned => unreachable!("checked by ensure_running"),
+        }
+        Ok(())
+    }
+
+    fn complete_round(&mut self) -> Result<Status, Abort> {
+        let ctx = self.ctx();
+        let phase = std::mem::replace(&mut self.phase, Phase::Finished);
+        let next = match phase {
+            Phase::Inputs { mut received } => {
+                received[self.cfg.party] = self.own_masked_inputs();
+                self.finish_inputs(&received);
+                self.evaluate_linear(0);
+                self.after_layer(0)
+            }
+            Phase::Multiply { layer, sums } => {
+                self.finish_multiplications(layer, &sums);
+                self.evaluate_linear(layer);
+                self.after_layer(layer)
+            }
+            Phase::Check(mut check) => match check.complete(ctx, &self.material.key) {
+                Err(e) => {
+                    check.wipe();
+                    return Err(e);
+                }
+                Ok(Progress::Continue) => Phase::Check(check),
+                Ok(Progress::Passed) if check.stage == CheckStage::Intermediate => {
+                    Phase::OpenOutputs { sums: Vec::new() }
+                }
+                Ok(Progress::Passed) => {
+                    let outputs = std::mem::take(&mut self.outputs);
+                    self.finish();
+                    return Ok(Status::Done(outputs));
+                }
+            },
+            Phase::OpenOutputs { sums } => {
+                let mut log = OpenedLog::with_capacity(sums.len());
+                for (w, v) in self.circuit.outputs().iter().zip(&sums) {
+                    log.push(*v, self.wires[w.index()].mac);
+                }
+                self.outputs = sums;
+                Phase::Check(MacCheck::new(CheckStage::Outputs, log, self.cfg.parties))
+            }
+            Phase::Finished | Phase::Poisoned => unreachable!("checked by ensure_running"),
+        };
+        self.round += 1;
+        self.phase = next;
+        if matches!(self.phase, Phase::Finished) {
+            self.finish();
+            return Ok(Status::Done(Vec::new()));
+        }
+        self.begin_round();
+        Ok(Status::Continue)
+    }
+
+    /// The phase after multiplication layer `layer` and its linear gates are done.
+    fn after_layer(&mut self, layer: usize) -> Phase {
+        if layer < self.plan.depth() {
+            return Phase::Multiply {
+                layer: layer + 1,
+                sums: Vec::new(),
+            };
+        }
+        if self.circuit.outputs().is_empty() {
+            return Phase::Finished;
+        }
+        if self.log.is_empty() {
+            return Phase::OpenOutputs { sums: Vec::new() };
+        }
+        let log = std::mem::take(&mut self.log);
+        Phase::Check(MacCheck::new(
+            CheckStage::Intermediate,
+            log,
+            self.cfg.parties,
+        ))
+    }
+
+    fn finish_inputs(&mut self, received: &[Vec<Fp>]) {
+        let (party, key) = (self.cfg.party, &self.material.key);
+        for (owner, masked) in received.iter().enumerate() {
+            let gates = &self.plan.inputs_by_party[owner];
+            let masks = &self.material.input_masks[owner];
+            for ((&g, mask), eps) in gates.iter().zip(masks).zip(masked) {
+                self.wires[g as usize] = mask.share.add_public(*eps, party, key);
+                self.log.publics.push(*eps);
+            }
+        }
+    }
+
+    fn finish_multiplications(&mut self, layer: usize, sums: &[Fp]) {
+        let gates = &self.plan.mul_layers[layer];
+        let m = gates.len();
+        let first = first_triple(&self.plan, layer);
+        let (party, alpha) = (self.cfg.party, self.material.key.value());
+        for (k, &g) in gates.iter().enumerate() {
+            let Gate::Mul(x, y) = self.circuit.gates()[g as usize] else {
+                unreachable!("mul layers hold only multiplications")
+            };
+            let (x, y) = (self.wires[x.index()], self.wires[y.index()]);
+            let t = &self.material.triples[first + k];
+            let (d, e) = (sums[k], sums[m + k]);
+            self.log.push(d, x.mac - t.a.mac);
+            self.log.push(e, y.mac - t.b.mac);
+            let de = d * e;
+            let mut value = t.c.value + d * t.b.value + e * t.a.value;
+            if party == 0 {
+                value += de;
+            }
+            let mac = t.c.mac + d * t.b.mac + e * t.a.mac + de * alpha;
+            self.wires[g as usize] = Share { value, mac };
+        }
+    }
+
+    fn evaluate_linear(&mut self, layer: usize) {
+        let (party, key) = (self.cfg.party, &self.material.key);
+        for &g in &self.plan.linear_layers[layer] {
+            let w = &self.wires;
+            let out = match self.circuit.gates()[g as usize] {
+                Gate::Const(c) => Share::constant(c, party, key),
+                Gate::Add(a, b) => w[a.index()] + w[b.index()],
+                Gate::Sub(a, b) => w[a.index()] - w[b.index()],
+                Gate::Neg(a) => -w[a.index()],
+                Gate::MulConst(a, c) => w[a.index()].scale(c),
+                Gate::Input(_) | Gate::Random | Gate::Mul(..) => {
+                    unreachable!("linear layers hold only linear gates")
+                }
+            };
+            self.wires[g as usize] = out;
+        }
+    }
+
+    fn finish(&mut self) {
+        self.wipe();
+        self.phase = Phase::Finished;
+    }
+
+    fn poison(&mut self) {
+        if let Phase::Check(check) = &mut self.phase {
+            check.wipe();
+        }
+        self.wipe();
+        self.outputs.iter_mut().for_each(Fp::wipe);
+        self.outputs = Vec::new();
+        self.phase = Phase::Poisoned;
+    }
+
+    fn wipe(&mut self) {
+        self.material.wipe();
+        self.wires.iter_mut().for_each(Share::wipe);
+        self.wires = Vec::new();
+        self.inputs.iter_mut().for_each(Fp::wipe);
+        self.inputs = Vec::new();
+        self.log.wipe();
+        self.out = Bytes::new();
+    }
+}
+
+/// Index of the first triple used by `layer`: triples are consumed layer by layer.
+fn first_triple(plan: &Plan, layer: usize) -> usize {
+    plan.mul_layers[..layer].iter().map(Vec::len).sum()
+}
+
+/// This party's shares of d = x − a (first half) and e = y − b (second half) for a layer.
+fn beaver_masks(
+    gates: &[u32],
+    circuit: &Circuit,
+    wires: &[Share],
+    material: &Material,
+    first: usize,
+) -> Vec<Fp> {
+    let m = gates.len();
+    let mut out = vec![Fp::ZERO; 2 * m];
+    for (k, &g) in gates.iter().enumerate() {
+        let Gate::Mul(x, y) = circuit.gates()[g as usize] else {
+            unreachable!("mul layers hold only multiplications")
+        };
+        let t = &material.triples[first + k];
+        out[k] = wires[x.index()].value - t.a.value;
+        out[m + k] = wires[y.index()].value - t.b.value;
+    }
+    out
+}
