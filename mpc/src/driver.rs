@@ -11,9 +11,12 @@ pub async fn run<T: Transport>(mut session: Session, transport: &mut T) -> Resul
     let peers: Vec<usize> = (0..transport.parties()).filter(|&j| j != me).collect();
     loop {
         let frame = session.outgoing()?;
+        // A failed send is reported only after this round's frames are read: if the peer hung up
+        // because it detected cheating, the cheating is what this party should detect too.
+        let mut send_failure = None;
         for &j in &peers {
             if let Err(e) = transport.send(j, frame.clone()).await {
-                return Err(session.abort(transport_abort(j, e)));
+                send_failure.get_or_insert(transport_abort(j, e));
             }
         }
         for &j in &peers {
@@ -24,6 +27,9 @@ pub async fn run<T: Transport>(mut session: Session, transport: &mut T) -> Resul
             if let Status::Done(outputs) = session.incoming(j, &bytes)? {
                 return Ok(outputs);
             }
+        }
+        if let Some(failure) = send_failure {
+            return Err(session.abort(failure));
         }
     }
 }

@@ -58,13 +58,18 @@ impl Fp {
             .map(|v| (v as i64).wrapping_neg())
     }
 
-    /// A uniformly random element.
+    /// A uniformly random element, by rejection sampling of 253-bit strings (about 2 tries).
     pub fn random<R: Rng + ?Sized>(rng: &mut R) -> Self {
-        let mut wide = [0u8; 64];
-        rng.fill_bytes(&mut wide);
-        let out = Self::from_uniform_bytes(&wide);
-        wide.zeroize();
-        out
+        loop {
+            let mut bytes = [0u8; ENCODED_LEN];
+            rng.fill_bytes(&mut bytes);
+            bytes[31] &= 0x1f;
+            let candidate = Fp::from_bytes(&bytes);
+            bytes.zeroize();
+            if let Ok(v) = candidate {
+                return v;
+            }
+        }
     }
 
     /// Reduces 64 uniform bytes modulo l; the bias is below 2^-250.
@@ -74,23 +79,40 @@ impl Fp {
 
     /// The canonical little-endian encoding.
     pub fn to_bytes(&self) -> [u8; ENCODED_LEN] {
-        let limbs = self.0.into_bigint().0;
-        let mut out = [0u8; ENCODED_LEN];
-        for (chunk, limb) in out.chunks_exact_mut(8).zip(limbs) {
-            chunk.copy_from_slice(&limb.to_le_bytes());
-        }
-        out
+        limbs_to_bytes(&self.0.into_bigint().0)
     }
 
     /// Decodes the canonical encoding; a value ≥ l is an error, never silently reduced.
     pub fn from_bytes(bytes: &[u8; ENCODED_LEN]) -> Result<Self, NonCanonical> {
-        let mut limbs = [0u64; 4];
-        for (limb, chunk) in limbs.iter_mut().zip(bytes.chunks_exact(8)) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            *limb = u64::from_le_bytes(word);
+        Fr::from_bigint(BigInt(bytes_to_limbs(bytes)))
+            .map(Fp)
+            .ok_or(NonCanonical)
+    }
+
+    /// A second canonical encoding, for bulk MPC traffic: the Montgomery residue x·2^256 mod l in
+    /// little-endian limbs. It is a bijection onto [0, l) like [`Fp::to_bytes`], but costs no
+    /// conversion, which matters when a frame carries hundreds of thousands of elements.
+    #[inline]
+    pub fn to_montgomery_bytes(&self) -> [u8; ENCODED_LEN] {
+        limbs_to_bytes(&(self.0).0.0)
+    }
+
+    /// Decodes [`Fp::to_montgomery_bytes`]; a residue ≥ l is rejected.
+    #[inline]
+    pub fn from_montgomery_bytes(bytes: &[u8; ENCODED_LEN]) -> Result<Self, NonCanonical> {
+        let limbs = bytes_to_limbs(bytes);
+        let modulus = <Fr as PrimeField>::MODULUS.0;
+        // Compare from the most significant limb down.
+        for i in (0..4).rev() {
+            if limbs[i] != modulus[i] {
+                return if limbs[i] < modulus[i] {
+                    Ok(Fp(Fr::new_unchecked(BigInt(limbs))))
+                } else {
+                    Err(NonCanonical)
+                };
+            }
         }
-        Fr::from_bigint(BigInt(limbs)).map(Fp).ok_or(NonCanonical)
+        Err(NonCanonical)
     }
 
     /// The same value as a dalek `Scalar`, for use on the curve.
@@ -121,6 +143,24 @@ impl Fp {
     pub fn wipe(&mut self) {
         (self.0).0.0.zeroize();
     }
+}
+
+#[inline]
+fn limbs_to_bytes(limbs: &[u64; 4]) -> [u8; ENCODED_LEN] {
+    let mut out = [0u8; ENCODED_LEN];
+    for (chunk, limb) in out.chunks_exact_mut(8).zip(limbs) {
+        chunk.copy_from_slice(&limb.to_le_bytes());
+    }
+    out
+}
+
+#[inline]
+fn bytes_to_limbs(bytes: &[u8; ENCODED_LEN]) -> [u64; 4] {
+    let mut limbs = [0u64; 4];
+    for (limb, chunk) in limbs.iter_mut().zip(bytes.chunks_exact(8)) {
+        *limb = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
+    }
+    limbs
 }
 
 impl Zeroize for Fp {

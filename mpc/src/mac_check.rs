@@ -1,16 +1,20 @@
 //! The batched MAC check, as a four-round sub-protocol of a session.
 //!
-//! 1. Each party commits to a random seed; 2. opens it; the challenge r is derived from all seeds,
-//! so no party can choose it after the checked values are fixed. 3. Each party commits to
-//! σ_i = Σ r^k m_{k,i} − α_i · Σ r^k v_k (and to its view of the opened and public values);
-//! 4. opens it. The check passes iff Σσ_i = 0 and every party saw the same values. A forged value
-//! or MAC passes with probability about (number of values)/l.
+//! 1. Each party commits to a random seed.
+//! 2. Each opens its seed; the challenge r is derived from all seeds, so no party can choose it
+//!    after the checked values are fixed.
+//! 3. Each commits to σ_i = Σ r^k m_{k,i} − α_i · Σ r^k v_k and to its view of the opened and
+//!    public values.
+//! 4. Each opens that commitment.
+//!
+//! The check passes iff Σσ_i = 0 and every party saw the same values. A forged value or MAC passes
+//! with probability about (number of values)/l.
 
 use crate::commit::{Binding, Digest, coin, commit};
 use crate::field::Fp;
 use crate::session::Abort;
 use crate::share::{MacKeyShare, PartyId};
-use crate::wire::{Body, CheckReveal, SessionId};
+use crate::wire::{Body, BodyView, CheckReveal, SessionId};
 
 /// Which of a session's two checks this is, to name it in errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,15 +172,15 @@ impl MacCheck {
     }
 
     /// Takes party `from`'s message for the current step.
-    pub fn accept(&mut self, ctx: Ctx, from: PartyId, body: Body) -> Result<(), Abort> {
+    pub fn accept(&mut self, ctx: Ctx, from: PartyId, body: BodyView) -> Result<(), Abort> {
         let theirs = Binding {
             session: ctx.session,
             round: self.commit_round,
             party: from,
         };
         match (self.step, body) {
-            (Step::CommitSeed | Step::CommitReveal, Body::Commit(c)) => self.commits[from] = c,
-            (Step::OpenSeed, Body::Seed(seed)) => {
+            (Step::CommitSeed | Step::CommitReveal, BodyView::Commit(c)) => self.commits[from] = c,
+            (Step::OpenSeed, BodyView::Seed(seed)) => {
                 if commit(theirs, "coin", &[], &seed) != self.commits[from] {
                     return Err(Abort::CommitmentMismatch {
                         party: from,
@@ -185,7 +189,7 @@ impl MacCheck {
                 }
                 self.seeds[from] = seed;
             }
-            (Step::OpenReveal, Body::Reveal(r)) => {
+            (Step::OpenReveal, BodyView::Reveal(r)) => {
                 if commit(theirs, "reveal", &reveal_payload(&r), &r.nonce) != self.commits[from] {
                     return Err(Abort::CommitmentMismatch {
                         party: from,

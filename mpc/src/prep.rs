@@ -121,6 +121,7 @@ impl Material {
 }
 
 /// Takes `n` items from the front of a pool, or says how many there are.
+#[cfg_attr(not(feature = "insecure-dealer"), allow(dead_code))]
 pub(crate) fn draw<T>(
     pool: &mut Vec<T>,
     n: usize,

@@ -15,7 +15,9 @@ use crate::mac_check::{CheckStage, Committed, Ctx, MacCheck, OpenedLog, Progress
 use crate::prep::{Material, Requirements};
 use crate::schedule::Plan;
 use crate::share::{PartyId, Share};
-use crate::wire::{Body, DEFAULT_MAX_FRAME, Frame, FrameError, SessionId};
+use crate::wire::{
+    BodyView, DEFAULT_MAX_FRAME, Frame, FrameError, FrameView, SessionId, encode_values,
+};
 
 /// Who this party is in which session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +111,7 @@ pub enum Status {
 enum Phase {
     Inputs { received: Vec<Vec<Fp>> },
     Multiply { layer: usize, sums: Vec<Fp> },
-    Check(MacCheck),
+    Check(Box<MacCheck>),
     OpenOutputs { sums: Vec<Fp> },
     Finished,
     Poisoned,
@@ -254,7 +256,7 @@ impl Session {
         if self.received[from] {
             return Err(Abort::Duplicate { from });
         }
-        let frame = Frame::decode(bytes, self.cfg.max_frame)
+        let frame = FrameView::parse(bytes, self.cfg.max_frame)
             .map_err(|error| Abort::BadFrame { from, error })?;
         if frame.session != self.cfg.session {
             return Err(Abort::WrongSession { from });
@@ -278,36 +280,28 @@ impl Session {
     /// Prepares this party's frame for the round that starts now.
     fn begin_round(&mut self) {
         let ctx = self.ctx();
-        let body = match &mut self.phase {
-            Phase::Inputs { .. } => Body::Values(self.own_masked_inputs()),
+        let (session, round) = (ctx.session, ctx.round);
+        self.out = match &mut self.phase {
+            Phase::Inputs { .. } => encode_values(session, round, &self.own_masked_inputs()),
             Phase::Multiply { layer, sums } => {
-                *sums = beaver_masks(
-                    &self.plan.mul_layers[*layer],
-                    &self.circuit,
-                    &self.wires,
-                    &self.material,
-                    first_triple(&self.plan, *layer),
-                );
-                Body::Values(sums.clone())
+                let first = first_triple(&self.plan, *layer);
+                let gates = &self.plan.mul_layers[*layer];
+                *sums = beaver_masks(gates, &self.circuit, &self.wires, &self.material, first);
+                encode_values(session, round, sums)
             }
             Phase::OpenOutputs { sums } => {
-                *sums = self
-                    .circuit
-                    .outputs()
-                    .iter()
-                    .map(|w| self.wires[w.index()].value)
-                    .collect();
-                Body::Values(sums.clone())
+                let outputs = self.circuit.outputs().iter();
+                *sums = outputs.map(|w| self.wires[w.index()].value).collect();
+                encode_values(session, round, sums)
             }
-            Phase::Check(check) => check.outgoing(ctx),
+            Phase::Check(check) => Frame {
+                session,
+                round,
+                body: check.outgoing(ctx),
+            }
+            .encode(),
             Phase::Finished | Phase::Poisoned => return,
         };
-        self.out = Frame {
-            session: self.cfg.session,
-            round: self.round,
-            body,
-        }
-        .encode();
         self.received.iter_mut().for_each(|r| *r = false);
         self.waiting_for = self.cfg.parties - 1;
     }
@@ -320,10 +314,17 @@ impl Session {
             .collect()
     }
 
-    fn expect_values(from: PartyId, body: Body, len: usize) -> Result<Vec<Fp>, Abort> {
+    /// The values of a `Values` body of exactly `len` elements.
+    fn expect_values<'a>(
+        from: PartyId,
+        body: BodyView<'a>,
+        len: usize,
+    ) -> Result<impl Iterator<Item = Result<Fp, Abort>> + 'a, Abort> {
         match body {
-            Body::Values(v) if v.len() == len => Ok(v),
-            Body::Values(v) => Err(Abort::WrongLength {
+            BodyView::Values(v) if v.len() == len => Ok(v
+                .iter()
+                .map(move |r| r.map_err(|error| Abort::BadFrame { from, error }))),
+            BodyView::Values(v) => Err(Abort::WrongLength {
                 from,
                 expected: len,
                 got: v.len(),
@@ -336,17 +337,17 @@ impl Session {
         }
     }
 
-    fn accept(&mut self, from: PartyId, body: Body) -> Result<(), Abort> {
+    fn accept(&mut self, from: PartyId, body: BodyView) -> Result<(), Abort> {
         let ctx = self.ctx();
         match &mut self.phase {
             Phase::Inputs { received } => {
-                received[from] =
-                    Self::expect_values(from, body, self.plan.inputs_by_party[from].len())?;
+                let len = self.plan.inputs_by_party[from].len();
+                received[from] = Self::expect_values(from, body, len)?.collect::<Result<_, _>>()?;
             }
             Phase::Multiply { sums, .. } | Phase::OpenOutputs { sums } => {
                 let theirs = Self::expect_values(from, body, sums.len())?;
                 for (s, v) in sums.iter_mut().zip(theirs) {
-                    *s += v;
+                    *s += v?;
                 }
             }
             Phase::Check(check) => check.accept(ctx, from, body)?,
@@ -391,7 +392,11 @@ impl Session {
                     log.push(*v, self.wires[w.index()].mac);
                 }
                 self.outputs = sums;
-                Phase::Check(MacCheck::new(CheckStage::Outputs, log, self.cfg.parties))
+                Phase::Check(Box::new(MacCheck::new(
+                    CheckStage::Outputs,
+                    log,
+                    self.cfg.parties,
+                )))
             }
             Phase::Finished | Phase::Poisoned => unreachable!("checked by ensure_running"),
         };
@@ -420,11 +425,11 @@ impl Session {
             return Phase::OpenOutputs { sums: Vec::new() };
         }
         let log = std::mem::take(&mut self.log);
-        Phase::Check(MacCheck::new(
+        Phase::Check(Box::new(MacCheck::new(
             CheckStage::Intermediate,
             log,
             self.cfg.parties,
-        ))
+        )))
     }
 
     fn finish_inputs(&mut self, received: &[Vec<Fp>]) {
@@ -481,8 +486,18 @@ impl Session {
         }
     }
 
+    /// Ends a successful run. Consumed material and wire shares are dropped without the cost of
+    /// zeroizing hundreds of megabytes; the MAC key share zeroizes itself on drop.
     fn finish(&mut self) {
-        self.wipe();
+        self.material = Material {
+            key: self.material.key.clone(),
+            triples: Vec::new(),
+            randoms: Vec::new(),
+            input_masks: Vec::new(),
+        };
+        self.wires = Vec::new();
+        self.log = OpenedLog::default();
+        self.out = Bytes::new();
         self.phase = Phase::Finished;
     }
 

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! version u8 | session [u8; 16] | round u32 LE | tag u8 | body
-//! body:  Values = count u32 LE, count × 32-byte field elements
+//! body:  Values = count u32 LE, count × 32-byte field elements (Montgomery residues, see
+//!                 `Fp::to_montgomery_bytes`; canonical, so anything ≥ l is rejected)
 //!        Commit = 32 bytes        Seed = 32 bytes
 //!        Reveal = sigma, opened view, public view (3 × 32 bytes), nonce 32 bytes
 //! ```
@@ -57,18 +58,6 @@ pub struct CheckReveal {
     pub nonce: [u8; 32],
 }
 
-impl Body {
-    /// A short name for errors and logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Body::Values(_) => "values",
-            Body::Commit(_) => "commitment",
-            Body::Seed(_) => "coin seed",
-            Body::Reveal(_) => "MAC-check reveal",
-        }
-    }
-}
-
 /// Why a frame could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
@@ -91,46 +80,127 @@ const TAG_COMMIT: u8 = 2;
 const TAG_SEED: u8 = 3;
 const TAG_REVEAL: u8 = 4;
 
+fn encode_with(
+    session: SessionId,
+    round: u32,
+    tag: u8,
+    body_len: usize,
+    write: impl FnOnce(&mut BytesMut),
+) -> Bytes {
+    let mut out = BytesMut::with_capacity(HEADER_LEN + body_len);
+    out.put_u8(WIRE_VERSION);
+    out.put_slice(&session.0);
+    out.put_u32_le(round);
+    out.put_u8(tag);
+    write(&mut out);
+    out.freeze()
+}
+
+/// Encodes a `Values` frame straight from a slice.
+pub fn encode_values(session: SessionId, round: u32, values: &[Fp]) -> Bytes {
+    encode_with(
+        session,
+        round,
+        TAG_VALUES,
+        4 + values.len() * ENCODED_LEN,
+        |out| {
+            out.put_u32_le(values.len() as u32);
+            for v in values {
+                out.put_slice(&v.to_montgomery_bytes());
+            }
+        },
+    )
+}
+
 impl Frame {
     pub fn encode(&self) -> Bytes {
-        let body_len = match &self.body {
-            Body::Values(v) => 4 + v.len() * ENCODED_LEN,
-            Body::Commit(_) | Body::Seed(_) => 32,
-            Body::Reveal(_) => 4 * 32,
-        };
-        let mut out = BytesMut::with_capacity(HEADER_LEN + body_len);
-        out.put_u8(WIRE_VERSION);
-        out.put_slice(&self.session.0);
-        out.put_u32_le(self.round);
+        let (session, round) = (self.session, self.round);
         match &self.body {
-            Body::Values(values) => {
-                out.put_u8(TAG_VALUES);
-                out.put_u32_le(values.len() as u32);
-                for v in values {
-                    out.put_slice(&v.to_bytes());
-                }
-            }
-            Body::Commit(c) => {
-                out.put_u8(TAG_COMMIT);
-                out.put_slice(c);
-            }
-            Body::Seed(s) => {
-                out.put_u8(TAG_SEED);
-                out.put_slice(s);
-            }
-            Body::Reveal(r) => {
-                out.put_u8(TAG_REVEAL);
-                out.put_slice(&r.sigma.to_bytes());
-                out.put_slice(&r.opened_view.to_bytes());
-                out.put_slice(&r.public_view.to_bytes());
+            Body::Values(values) => encode_values(session, round, values),
+            Body::Commit(c) => encode_with(session, round, TAG_COMMIT, 32, |out| out.put_slice(c)),
+            Body::Seed(s) => encode_with(session, round, TAG_SEED, 32, |out| out.put_slice(s)),
+            Body::Reveal(r) => encode_with(session, round, TAG_REVEAL, 4 * 32, |out| {
+                out.put_slice(&r.sigma.to_montgomery_bytes());
+                out.put_slice(&r.opened_view.to_montgomery_bytes());
+                out.put_slice(&r.public_view.to_montgomery_bytes());
                 out.put_slice(&r.nonce);
-            }
+            }),
         }
-        out.freeze()
     }
 
-    /// Decodes an untrusted frame of at most `limit` bytes.
+    /// Decodes an untrusted frame of at most `limit` bytes, checking every field element.
     pub fn decode(bytes: &[u8], limit: usize) -> Result<Frame, FrameError> {
+        let view = FrameView::parse(bytes, limit)?;
+        let body = match view.body {
+            BodyView::Values(v) => Body::Values(v.iter().collect::<Result<_, _>>()?),
+            BodyView::Commit(c) => Body::Commit(c),
+            BodyView::Seed(s) => Body::Seed(s),
+            BodyView::Reveal(r) => Body::Reveal(r),
+        };
+        Ok(Frame {
+            session: view.session,
+            round: view.round,
+            body,
+        })
+    }
+}
+
+/// A frame parsed in place: field elements of a `Values` body are checked as they are read, so a
+/// large frame is consumed in one pass without a copy.
+#[derive(Clone, Debug)]
+pub struct FrameView<'a> {
+    pub session: SessionId,
+    pub round: u32,
+    pub body: BodyView<'a>,
+}
+
+/// The body of a [`FrameView`].
+#[derive(Clone, Debug)]
+pub enum BodyView<'a> {
+    Values(FieldElements<'a>),
+    Commit([u8; 32]),
+    Seed([u8; 32]),
+    Reveal(CheckReveal),
+}
+
+impl BodyView<'_> {
+    /// A short name for errors and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BodyView::Values(_) => "values",
+            BodyView::Commit(_) => "commitment",
+            BodyView::Seed(_) => "coin seed",
+            BodyView::Reveal(_) => "MAC-check reveal",
+        }
+    }
+}
+
+/// Encoded field elements whose count has been checked against the frame length.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldElements<'a>(&'a [u8]);
+
+impl<'a> FieldElements<'a> {
+    pub fn len(&self) -> usize {
+        self.0.len() / ENCODED_LEN
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The elements in order; a non-canonical one is an error.
+    pub fn iter(&self) -> impl Iterator<Item = Result<Fp, FrameError>> + use<'a> {
+        let bytes: &'a [u8] = self.0;
+        bytes.chunks_exact(ENCODED_LEN).map(|c| {
+            Fp::from_montgomery_bytes(c.try_into().expect("32-byte chunk"))
+                .map_err(|_| FrameError::NonCanonical)
+        })
+    }
+}
+
+impl<'a> FrameView<'a> {
+    /// Parses the header and body layout of an untrusted frame of at most `limit` bytes.
+    pub fn parse(bytes: &'a [u8], limit: usize) -> Result<FrameView<'a>, FrameError> {
         if bytes.len() > limit {
             return Err(FrameError::TooLarge {
                 len: bytes.len(),
@@ -147,18 +217,14 @@ impl Frame {
         let body = match r.u8()? {
             TAG_VALUES => {
                 let count = u32::from_le_bytes(r.array()?) as usize;
-                if r.0.len() < count.saturating_mul(ENCODED_LEN) {
-                    return Err(FrameError::Truncated);
-                }
-                let mut values = Vec::with_capacity(count);
-                for _ in 0..count {
-                    values.push(r.field()?);
-                }
-                Body::Values(values)
+                let len = count
+                    .checked_mul(ENCODED_LEN)
+                    .ok_or(FrameError::Truncated)?;
+                BodyView::Values(FieldElements(r.take(len)?))
             }
-            TAG_COMMIT => Body::Commit(r.array()?),
-            TAG_SEED => Body::Seed(r.array()?),
-            TAG_REVEAL => Body::Reveal(CheckReveal {
+            TAG_COMMIT => BodyView::Commit(r.array()?),
+            TAG_SEED => BodyView::Seed(r.array()?),
+            TAG_REVEAL => BodyView::Reveal(CheckReveal {
                 sigma: r.field()?,
                 opened_view: r.field()?,
                 public_view: r.field()?,
@@ -169,7 +235,7 @@ impl Frame {
         if !r.0.is_empty() {
             return Err(FrameError::TrailingBytes(r.0.len()));
         }
-        Ok(Frame {
+        Ok(FrameView {
             session,
             round,
             body,
@@ -179,14 +245,18 @@ impl Frame {
 
 struct Reader<'a>(&'a [u8]);
 
-impl Reader<'_> {
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], FrameError> {
-        let (head, rest) = self
-            .0
-            .split_first_chunk::<N>()
-            .ok_or(FrameError::Truncated)?;
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], FrameError> {
+        if self.0.len() < n {
+            return Err(FrameError::Truncated);
+        }
+        let (head, rest) = self.0.split_at(n);
         self.0 = rest;
-        Ok(*head)
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], FrameError> {
+        Ok(self.take(N)?.try_into().expect("took N bytes"))
     }
 
     fn u8(&mut self) -> Result<u8, FrameError> {
@@ -194,7 +264,7 @@ impl Reader<'_> {
     }
 
     fn field(&mut self) -> Result<Fp, FrameError> {
-        Fp::from_bytes(&self.array()?).map_err(|_| FrameError::NonCanonical)
+        Fp::from_montgomery_bytes(&self.array()?).map_err(|_| FrameError::NonCanonical)
     }
 }
 
@@ -255,7 +325,7 @@ mod tests {
                     Frame::decode(&bytes[..cut], DEFAULT_MAX_FRAME),
                     Err(FrameError::Truncated),
                     "cut at {cut} of {:?}",
-                    f.body.kind()
+                    f.body
                 );
             }
         }
