@@ -14,7 +14,7 @@ use crate::field::Fp;
 use crate::mac_check::{CheckStage, Committed, Ctx, MacCheck, OpenedLog, Progress};
 use crate::prep::{Material, Requirements};
 use crate::schedule::Plan;
-use crate::share::{PartyId, Share};
+use crate::share::{KeyError, KeyLease, PartyId, Share};
 use crate::wire::{
     BodyView, DEFAULT_MAX_FRAME, Frame, FrameError, FrameView, SessionId, encode_values,
 };
@@ -56,6 +56,8 @@ pub enum SetupError {
     },
     #[error("input mask {index} of this party carries no clear mask value")]
     MaskNotOwned { index: usize },
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
 /// Why a session aborted. Honest parties abort on any deviation; nothing secret is returned.
@@ -123,6 +125,8 @@ pub struct Session {
     circuit: Circuit,
     plan: Plan,
     material: Material,
+    /// Exclusive use of the MAC key for this session's lifetime.
+    lease: Option<KeyLease>,
     inputs: Vec<Fp>,
     wires: Vec<Share>,
     log: OpenedLog,
@@ -178,6 +182,7 @@ impl Session {
         {
             return Err(SetupError::MaskNotOwned { index });
         }
+        let lease = material.key.lease()?;
         let plan = Plan::new(&circuit);
         let mut wires = vec![Share::default(); circuit.gates().len()];
         for (&g, r) in plan.randoms.iter().zip(&material.randoms) {
@@ -189,6 +194,7 @@ impl Session {
             circuit,
             plan,
             material,
+            lease: Some(lease),
             inputs,
             wires,
             outputs: Vec::new(),
@@ -373,7 +379,8 @@ impl Session {
             }
             Phase::Check(mut check) => match check.complete(ctx, &self.material.key) {
                 Err(e) => {
-                    check.wipe();
+                    // Back in place so that poisoning sees the failed check.
+                    self.phase = Phase::Check(check);
                     return Err(e);
                 }
                 Ok(Progress::Continue) => Phase::Check(check),
@@ -498,11 +505,14 @@ impl Session {
         self.wires = Vec::new();
         self.log = OpenedLog::default();
         self.out = Bytes::new();
+        self.lease = None;
         self.phase = Phase::Finished;
     }
 
     fn poison(&mut self) {
         if let Phase::Check(check) = &mut self.phase {
+            // Whatever ended a MAC check, its outcome may tell the adversary something about α.
+            self.material.key.poison();
             check.wipe();
         }
         self.wipe();
@@ -519,6 +529,16 @@ impl Session {
         self.inputs = Vec::new();
         self.log.wipe();
         self.out = Bytes::new();
+        self.lease = None;
+    }
+}
+
+impl Drop for Session {
+    /// A session dropped mid-run (its driver cancelled) still wipes what it holds.
+    fn drop(&mut self) {
+        if !matches!(self.phase, Phase::Finished | Phase::Poisoned) {
+            self.wipe();
+        }
     }
 }
 
@@ -546,4 +566,33 @@ fn beaver_masks(
         out[m + k] = wires[y.index()].value - t.b.value;
     }
     out
+}
+
+#[cfg(all(test, feature = "insecure-dealer"))]
+mod tests {
+    use super::*;
+    use crate::circuit::CircuitBuilder;
+    use crate::dealer::InsecureDealer;
+
+    #[test]
+    fn one_key_serves_one_session_at_a_time() {
+        let mut b = CircuitBuilder::new(2);
+        let (x, y) = (b.random(), b.random());
+        let p = b.mul(x, y);
+        b.reveal(p);
+        let circuit = b.build();
+        let mut dealer = InsecureDealer::new(2, 1);
+        let first = dealer.deal(&circuit.requirements()).remove(0);
+        let mut second = dealer.deal(&circuit.requirements()).remove(0);
+        second.key = first.key.clone();
+        let cfg = SessionConfig::new(SessionId([1; 16]), 0, 2);
+        let running = Session::new(cfg, circuit.clone(), vec![], first).unwrap();
+        let again = second.clone();
+        assert!(matches!(
+            Session::new(cfg, circuit.clone(), vec![], again),
+            Err(SetupError::Key(KeyError::Busy))
+        ));
+        drop(running);
+        assert!(Session::new(cfg, circuit, vec![], second).is_ok());
+    }
 }

@@ -9,11 +9,13 @@ mod common;
 
 use bytes::Bytes;
 use common::{Cheat, FrameTamper, round_of, run_with_cheat};
+use conclave_mpc::dealer::InsecureDealer;
 use conclave_mpc::mac_check::{CheckStage, Committed};
 use conclave_mpc::prep::Material;
-use conclave_mpc::share::MacKeyShare;
+use conclave_mpc::session::SetupError;
+use conclave_mpc::share::{KeyError, MacKeyShare};
 use conclave_mpc::wire::{Body, DEFAULT_MAX_FRAME, Frame, FrameError, SessionId};
-use conclave_mpc::{Abort, Circuit, CircuitBuilder, Fp, PartyId};
+use conclave_mpc::{Abort, Circuit, CircuitBuilder, Fp, PartyId, Session, SessionConfig};
 
 const MUL_ROUND: u32 = 1;
 const COIN_COMMIT_ROUND: u32 = 3;
@@ -342,6 +344,36 @@ fn inconsistent_input_broadcast_is_caught_before_outputs_open() {
             );
         }
     }
+}
+
+#[test]
+fn a_failed_mac_check_poisons_the_key_for_good() {
+    let circuit = sum_and_product(3);
+    let cheat = tamper_material(|m| m.triples[0].a.mac += Fp::ONE);
+    let (results, keys) = common::run_keeping_keys(&circuit, &inputs(3), 5, cheat);
+    assert!(results.iter().all(Result::is_err));
+    for key in &keys {
+        assert!(key.is_poisoned());
+    }
+    // No new session can start under a poisoned key.
+    let mut material = InsecureDealer::new(3, 6)
+        .deal(&circuit.requirements())
+        .remove(1);
+    material.key = keys[1].clone();
+    let cfg = SessionConfig::new(SessionId([3; 16]), 1, 3);
+    assert_eq!(
+        Session::new(cfg, circuit, inputs(3).remove(1), material).err(),
+        Some(SetupError::Key(KeyError::Poisoned))
+    );
+}
+
+#[test]
+fn a_frame_error_before_any_check_leaves_the_key_usable() {
+    let circuit = sum_and_product(2);
+    let cheat = tamper_bytes_in(MUL_ROUND, |b| b.slice(..1));
+    let (results, keys) = common::run_keeping_keys(&circuit, &inputs(2), 5, cheat);
+    assert!(results[1].is_err());
+    assert!(!keys[1].is_poisoned());
 }
 
 #[test]

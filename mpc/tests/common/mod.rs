@@ -6,6 +6,7 @@ use bytes::Bytes;
 use conclave_mpc::dealer::InsecureDealer;
 use conclave_mpc::driver::run;
 use conclave_mpc::prep::Material;
+use conclave_mpc::share::MacKeyShare;
 use conclave_mpc::transport::{MemoryTransport, Transport, TransportError};
 use conclave_mpc::wire::{DEFAULT_MAX_FRAME, Frame, SessionId};
 use conclave_mpc::{Abort, Circuit, Fp, PartyId, Session, SessionConfig};
@@ -65,10 +66,21 @@ pub fn run_with_cheat(
     circuit: &Circuit,
     inputs: &[Vec<Fp>],
     seed: u64,
-    mut cheat: Cheat,
+    cheat: Cheat,
 ) -> Vec<Result<Vec<Fp>, Abort>> {
+    run_keeping_keys(circuit, inputs, seed, cheat).0
+}
+
+/// As [`run_with_cheat`], also returning a copy of each party's MAC key share.
+pub fn run_keeping_keys(
+    circuit: &Circuit,
+    inputs: &[Vec<Fp>],
+    seed: u64,
+    mut cheat: Cheat,
+) -> (Vec<Result<Vec<Fp>, Abort>>, Vec<MacKeyShare>) {
     let n = circuit.parties();
     let mut materials = InsecureDealer::new(n, seed).deal(&circuit.requirements());
+    let keys = materials.iter().map(|m| m.key.clone()).collect();
     if let Some(f) = cheat.material.take() {
         f(&mut materials[cheat.party]);
     }
@@ -113,7 +125,7 @@ pub fn run_with_cheat(
         for t in tasks {
             results.push(t.await.expect("party task panicked"));
         }
-        results
+        (results, keys)
     })
 }
 
