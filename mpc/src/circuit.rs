@@ -222,8 +222,10 @@ impl Circuit {
     }
 }
 
+/// Decoding goes through serde, whose sequence visitor preallocates at most 1 MiB whatever length
+/// a frame claims; memory then grows only with bytes actually present.
 fn bincode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<{ 1 << 30 }>()
+    bincode::config::standard().with_limit::<{ 256 << 20 }>()
 }
 
 /// Builds a circuit gate by gate; wires can only refer to gates already built.
