@@ -3,7 +3,6 @@
 //! Every commitment binds the session, the round it was sent in and the committing party, so a
 //! commitment cannot be replayed into another session or round or claimed by another party.
 
-use crate::field::Fp;
 use crate::share::PartyId;
 use crate::wire::SessionId;
 
@@ -31,17 +30,64 @@ pub fn commit(binding: Binding, label: &str, payload: &[u8], nonce: &[u8; 32]) -
     *h.finalize().as_bytes()
 }
 
-/// The jointly tossed challenge: a field element derived from every party's opened seed.
-pub fn coin(session: SessionId, round: u32, seeds: &[[u8; 32]]) -> Fp {
-    let mut h = blake3::Hasher::new_derive_key("conclave-mpc v1 coin");
-    h.update(&session.0);
-    h.update(&round.to_le_bytes());
-    for s in seeds {
-        h.update(s);
+/// Commit-then-open coin tossing among all parties: no party can bias the result, because each
+/// commits to its seed before seeing any other.
+pub(crate) struct CoinToss {
+    seed: [u8; 32],
+    /// The round in which the commitments were sent.
+    commit_round: u32,
+    commits: Vec<Digest>,
+    seeds: Vec<[u8; 32]>,
+}
+
+impl CoinToss {
+    pub fn new(parties: usize) -> Self {
+        CoinToss {
+            seed: rand::random(),
+            commit_round: 0,
+            commits: vec![[0; 32]; parties],
+            seeds: vec![[0; 32]; parties],
+        }
     }
-    let mut wide = [0u8; 64];
-    h.finalize_xof().fill(&mut wide);
-    Fp::from_uniform_bytes(&wide)
+
+    /// This party's commitment, sent in round `me.round`.
+    pub fn commitment(&mut self, me: Binding) -> Digest {
+        self.commit_round = me.round;
+        self.commits[me.party] = commit(me, "coin", &[], &self.seed);
+        self.commits[me.party]
+    }
+
+    pub fn take_commitment(&mut self, from: PartyId, c: Digest) {
+        self.commits[from] = c;
+    }
+
+    /// This party's seed, opening its commitment.
+    pub fn opening(&mut self, party: PartyId) -> [u8; 32] {
+        self.seeds[party] = self.seed;
+        self.seed
+    }
+
+    /// Takes party `from`'s seed; false if it does not open `from`'s commitment.
+    pub fn take_opening(&mut self, session: SessionId, from: PartyId, seed: [u8; 32]) -> bool {
+        let binding = Binding {
+            session,
+            round: self.commit_round,
+            party: from,
+        };
+        self.seeds[from] = seed;
+        commit(binding, "coin", &[], &seed) == self.commits[from]
+    }
+
+    /// The tossed coin: a PRG seed derived from every party's seed.
+    pub fn result(&self, session: SessionId) -> [u8; 16] {
+        let mut h = blake3::Hasher::new_derive_key("conclave-mpc v1 coin");
+        h.update(&session.0);
+        h.update(&self.commit_round.to_le_bytes());
+        for s in &self.seeds {
+            h.update(s);
+        }
+        h.finalize().as_bytes()[..16].try_into().expect("16 bytes")
+    }
 }
 
 #[cfg(test)]

@@ -72,6 +72,15 @@ impl Fp {
         }
     }
 
+    /// Maps 256 uniform bits to a field element without any arithmetic: the low 252 bits, read as
+    /// a Montgomery residue. Since 2^252 < l < 2^252 + 2^125, the result is within statistical
+    /// distance 2^-127 of uniform. Both sides of a PRG derive the same element from the same bits.
+    #[inline]
+    pub fn from_252_bits(mut bytes: [u8; ENCODED_LEN]) -> Self {
+        bytes[31] &= 0x0f;
+        Fp(Fr::new_unchecked(BigInt(bytes_to_limbs(&bytes))))
+    }
+
     /// Reduces 64 uniform bytes modulo l; the bias is below 2^-250.
     pub fn from_uniform_bytes(bytes: &[u8; 64]) -> Self {
         Fp(Fr::from_le_bytes_mod_order(bytes))

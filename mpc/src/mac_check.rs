@@ -10,8 +10,9 @@
 //! The check passes iff Σσ_i = 0 and every party saw the same values. A forged value or MAC passes
 //! with probability about (number of values)/l.
 
-use crate::commit::{Binding, Digest, coin, commit};
+use crate::commit::{Binding, CoinToss, Digest, commit};
 use crate::field::Fp;
+use crate::ot::prg::Prg;
 use crate::session::Abort;
 use crate::share::{MacKeyShare, PartyId};
 use crate::wire::{Body, BodyView, CheckReveal, SessionId};
@@ -100,12 +101,11 @@ pub(crate) struct MacCheck {
     pub stage: CheckStage,
     step: Step,
     log: OpenedLog,
-    seed: [u8; 32],
+    coin: CoinToss,
     reveal: CheckReveal,
     /// The round in which the commitments now awaiting their openings were sent.
     commit_round: u32,
     commits: Vec<Digest>,
-    seeds: Vec<[u8; 32]>,
     reveals: Vec<CheckReveal>,
 }
 
@@ -127,11 +127,10 @@ impl MacCheck {
             stage,
             step: Step::CommitSeed,
             log,
-            seed: rand::random(),
+            coin: CoinToss::new(parties),
             reveal: empty,
             commit_round: 0,
             commits: vec![[0; 32]; parties],
-            seeds: vec![[0; 32]; parties],
             reveals: vec![empty; parties],
         }
     }
@@ -144,15 +143,8 @@ impl MacCheck {
             party: ctx.party,
         };
         match self.step {
-            Step::CommitSeed => {
-                self.commit_round = ctx.round;
-                self.commits[ctx.party] = commit(me, "coin", &[], &self.seed);
-                Body::Commit(self.commits[ctx.party])
-            }
-            Step::OpenSeed => {
-                self.seeds[ctx.party] = self.seed;
-                Body::Seed(self.seed)
-            }
+            Step::CommitSeed => Body::Commit(self.coin.commitment(me)),
+            Step::OpenSeed => Body::Seed(self.coin.opening(ctx.party)),
             Step::CommitReveal => {
                 self.commit_round = ctx.round;
                 let c = commit(
@@ -179,15 +171,15 @@ impl MacCheck {
             party: from,
         };
         match (self.step, body) {
-            (Step::CommitSeed | Step::CommitReveal, BodyView::Commit(c)) => self.commits[from] = c,
+            (Step::CommitSeed, BodyView::Commit(c)) => self.coin.take_commitment(from, c),
+            (Step::CommitReveal, BodyView::Commit(c)) => self.commits[from] = c,
             (Step::OpenSeed, BodyView::Seed(seed)) => {
-                if commit(theirs, "coin", &[], &seed) != self.commits[from] {
+                if !self.coin.take_opening(ctx.session, from, seed) {
                     return Err(Abort::CommitmentMismatch {
                         party: from,
                         what: Committed::CoinSeed,
                     });
                 }
-                self.seeds[from] = seed;
             }
             (Step::OpenReveal, BodyView::Reveal(r)) => {
                 if commit(theirs, "reveal", &reveal_payload(&r), &r.nonce) != self.commits[from] {
@@ -222,7 +214,7 @@ impl MacCheck {
         match self.step {
             Step::CommitSeed => self.step = Step::OpenSeed,
             Step::OpenSeed => {
-                let r = coin(ctx.session, self.commit_round, &self.seeds);
+                let r = Prg::new(&self.coin.result(ctx.session), 0).field_elements(1)[0];
                 let opened_view = combine(&self.log.values, r);
                 let public_view = combine(&self.log.publics, r);
                 let mac_sum = combine(&self.log.macs, r);

@@ -13,11 +13,10 @@ use crate::circuit::{Circuit, CircuitError, Gate};
 use crate::field::Fp;
 use crate::mac_check::{CheckStage, Committed, Ctx, MacCheck, OpenedLog, Progress};
 use crate::prep::{Material, Requirements};
+use crate::rounds::RoundGate;
 use crate::schedule::Plan;
 use crate::share::{KeyError, KeyLease, PartyId, Share};
-use crate::wire::{
-    BodyView, DEFAULT_MAX_FRAME, Frame, FrameError, FrameView, SessionId, encode_values,
-};
+use crate::wire::{BodyView, DEFAULT_MAX_FRAME, Frame, FrameError, SessionId, encode_values};
 
 /// Who this party is in which session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,9 +131,7 @@ pub struct Session {
     log: OpenedLog,
     outputs: Vec<Fp>,
     phase: Phase,
-    round: u32,
-    received: Vec<bool>,
-    waiting_for: usize,
+    gate: RoundGate,
     out: Bytes,
 }
 
@@ -201,9 +198,7 @@ impl Session {
             phase: Phase::Inputs {
                 received: vec![Vec::new(); cfg.parties],
             },
-            round: 0,
-            received: vec![false; cfg.parties],
-            waiting_for: 0,
+            gate: RoundGate::new(cfg.session, cfg.party, cfg.parties, cfg.max_frame),
             out: Bytes::new(),
         };
         session.begin_round();
@@ -218,7 +213,7 @@ impl Session {
 
     /// The current round number.
     pub fn round(&self) -> u32 {
-        self.round
+        self.gate.round
     }
 
     /// Takes party `from`'s frame for the current round. Returns [`Status::Done`] with the outputs
@@ -250,37 +245,18 @@ impl Session {
     fn ctx(&self) -> Ctx {
         Ctx {
             session: self.cfg.session,
-            round: self.round,
+            round: self.gate.round,
             party: self.cfg.party,
         }
     }
 
     fn take_frame(&mut self, from: PartyId, bytes: &[u8]) -> Result<Status, Abort> {
-        if from >= self.cfg.parties || from == self.cfg.party {
-            return Err(Abort::UnknownParty { from });
+        let body = self.gate.admit(from, bytes)?;
+        self.accept(from, body)?;
+        if self.gate.accepted(from) {
+            return self.complete_round();
         }
-        if self.received[from] {
-            return Err(Abort::Duplicate { from });
-        }
-        let frame = FrameView::parse(bytes, self.cfg.max_frame)
-            .map_err(|error| Abort::BadFrame { from, error })?;
-        if frame.session != self.cfg.session {
-            return Err(Abort::WrongSession { from });
-        }
-        if frame.round != self.round {
-            return Err(Abort::WrongRound {
-                from,
-                expected: self.round,
-                got: frame.round,
-            });
-        }
-        self.accept(from, frame.body)?;
-        self.received[from] = true;
-        self.waiting_for -= 1;
-        if self.waiting_for > 0 {
-            return Ok(Status::Continue);
-        }
-        self.complete_round()
+        Ok(Status::Continue)
     }
 
     /// Prepares this party's frame for the round that starts now.
@@ -308,8 +284,6 @@ impl Session {
             .encode(),
             Phase::Finished | Phase::Poisoned => return,
         };
-        self.received.iter_mut().for_each(|r| *r = false);
-        self.waiting_for = self.cfg.parties - 1;
     }
 
     fn own_masked_inputs(&self) -> Vec<Fp> {
@@ -407,7 +381,7 @@ impl Session {
             }
             Phase::Finished | Phase::Poisoned => unreachable!("checked by ensure_running"),
         };
-        self.round += 1;
+        self.gate.advance();
         self.phase = next;
         if matches!(self.phase, Phase::Finished) {
             self.finish();
