@@ -21,6 +21,7 @@ pub mod dealer;
 pub mod driver;
 pub mod field;
 pub mod mac_check;
+pub mod mascot;
 pub mod ot;
 pub mod prep;
 mod rounds;

@@ -24,6 +24,8 @@ pub enum CheckStage {
     Intermediate,
     /// The opened outputs, checked before they are returned.
     Outputs,
+    /// A preprocessing batch: the sacrifice of every triple and the consistency of every MAC.
+    Preprocessing,
 }
 
 /// What a commitment that failed to open was for.

@@ -19,12 +19,17 @@ pub(crate) struct RoundGate {
 
 impl RoundGate {
     pub fn new(session: SessionId, party: PartyId, parties: usize, max_frame: usize) -> Self {
+        Self::starting_at(session, party, parties, max_frame, 0)
+    }
+
+    /// A gate whose first round is `round` (for protocols that continue a session).
+    pub fn starting_at(session: SessionId, party: PartyId, parties: usize, max_frame: usize, round: u32) -> Self {
         RoundGate {
             session,
             party,
             parties,
             max_frame,
-            round: 0,
+            round,
             received: vec![false; parties],
             waiting: parties - 1,
         }

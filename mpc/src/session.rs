@@ -94,6 +94,13 @@ pub enum Abort {
     UnknownParty { from: PartyId },
     #[error("party {from} sent twice in one round")]
     Duplicate { from: PartyId },
+    #[error("party {party}'s OT-extension message failed the correlation check")]
+    OtCheckFailed { party: PartyId },
+    #[error("base OT with party {party} failed: {error}")]
+    BaseOt {
+        party: PartyId,
+        error: crate::ot::base::BaseOtError,
+    },
     #[error("transport to party {peer} failed: {reason}")]
     Transport { peer: PartyId, reason: String },
     #[error("the session already ended ({0})")]

@@ -6,6 +6,7 @@
 //!                 `Fp::to_montgomery_bytes`; canonical, so anything ≥ l is rejected)
 //!        Commit = 32 bytes        Seed = 32 bytes
 //!        Reveal = sigma, opened view, public view (3 × 32 bytes), nonce 32 bytes
+//!        Bytes  = len u32 LE, len bytes
 //! ```
 //! The codec is written by hand rather than with bincode so that a frame of field elements costs no
 //! per-element framing and a decoder never allocates more than the frame it was given.
@@ -44,6 +45,8 @@ pub enum Body {
     Seed([u8; 32]),
     /// The opening of a MAC-check commitment.
     Reveal(CheckReveal),
+    /// Opaque bytes whose length the receiving protocol checks (OT messages, curve points).
+    Bytes(Vec<u8>),
 }
 
 /// What a party reveals in the last round of a MAC check.
@@ -79,6 +82,7 @@ const TAG_VALUES: u8 = 1;
 const TAG_COMMIT: u8 = 2;
 const TAG_SEED: u8 = 3;
 const TAG_REVEAL: u8 = 4;
+const TAG_BYTES: u8 = 5;
 
 fn encode_with(
     session: SessionId,
@@ -125,6 +129,10 @@ impl Frame {
                 out.put_slice(&r.public_view.to_montgomery_bytes());
                 out.put_slice(&r.nonce);
             }),
+            Body::Bytes(b) => encode_with(session, round, TAG_BYTES, 4 + b.len(), |out| {
+                out.put_u32_le(b.len() as u32);
+                out.put_slice(b);
+            }),
         }
     }
 
@@ -136,6 +144,7 @@ impl Frame {
             BodyView::Commit(c) => Body::Commit(c),
             BodyView::Seed(s) => Body::Seed(s),
             BodyView::Reveal(r) => Body::Reveal(r),
+            BodyView::Bytes(b) => Body::Bytes(b.to_vec()),
         };
         Ok(Frame {
             session: view.session,
@@ -161,6 +170,7 @@ pub enum BodyView<'a> {
     Commit([u8; 32]),
     Seed([u8; 32]),
     Reveal(CheckReveal),
+    Bytes(&'a [u8]),
 }
 
 impl BodyView<'_> {
@@ -171,6 +181,7 @@ impl BodyView<'_> {
             BodyView::Commit(_) => "commitment",
             BodyView::Seed(_) => "coin seed",
             BodyView::Reveal(_) => "MAC-check reveal",
+            BodyView::Bytes(_) => "bytes",
         }
     }
 }
@@ -230,6 +241,10 @@ impl<'a> FrameView<'a> {
                 public_view: r.field()?,
                 nonce: r.array()?,
             }),
+            TAG_BYTES => {
+                let len = u32::from_le_bytes(r.array()?) as usize;
+                BodyView::Bytes(r.take(len)?)
+            }
             tag => return Err(FrameError::UnknownTag(tag)),
         };
         if !r.0.is_empty() {
@@ -305,6 +320,11 @@ mod tests {
                     public_view: Fp::from_u64(7),
                     nonce: [3; 32],
                 }),
+            },
+            Frame {
+                session,
+                round: 8,
+                body: Body::Bytes(vec![1, 2, 3]),
             },
         ]
     }

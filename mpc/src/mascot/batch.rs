@@ -1,0 +1,622 @@
+//! One MASCOT batch, sans-IO: triples, random values and input masks, output only if every check
+//! passed.
+//!
+//! Rounds (frames per peer unless noted):
+//! 1. **Extend**: as KOS receiver, the OT-extension message whose choices are the bits of this
+//!    party's τ·N candidate values a_{t,k}; each peer checks it (KOS) before using it.
+//! 2. **Gilboa**: as KOS sender, corrections d = v0 − v1 + b_t, so the peer's chosen message
+//!    gives it a share of a_{t,k}·b_t (Gilboa); every party ends with a share of c_{t,k} =
+//!    a_{t,k}·b_t where a = Σ_i a^i, b = Σ_i b^i.
+//! 3–4. Coin toss (broadcast): r, r̂ combine the τ candidates into (a, c) and (â, ĉ), so a
+//!    selective-failure attack on the Gilboa step learns nothing about a.
+//! 5. **Authenticate**: COPE messages MACing this party's shares of a, b, c, â, ĉ, its random
+//!    values, its input masks and one random x₀, under every peer's key share.
+//! 6–7. Coin toss (broadcast): the sacrifice challenges s_t and the coefficients χ.
+//! 8. **Open** (broadcast): ρ_t = s_t·a_t − â_t, and y = Σ χ_k·v_k + x₀ over every value MACed.
+//! 9–12. MAC check of ρ, y, and of s_t·c_t − ĉ_t − ρ_t·b_t claimed to be 0 (the sacrifice).
+
+use bytes::Bytes;
+
+use super::cope::{FIELD_BITS, bits};
+use super::{MAX_PREP_FRAME, MascotKeys, TAU, pair_context};
+use crate::commit::{Binding, CoinToss};
+use crate::driver::{Outgoing, Protocol};
+use crate::field::Fp;
+use crate::mac_check::{CheckStage, Committed, Ctx, MacCheck, OpenedLog, Progress};
+use crate::ot::kos::KosReceiver;
+use crate::ot::prg::Prg;
+use crate::prep::{InputMask, Triple};
+use crate::rounds::RoundGate;
+use crate::session::Abort;
+use crate::share::{PartyId, Share};
+use crate::wire::{Body, BodyView, Frame, encode_values};
+
+/// The most triples, or random values plus masks, in one batch (bounded by the frame size).
+pub const MAX_PER_BATCH: usize = 1024;
+
+/// What one batch produces.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchSpec {
+    pub triples: usize,
+    pub randoms: usize,
+    /// Input masks for each owner.
+    pub masks: Vec<usize>,
+}
+
+/// Why a batch was not started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("a batch holds at most {MAX_PER_BATCH} triples and {MAX_PER_BATCH} randoms plus masks")]
+    TooLarge,
+    #[error("the batch names masks for {got} parties, the committee has {parties}")]
+    MaskOwners { got: usize, parties: usize },
+    #[error("the OT state with party {0} was destroyed after a failed check")]
+    PairDestroyed(PartyId),
+}
+
+/// What one batch produced for this party: all of it checked.
+#[derive(Clone, Debug, Default)]
+pub struct BatchOutput {
+    pub triples: Vec<Triple>,
+    pub randoms: Vec<Share>,
+    /// Input masks by owner.
+    pub masks: Vec<Vec<InputMask>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Extend,
+    Gilboa,
+    CombineCommit,
+    CombineOpen,
+    Authenticate,
+    ChallengeCommit,
+    ChallengeOpen,
+    Open,
+    Check,
+}
+
+/// One party's state in one batch. Borrows the party's long-lived OT state.
+pub struct Batch<'k> {
+    keys: &'k mut MascotKeys,
+    spec: BatchSpec,
+    batch: u64,
+    gate: RoundGate,
+    step: Step,
+    out: Outgoing,
+    /// Candidate a_{t,k} (index t·τ + k) and b_t.
+    a: Vec<Fp>,
+    b: Vec<Fp>,
+    /// Shares of a_{t,k}·b_t being accumulated.
+    c: Vec<Fp>,
+    /// KOS receiver rows for each peer.
+    t_rows: Vec<Vec<u128>>,
+    /// Gilboa corrections for each peer.
+    corrections: Vec<Vec<Fp>>,
+    coin: CoinToss,
+    /// This party's COPE inputs and its own MAC shares of them.
+    inputs: Vec<Fp>,
+    own_macs: Vec<Fp>,
+    /// MAC shares this party holds of each peer's inputs.
+    peer_macs: Vec<Vec<Fp>>,
+    /// Authenticated values (see `assemble`) and the batch's x₀.
+    items: Vec<Share>,
+    x0: Share,
+    /// Sacrifice challenges, and the shares opened in `Open`.
+    s: Vec<Fp>,
+    opened: Vec<Fp>,
+    open_shares: Vec<Share>,
+    check: Option<Box<MacCheck>>,
+    done: bool,
+}
+
+impl<'k> Batch<'k> {
+    /// Starts a batch for `spec` with this party's `keys`.
+    pub fn new(keys: &'k mut MascotKeys, spec: BatchSpec) -> Result<Self, BatchError> {
+        let extra: usize = spec.randoms + spec.masks.iter().sum::<usize>();
+        if spec.triples > MAX_PER_BATCH || extra > MAX_PER_BATCH {
+            return Err(BatchError::TooLarge);
+        }
+        if spec.masks.len() != keys.parties {
+            return Err(BatchError::MaskOwners {
+                got: spec.masks.len(),
+                parties: keys.parties,
+            });
+        }
+        let mut rng = rand::rng();
+        let n = spec.triples;
+        let a: Vec<Fp> = (0..n * TAU).map(|_| Fp::random(&mut rng)).collect();
+        let b: Vec<Fp> = (0..n).map(|_| Fp::random(&mut rng)).collect();
+        let c = (0..n * TAU).map(|g| a[g] * b[g / TAU]).collect();
+        let batch = keys.next_batch;
+        keys.next_batch += 1;
+        let gate = RoundGate::starting_at(
+            keys.session,
+            keys.party,
+            keys.parties,
+            MAX_PREP_FRAME,
+            keys.next_round,
+        );
+        let parties = keys.parties;
+        let choices: Vec<bool> = a.iter().flat_map(bits).collect();
+        let mut t_rows = vec![Vec::new(); parties];
+        let mut frames = vec![Bytes::new(); parties];
+        for j in gate.peers() {
+            let pair = keys.pairs[j].as_ref().ok_or(BatchError::PairDestroyed(j))?;
+            let context = pair_context(keys.session, keys.party, j, "KOS");
+            let (msg, rows) = pair.kos_receiver.extend(&context, batch, &choices, &mut rng);
+            t_rows[j] = rows;
+            frames[j] = frame(&gate, Body::Bytes(msg));
+        }
+        Ok(Batch {
+            spec,
+            batch,
+            step: Step::Extend,
+            out: Outgoing::PerPeer(frames),
+            a,
+            b,
+            c,
+            t_rows,
+            corrections: vec![Vec::new(); parties],
+            coin: CoinToss::new(parties),
+            inputs: Vec::new(),
+            own_macs: Vec::new(),
+            peer_macs: vec![Vec::new(); parties],
+            items: Vec::new(),
+            x0: Share::default(),
+            s: Vec::new(),
+            opened: Vec::new(),
+            open_shares: Vec::new(),
+            check: None,
+            done: false,
+            gate,
+            keys,
+        })
+    }
+
+    /// How many values party `j` authenticates in round 5.
+    fn input_len(&self, j: PartyId) -> usize {
+        5 * self.spec.triples + self.spec.randoms + self.spec.masks[j] + 1
+    }
+
+    fn ctx(&self) -> Ctx {
+        Ctx {
+            session: self.gate.session,
+            round: self.gate.round,
+            party: self.gate.party,
+        }
+    }
+
+    fn accept(&mut self, from: PartyId, body: BodyView) -> Result<(), Abort> {
+        let n = self.spec.triples;
+        let ots = n * TAU * FIELD_BITS;
+        match self.step {
+            Step::Extend => {
+                let msg = expect_bytes(from, body)?;
+                let context = pair_context(self.gate.session, from, self.gate.party, "KOS");
+                let pair = self.keys.pairs[from].as_mut().expect("checked at start");
+                let q = pair
+                    .kos_sender
+                    .extend(&context, self.batch, ots, msg)
+                    .map_err(|_| Abort::OtCheckFailed { party: from })?;
+                let mut d = Vec::with_capacity(ots);
+                for g in 0..n * TAU {
+                    let b = self.b[g / TAU];
+                    let mut acc = Fp::ZERO;
+                    for h in (0..FIELD_BITS).rev() {
+                        let j = g * FIELD_BITS + h;
+                        let (v0, v1) = pair.kos_sender.outputs(self.batch, j, q[j]);
+                        d.push(v0 - v1 + b);
+                        acc = acc + acc + v0;
+                    }
+                    self.c[g] -= acc;
+                }
+                self.corrections[from] = d;
+            }
+            Step::Gilboa => {
+                let d = expect_values(from, body, ots)?;
+                let rows = &self.t_rows[from];
+                let mut k = 0;
+                for g in 0..n * TAU {
+                    let abits: Vec<bool> = bits(&self.a[g]).collect();
+                    let mut acc = Fp::ZERO;
+                    for h in (0..FIELD_BITS).rev() {
+                        let j = g * FIELD_BITS + h;
+                        let mut v = KosReceiver::output(self.batch, j, rows[j]);
+                        if abits[h] {
+                            v += d[k];
+                        }
+                        k += 1;
+                        acc = acc + acc + v;
+                    }
+                    self.c[g] += acc;
+                }
+            }
+            Step::CombineCommit | Step::ChallengeCommit => match body {
+                BodyView::Commit(c) => self.coin.take_commitment(from, c),
+                other => return Err(unexpected(from, "commitment", &other)),
+            },
+            Step::CombineOpen | Step::ChallengeOpen => match body {
+                BodyView::Seed(seed) => {
+                    if !self.coin.take_opening(self.gate.session, from, seed) {
+                        return Err(Abort::CommitmentMismatch {
+                            party: from,
+                            what: Committed::CoinSeed,
+                        });
+                    }
+                }
+                other => return Err(unexpected(from, "coin seed", &other)),
+            },
+            Step::Authenticate => {
+                let len = self.input_len(from);
+                let u = match body {
+                    BodyView::Values(u) if u.len() == FIELD_BITS * len => u,
+                    BodyView::Values(u) => {
+                        return Err(Abort::WrongLength {
+                            from,
+                            expected: FIELD_BITS * len,
+                            got: u.len(),
+                        });
+                    }
+                    other => return Err(unexpected(from, "values", &other)),
+                };
+                let pair = self.keys.pairs[from].as_ref().expect("checked at start");
+                self.peer_macs[from] = pair
+                    .cope_receiver
+                    .extend(self.batch, len, u)
+                    .map_err(|error| Abort::BadFrame { from, error })?;
+            }
+            Step::Open => {
+                let theirs = expect_values(from, body, self.opened.len())?;
+                for (o, v) in self.opened.iter_mut().zip(theirs) {
+                    *o += v;
+                }
+            }
+            Step::Check => {
+                let ctx = self.ctx();
+                self.check.as_mut().expect("in check").accept(ctx, from, body)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes the round; the batch's output after the last one.
+    fn complete(&mut self) -> Result<Option<BatchOutput>, Abort> {
+        let me = self.gate.party;
+        let next = match self.step {
+            Step::Extend => Step::Gilboa,
+            Step::Gilboa => Step::CombineCommit,
+            Step::CombineCommit => Step::CombineOpen,
+            Step::CombineOpen => {
+                self.combine_and_prepare_inputs();
+                Step::Authenticate
+            }
+            Step::Authenticate => {
+                self.assemble();
+                self.coin = CoinToss::new(self.gate.parties);
+                Step::ChallengeCommit
+            }
+            Step::ChallengeCommit => Step::ChallengeOpen,
+            Step::ChallengeOpen => {
+                self.prepare_open();
+                Step::Open
+            }
+            Step::Open => {
+                let log = self.sacrifice_log();
+                self.check = Some(Box::new(MacCheck::new(CheckStage::Preprocessing, log, self.gate.parties)));
+                Step::Check
+            }
+            Step::Check => {
+                let ctx = self.ctx();
+                let check = self.check.as_mut().expect("in check");
+                match check.complete(ctx, &self.keys.key)? {
+                    Progress::Continue => Step::Check,
+                    Progress::Passed => {
+                        self.done = true;
+                        self.keys.next_round = self.gate.round + 1;
+                        return Ok(Some(self.output()));
+                    }
+                }
+            }
+        };
+        self.gate.advance();
+        self.step = next;
+        let ctx = self.ctx();
+        let me_binding = Binding {
+            session: ctx.session,
+            round: ctx.round,
+            party: me,
+        };
+        self.out = match next {
+            Step::Gilboa => {
+                let frames = (0..self.gate.parties)
+                    .map(|j| {
+                        let d = std::mem::take(&mut self.corrections[j]);
+                        if j == me { Bytes::new() } else { encode_values(ctx.session, ctx.round, &d) }
+                    })
+                    .collect();
+                Outgoing::PerPeer(frames)
+            }
+            Step::CombineCommit | Step::ChallengeCommit => {
+                Outgoing::Broadcast(frame(&self.gate, Body::Commit(self.coin.commitment(me_binding))))
+            }
+            Step::CombineOpen | Step::ChallengeOpen => {
+                Outgoing::Broadcast(frame(&self.gate, Body::Seed(self.coin.opening(me))))
+            }
+            Step::Authenticate => {
+                let mut rows: Vec<(Vec<Fp>, Vec<Fp>)> = Vec::new();
+                let mut frames = vec![Bytes::new(); self.gate.parties];
+                for j in self.gate.peers() {
+                    let pair = self.keys.pairs[j].as_ref().expect("checked at start");
+                    let (u, t) = pair.cope_sender.extend(self.batch, &self.inputs);
+                    frames[j] = encode_values(ctx.session, ctx.round, &u);
+                    rows.push((Vec::new(), t));
+                }
+                let alpha = self.keys.key.value();
+                self.own_macs = self.inputs.iter().map(|x| alpha * *x).collect();
+                for (_, t) in rows {
+                    for (m, tk) in self.own_macs.iter_mut().zip(t) {
+                        *m += tk;
+                    }
+                }
+                Outgoing::PerPeer(frames)
+            }
+            Step::Open => Outgoing::Broadcast(encode_values(ctx.session, ctx.round, &self.opened)),
+            Step::Check => {
+                let body = self.check.as_mut().expect("in check").outgoing(ctx);
+                Outgoing::Broadcast(frame(&self.gate, body))
+            }
+            Step::Extend => unreachable!("extend is only the first round"),
+        };
+        Ok(None)
+    }
+
+    /// Combines the τ candidates with the tossed r, r̂ and lays out this party's COPE inputs:
+    /// a, b, c, â, ĉ (N each), random shares, own masks, x₀.
+    fn combine_and_prepare_inputs(&mut self) {
+        let n = self.spec.triples;
+        let mut prg = Prg::new(&self.coin.result(self.gate.session), 1);
+        let r = prg.field_elements(2 * TAU * n);
+        let mut rng = rand::rng();
+        let mut a = Vec::with_capacity(n);
+        let mut c = Vec::with_capacity(n);
+        let mut ah = Vec::with_capacity(n);
+        let mut ch = Vec::with_capacity(n);
+        for t in 0..n {
+            let (mut sa, mut sc, mut sah, mut sch) = (Fp::ZERO, Fp::ZERO, Fp::ZERO, Fp::ZERO);
+            for k in 0..TAU {
+                let g = t * TAU + k;
+                let (rk, rhk) = (r[2 * g], r[2 * g + 1]);
+                sa += rk * self.a[g];
+                sc += rk * self.c[g];
+                sah += rhk * self.a[g];
+                sch += rhk * self.c[g];
+            }
+            a.push(sa);
+            c.push(sc);
+            ah.push(sah);
+            ch.push(sch);
+        }
+        let me = self.gate.party;
+        let mut inputs = Vec::with_capacity(self.input_len(me));
+        inputs.extend(a);
+        inputs.extend_from_slice(&self.b);
+        inputs.extend(c);
+        inputs.extend(ah);
+        inputs.extend(ch);
+        inputs.extend((0..self.spec.randoms + self.spec.masks[me] + 1).map(|_| Fp::random(&mut rng)));
+        self.inputs = inputs;
+        self.a.iter_mut().chain(self.c.iter_mut()).for_each(Fp::wipe);
+    }
+
+    /// Authenticated shares: the summed values (a, b, c, â, ĉ, randoms), then every owner's masks.
+    fn assemble(&mut self) {
+        let me = self.gate.party;
+        let summed = 5 * self.spec.triples + self.spec.randoms;
+        let mac_of = |k: usize, peer_macs: &[Vec<Fp>], own: &[Fp]| -> Fp {
+            own[k] + peer_macs.iter().filter(|m| !m.is_empty()).map(|m| m[k]).sum::<Fp>()
+        };
+        let mut items: Vec<Share> = (0..summed)
+            .map(|k| Share {
+                value: self.inputs[k],
+                mac: mac_of(k, &self.peer_macs, &self.own_macs),
+            })
+            .collect();
+        for (owner, &count) in self.spec.masks.iter().enumerate() {
+            for k in summed..summed + count {
+                items.push(if owner == me {
+                    Share {
+                        value: self.inputs[k],
+                        mac: self.own_macs[k],
+                    }
+                } else {
+                    Share {
+                        value: Fp::ZERO,
+                        mac: self.peer_macs[owner][k],
+                    }
+                });
+            }
+        }
+        // x₀ is the last input of every party.
+        let own_last = self.inputs.len() - 1;
+        let mut x0 = Share {
+            value: self.inputs[own_last],
+            mac: self.own_macs[own_last],
+        };
+        for m in self.peer_macs.iter().filter(|m| !m.is_empty()) {
+            x0.mac += m[m.len() - 1];
+        }
+        self.items = items;
+        self.x0 = x0;
+    }
+
+    /// Shares of ρ_t = s_t·a_t − â_t and of y = Σ χ_k·v_k + x₀, to open.
+    fn prepare_open(&mut self) {
+        let n = self.spec.triples;
+        let mut prg = Prg::new(&self.coin.result(self.gate.session), 2);
+        self.s = prg.field_elements(n);
+        let chi = prg.field_elements(self.items.len());
+        let mut shares = Vec::with_capacity(n + 1);
+        for t in 0..n {
+            shares.push(self.items[t].scale(self.s[t]) - self.items[3 * n + t]);
+        }
+        let y = self
+            .items
+            .iter()
+            .zip(&chi)
+            .fold(self.x0, |acc, (v, c)| acc + v.scale(*c));
+        shares.push(y);
+        self.opened = shares.iter().map(|s| s.value).collect();
+        self.open_shares = shares;
+    }
+
+    /// What the MAC check covers: the opened ρ and y, and the sacrifice s·c − ĉ − ρ·b, which must
+    /// be zero (its value is never opened; only its MAC is checked against 0).
+    fn sacrifice_log(&mut self) -> OpenedLog {
+        let n = self.spec.triples;
+        let mut log = OpenedLog::with_capacity(2 * n + 1);
+        for (v, s) in self.opened.iter().zip(&self.open_shares) {
+            log.push(*v, s.mac);
+        }
+        for t in 0..n {
+            let rho = self.opened[t];
+            let zero = self.items[2 * n + t].scale(self.s[t]) - self.items[4 * n + t] - self.items[n + t].scale(rho);
+            log.push(Fp::ZERO, zero.mac);
+        }
+        log
+    }
+
+    fn output(&mut self) -> BatchOutput {
+        let n = self.spec.triples;
+        let me = self.gate.party;
+        let triples = (0..n)
+            .map(|t| Triple {
+                a: self.items[t],
+                b: self.items[n + t],
+                c: self.items[2 * n + t],
+            })
+            .collect();
+        let summed = 5 * n + self.spec.randoms;
+        let randoms = self.items[5 * n..summed].to_vec();
+        let mut masks = Vec::with_capacity(self.spec.masks.len());
+        let mut at = summed;
+        for (owner, &count) in self.spec.masks.iter().enumerate() {
+            let clear_at = 5 * n + self.spec.randoms;
+            masks.push(
+                (0..count)
+                    .map(|k| InputMask {
+                        share: self.items[at + k],
+                        clear: (owner == me).then(|| self.inputs[clear_at + k]),
+                    })
+                    .collect(),
+            );
+            at += count;
+        }
+        self.wipe();
+        BatchOutput {
+            triples,
+            randoms,
+            masks,
+        }
+    }
+
+    fn wipe(&mut self) {
+        for v in [&mut self.a, &mut self.b, &mut self.c, &mut self.inputs, &mut self.own_macs] {
+            v.iter_mut().for_each(Fp::wipe);
+            *v = Vec::new();
+        }
+        self.items.iter_mut().for_each(Share::wipe);
+        self.items = Vec::new();
+        self.peer_macs = Vec::new();
+        self.t_rows = Vec::new();
+        self.corrections = Vec::new();
+        if let Some(check) = &mut self.check {
+            check.wipe();
+        }
+    }
+
+    fn fail(&mut self, e: Abort) -> Abort {
+        if self.step == Step::Check {
+            // A check under α was under way: its outcome may say something about α.
+            self.keys.key.poison();
+        }
+        self.done = true;
+        self.wipe();
+        e
+    }
+}
+
+fn frame(gate: &RoundGate, body: Body) -> Bytes {
+    Frame {
+        session: gate.session,
+        round: gate.round,
+        body,
+    }
+    .encode()
+}
+
+fn unexpected(from: PartyId, expected: &'static str, got: &BodyView) -> Abort {
+    Abort::UnexpectedBody {
+        from,
+        expected,
+        got: got.kind(),
+    }
+}
+
+fn expect_bytes<'a>(from: PartyId, body: BodyView<'a>) -> Result<&'a [u8], Abort> {
+    match body {
+        BodyView::Bytes(b) => Ok(b),
+        other => Err(unexpected(from, "bytes", &other)),
+    }
+}
+
+fn expect_values(from: PartyId, body: BodyView, len: usize) -> Result<Vec<Fp>, Abort> {
+    match body {
+        BodyView::Values(v) if v.len() == len => v
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(|error| Abort::BadFrame { from, error }),
+        BodyView::Values(v) => Err(Abort::WrongLength {
+            from,
+            expected: len,
+            got: v.len(),
+        }),
+        other => Err(unexpected(from, "values", &other)),
+    }
+}
+
+impl Protocol for Batch<'_> {
+    type Output = BatchOutput;
+
+    fn outgoing(&mut self) -> Result<Outgoing, Abort> {
+        if self.done {
+            return Err(Abort::Ended("finished or aborted"));
+        }
+        Ok(match &self.out {
+            Outgoing::Broadcast(f) => Outgoing::Broadcast(f.clone()),
+            Outgoing::PerPeer(f) => Outgoing::PerPeer(f.clone()),
+        })
+    }
+
+    fn incoming(&mut self, from: PartyId, bytes: &[u8]) -> Result<Option<BatchOutput>, Abort> {
+        if self.done {
+            return Err(Abort::Ended("finished or aborted"));
+        }
+        let result = self
+            .gate
+            .admit(from, bytes)
+            .and_then(|body| self.accept(from, body))
+            .and_then(|()| {
+                if self.gate.accepted(from) {
+                    self.complete()
+                } else {
+                    Ok(None)
+                }
+            });
+        result.map_err(|e| self.fail(e))
+    }
+
+    fn abort(&mut self, reason: Abort) -> Abort {
+        self.fail(reason)
+    }
+}
