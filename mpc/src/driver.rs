@@ -45,6 +45,25 @@ impl Protocol for Session {
     }
 }
 
+/// A session whose output also carries the shares it was asked to keep.
+pub struct Keeping(pub Session);
+
+impl Protocol for Keeping {
+    type Output = (Vec<Fp>, Vec<crate::share::Share>);
+
+    fn outgoing(&mut self) -> Result<Outgoing, Abort> {
+        Protocol::outgoing(&mut self.0)
+    }
+
+    fn incoming(&mut self, from: PartyId, bytes: &[u8]) -> Result<Option<Self::Output>, Abort> {
+        Ok(Protocol::incoming(&mut self.0, from, bytes)?.map(|out| (out, self.0.kept_shares())))
+    }
+
+    fn abort(&mut self, reason: Abort) -> Abort {
+        self.0.abort(reason)
+    }
+}
+
 /// Runs `protocol` to its end over `transport`: its output, or the reason it aborted.
 pub async fn run<P: Protocol, T: Transport>(
     mut protocol: P,

@@ -140,6 +140,11 @@ impl Fp {
         self.0.inverse().map(Fp)
     }
 
+    /// A square root, if the element is a square.
+    pub fn sqrt(&self) -> Option<Self> {
+        self.0.sqrt().map(Fp)
+    }
+
     pub fn is_zero(&self) -> bool {
         self.0.is_zero()
     }
@@ -274,6 +279,15 @@ mod tests {
         let minus_one = (-Fp::ONE).to_bytes();
         let l_minus_one = (-Scalar::ONE).to_bytes();
         assert_eq!(minus_one, l_minus_one);
+    }
+
+    #[test]
+    fn square_roots() {
+        let x = Fp::from_u64(123_456_789);
+        let r = x.square().sqrt().unwrap();
+        assert!(r == x || r == -x);
+        let non_residue = (1..100).map(Fp::from_u64).find(|v| v.sqrt().is_none());
+        assert!(non_residue.is_some());
     }
 
     #[test]

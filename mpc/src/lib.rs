@@ -14,6 +14,7 @@
 //! - [`transport`], [`driver`]: the transport trait, in-memory channels and the async driver.
 //! - `dealer` (feature `insecure-dealer`, tests and benches only): a trusted dealer.
 
+pub mod bits;
 pub mod circuit;
 pub mod commit;
 #[cfg(feature = "insecure-dealer")]

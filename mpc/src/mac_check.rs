@@ -230,6 +230,10 @@ impl MacCheck {
             }
             Step::CommitReveal => self.step = Step::OpenReveal,
             Step::OpenReveal => {
+                // A check elsewhere under this key failed meanwhile: nothing passes any more.
+                if key.is_poisoned() {
+                    return Err(Abort::KeyPoisoned);
+                }
                 let sum: Fp = self.reveals.iter().map(|r| r.sigma).sum();
                 if !sum.is_zero() {
                     return Err(Abort::MacCheckFailed(self.stage));

@@ -43,6 +43,8 @@ pub enum PrepError {
         wanted: usize,
         available: usize,
     },
+    #[error("the preprocessing producer stopped: {0}")]
+    Aborted(String),
     #[error("input masks requested for party {owner}, but there are only {parties} parties")]
     UnknownOwner { owner: PartyId, parties: usize },
 }

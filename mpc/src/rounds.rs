@@ -23,7 +23,13 @@ impl RoundGate {
     }
 
     /// A gate whose first round is `round` (for protocols that continue a session).
-    pub fn starting_at(session: SessionId, party: PartyId, parties: usize, max_frame: usize, round: u32) -> Self {
+    pub fn starting_at(
+        session: SessionId,
+        party: PartyId,
+        parties: usize,
+        max_frame: usize,
+        round: u32,
+    ) -> Self {
         RoundGate {
             session,
             party,

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use crate::circuit::{Circuit, CircuitError, Gate};
+use crate::circuit::{Circuit, CircuitError, Gate, Wire};
 use crate::field::Fp;
 use crate::mac_check::{CheckStage, Committed, Ctx, MacCheck, OpenedLog, Progress};
 use crate::prep::{Material, Requirements};
@@ -101,6 +101,10 @@ pub enum Abort {
         party: PartyId,
         error: crate::ot::base::BaseOtError,
     },
+    #[error("preprocessing could not continue: {0}")]
+    Preprocessing(String),
+    #[error("a MAC check under this key failed elsewhere; the key is poisoned")]
+    KeyPoisoned,
     #[error("transport to party {peer} failed: {reason}")]
     Transport { peer: PartyId, reason: String },
     #[error("the session already ended ({0})")]
@@ -137,6 +141,10 @@ pub struct Session {
     wires: Vec<Share>,
     log: OpenedLog,
     outputs: Vec<Fp>,
+    /// Wires whose shares are handed out after a successful run (for preprocessing built on the
+    /// online phase, such as random bits).
+    keep: Vec<Wire>,
+    kept: Vec<Share>,
     phase: Phase,
     gate: RoundGate,
     out: Bytes,
@@ -150,6 +158,30 @@ impl Session {
         circuit: Circuit,
         inputs: Vec<Fp>,
         material: Material,
+    ) -> Result<Session, SetupError> {
+        let lease = material.key.lease()?;
+        Self::build(cfg, circuit, inputs, material, Some(lease))
+    }
+
+    /// A session run by the preprocessing producer itself (random bits), which owns the key's
+    /// use while it runs and so takes no lease.
+    pub(crate) fn for_preprocessing(
+        cfg: SessionConfig,
+        circuit: Circuit,
+        material: Material,
+    ) -> Result<Session, SetupError> {
+        if material.key.is_poisoned() {
+            return Err(SetupError::Key(KeyError::Poisoned));
+        }
+        Self::build(cfg, circuit, Vec::new(), material, None)
+    }
+
+    fn build(
+        cfg: SessionConfig,
+        circuit: Circuit,
+        inputs: Vec<Fp>,
+        material: Material,
+        lease: Option<KeyLease>,
     ) -> Result<Session, SetupError> {
         if cfg.parties < 2 || cfg.party >= cfg.parties {
             return Err(SetupError::BadParties {
@@ -186,7 +218,6 @@ impl Session {
         {
             return Err(SetupError::MaskNotOwned { index });
         }
-        let lease = material.key.lease()?;
         let plan = Plan::new(&circuit);
         let mut wires = vec![Share::default(); circuit.gates().len()];
         for (&g, r) in plan.randoms.iter().zip(&material.randoms) {
@@ -198,10 +229,12 @@ impl Session {
             circuit,
             plan,
             material,
-            lease: Some(lease),
+            lease,
             inputs,
             wires,
             outputs: Vec::new(),
+            keep: Vec::new(),
+            kept: Vec::new(),
             phase: Phase::Inputs {
                 received: vec![Vec::new(); cfg.parties],
             },
@@ -210,6 +243,21 @@ impl Session {
         };
         session.begin_round();
         Ok(session)
+    }
+
+    /// Asks for this party's shares of `wires` after a successful run ([`Session::kept_shares`]).
+    pub fn keep_shares(&mut self, wires: Vec<Wire>) -> Result<(), CircuitError> {
+        let gates = self.circuit.gates().len();
+        if let Some((output, w)) = wires.iter().enumerate().find(|(_, w)| w.index() >= gates) {
+            return Err(CircuitError::UnknownOutput { output, wire: w.0 });
+        }
+        self.keep = wires;
+        Ok(())
+    }
+
+    /// The shares asked for with [`Session::keep_shares`], once the session has finished.
+    pub fn kept_shares(&mut self) -> Vec<Share> {
+        std::mem::take(&mut self.kept)
     }
 
     /// This party's frame for the current round, to be sent to every other party.
@@ -477,6 +525,7 @@ impl Session {
     /// Ends a successful run. Consumed material and wire shares are dropped without the cost of
     /// zeroizing hundreds of megabytes; the MAC key share zeroizes itself on drop.
     fn finish(&mut self) {
+        self.kept = self.keep.iter().map(|w| self.wires[w.index()]).collect();
         self.material = Material {
             key: self.material.key.clone(),
             triples: Vec::new(),

@@ -13,7 +13,10 @@ use conclave_mpc::{Abort, Fp, Share};
 const SESSION: SessionId = SessionId([0x3a; 16]);
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap()
 }
 
 /// Sets up `parties` parties and runs `batches` batches of `spec`; returns α and each party's outputs.
@@ -28,7 +31,8 @@ fn produce(parties: usize, spec: BatchSpec, batches: usize) -> (Fp, Vec<Vec<Batc
             .map(|(party, mut t)| {
                 let (spec, key) = (spec.clone(), MacKeyShare::new(alphas[party]));
                 tokio::spawn(async move {
-                    let mut keys: MascotKeys = run(Setup::new(SESSION, party, parties, key), &mut t).await?;
+                    let mut keys: MascotKeys =
+                        run(Setup::new(SESSION, party, parties, key), &mut t).await?;
                     let mut outs = Vec::new();
                     for _ in 0..batches {
                         let batch = Batch::new(&mut keys, spec.clone()).expect("batch");
@@ -65,21 +69,37 @@ fn check_outputs(parties: usize) {
     for b in 0..2 {
         let batch: Vec<&BatchOutput> = outs.iter().map(|o| &o[b]).collect();
         for t in 0..spec.triples {
-            let a = open(alpha, &batch.iter().map(|o| o.triples[t].a).collect::<Vec<_>>());
-            let bb = open(alpha, &batch.iter().map(|o| o.triples[t].b).collect::<Vec<_>>());
-            let c = open(alpha, &batch.iter().map(|o| o.triples[t].c).collect::<Vec<_>>());
+            let a = open(
+                alpha,
+                &batch.iter().map(|o| o.triples[t].a).collect::<Vec<_>>(),
+            );
+            let bb = open(
+                alpha,
+                &batch.iter().map(|o| o.triples[t].b).collect::<Vec<_>>(),
+            );
+            let c = open(
+                alpha,
+                &batch.iter().map(|o| o.triples[t].c).collect::<Vec<_>>(),
+            );
             assert_eq!(c, a * bb, "triple {t} of batch {b}");
             assert!(!a.is_zero() && !bb.is_zero());
         }
         for r in 0..spec.randoms {
-            open(alpha, &batch.iter().map(|o| o.randoms[r]).collect::<Vec<_>>());
+            open(
+                alpha,
+                &batch.iter().map(|o| o.randoms[r]).collect::<Vec<_>>(),
+            );
         }
         for (owner, &count) in spec.masks.iter().enumerate() {
             for k in 0..count {
                 let shares: Vec<_> = batch.iter().map(|o| o.masks[owner][k]).collect();
                 let value = open(alpha, &shares.iter().map(|m| m.share).collect::<Vec<_>>());
                 for (p, m) in shares.iter().enumerate() {
-                    assert_eq!(m.clear, (p == owner).then_some(value), "mask {k} of owner {owner} at party {p}");
+                    assert_eq!(
+                        m.clear,
+                        (p == owner).then_some(value),
+                        "mask {k} of owner {owner} at party {p}"
+                    );
                 }
             }
         }
@@ -99,4 +119,82 @@ fn three_parties_produce_correct_authenticated_material() {
 #[test]
 fn four_parties_produce_correct_authenticated_material() {
     check_outputs(4);
+}
+
+/// Starts a pool per party, waits for the circuit's material, runs the online phase on it, and
+/// returns each party's outputs, bits and α.
+fn online_on_pool(parties: usize) -> (Fp, Vec<Vec<Fp>>, Vec<Vec<Share>>, Vec<Fp>) {
+    use conclave_mpc::mascot::pool::{Pool, PoolConfig};
+    use conclave_mpc::prep::Material;
+    use conclave_mpc::{CircuitBuilder, Session, SessionConfig};
+
+    let mut b = CircuitBuilder::new(parties);
+    let x: Vec<_> = (0..parties).map(|p| b.input(p)).collect();
+    let mut prod = x[0];
+    let mut sum = x[0];
+    for &w in &x[1..] {
+        prod = b.mul(prod, w);
+        sum = b.add(sum, w);
+    }
+    let sq = b.mul(sum, sum);
+    b.reveal(prod);
+    b.reveal(sq);
+    let circuit = b.build();
+    let inputs: Vec<Fp> = (0..parties).map(|p| Fp::from_u64(3 + p as u64)).collect();
+    let expected = circuit
+        .evaluate_plain(&inputs.iter().map(|v| vec![*v]).collect::<Vec<_>>(), &[])
+        .unwrap();
+
+    let alphas: Vec<Fp> = (0..parties).map(|_| Fp::random(&mut rand::rng())).collect();
+    let alpha = alphas.iter().copied().sum();
+    let rt = runtime();
+    let (outputs, bits) = rt.block_on(async {
+        let prep = MemoryTransport::mesh(parties);
+        let online = MemoryTransport::mesh(parties);
+        let tasks: Vec<_> = prep
+            .into_iter()
+            .zip(online)
+            .enumerate()
+            .map(|(party, (pt, mut ot))| {
+                let circuit = circuit.clone();
+                let input = inputs[party];
+                let key = MacKeyShare::new(alphas[party]);
+                tokio::spawn(async move {
+                    let config = PoolConfig::for_triples(parties, 64, 64);
+                    let mut pool = Pool::start(SESSION, key, pt, config).await?;
+                    let req = circuit.requirements();
+                    pool.ready(&req).await?;
+                    let material = Material::take(&mut pool, &req).expect("ready");
+                    let cfg = SessionConfig::new(SessionId([9; 16]), party, parties);
+                    let session = Session::new(cfg, circuit, vec![input], material).unwrap();
+                    let out = run(session, &mut ot).await?;
+                    let bits = pool.take_bits(4).await?;
+                    Ok::<_, Abort>((out, bits))
+                })
+            })
+            .collect();
+        let mut outs = Vec::new();
+        let mut bits = Vec::new();
+        for t in tasks {
+            let (o, b) = t.await.unwrap().expect("honest run");
+            outs.push(o);
+            bits.push(b);
+        }
+        (outs, bits)
+    });
+    (alpha, outputs, bits, expected)
+}
+
+#[test]
+fn online_phase_runs_on_pool_material_and_bits_are_bits() {
+    for parties in [2, 3, 4] {
+        let (alpha, outputs, bits, expected) = online_on_pool(parties);
+        for out in &outputs {
+            assert_eq!(out, &expected, "{parties} parties");
+        }
+        for k in 0..4 {
+            let bit = open(alpha, &bits.iter().map(|b| b[k]).collect::<Vec<_>>());
+            assert!(bit == Fp::ZERO || bit == Fp::ONE, "bit {k} is {bit:?}");
+        }
+    }
 }

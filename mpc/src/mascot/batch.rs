@@ -144,7 +144,9 @@ impl<'k> Batch<'k> {
         for j in gate.peers() {
             let pair = keys.pairs[j].as_ref().ok_or(BatchError::PairDestroyed(j))?;
             let context = pair_context(keys.session, keys.party, j, "KOS");
-            let (msg, rows) = pair.kos_receiver.extend(&context, batch, &choices, &mut rng);
+            let (msg, rows) = pair
+                .kos_receiver
+                .extend(&context, batch, &choices, &mut rng);
             t_rows[j] = rows;
             frames[j] = frame(&gate, Body::Bytes(msg));
         }
@@ -274,7 +276,10 @@ impl<'k> Batch<'k> {
             }
             Step::Check => {
                 let ctx = self.ctx();
-                self.check.as_mut().expect("in check").accept(ctx, from, body)?;
+                self.check
+                    .as_mut()
+                    .expect("in check")
+                    .accept(ctx, from, body)?;
             }
         }
         Ok(())
@@ -303,7 +308,11 @@ impl<'k> Batch<'k> {
             }
             Step::Open => {
                 let log = self.sacrifice_log();
-                self.check = Some(Box::new(MacCheck::new(CheckStage::Preprocessing, log, self.gate.parties)));
+                self.check = Some(Box::new(MacCheck::new(
+                    CheckStage::Preprocessing,
+                    log,
+                    self.gate.parties,
+                )));
                 Step::Check
             }
             Step::Check => {
@@ -332,14 +341,19 @@ impl<'k> Batch<'k> {
                 let frames = (0..self.gate.parties)
                     .map(|j| {
                         let d = std::mem::take(&mut self.corrections[j]);
-                        if j == me { Bytes::new() } else { encode_values(ctx.session, ctx.round, &d) }
+                        if j == me {
+                            Bytes::new()
+                        } else {
+                            encode_values(ctx.session, ctx.round, &d)
+                        }
                     })
                     .collect();
                 Outgoing::PerPeer(frames)
             }
-            Step::CombineCommit | Step::ChallengeCommit => {
-                Outgoing::Broadcast(frame(&self.gate, Body::Commit(self.coin.commitment(me_binding))))
-            }
+            Step::CombineCommit | Step::ChallengeCommit => Outgoing::Broadcast(frame(
+                &self.gate,
+                Body::Commit(self.coin.commitment(me_binding)),
+            )),
             Step::CombineOpen | Step::ChallengeOpen => {
                 Outgoing::Broadcast(frame(&self.gate, Body::Seed(self.coin.opening(me))))
             }
@@ -404,9 +418,13 @@ impl<'k> Batch<'k> {
         inputs.extend(c);
         inputs.extend(ah);
         inputs.extend(ch);
-        inputs.extend((0..self.spec.randoms + self.spec.masks[me] + 1).map(|_| Fp::random(&mut rng)));
+        inputs
+            .extend((0..self.spec.randoms + self.spec.masks[me] + 1).map(|_| Fp::random(&mut rng)));
         self.inputs = inputs;
-        self.a.iter_mut().chain(self.c.iter_mut()).for_each(Fp::wipe);
+        self.a
+            .iter_mut()
+            .chain(self.c.iter_mut())
+            .for_each(Fp::wipe);
     }
 
     /// Authenticated shares: the summed values (a, b, c, â, ĉ, randoms), then every owner's masks.
@@ -414,7 +432,12 @@ impl<'k> Batch<'k> {
         let me = self.gate.party;
         let summed = 5 * self.spec.triples + self.spec.randoms;
         let mac_of = |k: usize, peer_macs: &[Vec<Fp>], own: &[Fp]| -> Fp {
-            own[k] + peer_macs.iter().filter(|m| !m.is_empty()).map(|m| m[k]).sum::<Fp>()
+            own[k]
+                + peer_macs
+                    .iter()
+                    .filter(|m| !m.is_empty())
+                    .map(|m| m[k])
+                    .sum::<Fp>()
         };
         let mut items: Vec<Share> = (0..summed)
             .map(|k| Share {
@@ -480,7 +503,9 @@ impl<'k> Batch<'k> {
         }
         for t in 0..n {
             let rho = self.opened[t];
-            let zero = self.items[2 * n + t].scale(self.s[t]) - self.items[4 * n + t] - self.items[n + t].scale(rho);
+            let zero = self.items[2 * n + t].scale(self.s[t])
+                - self.items[4 * n + t]
+                - self.items[n + t].scale(rho);
             log.push(Fp::ZERO, zero.mac);
         }
         log
@@ -521,7 +546,13 @@ impl<'k> Batch<'k> {
     }
 
     fn wipe(&mut self) {
-        for v in [&mut self.a, &mut self.b, &mut self.c, &mut self.inputs, &mut self.own_macs] {
+        for v in [
+            &mut self.a,
+            &mut self.b,
+            &mut self.c,
+            &mut self.inputs,
+            &mut self.own_macs,
+        ] {
             v.iter_mut().for_each(Fp::wipe);
             *v = Vec::new();
         }

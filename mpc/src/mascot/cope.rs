@@ -67,14 +67,23 @@ impl CopeReceiver {
     }
 
     /// A's shares q for B's message `u` about `n` values (u must hold 253·n elements).
-    pub fn extend(&self, batch: u64, n: usize, u: FieldElements) -> Result<Vec<Fp>, crate::wire::FrameError> {
+    pub fn extend(
+        &self,
+        batch: u64,
+        n: usize,
+        u: FieldElements,
+    ) -> Result<Vec<Fp>, crate::wire::FrameError> {
         let u: Vec<Fp> = u.iter().collect::<Result<_, _>>()?;
         let mut acc = vec![Fp::ZERO; n];
         for h in (0..FIELD_BITS).rev() {
             let t = Prg::new(&self.seeds[h], batch).field_elements(n);
             let row = &u[h * n..(h + 1) * n];
             for k in 0..n {
-                let q = if self.alpha_bits[h] { t[k] + row[k] } else { t[k] };
+                let q = if self.alpha_bits[h] {
+                    t[k] + row[k]
+                } else {
+                    t[k]
+                };
                 acc[k] = acc[k] + acc[k] + q;
             }
         }
@@ -92,7 +101,9 @@ mod tests {
     fn shares_sum_to_alpha_times_x() {
         let mut rng = rand::rng();
         let alpha = Fp::random(&mut rng);
-        let pairs: Vec<(Block, Block)> = (0..FIELD_BITS).map(|_| (rng.random(), rng.random())).collect();
+        let pairs: Vec<(Block, Block)> = (0..FIELD_BITS)
+            .map(|_| (rng.random(), rng.random()))
+            .collect();
         let chosen = bits(&alpha)
             .zip(&pairs)
             .map(|(b, (k0, k1))| if b { *k1 } else { *k0 })
@@ -107,7 +118,9 @@ mod tests {
         }
         .encode();
         let view = FrameView::parse(&frame, usize::MAX).unwrap();
-        let crate::wire::BodyView::Values(u) = view.body else { unreachable!() };
+        let crate::wire::BodyView::Values(u) = view.body else {
+            unreachable!()
+        };
         let q = a.extend(9, 5, u).unwrap();
         for k in 0..5 {
             assert_eq!(q[k] + t[k], alpha * x[k]);
@@ -121,7 +134,9 @@ mod tests {
             .collect::<Vec<_>>()
             .iter()
             .rev()
-            .fold(Fp::ZERO, |acc, &b| acc + acc + if b { Fp::ONE } else { Fp::ZERO });
+            .fold(Fp::ZERO, |acc, &b| {
+                acc + acc + if b { Fp::ONE } else { Fp::ZERO }
+            });
         assert_eq!(back, x);
     }
 }
