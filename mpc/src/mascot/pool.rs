@@ -32,6 +32,9 @@ use crate::wire::SessionId;
 pub struct PoolConfig {
     /// Produced per batch.
     pub batch: BatchSpec,
+    /// Random bits made from each batch, from triples and random values of that batch (so every
+    /// party splits every batch the same way). At most the batch's triples and randoms.
+    pub bits_per_batch: usize,
     /// Levels below which the producer runs another batch.
     pub target: Levels,
 }
@@ -47,16 +50,17 @@ pub struct Levels {
 }
 
 impl PoolConfig {
-    /// Batches of `per_batch` triples and a tenth as many randoms and masks per party; the pool
-    /// aims to hold `target_triples` triples and as many bits as triples per batch.
+    /// Batches that add `per_batch` triples and a tenth as many randoms, masks per party and bits;
+    /// the pool aims to hold `target_triples` triples and one batch's worth of the rest.
     pub fn for_triples(parties: usize, per_batch: usize, target_triples: usize) -> Self {
         let small = (per_batch / 10).max(1);
         PoolConfig {
             batch: BatchSpec {
-                triples: per_batch,
-                randoms: small,
+                triples: per_batch + small,
+                randoms: 2 * small,
                 masks: vec![small; parties],
             },
+            bits_per_batch: small,
             target: Levels {
                 triples: target_triples,
                 randoms: small,
@@ -288,7 +292,7 @@ async fn produce<T: Transport>(
     shared: Arc<Shared>,
 ) {
     let result: Result<(), Abort> = async {
-        let mut bit_runs = 0u64;
+        let mut batches = 0u64;
         loop {
             loop {
                 let taken = shared.taken.notified();
@@ -304,30 +308,30 @@ async fn produce<T: Transport>(
             }
             let batch = Batch::new(&mut keys, config.batch.clone())
                 .map_err(|e| Abort::Preprocessing(e.to_string()))?;
-            let out = run(batch, &mut transport).await?;
-            let need_bits = {
+            let mut out = run(batch, &mut transport).await?;
+            let bits = if config.bits_per_batch > 0 {
+                let n = config
+                    .bits_per_batch
+                    .min(out.triples.len())
+                    .min(out.randoms.len());
+                let triples = out.triples.drain(..n).collect();
+                let randoms = out.randoms.drain(..n).collect();
+                make_bits(&keys, &mut transport, triples, randoms, batches).await?
+            } else {
+                Vec::new()
+            };
+            batches += 1;
+            {
                 let mut stock = shared.stock.lock().unwrap_or_else(|p| p.into_inner());
                 stock.triples.extend(out.triples);
                 stock.randoms.extend(out.randoms);
                 for (pool, masks) in stock.masks.iter_mut().zip(out.masks) {
                     pool.extend(masks);
                 }
-                stock.batches += 1;
-                config.target.bits.saturating_sub(stock.bits.len())
-            };
-            shared.added.notify_waiters();
-            if need_bits > 0 {
-                let bits =
-                    make_bits(&mut keys, &mut transport, &shared, need_bits, bit_runs).await?;
-                bit_runs += 1;
-                shared
-                    .stock
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .bits
-                    .extend(bits);
-                shared.added.notify_waiters();
+                stock.bits.extend(bits);
+                stock.batches = batches;
             }
+            shared.added.notify_waiters();
         }
     }
     .await;
@@ -341,41 +345,29 @@ async fn produce<T: Transport>(
     }
 }
 
-/// Random bits from the pool's own triples and random values (at most what one batch made).
+/// Random bits from one batch's triples and random values, by an online session among the
+/// producers (its own session id per batch).
 async fn make_bits<T: Transport>(
-    keys: &mut MascotKeys,
+    keys: &MascotKeys,
     transport: &mut T,
-    shared: &Shared,
-    wanted: usize,
-    run_index: u64,
+    triples: Vec<Triple>,
+    randoms: Vec<Share>,
+    batch: u64,
 ) -> Result<Vec<Share>, Abort> {
     let (party, parties) = (keys.party(), keys.parties());
-    let material = {
-        let mut stock = shared.stock.lock().unwrap_or_else(|p| p.into_inner());
-        let n = wanted.min(stock.triples.len()).min(stock.randoms.len());
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-        Material {
-            key: keys.mac_key().clone(),
-            triples: stock.triples.drain(..n).collect(),
-            randoms: stock.randoms.drain(..n).collect(),
-            input_masks: vec![Vec::new(); parties],
-        }
+    let n = triples.len();
+    let material = Material {
+        key: keys.mac_key().clone(),
+        triples,
+        randoms,
+        input_masks: vec![Vec::new(); parties],
     };
-    let n = material.triples.len();
     let (circuit, keep) = squares_circuit(parties, n);
-    let mut id = *blake3::keyed_hash(
-        &[7; 32],
-        &[&keys.session().0[..], &run_index.to_le_bytes()].concat(),
-    )
-    .as_bytes();
-    id[0] ^= 0xb1;
-    let cfg = SessionConfig::new(
-        SessionId(id[..16].try_into().expect("16 bytes")),
-        party,
-        parties,
-    );
+    let mut h = blake3::Hasher::new_derive_key("conclave-mpc v1 bits session");
+    h.update(&keys.session().0);
+    h.update(&batch.to_le_bytes());
+    let id = SessionId(h.finalize().as_bytes()[..16].try_into().expect("16 bytes"));
+    let cfg = SessionConfig::new(id, party, parties);
     let mut session = Session::for_preprocessing(cfg, circuit, material)
         .map_err(|e| Abort::Preprocessing(e.to_string()))?;
     session.keep_shares(keep).expect("kept wires exist");
