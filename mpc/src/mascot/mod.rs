@@ -64,6 +64,13 @@ impl MascotKeys {
     pub fn mac_key(&self) -> &MacKeyShare {
         &self.key
     }
+
+    /// Test-only: makes this party check MACs with a key other than the one its COPE role was set
+    /// up with, as a cheating party would.
+    #[cfg(feature = "insecure-dealer")]
+    pub fn replace_mac_key_insecure(&mut self, key: MacKeyShare) {
+        self.key = key;
+    }
 }
 
 /// The context string bound into a pair's OT hashes: session, sender-side party, receiver-side.

@@ -25,6 +25,12 @@ pub struct TamperTransport {
     tamper: FrameTamper,
 }
 
+impl TamperTransport {
+    pub fn new(inner: MemoryTransport, tamper: FrameTamper) -> Self {
+        TamperTransport { inner, tamper }
+    }
+}
+
 impl Transport for TamperTransport {
     fn party(&self) -> PartyId {
         self.inner.party()

@@ -1,0 +1,284 @@
+//! A cheating party in MASCOT preprocessing: each honest party aborts (at the OT-extension check
+//! or at the batch's MAC check, which covers the sacrifice and COPE consistency), and nothing
+//! from the aborted batch is output.
+//!
+//! Rounds: 0–1 base-OT setup; batch: 2 extend, 3 Gilboa, 4–5 coin toss, 6 COPE, 7–8 coin toss,
+//! 9 open (sacrifice), 10–13 MAC check.
+
+mod common;
+
+use bytes::Bytes;
+use common::{FrameTamper, TamperTransport, round_of};
+use conclave_mpc::driver::run;
+use conclave_mpc::mac_check::CheckStage;
+use conclave_mpc::mascot::MascotKeys;
+use conclave_mpc::mascot::batch::{Batch, BatchOutput, BatchSpec};
+use conclave_mpc::mascot::cope::{FIELD_BITS, bits};
+use conclave_mpc::mascot::setup::Setup;
+use conclave_mpc::share::MacKeyShare;
+use conclave_mpc::transport::MemoryTransport;
+use conclave_mpc::wire::{Body, Frame, SessionId};
+use conclave_mpc::{Abort, Fp, PartyId};
+
+const SESSION: SessionId = SessionId([0x4c; 16]);
+const EXTEND: u32 = 2;
+const GILBOA: u32 = 3;
+const COPE: u32 = 6;
+const OPEN: u32 = 9;
+
+const SPEC_TRIPLES: usize = 4;
+
+fn spec(parties: usize) -> BatchSpec {
+    BatchSpec {
+        triples: SPEC_TRIPLES,
+        randoms: 2,
+        masks: vec![1; parties],
+    }
+}
+
+/// How the cheater deviates, given every party's α.
+enum Cheat {
+    Frames(Box<dyn Fn(&[Fp]) -> FrameTamper>),
+    /// The cheater's MAC key share differs from the α its COPE role was set up with.
+    WrongAlpha,
+}
+
+/// Honest setup, then one batch with `cheater` deviating; each party's batch result.
+fn run_batch(parties: usize, cheater: PartyId, cheat: &Cheat) -> Vec<Result<BatchOutput, Abort>> {
+    let alphas: Vec<Fp> = (0..parties).map(|_| Fp::random(&mut rand::rng())).collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tasks: Vec<_> = MemoryTransport::mesh(parties)
+            .into_iter()
+            .enumerate()
+            .map(|(party, t)| {
+                let key = MacKeyShare::new(alphas[party]);
+                let spec = spec(parties);
+                let (tamper, wrong_alpha) = match cheat {
+                    Cheat::Frames(make) if party == cheater => (Some(make(&alphas)), false),
+                    Cheat::WrongAlpha => (None, party == cheater),
+                    _ => (None, false),
+                };
+                tokio::spawn(async move {
+                    let mut t =
+                        TamperTransport::new(t, tamper.unwrap_or_else(|| Box::new(|_, b| b)));
+                    let mut keys: MascotKeys =
+                        run(Setup::new(SESSION, party, parties, key), &mut t).await?;
+                    if wrong_alpha {
+                        let other = keys.mac_key().value() + Fp::ONE;
+                        keys.replace_mac_key_insecure(MacKeyShare::new(other));
+                    }
+                    let batch = Batch::new(&mut keys, spec).expect("batch");
+                    run(batch, &mut t).await
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    })
+}
+
+fn assert_honest_abort(cheat: Cheat, expected: impl Fn(PartyId) -> Abort) {
+    for parties in [2, 3] {
+        for cheater in 0..parties {
+            let results = run_batch(parties, cheater, &cheat);
+            for (party, r) in results.into_iter().enumerate() {
+                if party != cheater {
+                    assert_eq!(
+                        r.err(),
+                        Some(expected(cheater)),
+                        "honest {party} of {parties}, cheater {cheater}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn in_round(round: u32, f: impl Fn(PartyId, Frame) -> Frame + Send + 'static) -> FrameTamper {
+    Box::new(move |to, bytes: Bytes| {
+        if round_of(&bytes) != round {
+            return bytes;
+        }
+        f(to, Frame::decode(&bytes, usize::MAX).unwrap()).encode()
+    })
+}
+
+#[test]
+fn flipped_bit_in_an_ot_extension_message_fails_the_kos_check() {
+    assert_honest_abort(
+        Cheat::Frames(Box::new(|_| {
+            in_round(EXTEND, |_, mut f| {
+                if let Body::Bytes(b) = &mut f.body {
+                    let last = b.len() - 1;
+                    b[last] ^= 1;
+                }
+                f
+            })
+        })),
+        |c| Abort::OtCheckFailed { party: c },
+    );
+}
+
+#[test]
+fn tampered_gilboa_corrections_fail_the_sacrifice() {
+    assert_honest_abort(
+        Cheat::Frames(Box::new(|_| {
+            in_round(GILBOA, |_, mut f| {
+                if let Body::Values(v) = &mut f.body {
+                    v.iter_mut().for_each(|d| *d += Fp::ONE);
+                }
+                f
+            })
+        })),
+        |_| Abort::MacCheckFailed(CheckStage::Preprocessing),
+    );
+}
+
+#[test]
+fn flipped_bit_in_a_cope_message_fails_the_mac_check() {
+    // One bit of one element of u_h, for an h where the receiver's α has a 1 (where it has a 0,
+    // the receiver never reads u_h and the flip changes nothing).
+    assert_honest_abort(
+        Cheat::Frames(Box::new(|alphas: &[Fp]| {
+            let alphas = alphas.to_vec();
+            in_round(COPE, move |to, mut f| {
+                let h = bits(&alphas[to]).position(|b| b).expect("α ≠ 0");
+                if let Body::Values(v) = &mut f.body {
+                    let len = v.len() / FIELD_BITS;
+                    let mut bytes = v[h * len].to_montgomery_bytes();
+                    bytes[0] ^= 1;
+                    v[h * len] = Fp::from_montgomery_bytes(&bytes).unwrap();
+                }
+                f
+            })
+        })),
+        |_| Abort::MacCheckFailed(CheckStage::Preprocessing),
+    );
+}
+
+#[test]
+fn flipped_sacrificed_value_fails_the_mac_check() {
+    assert_honest_abort(
+        Cheat::Frames(Box::new(|_| {
+            in_round(OPEN, |_, mut f| {
+                if let Body::Values(v) = &mut f.body {
+                    v[0] += Fp::ONE;
+                }
+                f
+            })
+        })),
+        |_| Abort::MacCheckFailed(CheckStage::Preprocessing),
+    );
+}
+
+#[test]
+fn wrong_alpha_share_in_cope_fails_the_mac_check() {
+    assert_honest_abort(Cheat::WrongAlpha, |_| {
+        Abort::MacCheckFailed(CheckStage::Preprocessing)
+    });
+}
+
+#[test]
+fn garbage_frames_are_typed_errors() {
+    for parties in [2, 3] {
+        let cheat = Cheat::Frames(Box::new(|_| {
+            Box::new(|_, b: Bytes| {
+                if round_of(&b) == GILBOA {
+                    Bytes::from(vec![0x77; b.len()])
+                } else {
+                    b
+                }
+            })
+        }));
+        let results = run_batch(parties, 0, &cheat);
+        for r in &results[1..] {
+            assert!(matches!(r, Err(Abort::BadFrame { from: 0, .. })), "{r:?}");
+        }
+    }
+}
+
+#[test]
+fn a_pool_never_stocks_material_from_an_aborted_batch() {
+    use conclave_mpc::mascot::pool::{Pool, PoolConfig};
+    use conclave_mpc::prep::Preprocessing;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let parties = 3;
+    let cheater = 1;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let results = rt.block_on(async {
+        let tasks: Vec<_> = MemoryTransport::mesh(parties)
+            .into_iter()
+            .enumerate()
+            .map(|(party, t)| {
+                let done = AtomicBool::new(false);
+                let tamper: FrameTamper = if party == cheater {
+                    Box::new(move |_, b: Bytes| {
+                        if round_of(&b) != OPEN || done.swap(true, Ordering::SeqCst) {
+                            return b;
+                        }
+                        let mut f = Frame::decode(&b, usize::MAX).unwrap();
+                        if let Body::Values(v) = &mut f.body {
+                            v[0] += Fp::ONE;
+                        }
+                        f.encode()
+                    })
+                } else {
+                    Box::new(|_, b| b)
+                };
+                let key = MacKeyShare::new(Fp::random(&mut rand::rng()));
+                tokio::spawn(async move {
+                    let t = TamperTransport::new(t, tamper);
+                    let mut pool = Pool::start(
+                        SESSION,
+                        key.clone(),
+                        t,
+                        PoolConfig::for_triples(parties, 8, 8),
+                    )
+                    .await
+                    .expect("setup is honest");
+                    let req = conclave_mpc::prep::Requirements {
+                        triples: 1,
+                        randoms: 0,
+                        input_masks: vec![0; parties],
+                    };
+                    let ready = pool.ready(&req).await;
+                    (
+                        ready,
+                        pool.levels(),
+                        pool.triples(1).is_err(),
+                        key.is_poisoned(),
+                    )
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    for (party, (ready, levels, take_failed, poisoned)) in results.into_iter().enumerate() {
+        if party == cheater {
+            continue;
+        }
+        assert_eq!(
+            ready,
+            Err(Abort::MacCheckFailed(CheckStage::Preprocessing)),
+            "party {party}"
+        );
+        assert_eq!((levels.triples, levels.randoms, levels.bits), (0, 0, 0));
+        assert!(levels.masks.iter().all(|&m| m == 0));
+        assert!(take_failed);
+        assert!(poisoned, "a failed preprocessing check poisons the key");
+    }
+}
