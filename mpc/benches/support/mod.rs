@@ -50,3 +50,120 @@ pub fn timed_run(rt: &tokio::runtime::Runtime, circuit: &Circuit, seed: u64) -> 
     });
     start.elapsed()
 }
+
+/// Counts the bytes a transport sends.
+pub struct Counting<T> {
+    pub inner: T,
+    pub sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<T: conclave_mpc::transport::Transport> conclave_mpc::transport::Transport for Counting<T> {
+    fn party(&self) -> usize {
+        self.inner.party()
+    }
+    fn parties(&self) -> usize {
+        self.inner.parties()
+    }
+    async fn send(&mut self, to: usize, frame: bytes::Bytes) -> Result<(), conclave_mpc::transport::TransportError> {
+        self.sent
+            .fetch_add(frame.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.inner.send(to, frame).await
+    }
+    async fn recv(&mut self, from: usize) -> Result<bytes::Bytes, conclave_mpc::transport::TransportError> {
+        self.inner.recv(from).await
+    }
+}
+
+/// Loopback TCP between parties of one process, for benchmarks: length-prefixed frames, one
+/// connection per pair, a writer task per connection so sending never waits for the peer.
+/// Unauthenticated: nodes use the p2p crate's Noise-authenticated streams instead.
+pub mod tcp {
+    use bytes::Bytes;
+    use conclave_mpc::transport::{Transport, TransportError};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::tcp::OwnedReadHalf;
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+    const MAX_FRAME: usize = 128 << 20;
+
+    pub struct TcpTransport {
+        party: usize,
+        writers: Vec<Option<UnboundedSender<Bytes>>>,
+        readers: Vec<Option<OwnedReadHalf>>,
+    }
+
+    /// Connects `parties` parties over 127.0.0.1; endpoint i is party i.
+    pub async fn mesh(parties: usize) -> Vec<TcpTransport> {
+        let mut listeners = Vec::new();
+        for _ in 0..parties {
+            listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind loopback"));
+        }
+        let addrs: Vec<_> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+        let mut ends: Vec<TcpTransport> = (0..parties)
+            .map(|party| TcpTransport {
+                party,
+                writers: (0..parties).map(|_| None).collect(),
+                readers: (0..parties).map(|_| None).collect(),
+            })
+            .collect();
+        for i in 0..parties {
+            for j in i + 1..parties {
+                let (a, b) = tokio::join!(TcpStream::connect(addrs[j]), listeners[j].accept());
+                let (a, (b, _)) = (a.expect("connect"), b.expect("accept"));
+                for (me, other, stream) in [(i, j, a), (j, i, b)] {
+                    stream.set_nodelay(true).unwrap();
+                    let (read, mut write) = stream.into_split();
+                    let (tx, mut rx) = unbounded_channel::<Bytes>();
+                    tokio::spawn(async move {
+                        while let Some(frame) = rx.recv().await {
+                            let len = (frame.len() as u32).to_le_bytes();
+                            if write.write_all(&len).await.is_err() || write.write_all(&frame).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    ends[me].writers[other] = Some(tx);
+                    ends[me].readers[other] = Some(read);
+                }
+            }
+        }
+        ends
+    }
+
+    impl Transport for TcpTransport {
+        fn party(&self) -> usize {
+            self.party
+        }
+        fn parties(&self) -> usize {
+            self.writers.len()
+        }
+        async fn send(&mut self, to: usize, frame: Bytes) -> Result<(), TransportError> {
+            let w = self.writers.get(to).and_then(Option::as_ref).ok_or(TransportError::UnknownPeer(to))?;
+            w.send(frame).map_err(|_| TransportError::Closed(to))
+        }
+        async fn recv(&mut self, from: usize) -> Result<Bytes, TransportError> {
+            let r = self
+                .readers
+                .get_mut(from)
+                .and_then(Option::as_mut)
+                .ok_or(TransportError::UnknownPeer(from))?;
+            let io = |e: std::io::Error| TransportError::Io {
+                peer: from,
+                reason: e.to_string(),
+            };
+            let mut len = [0u8; 4];
+            r.read_exact(&mut len).await.map_err(io)?;
+            let len = u32::from_le_bytes(len) as usize;
+            if len > MAX_FRAME {
+                return Err(TransportError::Io {
+                    peer: from,
+                    reason: format!("frame of {len} bytes"),
+                });
+            }
+            let mut buf = vec![0u8; len];
+            r.read_exact(&mut buf).await.map_err(io)?;
+            Ok(Bytes::from(buf))
+        }
+    }
+}
