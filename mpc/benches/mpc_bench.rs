@@ -57,7 +57,9 @@ fn main() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("mpc-bench: {e}\nusage: mpc-bench online|preprocessing [--runs N] [--batch N]");
+            eprintln!(
+                "mpc-bench: {e}\nusage: mpc-bench online|preprocessing [--runs N] [--batch N]"
+            );
             std::process::exit(2);
         }
     };
@@ -97,7 +99,13 @@ fn online(rt: &tokio::runtime::Runtime, parties: usize, batch: usize, runs: usiz
 }
 
 /// MASCOT: base-OT setup once (timed apart), then `batches` batches of `per_batch` triples.
-fn preprocessing(rt: &tokio::runtime::Runtime, parties: usize, transport: &str, per_batch: usize, batches: usize) {
+fn preprocessing(
+    rt: &tokio::runtime::Runtime,
+    parties: usize,
+    transport: &str,
+    per_batch: usize,
+    batches: usize,
+) {
     use conclave_mpc::driver::run;
     use conclave_mpc::mascot::batch::{Batch, BatchSpec};
     use conclave_mpc::mascot::setup::Setup;
@@ -116,7 +124,9 @@ fn preprocessing(rt: &tokio::runtime::Runtime, parties: usize, transport: &str, 
         let (me, n) = (t.party(), t.parties());
         let key = MacKeyShare::new(conclave_mpc::Fp::random(&mut rand::rng()));
         let start = Instant::now();
-        let mut keys = run(Setup::new(SessionId([2; 16]), me, n, key), &mut t).await.expect("setup");
+        let mut keys = run(Setup::new(SessionId([2; 16]), me, n, key), &mut t)
+            .await
+            .expect("setup");
         let setup = start.elapsed();
         t.sent.store(0, Ordering::SeqCst);
         let start = Instant::now();
@@ -139,7 +149,10 @@ fn preprocessing(rt: &tokio::runtime::Runtime, parties: usize, transport: &str, 
                 .await
                 .into_iter()
                 .map(|inner| {
-                    let t = support::Counting { inner, sent: sent.clone() };
+                    let t = support::Counting {
+                        inner,
+                        sent: sent.clone(),
+                    };
                     tokio::spawn(party(t, per_batch, batches))
                 })
                 .collect()
@@ -147,7 +160,10 @@ fn preprocessing(rt: &tokio::runtime::Runtime, parties: usize, transport: &str, 
             MemoryTransport::mesh(parties)
                 .into_iter()
                 .map(|inner| {
-                    let t = support::Counting { inner, sent: sent.clone() };
+                    let t = support::Counting {
+                        inner,
+                        sent: sent.clone(),
+                    };
                     tokio::spawn(party(t, per_batch, batches))
                 })
                 .collect()

@@ -64,12 +64,19 @@ impl<T: conclave_mpc::transport::Transport> conclave_mpc::transport::Transport f
     fn parties(&self) -> usize {
         self.inner.parties()
     }
-    async fn send(&mut self, to: usize, frame: bytes::Bytes) -> Result<(), conclave_mpc::transport::TransportError> {
+    async fn send(
+        &mut self,
+        to: usize,
+        frame: bytes::Bytes,
+    ) -> Result<(), conclave_mpc::transport::TransportError> {
         self.sent
             .fetch_add(frame.len() as u64, std::sync::atomic::Ordering::Relaxed);
         self.inner.send(to, frame).await
     }
-    async fn recv(&mut self, from: usize) -> Result<bytes::Bytes, conclave_mpc::transport::TransportError> {
+    async fn recv(
+        &mut self,
+        from: usize,
+    ) -> Result<bytes::Bytes, conclave_mpc::transport::TransportError> {
         self.inner.recv(from).await
     }
 }
@@ -97,7 +104,11 @@ pub mod tcp {
     pub async fn mesh(parties: usize) -> Vec<TcpTransport> {
         let mut listeners = Vec::new();
         for _ in 0..parties {
-            listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind loopback"));
+            listeners.push(
+                TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind loopback"),
+            );
         }
         let addrs: Vec<_> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
         let mut ends: Vec<TcpTransport> = (0..parties)
@@ -118,7 +129,9 @@ pub mod tcp {
                     tokio::spawn(async move {
                         while let Some(frame) = rx.recv().await {
                             let len = (frame.len() as u32).to_le_bytes();
-                            if write.write_all(&len).await.is_err() || write.write_all(&frame).await.is_err() {
+                            if write.write_all(&len).await.is_err()
+                                || write.write_all(&frame).await.is_err()
+                            {
                                 break;
                             }
                         }
@@ -139,7 +152,11 @@ pub mod tcp {
             self.writers.len()
         }
         async fn send(&mut self, to: usize, frame: Bytes) -> Result<(), TransportError> {
-            let w = self.writers.get(to).and_then(Option::as_ref).ok_or(TransportError::UnknownPeer(to))?;
+            let w = self
+                .writers
+                .get(to)
+                .and_then(Option::as_ref)
+                .ok_or(TransportError::UnknownPeer(to))?;
             w.send(frame).map_err(|_| TransportError::Closed(to))
         }
         async fn recv(&mut self, from: usize) -> Result<Bytes, TransportError> {

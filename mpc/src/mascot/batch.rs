@@ -201,15 +201,15 @@ impl<'k> Batch<'k> {
                     .kos_sender
                     .extend(&context, self.batch, ots, msg)
                     .map_err(|_| Abort::OtCheckFailed { party: from })?;
-                let mut d = Vec::with_capacity(ots);
+                let (v0, v1) = pair.kos_sender.outputs_all(self.batch, &q);
+                let mut d = vec![Fp::ZERO; ots];
                 for g in 0..n * TAU {
                     let b = self.b[g / TAU];
                     let mut acc = Fp::ZERO;
                     for h in (0..FIELD_BITS).rev() {
                         let j = g * FIELD_BITS + h;
-                        let (v0, v1) = pair.kos_sender.outputs(self.batch, j, q[j]);
-                        d.push(v0 - v1 + b);
-                        acc = acc + acc + v0;
+                        d[j] = v0[j] - v1[j] + b;
+                        acc = acc + acc + v0[j];
                     }
                     self.c[g] -= acc;
                 }
@@ -217,18 +217,13 @@ impl<'k> Batch<'k> {
             }
             Step::Gilboa => {
                 let d = expect_values(from, body, ots)?;
-                let rows = &self.t_rows[from];
-                let mut k = 0;
+                let w = KosReceiver::outputs_all(self.batch, &self.t_rows[from]);
                 for g in 0..n * TAU {
                     let abits: Vec<bool> = bits(&self.a[g]).collect();
                     let mut acc = Fp::ZERO;
                     for h in (0..FIELD_BITS).rev() {
                         let j = g * FIELD_BITS + h;
-                        let mut v = KosReceiver::output(self.batch, j, rows[j]);
-                        if abits[h] {
-                            v += d[k];
-                        }
-                        k += 1;
+                        let v = if abits[h] { w[j] + d[j] } else { w[j] };
                         acc = acc + acc + v;
                     }
                     self.c[g] += acc;

@@ -43,10 +43,11 @@ impl CopeSender {
         let n = x.len();
         let mut u = vec![Fp::ZERO; FIELD_BITS * n];
         let mut acc = vec![Fp::ZERO; n];
+        let (mut t0, mut t1) = (vec![Fp::ZERO; n], vec![Fp::ZERO; n]);
         for h in (0..FIELD_BITS).rev() {
             let (k0, k1) = &self.seeds[h];
-            let t0 = Prg::new(k0, batch).field_elements(n);
-            let t1 = Prg::new(k1, batch).field_elements(n);
+            Prg::new(k0, batch).fill_field(&mut t0);
+            Prg::new(k1, batch).fill_field(&mut t1);
             let row = &mut u[h * n..(h + 1) * n];
             for k in 0..n {
                 row[k] = t0[k] - t1[k] + x[k];
@@ -75,8 +76,9 @@ impl CopeReceiver {
     ) -> Result<Vec<Fp>, crate::wire::FrameError> {
         let u: Vec<Fp> = u.iter().collect::<Result<_, _>>()?;
         let mut acc = vec![Fp::ZERO; n];
+        let mut t = vec![Fp::ZERO; n];
         for h in (0..FIELD_BITS).rev() {
-            let t = Prg::new(&self.seeds[h], batch).field_elements(n);
+            Prg::new(&self.seeds[h], batch).fill_field(&mut t);
             let row = &u[h * n..(h + 1) * n];
             for k in 0..n {
                 let q = if self.alpha_bits[h] {

@@ -12,7 +12,7 @@ use rand_core::Rng;
 use zeroize::Zeroize;
 
 use super::gf2::{clmul, transpose_rows};
-use super::prg::{Block, Prg, hash_to_field};
+use super::prg::{Block, Prg, hash_rows_to_field, hash_to_field};
 use crate::field::Fp;
 
 /// Base OTs per extension: the computational security parameter.
@@ -142,6 +142,11 @@ impl KosReceiver {
     pub fn output(batch: u64, j: usize, t_row: u128) -> Fp {
         hash_to_field(&t_row.to_le_bytes(), tweak(batch, j))
     }
+
+    /// The chosen messages of all OTs of a batch, in order.
+    pub fn outputs_all(batch: u64, t_rows: &[u128]) -> Vec<Fp> {
+        hash_rows_to_field(t_rows, tweak(batch, 0))
+    }
 }
 
 impl KosSender {
@@ -212,6 +217,15 @@ impl KosSender {
         (
             hash_to_field(&q_row.to_le_bytes(), tw),
             hash_to_field(&(q_row ^ self.delta).to_le_bytes(), tw),
+        )
+    }
+
+    /// Both messages of all OTs of a batch, in order.
+    pub fn outputs_all(&self, batch: u64, q_rows: &[u128]) -> (Vec<Fp>, Vec<Fp>) {
+        let flipped: Vec<u128> = q_rows.iter().map(|q| q ^ self.delta).collect();
+        (
+            hash_rows_to_field(q_rows, tweak(batch, 0)),
+            hash_rows_to_field(&flipped, tweak(batch, 0)),
         )
     }
 

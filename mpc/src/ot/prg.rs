@@ -49,12 +49,21 @@ impl Prg {
 
     /// The next `n` pseudorandom field elements (32 bytes of stream each).
     pub fn field_elements(&mut self, n: usize) -> Vec<Fp> {
-        let mut bytes = vec![0u8; 32 * n];
-        self.fill(&mut bytes);
-        bytes
-            .chunks_exact(32)
-            .map(|c| Fp::from_252_bits(c.try_into().expect("32-byte chunk")))
-            .collect()
+        let mut out = vec![Fp::ZERO; n];
+        self.fill_field(&mut out);
+        out
+    }
+
+    /// Overwrites `out` with the next pseudorandom field elements, without allocating.
+    pub fn fill_field(&mut self, out: &mut [Fp]) {
+        let mut bytes = [0u8; 256];
+        for chunk in out.chunks_mut(8) {
+            let len = 32 * chunk.len();
+            self.fill(&mut bytes[..len]);
+            for (v, b) in chunk.iter_mut().zip(bytes.chunks_exact(32)) {
+                *v = Fp::from_252_bits(b.try_into().expect("32-byte chunk"));
+            }
+        }
     }
 }
 
@@ -66,28 +75,47 @@ fn fixed_key() -> &'static Aes128 {
     })
 }
 
-fn permute(x: &Block) -> Block {
-    let mut b = GenericArray::clone_from_slice(x);
-    fixed_key().encrypt_block(&mut b);
-    b.into()
-}
-
-fn xor(a: &Block, b: &Block) -> Block {
-    std::array::from_fn(|i| a[i] ^ b[i])
-}
-
 /// Hashes an OT-extension row to a field element, with tweak `index` (the OT's position).
 /// Two TCCR calls give 256 bits, mapped as in [`Fp::from_252_bits`].
 pub fn hash_to_field(row: &Block, index: u64) -> Fp {
-    let px = permute(row);
-    let mut out = [0u8; 32];
-    for half in 0..2u64 {
-        let mut tweak = [0u8; 16];
-        tweak[..8].copy_from_slice(&(2 * index + half).to_le_bytes());
-        let h = xor(&permute(&xor(&px, &tweak)), &px);
-        out[16 * half as usize..16 * (half as usize + 1)].copy_from_slice(&h);
+    hash_rows_to_field(&[u128::from_le_bytes(*row)], index)[0]
+}
+
+/// [`hash_to_field`] of `rows[k]` with tweak `first_index + k`, eight AES blocks at a time.
+pub fn hash_rows_to_field(rows: &[u128], first_index: u64) -> Vec<Fp> {
+    type B = GenericArray<u8, aes::cipher::consts::U16>;
+    const PAR: usize = 8;
+    let key = fixed_key();
+    let mut out = Vec::with_capacity(rows.len());
+    let mut px = [B::default(); PAR];
+    let mut halves = [[B::default(); PAR]; 2];
+    for (c, chunk) in rows.chunks(PAR).enumerate() {
+        let n = chunk.len();
+        for (p, r) in px.iter_mut().zip(chunk) {
+            p.copy_from_slice(&r.to_le_bytes());
+        }
+        key.encrypt_blocks(&mut px[..n]);
+        for (half, blocks) in halves.iter_mut().enumerate() {
+            for (k, b) in blocks.iter_mut().take(n).enumerate() {
+                let index = first_index + (c * PAR + k) as u64;
+                let mut tweak = [0u8; 16];
+                tweak[..8].copy_from_slice(&(2 * index + half as u64).to_le_bytes());
+                for i in 0..16 {
+                    b[i] = px[k][i] ^ tweak[i];
+                }
+            }
+            key.encrypt_blocks(&mut blocks[..n]);
+        }
+        for k in 0..n {
+            let mut bytes = [0u8; 32];
+            for i in 0..16 {
+                bytes[i] = halves[0][k][i] ^ px[k][i];
+                bytes[16 + i] = halves[1][k][i] ^ px[k][i];
+            }
+            out.push(Fp::from_252_bits(bytes));
+        }
     }
-    Fp::from_252_bits(out)
+    out
 }
 
 #[cfg(test)]
@@ -111,6 +139,33 @@ mod tests {
         p.fill(&mut c[..32]);
         p.fill(&mut c[32..]);
         assert_eq!(c[..], a[..96]);
+    }
+
+    #[test]
+    fn batched_hash_matches_the_single_one() {
+        let rows: Vec<u128> = (0..19u128).map(|i| i * 0x1234_5678_9abc).collect();
+        let batch = hash_rows_to_field(&rows, 100);
+        for (k, r) in rows.iter().enumerate() {
+            assert_eq!(batch[k], hash_to_field(&r.to_le_bytes(), 100 + k as u64));
+        }
+        // The definition: π(π(x) ⊕ t) ⊕ π(x) for t = 2i, 2i + 1.
+        let x = [9u8; 16];
+        let perm = |b: [u8; 16]| -> [u8; 16] {
+            let mut g = GenericArray::clone_from_slice(&b);
+            fixed_key().encrypt_block(&mut g);
+            g.into()
+        };
+        let px = perm(x);
+        let mut want = [0u8; 32];
+        for half in 0..2u64 {
+            let mut t = [0u8; 16];
+            t[..8].copy_from_slice(&(2 * 5 + half).to_le_bytes());
+            let y = perm(std::array::from_fn(|i| px[i] ^ t[i]));
+            for i in 0..16 {
+                want[16 * half as usize + i] = y[i] ^ px[i];
+            }
+        }
+        assert_eq!(hash_to_field(&x, 5), Fp::from_252_bits(want));
     }
 
     #[test]
