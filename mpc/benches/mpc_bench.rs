@@ -144,29 +144,23 @@ fn preprocessing(
 
     let sent = Arc::new(AtomicU64::new(0));
     let (setup, elapsed) = rt.block_on(async {
-        let handles: Vec<_> = if transport == "tcp" {
-            support::tcp::mesh(parties)
-                .await
-                .into_iter()
+        fn spawn<T: Transport + 'static>(
+            ends: Vec<T>,
+            sent: &Arc<AtomicU64>,
+            per_batch: usize,
+            batches: usize,
+        ) -> Vec<tokio::task::JoinHandle<(Duration, Duration)>> {
+            ends.into_iter()
                 .map(|inner| {
-                    let t = support::Counting {
-                        inner,
-                        sent: sent.clone(),
-                    };
-                    tokio::spawn(party(t, per_batch, batches))
+                    let sent = sent.clone();
+                    tokio::spawn(party(support::Counting { inner, sent }, per_batch, batches))
                 })
                 .collect()
+        }
+        let handles = if transport == "tcp" {
+            spawn(support::tcp::mesh(parties).await, &sent, per_batch, batches)
         } else {
-            MemoryTransport::mesh(parties)
-                .into_iter()
-                .map(|inner| {
-                    let t = support::Counting {
-                        inner,
-                        sent: sent.clone(),
-                    };
-                    tokio::spawn(party(t, per_batch, batches))
-                })
-                .collect()
+            spawn(MemoryTransport::mesh(parties), &sent, per_batch, batches)
         };
         let mut worst = (Duration::ZERO, Duration::ZERO);
         for h in handles {

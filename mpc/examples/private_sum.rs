@@ -1,13 +1,17 @@
 //! Three parties each input a secret and learn only the sum and the product.
 //!
-//! `cargo run -p conclave-mpc --example private_sum -- 12 30 7`
+//! `cargo run --release -p conclave-mpc --example private_sum -- 12 30 7`
 //!
-//! Preprocessing here comes from the test-only `InsecureDealer`, which knows every secret it deals:
-//! this example shows the online phase only. The node uses the OT-based generator.
+//! Each party runs a MASCOT preprocessing pool (base OTs, then OT-extension triples, all checked)
+//! over its own channels, then the SPDZ online phase on that material. All three parties run in
+//! this one process over in-memory channels.
 
-use conclave_mpc::dealer::InsecureDealer;
+use std::time::Instant;
+
 use conclave_mpc::driver::run;
+use conclave_mpc::mascot::pool::{Pool, PoolConfig};
 use conclave_mpc::prep::Material;
+use conclave_mpc::share::MacKeyShare;
 use conclave_mpc::transport::MemoryTransport;
 use conclave_mpc::wire::SessionId;
 use conclave_mpc::{CircuitBuilder, Fp, Session, SessionConfig};
@@ -35,28 +39,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     b.reveal(sum);
     b.reveal(product);
     let circuit = b.build();
+    let req = circuit.requirements();
 
-    eprintln!("warning: preprocessing from the test-only InsecureDealer (it sees every secret)");
-    let mut dealer = InsecureDealer::new(parties, rand::random());
-    let materials: Vec<Material> = dealer.deal(&circuit.requirements());
-    let session = SessionId(rand::random());
-
+    let started = Instant::now();
+    let prep_session = SessionId(rand::random());
+    let online_session = SessionId(rand::random());
     let mut tasks = Vec::new();
-    for ((party, mut transport), material) in MemoryTransport::mesh(parties)
+    let channels = MemoryTransport::mesh(parties)
         .into_iter()
-        .enumerate()
-        .zip(materials)
-    {
-        let cfg = SessionConfig::new(session, party, parties);
-        let input = vec![Fp::from_u64(secrets[party])];
-        let s = Session::new(cfg, circuit.clone(), input, material)?;
-        tasks.push(tokio::spawn(async move { run(s, &mut transport).await }));
+        .zip(MemoryTransport::mesh(parties));
+    for (party, (prep, mut online)) in channels.enumerate() {
+        let (circuit, req) = (circuit.clone(), req.clone());
+        let secret = Fp::from_u64(secrets[party]);
+        tasks.push(tokio::spawn(async move {
+            // Each party's own MAC key share; nobody ever learns the others'.
+            let key = MacKeyShare::new(Fp::random(&mut rand::rng()));
+            let config = PoolConfig::for_triples(parties, 16, 16);
+            let mut pool = Pool::start(prep_session, key, prep, config).await?;
+            pool.ready(&req).await?;
+            let prep_done = started.elapsed();
+            let material = Material::take(&mut pool, &req)?;
+            let cfg = SessionConfig::new(online_session, party, parties);
+            let session = Session::new(cfg, circuit, vec![secret], material)?;
+            let out = run(session, &mut online).await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((out, prep_done, started.elapsed()))
+        }));
     }
     for (party, task) in tasks.into_iter().enumerate() {
-        let out = task.await??;
+        let (out, prep, total) = task.await?.map_err(|e| e.to_string())?;
         println!(
-            "party {party} (secret {:>4}) learned: sum = {}, product = {}",
-            secrets[party], out[0], out[1]
+            "party {party} (secret {:>4}) learned: sum = {}, product = {}   [preprocessing ready after {:.0} ms, done after {:.0} ms]",
+            secrets[party],
+            out[0],
+            out[1],
+            prep.as_secs_f64() * 1e3,
+            total.as_secs_f64() * 1e3
         );
     }
     Ok(())

@@ -4,7 +4,9 @@
 
 use crate::session::Abort;
 use crate::share::PartyId;
-use crate::wire::{BodyView, FrameView, SessionId};
+use bytes::Bytes;
+
+use crate::wire::{Body, BodyView, Frame, FrameView, SessionId};
 
 /// Which frames the current round still waits for.
 pub(crate) struct RoundGate {
@@ -76,6 +78,16 @@ impl RoundGate {
         self.round += 1;
         self.received.iter_mut().for_each(|r| *r = false);
         self.waiting = self.parties - 1;
+    }
+
+    /// This party's frame with `body` for the current round.
+    pub fn frame(&self, body: Body) -> Bytes {
+        Frame {
+            session: self.session,
+            round: self.round,
+            body,
+        }
+        .encode()
     }
 
     /// The peers of this party, in order.

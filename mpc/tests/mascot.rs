@@ -121,9 +121,17 @@ fn four_parties_produce_correct_authenticated_material() {
     check_outputs(4);
 }
 
+/// What [`online_on_pool`] saw: α, each party's outputs and bits, and the plaintext result.
+struct PoolRun {
+    alpha: Fp,
+    outputs: Vec<Vec<Fp>>,
+    bits: Vec<Vec<Share>>,
+    expected: Vec<Fp>,
+}
+
 /// Starts a pool per party, waits for the circuit's material, runs the online phase on it, and
-/// returns each party's outputs, bits and α.
-fn online_on_pool(parties: usize) -> (Fp, Vec<Vec<Fp>>, Vec<Vec<Share>>, Vec<Fp>) {
+/// takes some random bits.
+fn online_on_pool(parties: usize) -> PoolRun {
     use conclave_mpc::mascot::pool::{Pool, PoolConfig};
     use conclave_mpc::prep::Material;
     use conclave_mpc::{CircuitBuilder, Session, SessionConfig};
@@ -182,13 +190,23 @@ fn online_on_pool(parties: usize) -> (Fp, Vec<Vec<Fp>>, Vec<Vec<Share>>, Vec<Fp>
         }
         (outs, bits)
     });
-    (alpha, outputs, bits, expected)
+    PoolRun {
+        alpha,
+        outputs,
+        bits,
+        expected,
+    }
 }
 
 #[test]
 fn online_phase_runs_on_pool_material_and_bits_are_bits() {
     for parties in [2, 3, 4] {
-        let (alpha, outputs, bits, expected) = online_on_pool(parties);
+        let PoolRun {
+            alpha,
+            outputs,
+            bits,
+            expected,
+        } = online_on_pool(parties);
         for out in &outputs {
             assert_eq!(out, &expected, "{parties} parties");
         }

@@ -36,9 +36,12 @@ fn spec(parties: usize) -> BatchSpec {
     }
 }
 
-/// How the cheater deviates, given every party's α.
+/// Makes the cheater's frame tamper, given every party's α.
+type MakeTamper = Box<dyn Fn(&[Fp]) -> FrameTamper>;
+
+/// How the cheater deviates.
 enum Cheat {
-    Frames(Box<dyn Fn(&[Fp]) -> FrameTamper>),
+    Frames(MakeTamper),
     /// The cheater's MAC key share differs from the α its COPE role was set up with.
     WrongAlpha,
 }

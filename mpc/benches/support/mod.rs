@@ -1,4 +1,6 @@
-//! What the MPC benches share: the multiplication-batch circuit and one timed honest run.
+//! What the MPC benches share: the multiplication-batch circuit, one timed honest run, a byte
+//! counter and loopback TCP. Each bench uses part of it.
+#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 

@@ -2,18 +2,18 @@
 //! passed.
 //!
 //! Rounds (frames per peer unless noted):
-//! 1. **Extend**: as KOS receiver, the OT-extension message whose choices are the bits of this
-//!    party's τ·N candidate values a_{t,k}; each peer checks it (KOS) before using it.
-//! 2. **Gilboa**: as KOS sender, corrections d = v0 − v1 + b_t, so the peer's chosen message
-//!    gives it a share of a_{t,k}·b_t (Gilboa); every party ends with a share of c_{t,k} =
-//!    a_{t,k}·b_t where a = Σ_i a^i, b = Σ_i b^i.
-//! 3–4. Coin toss (broadcast): r, r̂ combine the τ candidates into (a, c) and (â, ĉ), so a
-//!    selective-failure attack on the Gilboa step learns nothing about a.
-//! 5. **Authenticate**: COPE messages MACing this party's shares of a, b, c, â, ĉ, its random
-//!    values, its input masks and one random x₀, under every peer's key share.
-//! 6–7. Coin toss (broadcast): the sacrifice challenges s_t and the coefficients χ.
-//! 8. **Open** (broadcast): ρ_t = s_t·a_t − â_t, and y = Σ χ_k·v_k + x₀ over every value MACed.
-//! 9–12. MAC check of ρ, y, and of s_t·c_t − ĉ_t − ρ_t·b_t claimed to be 0 (the sacrifice).
+//! - 1 **Extend**: as KOS receiver, the OT-extension message whose choices are the bits of this
+//!   party's τ·N candidate values a_{t,k}; each peer checks it (KOS) before using it.
+//! - 2 **Gilboa**: as KOS sender, corrections d = v0 − v1 + b_t, so the peer's chosen message
+//!   gives it a share of a_{t,k}·b_t; every party ends with a share of c_{t,k} = a_{t,k}·b_t
+//!   where a = Σ_i a^i, b = Σ_i b^i.
+//! - 3–4 coin toss (broadcast): r, r̂ combine the τ candidates into (a, c) and (â, ĉ), so a
+//!   selective-failure attack on the Gilboa step learns nothing about a.
+//! - 5 **Authenticate**: COPE messages MACing this party's shares of a, b, c, â, ĉ, its random
+//!   values, its input masks and one random x₀, under every peer's key share.
+//! - 6–7 coin toss (broadcast): the sacrifice challenges s_t and the coefficients χ.
+//! - 8 **Open** (broadcast): ρ_t = s_t·a_t − â_t, and y = Σ χ_k·v_k + x₀ over every value MACed.
+//! - 9–12 MAC check of ρ, y, and of s_t·c_t − ĉ_t − ρ_t·b_t claimed to be 0 (the sacrifice).
 
 use bytes::Bytes;
 
@@ -29,7 +29,7 @@ use crate::prep::{InputMask, Triple};
 use crate::rounds::RoundGate;
 use crate::session::Abort;
 use crate::share::{PartyId, Share};
-use crate::wire::{Body, BodyView, Frame, encode_values};
+use crate::wire::{Body, BodyView, encode_values};
 
 /// The most triples, or random values plus masks, in one batch (bounded by the frame size).
 pub const MAX_PER_BATCH: usize = 1024;
@@ -148,7 +148,7 @@ impl<'k> Batch<'k> {
                 .kos_receiver
                 .extend(&context, batch, &choices, &mut rng);
             t_rows[j] = rows;
-            frames[j] = frame(&gate, Body::Bytes(msg));
+            frames[j] = gate.frame(Body::Bytes(msg));
         }
         Ok(Batch {
             spec,
@@ -345,12 +345,12 @@ impl<'k> Batch<'k> {
                     .collect();
                 Outgoing::PerPeer(frames)
             }
-            Step::CombineCommit | Step::ChallengeCommit => Outgoing::Broadcast(frame(
-                &self.gate,
-                Body::Commit(self.coin.commitment(me_binding)),
-            )),
+            Step::CombineCommit | Step::ChallengeCommit => Outgoing::Broadcast(
+                self.gate
+                    .frame(Body::Commit(self.coin.commitment(me_binding))),
+            ),
             Step::CombineOpen | Step::ChallengeOpen => {
-                Outgoing::Broadcast(frame(&self.gate, Body::Seed(self.coin.opening(me))))
+                Outgoing::Broadcast(self.gate.frame(Body::Seed(self.coin.opening(me))))
             }
             Step::Authenticate => {
                 let mut rows: Vec<(Vec<Fp>, Vec<Fp>)> = Vec::new();
@@ -373,7 +373,7 @@ impl<'k> Batch<'k> {
             Step::Open => Outgoing::Broadcast(encode_values(ctx.session, ctx.round, &self.opened)),
             Step::Check => {
                 let body = self.check.as_mut().expect("in check").outgoing(ctx);
-                Outgoing::Broadcast(frame(&self.gate, body))
+                Outgoing::Broadcast(self.gate.frame(body))
             }
             Step::Extend => unreachable!("extend is only the first round"),
         };
@@ -570,15 +570,6 @@ impl<'k> Batch<'k> {
         self.wipe();
         e
     }
-}
-
-fn frame(gate: &RoundGate, body: Body) -> Bytes {
-    Frame {
-        session: gate.session,
-        round: gate.round,
-        body,
-    }
-    .encode()
 }
 
 fn unexpected(from: PartyId, expected: &'static str, got: &BodyView) -> Abort {

@@ -16,7 +16,7 @@ use crate::ot::prg::Block;
 use crate::rounds::RoundGate;
 use crate::session::Abort;
 use crate::share::{MacKeyShare, PartyId};
-use crate::wire::{Body, BodyView, Frame, SessionId};
+use crate::wire::{Body, BodyView, SessionId};
 
 const BASE_OTS: usize = KAPPA + FIELD_BITS;
 
@@ -44,7 +44,7 @@ impl Setup {
         for j in gate.peers() {
             let (sender, point) = BaseOtSender::new(&mut rng);
             senders[j] = Some(sender);
-            out[j] = frame(&gate, Body::Bytes(point.to_vec()));
+            out[j] = gate.frame(Body::Bytes(point.to_vec()));
         }
         Setup {
             deltas: (0..parties).map(|_| rng.random()).collect(),
@@ -140,15 +140,6 @@ impl Setup {
     }
 }
 
-fn frame(gate: &RoundGate, body: Body) -> Bytes {
-    Frame {
-        session: gate.session,
-        round: gate.round,
-        body,
-    }
-    .encode()
-}
-
 impl Protocol for Setup {
     type Output = MascotKeys;
 
@@ -178,7 +169,7 @@ impl Protocol for Setup {
         self.gate.advance();
         for j in self.gate.peers() {
             let answer = std::mem::take(&mut self.answers[j]);
-            self.out[j] = frame(&self.gate, Body::Bytes(answer));
+            self.out[j] = self.gate.frame(Body::Bytes(answer));
         }
         Ok(None)
     }

@@ -23,7 +23,12 @@ pub fn clmul(a: u128, b: u128) -> (u128, u128) {
 unsafe fn clmul_x86(a: u128, b: u128) -> (u128, u128) {
     use std::arch::x86_64::{__m128i, _mm_clmulepi64_si128, _mm_xor_si128};
     // SAFETY: u128 and __m128i have the same size; every bit pattern is valid for both.
-    let (va, vb): (__m128i, __m128i) = unsafe { (std::mem::transmute(a), std::mem::transmute(b)) };
+    let (va, vb) = unsafe {
+        (
+            std::mem::transmute::<u128, __m128i>(a),
+            std::mem::transmute::<u128, __m128i>(b),
+        )
+    };
     let lo = _mm_clmulepi64_si128::<0x00>(va, vb);
     let hi = _mm_clmulepi64_si128::<0x11>(va, vb);
     let mid = _mm_xor_si128(
@@ -31,11 +36,11 @@ unsafe fn clmul_x86(a: u128, b: u128) -> (u128, u128) {
         _mm_clmulepi64_si128::<0x10>(va, vb),
     );
     // SAFETY: as above.
-    let (lo, hi, mid): (u128, u128, u128) = unsafe {
+    let (lo, hi, mid) = unsafe {
         (
-            std::mem::transmute(lo),
-            std::mem::transmute(hi),
-            std::mem::transmute(mid),
+            std::mem::transmute::<__m128i, u128>(lo),
+            std::mem::transmute::<__m128i, u128>(hi),
+            std::mem::transmute::<__m128i, u128>(mid),
         )
     };
     (lo ^ (mid << 64), hi ^ (mid >> 64))

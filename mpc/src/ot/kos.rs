@@ -101,7 +101,7 @@ impl KosReceiver {
         }
         // Clear the random bits that share a byte with the last real choice, then re-randomise
         // them from a fresh byte so pad choices are uniform.
-        if choices.len() % 8 != 0 {
+        if !choices.len().is_multiple_of(8) {
             let j = choices.len();
             let keep = (1u8 << (j % 8)) - 1;
             let mut r = [0u8; 1];
