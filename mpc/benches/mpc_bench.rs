@@ -77,7 +77,7 @@ fn main() {
             let per_batch = args.batch.min(conclave_mpc::mascot::batch::MAX_PER_BATCH);
             for parties in [2, 3] {
                 for transport in ["memory", "tcp"] {
-                    preprocessing(&rt, parties, transport, per_batch, args.runs);
+                    preprocessing(parties, transport, per_batch, args.runs);
                 }
             }
         }
@@ -99,13 +99,7 @@ fn online(rt: &tokio::runtime::Runtime, parties: usize, batch: usize, runs: usiz
 }
 
 /// MASCOT: base-OT setup once (timed apart), then `batches` batches of `per_batch` triples.
-fn preprocessing(
-    rt: &tokio::runtime::Runtime,
-    parties: usize,
-    transport: &str,
-    per_batch: usize,
-    batches: usize,
-) {
+fn preprocessing(parties: usize, transport: &str, per_batch: usize, batches: usize) {
     use conclave_mpc::driver::run;
     use conclave_mpc::mascot::batch::{Batch, BatchSpec};
     use conclave_mpc::mascot::setup::Setup;
@@ -117,14 +111,14 @@ fn preprocessing(
     use std::time::Instant;
 
     async fn party<T: Transport + 'static>(
-        mut t: support::Counting<T>,
+        t: &mut support::Counting<T>,
         per_batch: usize,
         batches: usize,
-    ) -> (Duration, Duration) {
+    ) -> (Duration, Duration, u64) {
         let (me, n) = (t.party(), t.parties());
         let key = MacKeyShare::new(conclave_mpc::Fp::random(&mut rand::rng()));
         let start = Instant::now();
-        let mut keys = run(Setup::new(SessionId([2; 16]), me, n, key), &mut t)
+        let mut keys = run(Setup::new(SessionId([2; 16]), me, n, key), &mut *t)
             .await
             .expect("setup");
         let setup = start.elapsed();
@@ -137,45 +131,51 @@ fn preprocessing(
         };
         for _ in 0..batches {
             let batch = Batch::new(&mut keys, spec.clone()).expect("batch");
-            run(batch, &mut t).await.expect("honest batch");
+            run(batch, &mut *t).await.expect("honest batch");
         }
-        (setup, start.elapsed())
+        (setup, start.elapsed(), t.sent.load(Ordering::SeqCst))
     }
 
-    let sent = Arc::new(AtomicU64::new(0));
-    let (setup, elapsed) = rt.block_on(async {
-        fn spawn<T: Transport + 'static>(
-            ends: Vec<T>,
-            sent: &Arc<AtomicU64>,
-            per_batch: usize,
-            batches: usize,
-        ) -> Vec<tokio::task::JoinHandle<(Duration, Duration)>> {
-            ends.into_iter()
-                .map(|inner| {
-                    let sent = sent.clone();
-                    tokio::spawn(party(support::Counting { inner, sent }, per_batch, batches))
-                })
-                .collect()
-        }
-        let handles = if transport == "tcp" {
-            spawn(support::tcp::mesh(parties).await, &sent, per_batch, batches)
-        } else {
-            spawn(MemoryTransport::mesh(parties), &sent, per_batch, batches)
-        };
-        let mut worst = (Duration::ZERO, Duration::ZERO);
-        for h in handles {
-            let (s, e) = h.await.expect("party task");
-            worst = (worst.0.max(s), worst.1.max(e));
-        }
-        worst
-    });
+    let results = if transport == "tcp" {
+        let jobs: Vec<_> = support::tcp::mesh(parties)
+            .into_iter()
+            .enumerate()
+            .map(|(me, streams)| {
+                let sent = Arc::new(AtomicU64::new(0));
+                move || async move {
+                    let inner = support::tcp::TcpTransport::new(me, streams);
+                    let mut t = support::Counting { inner, sent };
+                    let times = party(&mut t, per_batch, batches).await;
+                    t.inner.close().await;
+                    times
+                }
+            })
+            .collect();
+        support::on_own_threads(jobs)
+    } else {
+        let jobs: Vec<_> = MemoryTransport::mesh(parties)
+            .into_iter()
+            .map(|inner| {
+                let sent = Arc::new(AtomicU64::new(0));
+                move || async move {
+                    party(&mut support::Counting { inner, sent }, per_batch, batches).await
+                }
+            })
+            .collect();
+        support::on_own_threads(jobs)
+    };
+    let (setup, elapsed, sent) = results
+        .into_iter()
+        .fold((Duration::ZERO, Duration::ZERO, 0), |w, (s, e, b)| {
+            (w.0.max(s), w.1.max(e), w.2 + b)
+        });
     let triples = (per_batch * batches) as f64;
     println!(
         "{{\"bench\":\"preprocessing\",\"parties\":{parties},\"transport\":\"{transport}\",\"batch\":{per_batch},\"batches\":{batches},\"setup_ms\":{:.1},\"elapsed_ms\":{:.1},\"triples_per_sec\":{:.0},\"bytes_per_triple\":{:.0}}}",
         setup.as_secs_f64() * 1e3,
         elapsed.as_secs_f64() * 1e3,
         triples / elapsed.as_secs_f64(),
-        sent.load(Ordering::SeqCst) as f64 / triples,
+        sent as f64 / triples,
     );
 }
 

@@ -39,18 +39,42 @@ pub fn timed_run(rt: &tokio::runtime::Runtime, circuit: &Circuit, seed: u64) -> 
             Session::new(cfg, circuit.clone(), vec![], m).expect("session")
         })
         .collect();
+    let _ = rt;
     let start = Instant::now();
-    rt.block_on(async {
-        let tasks: Vec<_> = sessions
-            .into_iter()
-            .zip(MemoryTransport::mesh(parties))
-            .map(|(s, mut t)| tokio::spawn(async move { run(s, &mut t).await }))
-            .collect();
-        for t in tasks {
-            t.await.expect("party task").expect("honest run");
-        }
-    });
+    let jobs: Vec<_> = sessions
+        .into_iter()
+        .zip(MemoryTransport::mesh(parties))
+        .map(|(s, mut t)| move || async move { run(s, &mut t).await.expect("honest run") })
+        .collect();
+    on_own_threads(jobs);
     start.elapsed()
+}
+
+/// Runs each party on its own OS thread with its own single-threaded runtime, so parties compute
+/// in parallel as separate processes would (a shared runtime tends to run a woken peer on the
+/// waker's thread).
+pub fn on_own_threads<F, Fut, T>(jobs: Vec<F>) -> Vec<T>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    let threads: Vec<_> = jobs
+        .into_iter()
+        .map(|job| {
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime")
+                    .block_on(job())
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("party thread"))
+        .collect()
 }
 
 /// Counts the bytes a transport sends.
@@ -90,8 +114,8 @@ pub mod tcp {
     use bytes::Bytes;
     use conclave_mpc::transport::{Transport, TransportError};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
     use tokio::net::tcp::OwnedReadHalf;
-    use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
     const MAX_FRAME: usize = 128 << 20;
@@ -100,50 +124,74 @@ pub mod tcp {
         party: usize,
         writers: Vec<Option<UnboundedSender<Bytes>>>,
         readers: Vec<Option<OwnedReadHalf>>,
+        flushers: Vec<tokio::task::JoinHandle<()>>,
     }
 
-    /// Connects `parties` parties over 127.0.0.1; endpoint i is party i.
-    pub async fn mesh(parties: usize) -> Vec<TcpTransport> {
-        let mut listeners = Vec::new();
-        for _ in 0..parties {
-            listeners.push(
-                TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind loopback"),
-            );
-        }
-        let addrs: Vec<_> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
-        let mut ends: Vec<TcpTransport> = (0..parties)
-            .map(|party| TcpTransport {
-                party,
-                writers: (0..parties).map(|_| None).collect(),
-                readers: (0..parties).map(|_| None).collect(),
-            })
+    /// Connected sockets for `parties` parties over 127.0.0.1: `result[i][j]` is party i's end of
+    /// its connection to party j. Plain std sockets, so each party can adopt its own in its own
+    /// runtime ([`TcpTransport::new`]).
+    pub fn mesh(parties: usize) -> Vec<Vec<Option<std::net::TcpStream>>> {
+        let listeners: Vec<_> = (0..parties)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback"))
             .collect();
+        let mut ends: Vec<Vec<Option<std::net::TcpStream>>> = (0..parties)
+            .map(|_| (0..parties).map(|_| None).collect())
+            .collect();
+        #[allow(clippy::needless_range_loop)] // i and j index the same table from both sides
         for i in 0..parties {
             for j in i + 1..parties {
-                let (a, b) = tokio::join!(TcpStream::connect(addrs[j]), listeners[j].accept());
-                let (a, (b, _)) = (a.expect("connect"), b.expect("accept"));
-                for (me, other, stream) in [(i, j, a), (j, i, b)] {
-                    stream.set_nodelay(true).unwrap();
-                    let (read, mut write) = stream.into_split();
-                    let (tx, mut rx) = unbounded_channel::<Bytes>();
-                    tokio::spawn(async move {
-                        while let Some(frame) = rx.recv().await {
-                            let len = (frame.len() as u32).to_le_bytes();
-                            if write.write_all(&len).await.is_err()
-                                || write.write_all(&frame).await.is_err()
-                            {
-                                break;
-                            }
-                        }
-                    });
-                    ends[me].writers[other] = Some(tx);
-                    ends[me].readers[other] = Some(read);
-                }
+                let a = std::net::TcpStream::connect(listeners[j].local_addr().unwrap())
+                    .expect("connect");
+                let (b, _) = listeners[j].accept().expect("accept");
+                ends[i][j] = Some(a);
+                ends[j][i] = Some(b);
             }
         }
         ends
+    }
+
+    impl TcpTransport {
+        /// Party `party`'s transport over its sockets; call inside the runtime that will use it.
+        pub fn new(party: usize, streams: Vec<Option<std::net::TcpStream>>) -> Self {
+            let parties = streams.len();
+            let mut t = TcpTransport {
+                party,
+                writers: (0..parties).map(|_| None).collect(),
+                readers: (0..parties).map(|_| None).collect(),
+                flushers: Vec::new(),
+            };
+            for (other, stream) in streams.into_iter().enumerate() {
+                let Some(stream) = stream else { continue };
+                stream.set_nodelay(true).unwrap();
+                stream.set_nonblocking(true).unwrap();
+                let stream = TcpStream::from_std(stream).expect("adopt socket");
+                let (read, mut write) = stream.into_split();
+                let (tx, mut rx) = unbounded_channel::<Bytes>();
+                t.flushers.push(tokio::spawn(async move {
+                    while let Some(frame) = rx.recv().await {
+                        let len = (frame.len() as u32).to_le_bytes();
+                        if write.write_all(&len).await.is_err()
+                            || write.write_all(&frame).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                }));
+                t.writers[other] = Some(tx);
+                t.readers[other] = Some(read);
+            }
+            t
+        }
+    }
+
+    impl TcpTransport {
+        /// Sends everything still queued, then closes.
+        pub async fn close(mut self) {
+            self.writers.clear();
+            for f in self.flushers.drain(..) {
+                let _ = f.await;
+            }
+        }
     }
 
     impl Transport for TcpTransport {
