@@ -9,9 +9,12 @@
 //! - [`share`]: authenticated shares, MAC key shares, linear operations.
 //! - [`circuit`], [`schedule`]: the circuit IR, builder, validation and depth scheduling.
 //! - [`prep`]: the preprocessing interface the online phase consumes.
+//! - [`ot`], [`mascot`]: OT and MASCOT preprocessing (triples, masks, randoms) with its pool.
+//! - [`bits`]: random bits by the square-root trick.
 //! - [`wire`], [`commit`]: frames and commitments.
 //! - [`mac_check`], [`session`]: the online-phase state machines.
-//! - [`transport`], [`driver`]: the transport trait, in-memory channels and the async driver.
+//! - [`transport`], [`driver`]: the transport trait, in-memory channels and the async driver
+//!   for any round-based [`driver::Protocol`].
 //! - `dealer` (feature `insecure-dealer`, tests and benches only): a trusted dealer.
 
 pub mod bits;
