@@ -145,12 +145,18 @@ fn tampered_gilboa_corrections_fail_the_sacrifice() {
 
 #[test]
 fn flipped_bit_in_a_cope_message_fails_the_mac_check() {
-    // One bit of one element of u_h, for an h where the receiver's α has a 1 (where it has a 0,
-    // the receiver never reads u_h and the flip changes nothing).
+    // One bit of one element of u_h sent to one peer (the first the cheater sends to), for an h
+    // where that receiver's α has a 1: where it has a 0, the receiver never reads u_h and the
+    // flip changes nothing. (Flipping toward two peers could cancel out in the summed MAC, which
+    // would then be correct and rightly pass.)
     assert_honest_abort(
         Cheat::Frames(Box::new(|alphas: &[Fp]| {
             let alphas = alphas.to_vec();
+            let done = std::sync::atomic::AtomicBool::new(false);
             in_round(COPE, move |to, mut f| {
+                if done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    return f;
+                }
                 let h = bits(&alphas[to]).position(|b| b).expect("α ≠ 0");
                 if let Body::Values(v) = &mut f.body {
                     let len = v.len() / FIELD_BITS;
