@@ -1,6 +1,17 @@
 //! conclave-p2p: the Conclave mesh.
 //!
-//! Not built yet (issue 4). It will hold the libp2p swarm (TCP/QUIC, Noise, Yamux, identify,
-//! Kademlia, mDNS, AutoNAT, relay + DCUtR), the versioned gossipsub topics with strict validation,
-//! heartbeats and the live mesh view, and direct per-session streams that implement
-//! [`conclave_mpc::transport::Transport`] so the same MPC code runs over the network.
+//! A libp2p swarm (TCP/QUIC or in-process memory, Noise, Yamux, identify, ping, Kademlia, mDNS,
+//! AutoNAT, relay client + DCUtR) with versioned gossip topics whose every message the application
+//! validates before it is forwarded, heartbeats and a live view of the mesh, and direct streams.
+//!
+//! - [`config`]: all settings in one struct.
+//! - [`messages`]: gossip topics, message types and their strict validation.
+//! - [`liveview`]: who is alive, from heartbeats (sans-IO).
+//! - [`behaviour`]: the libp2p behaviours and the swarm builder.
+//! - [`network`]: the [`network::Network`] handle and the swarm task behind it.
+
+pub mod behaviour;
+pub mod config;
+pub mod liveview;
+pub mod messages;
+pub mod network;

@@ -1,0 +1,181 @@
+//! The node's libp2p behaviours, and how a swarm is built from a [`NetworkConfig`].
+
+use std::error::Error;
+
+use libp2p::gossipsub::{
+    self, PeerScoreParams, PeerScoreThresholds, TopicScoreParams, ValidationMode,
+};
+use libp2p::identity::Keypair;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{
+    StreamProtocol, Swarm, autonat, dcutr, identify, kad, mdns, noise, ping, relay, tcp, yamux,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{NetworkConfig, TransportKind};
+use crate::messages::{MAX_GOSSIP_MESSAGE, Topic};
+
+pub(crate) type BoxError = Box<dyn Error + Send + Sync>;
+
+/// Small control messages between two nodes (request-response over CBOR).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlRequest {
+    /// What software and capacity the peer has.
+    Status,
+}
+
+/// Answers to [`ControlRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlResponse {
+    Status { version: String, free_capacity: u32 },
+}
+
+pub const CONTROL_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/1/control");
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/1/kad");
+
+/// Everything a Conclave node speaks.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub gossipsub: gossipsub::Behaviour,
+    pub control: request_response::cbor::Behaviour<ControlRequest, ControlResponse>,
+    pub stream: libp2p_stream::Behaviour,
+    pub autonat: autonat::Behaviour,
+    pub relay: relay::client::Behaviour,
+    pub dcutr: dcutr::Behaviour,
+}
+
+/// Gossipsub with application validation, size limits and peer scoring: an invalid message costs
+/// its sender 30 points per topic (squared per count), so two put it below the graylist line.
+fn gossipsub(key: &Keypair, cfg: &NetworkConfig) -> Result<gossipsub::Behaviour, BoxError> {
+    let config = gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(cfg.gossip_heartbeat)
+        .validation_mode(ValidationMode::Strict)
+        .validate_messages()
+        // Above the application's own limit, so oversized messages reach validation and are
+        // charged to their sender instead of silently failing in the codec.
+        .max_transmit_size(4 * MAX_GOSSIP_MESSAGE)
+        .build()?;
+    let mut behaviour =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)?;
+    let mut params = PeerScoreParams::default();
+    if !cfg.penalise_ip_colocation {
+        params.ip_colocation_factor_weight = 0.0;
+    }
+    for topic in Topic::ALL {
+        params.topics.insert(
+            topic.gossip().hash(),
+            TopicScoreParams {
+                topic_weight: 1.0,
+                // Good behaviour earns at most about one point per topic, so it cannot buy
+                // credit that hides invalid messages.
+                time_in_mesh_weight: 0.01,
+                time_in_mesh_quantum: std::time::Duration::from_secs(1),
+                time_in_mesh_cap: 10.0,
+                first_message_deliveries_weight: 0.1,
+                first_message_deliveries_decay: 0.5,
+                first_message_deliveries_cap: 10.0,
+                invalid_message_deliveries_weight: -30.0,
+                invalid_message_deliveries_decay: 0.9,
+                // Quiet topics must not punish honest peers.
+                mesh_message_deliveries_weight: 0.0,
+                mesh_failure_penalty_weight: 0.0,
+                ..TopicScoreParams::default()
+            },
+        );
+    }
+    behaviour.with_peer_score(params, thresholds())?;
+    for topic in Topic::ALL {
+        behaviour.subscribe(&topic.gossip())?;
+    }
+    Ok(behaviour)
+}
+
+/// Score lines: below `graylist_threshold` a peer's messages are ignored entirely.
+pub fn thresholds() -> PeerScoreThresholds {
+    PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -20.0,
+        graylist_threshold: -50.0,
+        accept_px_threshold: 10.0,
+        opportunistic_graft_threshold: 5.0,
+    }
+}
+
+fn behaviour(
+    key: &Keypair,
+    relay: relay::client::Behaviour,
+    cfg: &NetworkConfig,
+) -> Result<Behaviour, BoxError> {
+    let peer_id = key.public().to_peer_id();
+    let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+    kad_config.set_periodic_bootstrap_interval(Some(cfg.random_walk_interval));
+    let mut kad =
+        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+    // Loopback and private deployments never get confirmed external addresses; serve anyway.
+    kad.set_mode(Some(kad::Mode::Server));
+    let mdns = if cfg.mdns {
+        Some(mdns::tokio::Behaviour::new(
+            mdns::Config::default(),
+            peer_id,
+        )?)
+    } else {
+        None
+    };
+    Ok(Behaviour {
+        identify: identify::Behaviour::new(
+            identify::Config::new("/conclave/1/id".into(), key.public())
+                .with_agent_version(format!("conclave/{}", cfg.version)),
+        ),
+        ping: ping::Behaviour::new(ping::Config::new()),
+        kad,
+        mdns: Toggle::from(mdns),
+        gossipsub: gossipsub(key, cfg)?,
+        control: request_response::cbor::Behaviour::new(
+            [(CONTROL_PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default(),
+        ),
+        stream: libp2p_stream::Behaviour::new(),
+        autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+        relay,
+        dcutr: dcutr::Behaviour::new(peer_id),
+    })
+}
+
+/// Builds the swarm for `cfg` (not yet listening).
+pub(crate) fn build_swarm(cfg: &NetworkConfig) -> Result<Swarm<Behaviour>, BoxError> {
+    let idle = cfg.idle_timeout;
+    let builder = libp2p::SwarmBuilder::with_existing_identity(cfg.keypair.clone()).with_tokio();
+    let swarm = match cfg.transport {
+        TransportKind::TcpQuic => builder
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )?
+            .with_quic()
+            .with_dns()?
+            .with_relay_client(noise::Config::new, yamux::Config::default)?
+            .with_behaviour(|key, relay| behaviour(key, relay, cfg))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build(),
+        TransportKind::Memory => builder
+            .with_other_transport(|key| {
+                use libp2p::Transport as _;
+                Ok(libp2p::core::transport::MemoryTransport::default()
+                    .upgrade(libp2p::core::upgrade::Version::V1)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()))
+            })?
+            .with_relay_client(noise::Config::new, yamux::Config::default)?
+            .with_behaviour(|key, relay| behaviour(key, relay, cfg))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build(),
+    };
+    Ok(swarm)
+}

@@ -1,0 +1,458 @@
+//! The [`Network`] handle and the swarm task behind it.
+//!
+//! The swarm runs in its own tokio task; the handle talks to it over a command channel and hears
+//! from it through a broadcast of [`NetworkEvent`]s. Every gossip message is decoded and validated
+//! ([`GossipMessage::decode`]) before gossipsub may forward it; invalid ones are rejected, which
+//! lowers the sender's score.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt as _;
+use libp2p::gossipsub::{self, MessageAcceptance};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns, request_response};
+use prometheus_client::registry::Registry;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::behaviour::{Behaviour, BehaviourEvent, ControlRequest, ControlResponse, build_swarm};
+use crate::config::NetworkConfig;
+use crate::liveview::{LivePeer, LiveView};
+use crate::messages::{GossipMessage, Heartbeat, Topic};
+
+/// Why a network operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkError {
+    #[error("could not start the swarm: {0}")]
+    Start(String),
+    #[error("could not listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+    #[error("could not publish: {0}")]
+    Publish(String),
+    #[error("could not dial {addr}: {reason}")]
+    Dial { addr: String, reason: String },
+    #[error("the network task has stopped")]
+    Stopped,
+}
+
+/// What the network tells the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetworkEvent {
+    /// A validated gossip message from another node.
+    Gossip {
+        from: PeerId,
+        message: GossipMessage,
+    },
+    /// A peer's first heartbeat since it was last live.
+    PeerLive(PeerId),
+    /// A peer's heartbeats stopped for longer than the ttl.
+    PeerExpired(PeerId),
+    /// A gossip message failed validation and was rejected.
+    Rejected { from: PeerId, reason: String },
+}
+
+enum Command {
+    Publish(GossipMessage, oneshot::Sender<Result<(), NetworkError>>),
+    #[cfg(feature = "test-support")]
+    PublishRaw(Topic, Vec<u8>, oneshot::Sender<Result<(), NetworkError>>),
+    Dial(Multiaddr, oneshot::Sender<Result<(), NetworkError>>),
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    Connected(oneshot::Sender<Vec<PeerId>>),
+    GossipPeers(Topic, oneshot::Sender<Vec<PeerId>>),
+    Live(oneshot::Sender<Vec<LivePeer>>),
+    Score(PeerId, oneshot::Sender<Option<f64>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A running node's handle to the mesh. Cheap to clone.
+#[derive(Clone)]
+pub struct Network {
+    peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<NetworkEvent>,
+    stream_control: libp2p_stream::Control,
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl Network {
+    /// Builds the swarm, starts listening and joining through the bootstrap peers, and runs it
+    /// in its own task.
+    pub async fn start(cfg: NetworkConfig) -> Result<Network, NetworkError> {
+        let mut registry = Registry::default();
+        let metrics = libp2p::metrics::Metrics::new(&mut registry);
+        let mut swarm = build_swarm(&cfg).map_err(|e| NetworkError::Start(e.to_string()))?;
+        for addr in &cfg.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetworkError::Listen {
+                    addr: addr.to_string(),
+                    reason: e.to_string(),
+                })?;
+        }
+        for addr in &cfg.bootstrap {
+            if let Some(peer) = peer_of(addr) {
+                swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            }
+            swarm.dial(addr.clone()).map_err(|e| NetworkError::Dial {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        let peer_id = *swarm.local_peer_id();
+        let stream_control = swarm.behaviour().stream.new_control();
+        let (commands, rx) = mpsc::channel(256);
+        let (events, _) = broadcast::channel(4096);
+        let task = SwarmTask {
+            live: LiveView::new(cfg.heartbeat_ttl),
+            swarm,
+            commands: rx,
+            events: events.clone(),
+            metrics,
+            cfg,
+        };
+        tokio::spawn(task.run());
+        Ok(Network {
+            peer_id,
+            commands,
+            events,
+            stream_control,
+            registry: Arc::new(Mutex::new(registry)),
+        })
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Events from now on.
+    pub fn events(&self) -> broadcast::Receiver<NetworkEvent> {
+        self.events.subscribe()
+    }
+
+    /// Opens and accepts direct streams (used for MPC channels).
+    pub fn stream_control(&self) -> libp2p_stream::Control {
+        self.stream_control.clone()
+    }
+
+    /// libp2p metrics in the OpenMetrics text format.
+    pub fn metrics_text(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .expect("writing to a String");
+        out
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetworkError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
+        rx.await.map_err(|_| NetworkError::Stopped)
+    }
+
+    /// Publishes a message on its topic.
+    pub async fn publish(&self, message: GossipMessage) -> Result<(), NetworkError> {
+        self.ask(|tx| Command::Publish(message, tx)).await?
+    }
+
+    /// Test-only: publishes bytes without encoding or checking them, as a misbehaving peer would.
+    #[cfg(feature = "test-support")]
+    pub async fn publish_raw(&self, topic: Topic, bytes: Vec<u8>) -> Result<(), NetworkError> {
+        self.ask(|tx| Command::PublishRaw(topic, bytes, tx)).await?
+    }
+
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetworkError> {
+        self.ask(|tx| Command::Dial(addr, tx)).await?
+    }
+
+    /// The addresses this node listens on, each with its `/p2p/<peer id>` suffix.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetworkError> {
+        self.ask(Command::ListenAddrs).await
+    }
+
+    /// Waits until the node listens somewhere and returns its addresses.
+    pub async fn wait_listening(&self) -> Result<Vec<Multiaddr>, NetworkError> {
+        loop {
+            let addrs = self.listen_addrs().await?;
+            if !addrs.is_empty() {
+                return Ok(addrs);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetworkError> {
+        self.ask(Command::Connected).await
+    }
+
+    /// Peers this node exchanges gossip with on `topic`.
+    pub async fn gossip_peers(&self, topic: Topic) -> Result<Vec<PeerId>, NetworkError> {
+        self.ask(|tx| Command::GossipPeers(topic, tx)).await
+    }
+
+    /// Peers with a recent heartbeat.
+    pub async fn live_peers(&self) -> Result<Vec<LivePeer>, NetworkError> {
+        self.ask(Command::Live).await
+    }
+
+    /// The gossip score this node gives `peer`.
+    pub async fn peer_score(&self, peer: PeerId) -> Result<Option<f64>, NetworkError> {
+        self.ask(|tx| Command::Score(peer, tx)).await
+    }
+
+    /// Stops the swarm task (its connections close).
+    pub async fn shutdown(&self) {
+        let _ = self.ask(Command::Shutdown).await;
+    }
+}
+
+/// The peer id at the end of an address, if any.
+pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}
+
+struct SwarmTask {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: broadcast::Sender<NetworkEvent>,
+    live: LiveView,
+    metrics: libp2p::metrics::Metrics,
+    cfg: NetworkConfig,
+}
+
+impl SwarmTask {
+    async fn run(mut self) {
+        let mut heartbeat = tokio::time::interval(self.cfg.heartbeat_interval);
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown(done)) => {
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(command) => self.command(command),
+                    None => return,
+                },
+                event = self.swarm.select_next_some() => self.event(event),
+                _ = heartbeat.tick() => self.heartbeat(),
+            }
+        }
+    }
+
+    fn emit(&self, event: NetworkEvent) {
+        let _ = self.events.send(event);
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Publish(message, reply) => {
+                let topic = message.topic().gossip();
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(topic, message.encode());
+                let _ = reply.send(
+                    result
+                        .map(|_| ())
+                        .map_err(|e| NetworkError::Publish(e.to_string())),
+                );
+            }
+            #[cfg(feature = "test-support")]
+            Command::PublishRaw(topic, bytes, reply) => {
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(topic.gossip(), bytes);
+                let _ = reply.send(
+                    result
+                        .map(|_| ())
+                        .map_err(|e| NetworkError::Publish(e.to_string())),
+                );
+            }
+            Command::Dial(addr, reply) => {
+                let result = self
+                    .swarm
+                    .dial(addr.clone())
+                    .map_err(|e| NetworkError::Dial {
+                        addr: addr.to_string(),
+                        reason: e.to_string(),
+                    });
+                let _ = reply.send(result);
+            }
+            Command::ListenAddrs(reply) => {
+                let me = *self.swarm.local_peer_id();
+                let addrs = self
+                    .swarm
+                    .listeners()
+                    .map(|a| a.clone().with(Protocol::P2p(me)))
+                    .collect();
+                let _ = reply.send(addrs);
+            }
+            Command::Connected(reply) => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::GossipPeers(topic, reply) => {
+                let hash = topic.gossip().hash();
+                let peers = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .filter(|(_, topics)| topics.contains(&&hash))
+                    .map(|(p, _)| *p)
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::Live(reply) => {
+                let _ = reply.send(self.live.peers());
+            }
+            Command::Score(peer, reply) => {
+                let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
+            }
+            Command::Shutdown(_) => unreachable!("handled by the loop"),
+        }
+    }
+
+    fn heartbeat(&mut self) {
+        let now = Instant::now();
+        for peer in self.live.expire(now) {
+            self.emit(NetworkEvent::PeerExpired(peer));
+        }
+        let sent_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let hb = GossipMessage::Heartbeat(Heartbeat {
+            peer_id: self.swarm.local_peer_id().to_bytes(),
+            chain_address: self.cfg.chain_address,
+            version: self.cfg.version.clone(),
+            free_capacity: self.cfg.free_capacity,
+            sent_at_ms,
+        });
+        // Before the first peer joins there is nobody to tell: not an error worth reporting.
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(Topic::Heartbeats.gossip(), hb.encode());
+    }
+
+    fn event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        use libp2p::metrics::Recorder as _;
+        self.metrics.record(&event);
+        let SwarmEvent::Behaviour(event) = event else {
+            return;
+        };
+        match event {
+            BehaviourEvent::Gossipsub(e) => {
+                self.metrics.record(&e);
+                self.gossip(e);
+            }
+            BehaviourEvent::Identify(e) => {
+                self.metrics.record(&e);
+                if let identify::Event::Received { peer_id, info, .. } = e {
+                    for addr in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                }
+            }
+            BehaviourEvent::Kad(e) => {
+                self.metrics.record(&e);
+                if let kad::Event::RoutingUpdated {
+                    peer, addresses, ..
+                } = e
+                    && !self.swarm.is_connected(&peer)
+                {
+                    let _ = self.swarm.dial(addresses.first().clone());
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                let known: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
+                for (peer, addr) in found {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    if !known.contains(&peer) {
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
+            BehaviourEvent::Control(request_response::Event::Message {
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            }) => match request {
+                ControlRequest::Status => {
+                    let response = ControlResponse::Status {
+                        version: self.cfg.version.clone(),
+                        free_capacity: self.cfg.free_capacity,
+                    };
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .control
+                        .send_response(channel, response);
+                }
+            },
+            BehaviourEvent::Ping(e) => self.metrics.record(&e),
+            BehaviourEvent::Dcutr(e) => self.metrics.record(&e),
+            _ => {}
+        }
+    }
+
+    fn gossip(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = event
+        else {
+            return;
+        };
+        let decoded = match Topic::from_hash(&message.topic) {
+            Some(topic) => GossipMessage::decode(topic, &message.data, message.source.as_ref())
+                .map_err(|e| e.to_string()),
+            None => Err("unknown topic".to_string()),
+        };
+        let acceptance = if decoded.is_ok() {
+            MessageAcceptance::Accept
+        } else {
+            MessageAcceptance::Reject
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&message_id, &propagation_source, acceptance);
+        let from = message.source.unwrap_or(propagation_source);
+        match decoded {
+            Ok(GossipMessage::Heartbeat(hb)) => {
+                if self.live.observe(from, &hb, Instant::now()) {
+                    self.emit(NetworkEvent::PeerLive(from));
+                }
+                self.emit(NetworkEvent::Gossip {
+                    from,
+                    message: GossipMessage::Heartbeat(hb),
+                });
+            }
+            Ok(message) => self.emit(NetworkEvent::Gossip { from, message }),
+            Err(reason) => {
+                tracing::debug!(%from, %reason, "rejected gossip message");
+                self.emit(NetworkEvent::Rejected { from, reason });
+            }
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! In-process meshes over libp2p's memory transport: gossip reaches everyone, invalid messages
+//! are rejected and cost their sender its score, and dead nodes leave the live view.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use conclave_p2p::behaviour::thresholds;
+use conclave_p2p::config::NetworkConfig;
+use conclave_p2p::messages::{GossipMessage, TaskAnnouncement, Topic};
+use conclave_p2p::network::{Network, NetworkEvent};
+use libp2p::PeerId;
+use libp2p::identity::Keypair;
+use tokio::sync::broadcast;
+use tokio::time::{Instant, sleep, timeout};
+
+/// Memory-transport ports are global to the process; each test takes its own range.
+fn ports(n: u64) -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let base = 100_000 + (std::process::id() as u64 % 1000) * 10_000;
+    base + NEXT.fetch_add(n, Ordering::SeqCst)
+}
+
+/// Starts `n` nodes; node i joins through node `bootstrap(i)`.
+async fn mesh(n: usize, bootstrap: impl Fn(usize) -> Vec<usize>) -> Vec<Network> {
+    let base = ports(n as u64);
+    let mut nodes: Vec<Network> = Vec::new();
+    for i in 0..n {
+        let mut cfg = NetworkConfig::memory(Keypair::generate_ed25519(), base + i as u64);
+        for j in bootstrap(i) {
+            cfg.bootstrap
+                .push(nodes[j].wait_listening().await.unwrap()[0].clone());
+        }
+        nodes.push(Network::start(cfg).await.unwrap());
+    }
+    nodes
+}
+
+fn task(k: u8) -> GossipMessage {
+    GossipMessage::Task(TaskAnnouncement {
+        project_id: 1,
+        task_id: [k; 32],
+        inputs_closed_at_ms: 0,
+    })
+}
+
+async fn wait_for(what: &str, limit: Duration, mut ok: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !ok().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until a node has been told about every task id in `want`.
+fn collect_tasks(
+    mut rx: broadcast::Receiver<NetworkEvent>,
+    want: HashSet<u8>,
+) -> tokio::task::JoinHandle<HashSet<u8>> {
+    tokio::spawn(async move {
+        let mut seen = HashSet::new();
+        while !want.is_subset(&seen) {
+            match rx.recv().await {
+                Ok(NetworkEvent::Gossip {
+                    message: GossipMessage::Task(t),
+                    ..
+                }) => {
+                    seen.insert(t.task_id[0]);
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+        seen
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_nodes_each_receive_all_twenty_messages() {
+    let nodes = mesh(30, |i| if i == 0 { vec![] } else { vec![0, i - 1] }).await;
+    wait_for("gossip peers", Duration::from_secs(60), async || {
+        for n in &nodes {
+            if n.gossip_peers(Topic::Tasks).await.unwrap().is_empty() {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    // Let gossipsub build its meshes for a few heartbeats.
+    sleep(Duration::from_secs(2)).await;
+    // Message k comes from node 7k mod 30; a node never hears its own messages back.
+    let origin = |k: u8| (k as usize * 7) % nodes.len();
+    let collectors: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| collect_tasks(n.events(), (0..20).filter(|&k| origin(k) != i).collect()))
+        .collect();
+    for k in 0..20u8 {
+        nodes[origin(k)].publish(task(k)).await.unwrap();
+    }
+    for (i, c) in collectors.into_iter().enumerate() {
+        let seen = timeout(Duration::from_secs(30), c)
+            .await
+            .unwrap_or_else(|_| panic!("node {i} did not receive every message in time"))
+            .unwrap();
+        let own: HashSet<u8> = (0..20).filter(|&k| origin(k) == i).collect();
+        assert_eq!(seen.union(&own).count(), 20, "node {i}");
+    }
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_messages_are_rejected_and_graylist_their_sender() {
+    // A line: spammer - a - b - c.
+    let nodes = mesh(4, |i| if i == 0 { vec![] } else { vec![i - 1] }).await;
+    let (spammer, a) = (&nodes[0], &nodes[1]);
+    wait_for("gossip peers", Duration::from_secs(30), async || {
+        !a.gossip_peers(Topic::Tasks).await.unwrap().is_empty()
+            && !nodes[3]
+                .gossip_peers(Topic::Tasks)
+                .await
+                .unwrap()
+                .is_empty()
+    })
+    .await;
+    sleep(Duration::from_secs(1)).await;
+    let mut events: Vec<_> = nodes[1..].iter().map(|n| n.events()).collect();
+
+    spammer
+        .publish_raw(Topic::Tasks, vec![0xde, 0xad, 0xbe, 0xef])
+        .await
+        .unwrap();
+    spammer
+        .publish_raw(
+            Topic::Tasks,
+            vec![7; conclave_p2p::messages::MAX_GOSSIP_MESSAGE + 1],
+        )
+        .await
+        .unwrap();
+    spammer
+        .publish_raw(Topic::Heartbeats, task(9).encode())
+        .await
+        .unwrap();
+
+    let limit = thresholds().graylist_threshold;
+    wait_for(
+        "the spammer's score to fall",
+        Duration::from_secs(20),
+        async || {
+            a.peer_score(spammer.peer_id())
+                .await
+                .unwrap()
+                .is_some_and(|s| s < limit)
+        },
+    )
+    .await;
+
+    // The rest keep working: an honest message from c reaches a and b.
+    nodes[3].publish(task(1)).await.unwrap();
+    sleep(Duration::from_secs(2)).await;
+    let mut rejected_at_a = 0;
+    for (k, rx) in events.iter_mut().enumerate() {
+        let mut honest = false;
+        while let Ok(e) = rx.try_recv() {
+            match e {
+                NetworkEvent::Gossip { from, message } => {
+                    // The spammer's own heartbeats are valid; nothing else it sent is.
+                    let invalid = from == spammer.peer_id()
+                        && !matches!(message, GossipMessage::Heartbeat(_));
+                    assert!(
+                        !invalid,
+                        "invalid message delivered at node {}: {message:?}",
+                        k + 1
+                    );
+                    honest |= message == task(1);
+                }
+                NetworkEvent::Rejected { from, .. } if k == 0 => {
+                    assert_eq!(from, spammer.peer_id());
+                    rejected_at_a += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(honest || k == 2, "node {} missed the honest message", k + 1);
+    }
+    assert!(rejected_at_a >= 2, "a rejected {rejected_at_a} messages");
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_leaves_the_live_view_and_the_rest_keep_working() {
+    let nodes = mesh(4, |i| if i == 0 { vec![] } else { vec![0] }).await;
+    let ids: Vec<PeerId> = nodes.iter().map(Network::peer_id).collect();
+    wait_for(
+        "everyone live everywhere",
+        Duration::from_secs(30),
+        async || {
+            for n in &nodes {
+                if n.live_peers().await.unwrap().len() != 3 {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    let victim = ids[2];
+    nodes[2].shutdown().await;
+    wait_for(
+        "the victim to expire",
+        Duration::from_secs(20),
+        async || {
+            for (i, n) in nodes.iter().enumerate() {
+                if i != 2
+                    && n.live_peers()
+                        .await
+                        .unwrap()
+                        .iter()
+                        .any(|p| p.peer == victim)
+                {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    for (i, n) in nodes.iter().enumerate() {
+        if i != 2 {
+            assert_eq!(n.live_peers().await.unwrap().len(), 2, "node {i}");
+        }
+    }
+    let mut rx = nodes[3].events();
+    nodes[1].publish(task(5)).await.unwrap();
+    let got = timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(NetworkEvent::Gossip { message, .. }) = rx.recv().await
+                && message == task(5)
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(got.is_ok(), "gossip stopped working after a node died");
+    for (i, n) in nodes.iter().enumerate() {
+        if i != 2 {
+            n.shutdown().await;
+        }
+    }
+}
