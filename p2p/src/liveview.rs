@@ -84,7 +84,7 @@ mod tests {
         };
         let t0 = Instant::now();
         assert!(view.observe(a, &hb, t0));
-        assert!(view.observe(b, &hb, t0 + Duration::from_secs(3)));
+        assert!(view.observe(b, &hb, t0 + Duration::from_secs(6)));
         assert!(!view.observe(a, &hb, t0 + Duration::from_secs(4)));
         assert_eq!(
             view.expire(t0 + Duration::from_secs(8)),
