@@ -9,8 +9,10 @@
 //! - [`liveview`]: who is alive, from heartbeats (sans-IO).
 //! - [`behaviour`]: the libp2p behaviours and the swarm builder.
 //! - [`network`]: the [`network::Network`] handle and the swarm task behind it.
+//! - [`channel`]: per-session MPC streams implementing the MPC crate's `Transport`.
 
 pub mod behaviour;
+pub mod channel;
 pub mod config;
 pub mod liveview;
 pub mod messages;

@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::behaviour::{Behaviour, BehaviourEvent, ControlRequest, ControlResponse, build_swarm};
+use crate::channel::MpcChannels;
 use crate::config::NetworkConfig;
 use crate::liveview::{LivePeer, LiveView};
 use crate::messages::{GossipMessage, Heartbeat, Topic};
@@ -72,7 +73,7 @@ pub struct Network {
     peer_id: PeerId,
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<NetworkEvent>,
-    stream_control: libp2p_stream::Control,
+    mpc: MpcChannels,
     registry: Arc<Mutex<Registry>>,
 }
 
@@ -101,7 +102,7 @@ impl Network {
             })?;
         }
         let peer_id = *swarm.local_peer_id();
-        let stream_control = swarm.behaviour().stream.new_control();
+        let mpc = MpcChannels::start(swarm.behaviour().stream.new_control(), peer_id);
         let (commands, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(4096);
         let task = SwarmTask {
@@ -117,7 +118,7 @@ impl Network {
             peer_id,
             commands,
             events,
-            stream_control,
+            mpc,
             registry: Arc::new(Mutex::new(registry)),
         })
     }
@@ -131,9 +132,9 @@ impl Network {
         self.events.subscribe()
     }
 
-    /// Opens and accepts direct streams (used for MPC channels).
-    pub fn stream_control(&self) -> libp2p_stream::Control {
-        self.stream_control.clone()
+    /// Direct per-session MPC channels to other nodes.
+    pub fn mpc(&self) -> &MpcChannels {
+        &self.mpc
     }
 
     /// libp2p metrics in the OpenMetrics text format.

@@ -1,0 +1,234 @@
+//! Direct MPC channels: one libp2p stream per pair of parties per session, carrying
+//! length-prefixed, size-limited frames. [`P2pTransport`] implements the MPC crate's
+//! [`Transport`], so the same MPC code runs over the network as in memory.
+//!
+//! For a pair (i, j) with i < j, party i opens the stream and writes the session id; party j's
+//! acceptor reads it and hands the stream to whoever waits for that session and peer. Streams
+//! that arrive before anyone waits are parked for a while, then dropped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use conclave_mpc::PartyId;
+use conclave_mpc::transport::{Transport, TransportError};
+use conclave_mpc::wire::SessionId;
+use futures::io::{ReadHalf, WriteHalf};
+use futures::{AsyncReadExt as _, AsyncWriteExt as _, StreamExt as _};
+use libp2p::{PeerId, Stream, StreamProtocol};
+use tokio::sync::{mpsc, oneshot};
+
+/// The MPC stream protocol.
+pub const MPC_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/1/mpc");
+/// How long an opener has to send its session id, and a parked stream waits to be claimed.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why channels could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    #[error("this node is not among the session's parties")]
+    NotAParty,
+    #[error("could not open a stream to {peer}: {reason}")]
+    Open { peer: PeerId, reason: String },
+    #[error("party {peer} did not open its stream in time")]
+    Timeout { peer: PeerId },
+}
+
+type Key = (SessionId, PeerId);
+
+#[derive(Default)]
+struct Rendezvous {
+    parked: HashMap<Key, (Stream, Instant)>,
+    waiting: HashMap<Key, oneshot::Sender<Stream>>,
+}
+
+/// Opens and accepts MPC streams for sessions.
+#[derive(Clone)]
+pub struct MpcChannels {
+    control: libp2p_stream::Control,
+    me: PeerId,
+    rendezvous: Arc<Mutex<Rendezvous>>,
+}
+
+impl MpcChannels {
+    /// Registers the MPC protocol on `control` and starts accepting streams.
+    pub fn start(mut control: libp2p_stream::Control, me: PeerId) -> Self {
+        let rendezvous = Arc::new(Mutex::new(Rendezvous::default()));
+        let mut incoming = control
+            .accept(MPC_PROTOCOL)
+            .expect("the MPC protocol is registered once");
+        let shared = rendezvous.clone();
+        tokio::spawn(async move {
+            while let Some((peer, mut stream)) = incoming.next().await {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let mut id = [0u8; 16];
+                    let read =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut id)).await;
+                    if !matches!(read, Ok(Ok(()))) {
+                        return;
+                    }
+                    let key = (SessionId(id), peer);
+                    let mut r = shared.lock().unwrap_or_else(|p| p.into_inner());
+                    let now = Instant::now();
+                    r.parked
+                        .retain(|_, (_, at)| now.duration_since(*at) < HANDSHAKE_TIMEOUT);
+                    match r.waiting.remove(&key) {
+                        Some(waiter) => {
+                            let _ = waiter.send(stream);
+                        }
+                        None => {
+                            r.parked.insert(key, (stream, now));
+                        }
+                    }
+                });
+            }
+        });
+        MpcChannels {
+            control,
+            me,
+            rendezvous,
+        }
+    }
+
+    /// Channels to every other party of `session`; `parties[i]` is party i. Frames longer than
+    /// `max_frame` are refused on receipt.
+    pub async fn connect(
+        &self,
+        session: SessionId,
+        parties: &[PeerId],
+        max_frame: usize,
+    ) -> Result<P2pTransport, ChannelError> {
+        let me = parties
+            .iter()
+            .position(|p| *p == self.me)
+            .ok_or(ChannelError::NotAParty)?;
+        let mut transport = P2pTransport {
+            party: me,
+            writers: (0..parties.len()).map(|_| None).collect(),
+            readers: (0..parties.len()).map(|_| None).collect(),
+            max_frame,
+        };
+        for (j, &peer) in parties.iter().enumerate() {
+            if j == me {
+                continue;
+            }
+            let stream = if me < j {
+                let mut control = self.control.clone();
+                let mut s = control.open_stream(peer, MPC_PROTOCOL).await.map_err(|e| {
+                    ChannelError::Open {
+                        peer,
+                        reason: e.to_string(),
+                    }
+                })?;
+                s.write_all(&session.0)
+                    .await
+                    .map_err(|e| ChannelError::Open {
+                        peer,
+                        reason: e.to_string(),
+                    })?;
+                s
+            } else {
+                self.claim((session, peer)).await?
+            };
+            let (read, write) = stream.split();
+            transport.writers[j] = Some(spawn_writer(write));
+            transport.readers[j] = Some(read);
+        }
+        Ok(transport)
+    }
+
+    async fn claim(&self, key: Key) -> Result<Stream, ChannelError> {
+        let rx = {
+            let mut r = self.rendezvous.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((stream, _)) = r.parked.remove(&key) {
+                return Ok(stream);
+            }
+            let (tx, rx) = oneshot::channel();
+            r.waiting.insert(key, tx);
+            rx
+        };
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, rx).await {
+            Ok(Ok(stream)) => Ok(stream),
+            _ => {
+                self.rendezvous
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .waiting
+                    .remove(&key);
+                Err(ChannelError::Timeout { peer: key.1 })
+            }
+        }
+    }
+}
+
+/// Writes queued frames (length-prefixed) in order, so sending never waits for the peer.
+fn spawn_writer(mut write: WriteHalf<Stream>) -> mpsc::UnboundedSender<Bytes> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            let len = (frame.len() as u32).to_le_bytes();
+            if write.write_all(&len).await.is_err() || write.write_all(&frame).await.is_err() {
+                return;
+            }
+            if rx.is_empty() && write.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = write.close().await;
+    });
+    tx
+}
+
+/// One party's MPC channels over libp2p streams.
+pub struct P2pTransport {
+    party: PartyId,
+    writers: Vec<Option<mpsc::UnboundedSender<Bytes>>>,
+    readers: Vec<Option<ReadHalf<Stream>>>,
+    max_frame: usize,
+}
+
+impl Transport for P2pTransport {
+    fn party(&self) -> PartyId {
+        self.party
+    }
+
+    fn parties(&self) -> usize {
+        self.writers.len()
+    }
+
+    async fn send(&mut self, to: PartyId, frame: Bytes) -> Result<(), TransportError> {
+        let w = self
+            .writers
+            .get(to)
+            .and_then(Option::as_ref)
+            .ok_or(TransportError::UnknownPeer(to))?;
+        w.send(frame).map_err(|_| TransportError::Closed(to))
+    }
+
+    async fn recv(&mut self, from: PartyId) -> Result<Bytes, TransportError> {
+        let max = self.max_frame;
+        let r = self
+            .readers
+            .get_mut(from)
+            .and_then(Option::as_mut)
+            .ok_or(TransportError::UnknownPeer(from))?;
+        let io = |e: std::io::Error| TransportError::Io {
+            peer: from,
+            reason: e.to_string(),
+        };
+        let mut len = [0u8; 4];
+        r.read_exact(&mut len).await.map_err(io)?;
+        let len = u32::from_le_bytes(len) as usize;
+        if len > max {
+            return Err(TransportError::Io {
+                peer: from,
+                reason: format!("frame of {len} bytes exceeds the limit of {max}"),
+            });
+        }
+        let mut buf = vec![0u8; len];
+        r.read_exact(&mut buf).await.map_err(io)?;
+        Ok(Bytes::from(buf))
+    }
+}

@@ -1,0 +1,163 @@
+//! The MPC engine over p2p channels: a 3-party SPDZ computation gives the same result as over the
+//! in-memory transport, and MASCOT preprocessing runs over the network too.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use conclave_mpc::dealer::InsecureDealer;
+use conclave_mpc::driver::run;
+use conclave_mpc::mascot::pool::{Pool, PoolConfig};
+use conclave_mpc::prep::Material;
+use conclave_mpc::share::MacKeyShare;
+use conclave_mpc::transport::MemoryTransport;
+use conclave_mpc::wire::SessionId;
+use conclave_mpc::{Circuit, CircuitBuilder, Fp, Session, SessionConfig};
+use conclave_p2p::config::NetworkConfig;
+use conclave_p2p::network::Network;
+use libp2p::PeerId;
+use libp2p::identity::Keypair;
+
+fn ports(n: u64) -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    200_000 + (std::process::id() as u64 % 1000) * 10_000 + NEXT.fetch_add(n, Ordering::SeqCst)
+}
+
+/// Three memory-transport nodes, all connected to each other.
+async fn three_nodes() -> Vec<Network> {
+    let base = ports(3);
+    let mut nodes: Vec<Network> = Vec::new();
+    for i in 0..3u64 {
+        let mut cfg = NetworkConfig::memory(Keypair::generate_ed25519(), base + i);
+        for n in &nodes {
+            cfg.bootstrap
+                .push(n.wait_listening().await.unwrap()[0].clone());
+        }
+        nodes.push(Network::start(cfg).await.unwrap());
+    }
+    for _ in 0..100 {
+        let mut all = true;
+        for n in &nodes {
+            all &= n.connected_peers().await.unwrap().len() == 2;
+        }
+        if all {
+            return nodes;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nodes did not connect");
+}
+
+fn circuit() -> Circuit {
+    let mut b = CircuitBuilder::new(3);
+    let x: Vec<_> = (0..3).map(|p| b.input(p)).collect();
+    let s = b.add(x[0], x[1]);
+    let s = b.add(s, x[2]);
+    let p = b.mul(x[0], x[1]);
+    let p = b.mul(p, x[2]);
+    let q = b.mul(p, s);
+    b.reveal(s);
+    b.reveal(q);
+    b.build()
+}
+
+const INPUTS: [u64; 3] = [11, 22, 33];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spdz_over_p2p_matches_the_in_memory_run() {
+    let circuit = circuit();
+    let session = SessionId([4; 16]);
+    let sessions = |seed: u64| -> Vec<Session> {
+        InsecureDealer::new(3, seed)
+            .deal(&circuit.requirements())
+            .into_iter()
+            .enumerate()
+            .map(|(p, m)| {
+                let cfg = SessionConfig::new(session, p, 3);
+                Session::new(cfg, circuit.clone(), vec![Fp::from_u64(INPUTS[p])], m).unwrap()
+            })
+            .collect()
+    };
+
+    let mut in_memory = Vec::new();
+    let tasks: Vec<_> = sessions(1)
+        .into_iter()
+        .zip(MemoryTransport::mesh(3))
+        .map(|(s, mut t)| tokio::spawn(async move { run(s, &mut t).await }))
+        .collect();
+    for t in tasks {
+        in_memory.push(t.await.unwrap().unwrap());
+    }
+
+    let nodes = three_nodes().await;
+    let ids: Vec<PeerId> = nodes.iter().map(Network::peer_id).collect();
+    let tasks: Vec<_> = sessions(1)
+        .into_iter()
+        .zip(nodes.iter().cloned())
+        .map(|(s, node)| {
+            let ids = ids.clone();
+            tokio::spawn(async move {
+                let mut t = node.mpc().connect(session, &ids, 1 << 20).await.unwrap();
+                run(s, &mut t).await
+            })
+        })
+        .collect();
+    let mut over_p2p = Vec::new();
+    for t in tasks {
+        over_p2p.push(t.await.unwrap().unwrap());
+    }
+    let plain: Vec<Vec<Fp>> = INPUTS.iter().map(|v| vec![Fp::from_u64(*v)]).collect();
+    let expected = circuit.evaluate_plain(&plain, &[]).unwrap();
+    assert_eq!(in_memory, vec![expected.clone(); 3]);
+    assert_eq!(over_p2p, in_memory);
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mascot_and_spdz_both_run_over_p2p() {
+    let circuit = circuit();
+    let nodes = three_nodes().await;
+    let ids: Vec<PeerId> = nodes.iter().map(Network::peer_id).collect();
+    let (prep_session, online_session) = (SessionId([5; 16]), SessionId([6; 16]));
+    let tasks: Vec<_> = nodes
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(party, node)| {
+            let (ids, circuit) = (ids.clone(), circuit.clone());
+            tokio::spawn(async move {
+                let prep = node
+                    .mpc()
+                    .connect(prep_session, &ids, 64 << 20)
+                    .await
+                    .unwrap();
+                let key = MacKeyShare::new(Fp::random(&mut rand::rng()));
+                let mut pool =
+                    Pool::start(prep_session, key, prep, PoolConfig::for_triples(3, 8, 8))
+                        .await
+                        .unwrap();
+                let req = circuit.requirements();
+                pool.ready(&req).await.unwrap();
+                let material = Material::take(&mut pool, &req).unwrap();
+                let cfg = SessionConfig::new(online_session, party, 3);
+                let s = Session::new(cfg, circuit, vec![Fp::from_u64(INPUTS[party])], material)
+                    .unwrap();
+                let mut online = node
+                    .mpc()
+                    .connect(online_session, &ids, 1 << 20)
+                    .await
+                    .unwrap();
+                run(s, &mut online).await.unwrap()
+            })
+        })
+        .collect();
+    let plain: Vec<Vec<Fp>> = INPUTS.iter().map(|v| vec![Fp::from_u64(*v)]).collect();
+    let expected = circuit.evaluate_plain(&plain, &[]).unwrap();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), expected);
+    }
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
