@@ -5,13 +5,14 @@
 //! ([`GossipMessage::decode`]) before gossipsub may forward it; invalid ones are rejected, which
 //! lowers the sender's score.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt as _;
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::multiaddr::Protocol;
+use libp2p::request_response::OutboundRequestId;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns, request_response};
 use prometheus_client::registry::Registry;
@@ -34,6 +35,8 @@ pub enum NetworkError {
     Publish(String),
     #[error("could not dial {addr}: {reason}")]
     Dial { addr: String, reason: String },
+    #[error("control request to {peer} failed: {reason}")]
+    Request { peer: String, reason: String },
     #[error("the network task has stopped")]
     Stopped,
 }
@@ -64,6 +67,10 @@ enum Command {
     GossipPeers(Topic, oneshot::Sender<Vec<PeerId>>),
     Live(oneshot::Sender<Vec<LivePeer>>),
     Score(PeerId, oneshot::Sender<Option<f64>>),
+    Status(
+        PeerId,
+        oneshot::Sender<Result<ControlResponse, NetworkError>>,
+    ),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -112,6 +119,7 @@ impl Network {
             events: events.clone(),
             metrics,
             cfg,
+            requests: HashMap::new(),
         };
         tokio::spawn(task.run());
         Ok(Network {
@@ -208,6 +216,11 @@ impl Network {
         self.ask(|tx| Command::Score(peer, tx)).await
     }
 
+    /// Asks `peer` for its status over the control protocol (request-response, CBOR).
+    pub async fn status(&self, peer: PeerId) -> Result<ControlResponse, NetworkError> {
+        self.ask(|tx| Command::Status(peer, tx)).await?
+    }
+
     /// Stops the swarm task (its connections close).
     pub async fn shutdown(&self) {
         let _ = self.ask(Command::Shutdown).await;
@@ -229,6 +242,7 @@ struct SwarmTask {
     live: LiveView,
     metrics: libp2p::metrics::Metrics,
     cfg: NetworkConfig,
+    requests: HashMap<OutboundRequestId, oneshot::Sender<Result<ControlResponse, NetworkError>>>,
 }
 
 impl SwarmTask {
@@ -322,6 +336,14 @@ impl SwarmTask {
             Command::Score(peer, reply) => {
                 let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
             }
+            Command::Status(peer, reply) => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .control
+                    .send_request(&peer, ControlRequest::Status);
+                self.requests.insert(id, reply);
+            }
             Command::Shutdown(_) => unreachable!("handled by the loop"),
         }
     }
@@ -388,6 +410,31 @@ impl SwarmTask {
                     if !known.contains(&peer) {
                         let _ = self.swarm.dial(addr);
                     }
+                }
+            }
+            BehaviourEvent::Control(request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            }) => {
+                if let Some(reply) = self.requests.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            BehaviourEvent::Control(request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            }) => {
+                if let Some(reply) = self.requests.remove(&request_id) {
+                    let _ = reply.send(Err(NetworkError::Request {
+                        peer: peer.to_string(),
+                        reason: error.to_string(),
+                    }));
                 }
             }
             BehaviourEvent::Control(request_response::Event::Message {

@@ -209,6 +209,18 @@ async fn a_killed_node_leaves_the_live_view_and_the_rest_keep_working() {
         },
     )
     .await;
+    // Control requests (request-response) and metrics work between live nodes.
+    let status = timeout(Duration::from_secs(20), nodes[1].status(ids[0])).await;
+    match status.expect("status in time").unwrap() {
+        conclave_p2p::behaviour::ControlResponse::Status { version, .. } => {
+            assert_eq!(version, env!("CARGO_PKG_VERSION"));
+        }
+    }
+    let metrics = nodes[0].metrics_text();
+    assert!(
+        metrics.contains("libp2p_swarm_connections_established"),
+        "{metrics}"
+    );
     let victim = ids[2];
     nodes[2].shutdown().await;
     wait_for(
