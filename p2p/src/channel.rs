@@ -115,20 +115,7 @@ impl MpcChannels {
                 continue;
             }
             let stream = if me < j {
-                let mut control = self.control.clone();
-                let mut s = control.open_stream(peer, MPC_PROTOCOL).await.map_err(|e| {
-                    ChannelError::Open {
-                        peer,
-                        reason: e.to_string(),
-                    }
-                })?;
-                s.write_all(&session.0)
-                    .await
-                    .map_err(|e| ChannelError::Open {
-                        peer,
-                        reason: e.to_string(),
-                    })?;
-                s
+                self.open(session, peer).await?
             } else {
                 self.claim((session, peer)).await?
             };
@@ -137,6 +124,28 @@ impl MpcChannels {
             transport.readers[j] = Some(read);
         }
         Ok(transport)
+    }
+
+    /// Opens the stream to `peer` and sends the session id. A connection that libp2p is just
+    /// replacing (two nodes dialled each other at once) can refuse a new stream, so a few
+    /// attempts are made before giving up.
+    async fn open(&self, session: SessionId, peer: PeerId) -> Result<Stream, ChannelError> {
+        const ATTEMPTS: u32 = 5;
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            let mut control = self.control.clone();
+            match control.open_stream(peer, MPC_PROTOCOL).await {
+                Ok(mut s) => match s.write_all(&session.0).await {
+                    Ok(()) => return Ok(s),
+                    Err(e) => last = e.to_string(),
+                },
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(ChannelError::Open { peer, reason: last })
     }
 
     async fn claim(&self, key: Key) -> Result<Stream, ChannelError> {
