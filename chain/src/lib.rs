@@ -1,6 +1,30 @@
 //! conclave-chain: Conclave on an EVM chain.
 //!
-//! Not built yet (issue 5). It will hold the Solidity contracts (`NodeRegistry`, `ProjectRegistry`,
-//! `TaskRouter`), their committed compiled artifacts, `alloy::sol!` bindings, EIP-712 result signing,
-//! and one `Chain` interface with two backends: JSON-RPC (anvil or any endpoint) and an embedded revm
-//! devnet running the same bytecode.
+//! The Solidity contracts live in `chain/contracts` and are compiled by the pinned solc-js
+//! (`chain/scripts/compile.mjs`) into the committed `chain/artifacts`, from which [`bindings`] are
+//! generated; Rust builds never need Node. One [`Chain`] interface has two backends: JSON-RPC
+//! ([`rpc`]) and an in-process revm devnet ([`embedded`]).
+//!
+//! - [`backend`]: the `Chain` trait and its types.
+//! - [`embedded`], [`rpc`]: the two backends; [`anvil`] starts a local anvil.
+//! - [`bindings`]: `sol!` bindings; [`contracts`]: typed calls with decoded reverts.
+//! - [`sortition`]: the committee draw (twin of `Sortition.sol`).
+//! - [`attest`]: EIP-712 result signatures; [`deploy`]: deployment and its addresses file;
+//!   [`watch`]: confirmed `ResultPublished` events.
+
+pub mod anvil;
+pub mod attest;
+pub mod backend;
+pub mod bindings;
+pub mod contracts;
+pub mod deploy;
+pub mod embedded;
+pub mod rpc;
+pub mod sortition;
+pub mod watch;
+
+pub use backend::{Chain, ChainError, DevChain};
+pub use contracts::{ContractError, Contracts, Revert};
+pub use deploy::{Addresses, DeployConfig, deploy};
+pub use embedded::EmbeddedChain;
+pub use rpc::RpcChain;

@@ -1,0 +1,20 @@
+//! `alloy::sol!` bindings generated from the committed artifacts (ABI and bytecode) in
+//! `chain/artifacts`, so Rust builds never need Node or solc.
+
+alloy::sol!(
+    #[sol(all_derives)]
+    NodeRegistry,
+    "artifacts/NodeRegistry.json"
+);
+
+alloy::sol!(
+    #[sol(all_derives)]
+    ProjectRegistry,
+    "artifacts/ProjectRegistry.json"
+);
+
+alloy::sol!(
+    #[sol(all_derives)]
+    TaskRouter,
+    "artifacts/TaskRouter.json"
+);
