@@ -24,12 +24,21 @@ pub(crate) type BoxError = Box<dyn Error + Send + Sync>;
 pub enum ControlRequest {
     /// What software and capacity the peer has.
     Status,
+    /// An application request, answered by the node's request handler ([`crate::Network::requests`]).
+    App(Vec<u8>),
 }
 
 /// Answers to [`ControlRequest`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControlResponse {
-    Status { version: String, free_capacity: u32 },
+    Status {
+        version: String,
+        free_capacity: u32,
+    },
+    /// The application's answer to [`ControlRequest::App`].
+    App(Vec<u8>),
+    /// The peer has no application handler, or it dropped the request.
+    Refused(String),
 }
 
 pub const CONTROL_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/1/control");
@@ -138,7 +147,7 @@ fn behaviour(
         gossipsub: gossipsub(key, cfg)?,
         control: request_response::cbor::Behaviour::new(
             [(CONTROL_PROTOCOL, ProtocolSupport::Full)],
-            request_response::Config::default(),
+            request_response::Config::default().with_request_timeout(cfg.request_timeout),
         ),
         stream: libp2p_stream::Behaviour::new(),
         autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),

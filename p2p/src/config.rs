@@ -39,6 +39,8 @@ pub struct NetworkConfig {
     pub random_walk_interval: Duration,
     /// Idle connections are closed after this long.
     pub idle_timeout: Duration,
+    /// How long a request-response request may wait for its answer.
+    pub request_timeout: Duration,
     /// What this node's heartbeats announce.
     pub chain_address: [u8; 20],
     pub version: String,
@@ -65,6 +67,7 @@ impl NetworkConfig {
             gossip_heartbeat: Duration::from_secs(1),
             random_walk_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(30),
             chain_address: [0; 20],
             version: env!("CARGO_PKG_VERSION").to_string(),
             free_capacity: 1,

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::OutboundRequestId;
@@ -71,7 +72,21 @@ enum Command {
         PeerId,
         oneshot::Sender<Result<ControlResponse, NetworkError>>,
     ),
+    App(
+        PeerId,
+        Vec<u8>,
+        oneshot::Sender<Result<ControlResponse, NetworkError>>,
+    ),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// An application request from a peer. Answer it by sending the reply bytes on `reply`; dropping
+/// `reply` refuses the request.
+#[derive(Debug)]
+pub struct InboundRequest {
+    pub from: PeerId,
+    pub body: Vec<u8>,
+    pub reply: oneshot::Sender<Vec<u8>>,
 }
 
 /// A running node's handle to the mesh. Cheap to clone.
@@ -82,6 +97,7 @@ pub struct Network {
     events: broadcast::Sender<NetworkEvent>,
     mpc: MpcChannels,
     registry: Arc<Mutex<Registry>>,
+    inbound: Arc<Mutex<Option<mpsc::Receiver<InboundRequest>>>>,
 }
 
 impl Network {
@@ -112,7 +128,10 @@ impl Network {
         let mpc = MpcChannels::start(swarm.behaviour().stream.new_control(), peer_id);
         let (commands, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(4096);
+        let (inbound_tx, inbound_rx) = mpsc::channel(1024);
         let task = SwarmTask {
+            inbound: inbound_tx,
+            replies: FuturesUnordered::new(),
             live: LiveView::new(cfg.heartbeat_ttl),
             swarm,
             commands: rx,
@@ -128,6 +147,7 @@ impl Network {
             events,
             mpc,
             registry: Arc::new(Mutex::new(registry)),
+            inbound: Arc::new(Mutex::new(Some(inbound_rx))),
         })
     }
 
@@ -221,6 +241,30 @@ impl Network {
         self.ask(|tx| Command::Status(peer, tx)).await?
     }
 
+    /// Sends an application request to `peer` and waits for its answer (or the request timeout).
+    pub async fn request(&self, peer: PeerId, body: Vec<u8>) -> Result<Vec<u8>, NetworkError> {
+        match self.ask(|tx| Command::App(peer, body, tx)).await?? {
+            ControlResponse::App(bytes) => Ok(bytes),
+            ControlResponse::Refused(reason) => Err(NetworkError::Request {
+                peer: peer.to_string(),
+                reason,
+            }),
+            other => Err(NetworkError::Request {
+                peer: peer.to_string(),
+                reason: format!("unexpected answer {other:?}"),
+            }),
+        }
+    }
+
+    /// The stream of application requests from peers; the first caller gets it, later callers
+    /// `None`. Until it is taken, and after it is dropped, requests are refused.
+    pub fn requests(&self) -> Option<mpsc::Receiver<InboundRequest>> {
+        self.inbound
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
     /// Stops the swarm task (its connections close).
     pub async fn shutdown(&self) {
         let _ = self.ask(Command::Shutdown).await;
@@ -243,7 +287,18 @@ struct SwarmTask {
     metrics: libp2p::metrics::Metrics,
     cfg: NetworkConfig,
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<ControlResponse, NetworkError>>>,
+    inbound: mpsc::Sender<InboundRequest>,
+    /// Application answers being prepared, each with the channel to send it on.
+    replies: FuturesUnordered<PendingReply>,
 }
+
+type PendingReply = futures::future::BoxFuture<
+    'static,
+    (
+        request_response::ResponseChannel<ControlResponse>,
+        ControlResponse,
+    ),
+>;
 
 impl SwarmTask {
     async fn run(mut self) {
@@ -259,6 +314,9 @@ impl SwarmTask {
                     None => return,
                 },
                 event = self.swarm.select_next_some() => self.event(event),
+                Some((channel, response)) = self.replies.next(), if !self.replies.is_empty() => {
+                    let _ = self.swarm.behaviour_mut().control.send_response(channel, response);
+                }
                 _ = heartbeat.tick() => self.heartbeat(),
             }
         }
@@ -342,6 +400,14 @@ impl SwarmTask {
                     .behaviour_mut()
                     .control
                     .send_request(&peer, ControlRequest::Status);
+                self.requests.insert(id, reply);
+            }
+            Command::App(peer, body, reply) => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .control
+                    .send_request(&peer, ControlRequest::App(body));
                 self.requests.insert(id, reply);
             }
             Command::Shutdown(_) => unreachable!("handled by the loop"),
@@ -438,12 +504,41 @@ impl SwarmTask {
                 }
             }
             BehaviourEvent::Control(request_response::Event::Message {
+                peer,
                 message:
                     request_response::Message::Request {
                         request, channel, ..
                     },
                 ..
             }) => match request {
+                ControlRequest::App(body) => {
+                    let (reply, answer) = oneshot::channel();
+                    let request = InboundRequest {
+                        from: peer,
+                        body,
+                        reply,
+                    };
+                    if let Err(e) = self.inbound.try_send(request) {
+                        let reason = match e {
+                            mpsc::error::TrySendError::Full(_) => "busy",
+                            mpsc::error::TrySendError::Closed(_) => "no handler",
+                        };
+                        let refused = ControlResponse::Refused(reason.into());
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .control
+                            .send_response(channel, refused);
+                        return;
+                    }
+                    self.replies.push(Box::pin(async move {
+                        let response = match answer.await {
+                            Ok(bytes) => ControlResponse::App(bytes),
+                            Err(_) => ControlResponse::Refused("request dropped".into()),
+                        };
+                        (channel, response)
+                    }));
+                }
                 ControlRequest::Status => {
                     let response = ControlResponse::Status {
                         version: self.cfg.version.clone(),

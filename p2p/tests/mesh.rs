@@ -215,7 +215,29 @@ async fn a_killed_node_leaves_the_live_view_and_the_rest_keep_working() {
         conclave_p2p::behaviour::ControlResponse::Status { version, .. } => {
             assert_eq!(version, env!("CARGO_PKG_VERSION"));
         }
+        other => panic!("status answered with {other:?}"),
     }
+    // Application requests reach the handler that took them, and its answer comes back; a node
+    // whose handler is gone refuses.
+    let mut handler = nodes[0].requests().expect("first taker gets the requests");
+    assert!(nodes[0].requests().is_none());
+    let echo = tokio::spawn(async move {
+        while let Some(r) = handler.recv().await {
+            let mut body = r.body;
+            body.reverse();
+            let _ = r.reply.send(body);
+        }
+    });
+    let answer = timeout(
+        Duration::from_secs(20),
+        nodes[1].request(ids[0], vec![1, 2, 3]),
+    )
+    .await;
+    assert_eq!(answer.expect("answer in time").unwrap(), vec![3, 2, 1]);
+    drop(nodes[3].requests());
+    let refused = timeout(Duration::from_secs(20), nodes[1].request(ids[3], vec![1])).await;
+    assert!(refused.expect("answer in time").is_err());
+    echo.abort();
     let metrics = nodes[0].metrics_text();
     assert!(
         metrics.contains("libp2p_swarm_connections_established"),
