@@ -1,5 +1,25 @@
-//! conclave-node: the `conclave` daemon and CLI.
+//! conclave-node: the `conclave` daemon and its parts.
 //!
-//! Not built yet (issue 6). It will hold configuration, redb storage, the HTTP API, committee
-//! selection, the sans-IO task state machine (`Pending → Committee → Running → Attesting →
-//! Published | Failed`) and the `conclave` binary. No binary is shipped until it works.
+//! - [`node`]: a running node (mesh, chain, store, HTTP API) and its loops.
+//! - [`coordinator`]: opening a task, forming its committee, closing, computing, submitting.
+//! - [`member`]: a committee member's side: preprocessing, sealed shares, inputs, computing.
+//! - [`entry`]: what an entry node does for a device; [`api`]: the HTTP API; [`client`]: the
+//!   device library.
+//! - [`task`]: the task state machine (sans-IO); [`store`]: redb; [`messages`]: node-to-node
+//!   requests; [`envelope`]: X25519 + ChaCha20-Poly1305; [`program`]: what projects run;
+//!   [`metrics`]: Prometheus.
+
+pub mod api;
+pub mod client;
+pub mod coordinator;
+pub mod entry;
+pub mod envelope;
+pub mod member;
+pub mod messages;
+pub mod metrics;
+pub mod node;
+pub mod program;
+pub mod store;
+pub mod task;
+
+pub use node::{Node, NodeError, NodeSetup};

@@ -92,6 +92,11 @@ impl MpcChannels {
         }
     }
 
+    /// This node's peer id.
+    pub fn me(&self) -> PeerId {
+        self.me
+    }
+
     /// Channels to every other party of `session`; `parties[i]` is party i. Frames longer than
     /// `max_frame` are refused on receipt.
     pub async fn connect(

@@ -1,4 +1,37 @@
 //! conclave-provers: how a committee proves a task's result.
 //!
-//! Not built yet (issue 6). It will hold the `Prover` trait and its backends: `spdz` (the committee
-//! runs the MPC), `halo2`, `wasm`, `tee` and `byop` (an external gRPC prover).
+//! - [`Prover`]: one interface per prover kind (DESIGN.md "Provers").
+//! - [`spdz`]: the committee computes by SPDZ over MASCOT preprocessing on p2p channels; its
+//!   "proof" is the committee's threshold of signatures, so the proof hash binds the committee and
+//!   the inputs it computed on.
+//!
+//! Only `spdz` exists; `halo2`, `wasm`, `tee` and `byop` are not built ([`ProverKind::available`]).
+
+pub mod spdz;
+
+pub use conclave_chain::contracts::ProverKind;
+
+/// Whether this build can run a prover of `kind`.
+pub fn available(kind: ProverKind) -> bool {
+    matches!(kind, ProverKind::Spdz)
+}
+
+/// A prover: runs a task's program over its inputs and says what it computed.
+pub trait Prover {
+    /// What the prover runs on.
+    type Job;
+    /// What it returns: the public outputs and the hash that `TaskRouter` stores as the proof.
+    type Error: std::error::Error;
+    fn kind(&self) -> ProverKind;
+    fn prove(
+        &self,
+        job: Self::Job,
+    ) -> impl std::future::Future<Output = Result<Proven, Self::Error>> + Send;
+}
+
+/// A prover's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proven {
+    pub outputs: Vec<i64>,
+    pub proof_hash: [u8; 32],
+}

@@ -1,0 +1,382 @@
+//! The HTTP API devices and operators use (axum). JSON in and out; every error is a 4xx/5xx with
+//! `{"error": code, "message": text}`; bodies over 64 KiB and request floods are refused.
+//!
+//! - `GET  /health`, `GET /metrics` (Prometheus text)
+//! - `GET  /v1/projects/{project}/task`: the project's open task (opening one if needed)
+//! - `POST /v1/tasks/{task}/slots` `{client_key}`: a slot and the members' sealed triple shares
+//! - `POST /v1/tasks/{task}/inputs` `{slot, sealed}`: the device's sealed masked input per member
+//! - `GET  /v1/tasks/{task}`: state and, once published, the result
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::Sealed;
+use crate::messages::{TaskId, TaskInfo};
+use crate::node::{Inner, NodeError};
+use crate::program::Average;
+use crate::task::TaskState;
+
+/// Largest request body.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Requests per second a node serves before answering 429.
+pub const RATE_PER_SEC: f64 = 500.0;
+
+/// An envelope in JSON: hex fields.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SealedJson {
+    pub ephemeral: String,
+    pub nonce: String,
+    pub ciphertext: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MemberJson {
+    pub peer_id: String,
+    pub operator: String,
+    pub key: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskJson {
+    pub task_id: String,
+    pub project_id: u64,
+    /// The node coordinating the task (entry nodes that do not know the task ask it).
+    pub coordinator: String,
+    pub committee: Vec<MemberJson>,
+    pub max_inputs: u32,
+    pub closes_at_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SlotRequest {
+    pub client_key: String,
+    /// The task's coordinator, as `GET /v1/projects/{id}/task` reported it.
+    #[serde(default)]
+    pub coordinator: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SlotJson {
+    pub slot: u32,
+    pub shares: Vec<SealedJson>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InputRequest {
+    pub slot: u32,
+    pub sealed: Vec<SealedJson>,
+    #[serde(default)]
+    pub coordinator: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatusJson {
+    pub task_id: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub sum: Option<i64>,
+    pub count: Option<u64>,
+    pub mean: Option<f64>,
+    pub tx_hash: Option<String>,
+    pub block: Option<u64>,
+}
+
+/// An API error.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let status = r.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "bad_json"
+        };
+        ApiError::new(status, code, r.body_text())
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        let message = e.to_string();
+        let status = if message.contains("UnknownProject") || message.contains("unknown task") {
+            (StatusCode::NOT_FOUND, "not_found")
+        } else if message.contains("window is closed") {
+            (StatusCode::CONFLICT, "closed")
+        } else if message.contains("paused") || message.contains("prover kind") {
+            (StatusCode::UNPROCESSABLE_ENTITY, "unavailable")
+        } else if matches!(e, NodeError::Refused { .. }) {
+            (StatusCode::BAD_REQUEST, "refused")
+        } else {
+            (StatusCode::BAD_GATEWAY, "upstream")
+        };
+        ApiError::new(status.0, status.1, message)
+    }
+}
+
+pub fn hex32(s: &str, what: &str) -> Result<[u8; 32], ApiError> {
+    let bytes = hex::decode(s.trim_start_matches("0x"))
+        .map_err(|_| ApiError::bad(format!("{what} is not hex")))?;
+    bytes
+        .try_into()
+        .map_err(|_| ApiError::bad(format!("{what} must be 32 bytes")))
+}
+
+impl SealedJson {
+    pub fn from_sealed(s: &Sealed) -> Self {
+        SealedJson {
+            ephemeral: hex::encode(s.ephemeral),
+            nonce: hex::encode(s.nonce),
+            ciphertext: hex::encode(&s.ciphertext),
+        }
+    }
+
+    pub fn to_sealed(&self) -> Result<Sealed, ApiError> {
+        let nonce = hex::decode(&self.nonce).map_err(|_| ApiError::bad("nonce is not hex"))?;
+        let ciphertext =
+            hex::decode(&self.ciphertext).map_err(|_| ApiError::bad("ciphertext is not hex"))?;
+        if ciphertext.len() > crate::envelope::MAX_PLAINTEXT + 16 {
+            return Err(ApiError::bad("ciphertext too long"));
+        }
+        Ok(Sealed {
+            ephemeral: hex32(&self.ephemeral, "ephemeral")?,
+            nonce: nonce
+                .try_into()
+                .map_err(|_| ApiError::bad("nonce must be 12 bytes"))?,
+            ciphertext,
+        })
+    }
+}
+
+impl TaskJson {
+    pub fn from_info(info: &TaskInfo) -> Self {
+        TaskJson {
+            task_id: hex::encode(info.task_id),
+            project_id: info.project_id,
+            coordinator: libp2p::PeerId::from_bytes(&info.coordinator)
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            committee: info
+                .committee
+                .iter()
+                .map(|m| MemberJson {
+                    peer_id: libp2p::PeerId::from_bytes(&m.peer)
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
+                    operator: format!("0x{}", hex::encode(m.operator)),
+                    key: hex::encode(m.key),
+                })
+                .collect(),
+            max_inputs: info.max_inputs,
+            closes_at_ms: info.closes_at_ms,
+        }
+    }
+}
+
+/// A token bucket shared by all routes.
+struct Limiter {
+    tokens: f64,
+    last: Instant,
+}
+
+#[derive(Clone)]
+struct Api {
+    inner: Arc<Inner>,
+    limiter: Arc<Mutex<Limiter>>,
+}
+
+impl Api {
+    fn admit(&self) -> Result<(), ApiError> {
+        let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        l.tokens =
+            (l.tokens + now.duration_since(l.last).as_secs_f64() * RATE_PER_SEC).min(RATE_PER_SEC);
+        l.last = now;
+        if l.tokens < 1.0 {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests; retry shortly",
+            ));
+        }
+        l.tokens -= 1.0;
+        Ok(())
+    }
+}
+
+pub(crate) fn router(inner: Arc<Inner>) -> Router {
+    let api = Api {
+        inner,
+        limiter: Arc::new(Mutex::new(Limiter {
+            tokens: RATE_PER_SEC,
+            last: Instant::now(),
+        })),
+    };
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/projects/{project}/task", get(project_task))
+        .route("/v1/tasks/{task}/slots", post(slots))
+        .route("/v1/tasks/{task}/inputs", post(inputs))
+        .route("/v1/tasks/{task}", get(status))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(api)
+}
+
+pub(crate) async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener) {
+    if let Err(e) = axum::serve(listener, router(inner)).await {
+        tracing::error!(error = %e, "HTTP API stopped");
+    }
+}
+
+async fn health(State(api): State<Api>) -> Json<serde_json::Value> {
+    let live = api
+        .inner
+        .network
+        .live_peers()
+        .await
+        .map(|p| p.len())
+        .unwrap_or(0);
+    Json(serde_json::json!({
+        "status": "ok",
+        "peer_id": api.inner.network.peer_id().to_string(),
+        "operator": api.inner.operator.address().to_string(),
+        "live_peers": live,
+    }))
+}
+
+async fn metrics(State(api): State<Api>) -> String {
+    api.inner.metrics_text()
+}
+
+fn task_param(task: &str) -> Result<TaskId, ApiError> {
+    hex32(task, "task id")
+}
+
+fn coordinator_hint(hint: Option<&str>) -> Result<Option<libp2p::PeerId>, ApiError> {
+    hint.map(|h| {
+        h.parse()
+            .map_err(|_| ApiError::bad("coordinator is not a peer id"))
+    })
+    .transpose()
+}
+
+async fn project_task(
+    State(api): State<Api>,
+    Path(project): Path<String>,
+) -> Result<Json<TaskJson>, ApiError> {
+    api.admit()?;
+    let project: u64 = project
+        .parse()
+        .map_err(|_| ApiError::bad("project id must be a number"))?;
+    let info = api.inner.current_task(project).await?;
+    Ok(Json(TaskJson::from_info(&info)))
+}
+
+async fn slots(
+    State(api): State<Api>,
+    Path(task): Path<String>,
+    body: Result<Json<SlotRequest>, JsonRejection>,
+) -> Result<Json<SlotJson>, ApiError> {
+    api.admit()?;
+    let Json(body) = body?;
+    let task = task_param(&task)?;
+    let key = hex32(&body.client_key, "client_key")?;
+    let hint = coordinator_hint(body.coordinator.as_deref())?;
+    let grant = api.inner.grant_slot(task, key, hint).await?;
+    Ok(Json(SlotJson {
+        slot: grant.slot,
+        shares: grant.shares.iter().map(SealedJson::from_sealed).collect(),
+    }))
+}
+
+async fn inputs(
+    State(api): State<Api>,
+    Path(task): Path<String>,
+    body: Result<Json<InputRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    api.admit()?;
+    let Json(body) = body?;
+    let task = task_param(&task)?;
+    let sealed = body
+        .sealed
+        .iter()
+        .map(SealedJson::to_sealed)
+        .collect::<Result<Vec<_>, _>>()?;
+    let hint = coordinator_hint(body.coordinator.as_deref())?;
+    api.inner
+        .deliver_input(task, body.slot, sealed, hint)
+        .await?;
+    Ok(Json(
+        serde_json::json!({ "accepted": true, "slot": body.slot }),
+    ))
+}
+
+async fn status(
+    State(api): State<Api>,
+    Path(task): Path<String>,
+) -> Result<Json<StatusJson>, ApiError> {
+    api.admit()?;
+    let task = task_param(&task)?;
+    let record = api
+        .inner
+        .store
+        .task(&task)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()))?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "unknown task"))?;
+    let avg = record.output.as_deref().and_then(Average::decode);
+    let (tx_hash, block, reason) = match &record.state {
+        TaskState::Published { tx_hash, block } => (
+            Some(format!("0x{}", hex::encode(tx_hash))),
+            Some(*block),
+            None,
+        ),
+        TaskState::Failed(r) => (None, None, Some(r.clone())),
+        _ => (None, None, None),
+    };
+    Ok(Json(StatusJson {
+        task_id: hex::encode(task),
+        state: record.state.name().into(),
+        reason,
+        sum: avg.map(|a| a.sum),
+        count: avg.map(|a| a.count),
+        mean: avg.and_then(|a| a.mean()),
+        tx_hash,
+        block,
+    }))
+}

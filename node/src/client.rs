@@ -1,0 +1,171 @@
+//! The device client: secret-shares a reading for a project's task through any node's HTTP API.
+//!
+//! It asks the entry node for the open task, gets a slot with each member's triple shares sealed
+//! for a fresh X25519 key of its own, checks a·b = c, and sends y = x − a sealed for each member.
+//! The entry node sees only envelopes; a member sees only y, which a hides.
+
+use conclave_mpc::Fp;
+use serde::de::DeserializeOwned;
+
+use crate::api::{InputRequest, SealedJson, SlotJson, SlotRequest, StatusJson, TaskJson, hex32};
+use crate::envelope::{self, SecretKey};
+use crate::member::{input_context, shares_context};
+
+/// Client errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("HTTP: {0}")]
+    Http(String),
+    #[error("the node answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("bad answer from the node: {0}")]
+    Answer(String),
+    #[error("the committee's triple for slot {0} does not satisfy a·b = c: a member cheated")]
+    BadTriple(u32),
+}
+
+/// A device's connection to one entry node.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// What the node acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    pub task_id: [u8; 32],
+    pub slot: u32,
+}
+
+impl Client {
+    /// A client of the node whose API is at `base` (e.g. `http://127.0.0.1:7001`).
+    pub fn new(base: impl Into<String>) -> Self {
+        Client {
+            http: reqwest::Client::new(),
+            base: base.into().trim_end_matches('/').to_string(),
+        }
+    }
+
+    async fn answer<T: DeserializeOwned>(r: reqwest::Response) -> Result<T, ClientError> {
+        let status = r.status();
+        let body = r
+            .text()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        if !status.is_success() {
+            return Err(ClientError::Status {
+                status: status.as_u16(),
+                body,
+            });
+        }
+        serde_json::from_str(&body).map_err(|e| ClientError::Answer(e.to_string()))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        Self::answer(r).await
+    }
+
+    async fn post<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        Self::answer(r).await
+    }
+
+    /// The project's open task.
+    pub async fn task(&self, project: u64) -> Result<TaskJson, ClientError> {
+        self.get(&format!("/v1/projects/{project}/task")).await
+    }
+
+    /// A task's state and result.
+    pub async fn status(&self, task: &[u8; 32]) -> Result<StatusJson, ClientError> {
+        self.get(&format!("/v1/tasks/{}", hex::encode(task))).await
+    }
+
+    /// Secret-shares `reading` into the project's open task.
+    pub async fn submit(&self, project: u64, reading: i64) -> Result<Submitted, ClientError> {
+        let task = self.task(project).await?;
+        self.submit_to(&task, reading).await
+    }
+
+    /// Secret-shares `reading` into `task`.
+    pub async fn submit_to(&self, task: &TaskJson, reading: i64) -> Result<Submitted, ClientError> {
+        let bad = |e: crate::api::ApiError| ClientError::Answer(e.message);
+        let task_id = hex32(&task.task_id, "task id").map_err(bad)?;
+        let key = SecretKey::generate();
+        let grant: SlotJson = self
+            .post(
+                &format!("/v1/tasks/{}/slots", task.task_id),
+                &SlotRequest {
+                    client_key: hex::encode(key.public()),
+                    coordinator: Some(task.coordinator.clone()),
+                },
+            )
+            .await?;
+        if grant.shares.len() != task.committee.len() {
+            return Err(ClientError::Answer(
+                "shares do not match the committee".into(),
+            ));
+        }
+        let (mut a, mut b, mut c) = (Fp::from_u64(0), Fp::from_u64(0), Fp::from_u64(0));
+        for (member, sealed) in task.committee.iter().zip(&grant.shares) {
+            let peer: libp2p::PeerId = member
+                .peer_id
+                .parse()
+                .map_err(|_| ClientError::Answer("bad member peer id".into()))?;
+            let sealed = sealed.to_sealed().map_err(bad)?;
+            let plain = envelope::open(&key, &shares_context(&task_id, grant.slot, &peer), &sealed)
+                .map_err(|e| ClientError::Answer(format!("member {peer}: {e}")))?;
+            if plain.len() != 96 {
+                return Err(ClientError::Answer("triple shares must be 96 bytes".into()));
+            }
+            let field = |i: usize| {
+                let bytes: [u8; 32] = plain[i * 32..(i + 1) * 32].try_into().expect("32 bytes");
+                Fp::from_bytes(&bytes)
+                    .map_err(|_| ClientError::Answer("non-canonical share".into()))
+            };
+            a += field(0)?;
+            b += field(1)?;
+            c += field(2)?;
+        }
+        if a * b != c {
+            return Err(ClientError::BadTriple(grant.slot));
+        }
+        let y = (Fp::from_i64(reading) - a).to_bytes();
+        let mut sealed = Vec::with_capacity(task.committee.len());
+        for member in &task.committee {
+            let member_key = hex32(&member.key, "member key").map_err(bad)?;
+            let s = envelope::seal(&member_key, &input_context(&task_id, grant.slot), &y)
+                .map_err(|e| ClientError::Answer(e.to_string()))?;
+            sealed.push(SealedJson::from_sealed(&s));
+        }
+        let _: serde_json::Value = self
+            .post(
+                &format!("/v1/tasks/{}/inputs", task.task_id),
+                &InputRequest {
+                    slot: grant.slot,
+                    sealed,
+                    coordinator: Some(task.coordinator.clone()),
+                },
+            )
+            .await?;
+        Ok(Submitted {
+            task_id,
+            slot: grant.slot,
+        })
+    }
+}

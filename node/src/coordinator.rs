@@ -1,0 +1,433 @@
+//! The coordinator of a task: the node that opened it. It draws the committee (the draw that
+//! TaskRouter checks), replaces candidates that do not answer, hands out input slots, closes the
+//! input window, has the committee compute, gathers the signatures and submits the result.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
+use conclave_chain::attest::{Attestation, TaskResult};
+use conclave_chain::contracts::{ProverKind, task_id};
+use conclave_chain::watch::ResultWatcher;
+use conclave_p2p::messages::{GossipMessage, ResultAnnouncement, TaskAnnouncement};
+use futures::future::join_all;
+use libp2p::PeerId;
+use tokio::task::JoinHandle;
+
+use crate::messages::{Member, Request, Response, TaskId, TaskInfo};
+use crate::node::{ANSWER_WAIT, Inner, NodeError, now_ms};
+use crate::program::Program;
+use crate::store::TaskRecord;
+use crate::task::{TaskEvent, TaskState};
+
+/// How long the committee may take to compute and sign.
+const RUN_WAIT: Duration = Duration::from_secs(120);
+/// How long to wait for the published result to be confirmed.
+const CONFIRM_WAIT: Duration = Duration::from_secs(600);
+
+impl Inner {
+    pub(crate) async fn coordinator_request(&self, request: Request) -> Response {
+        match request {
+            Request::GetTask { task_id } => match self.store.task(&task_id) {
+                Ok(Some(TaskRecord {
+                    info: Some(info),
+                    coordinating: true,
+                    ..
+                })) => Response::Task(info),
+                Ok(_) => Response::Refused("not coordinating this task".into()),
+                Err(e) => Response::Refused(e.to_string()),
+            },
+            Request::AllocateSlot { task_id } => self.allocate_slot(task_id),
+            _ => Response::Refused("not a coordinator request".into()),
+        }
+    }
+
+    fn allocate_slot(&self, task: TaskId) -> Response {
+        // One allocation at a time: the read-increment-write below must not interleave.
+        let _serial = self.volatile();
+        let mut record = match self.store.task(&task) {
+            Ok(Some(r)) if r.coordinating => r,
+            Ok(_) => return Response::Refused("not coordinating this task".into()),
+            Err(e) => return Response::Refused(e.to_string()),
+        };
+        let Some(info) = record.info.clone() else {
+            return Response::Refused("task not started".into());
+        };
+        if record.state != TaskState::Committee
+            || record.next_slot >= info.max_inputs
+            || now_ms() >= info.closes_at_ms
+        {
+            return Response::Refused("the input window is closed".into());
+        }
+        let slot = record.next_slot;
+        record.next_slot += 1;
+        if let Err(e) = self.store.put_task(&record) {
+            return Response::Refused(e.to_string());
+        }
+        Response::Slot(slot)
+    }
+
+    fn set_state(&self, record: &mut TaskRecord, event: TaskEvent) -> Result<(), NodeError> {
+        record.state = record
+            .state
+            .apply(event)
+            .map_err(|e| NodeError::Task(e.to_string()))?;
+        self.store.put_task(record)?;
+        Ok(())
+    }
+
+    /// Opens a task for `project`, forms its committee and starts its preprocessing.
+    pub(crate) async fn open_task(&self, project: u64) -> Result<TaskInfo, NodeError> {
+        let started = Instant::now();
+        let p = self.contracts.project(U256::from(project)).await?;
+        if p.paused {
+            return Err(NodeError::Task(format!("project {project} is paused")));
+        }
+        if p.proverKind != ProverKind::Spdz as u8 {
+            return Err(NodeError::Task(format!(
+                "project {project} needs prover kind {}, which this node does not run",
+                p.proverKind
+            )));
+        }
+        let program = Program::from_chain(&p.programUri, p.programHash)
+            .map_err(|e| NodeError::Task(e.to_string()))?;
+        let mut epoch = self.contracts.current_epoch().await?;
+        if epoch == 0 {
+            epoch = self.contracts.open_epoch(&self.operator).await?;
+        }
+        let me = self.network.peer_id();
+        let local = keccak256(
+            [
+                me.to_bytes().as_slice(),
+                &now_ms().to_be_bytes(),
+                &rand::random::<[u8; 8]>(),
+            ]
+            .concat(),
+        );
+        let task = task_id(epoch, U256::from_be_bytes(local.0));
+        let task_bytes: TaskId = task.to_be_bytes();
+        let mut record = TaskRecord {
+            project_id: project,
+            task_id: task_bytes,
+            info: None,
+            coordinating: true,
+            member: false,
+            state: TaskState::Pending,
+            next_slot: 0,
+            output: None,
+            created_ms: now_ms(),
+        };
+        self.store.put_task(&record)?;
+
+        let committee = match self
+            .form_committee(project, task, task_bytes, usize::from(p.committeeSize))
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = self.set_state(&mut record, TaskEvent::Failed(e.to_string()));
+                return Err(e);
+            }
+        };
+        let info = TaskInfo {
+            project_id: project,
+            task_id: task_bytes,
+            coordinator: me.to_bytes(),
+            committee,
+            max_inputs: program.max_inputs,
+            closes_at_ms: now_ms() + program.window_secs * 1000,
+        };
+        record.info = Some(info.clone());
+        record.member = info.committee.iter().any(|m| m.peer == me.to_bytes());
+        self.set_state(&mut record, TaskEvent::CommitteeFormed)?;
+        let starts = info.committee.iter().map(|m| {
+            let peer = PeerId::from_bytes(&m.peer).expect("checked when formed");
+            let info = info.clone();
+            async move {
+                tokio::time::timeout(ANSWER_WAIT, self.ask(peer, Request::Start(info)))
+                    .await
+                    .map_err(|_| NodeError::Task(format!("{peer} did not answer Start")))?
+            }
+        });
+        for outcome in join_all(starts).await {
+            if let Err(e) = outcome {
+                let _ = self.set_state(&mut record, TaskEvent::Failed(e.to_string()));
+                return Err(e);
+            }
+        }
+        self.volatile()
+            .open
+            .insert(project, (task_bytes, me, info.closes_at_ms));
+        self.volatile().infos.insert(task_bytes, info.clone());
+        let _ = self
+            .network
+            .publish(GossipMessage::Task(TaskAnnouncement {
+                project_id: project,
+                task_id: task_bytes,
+                inputs_closed_at_ms: info.closes_at_ms,
+            }))
+            .await;
+        self.metrics.observe_phase("committee", started.elapsed());
+        tracing::info!(task = %hex::encode(task_bytes), project, members = info.committee.len(), "task opened");
+        let inner = self.me();
+        tokio::spawn(async move { inner.drive(task_bytes).await });
+        Ok(info)
+    }
+
+    /// Walks the draw's ranking: live candidates that answer `Prepare` join, in rank order.
+    async fn form_committee(
+        &self,
+        project: u64,
+        task: U256,
+        task_bytes: TaskId,
+        size: usize,
+    ) -> Result<Vec<Member>, NodeError> {
+        let ranked = self.contracts.committee(U256::from(project), task).await?;
+        let mut live: HashSet<PeerId> = self
+            .network
+            .live_peers()
+            .await?
+            .into_iter()
+            .map(|p| p.peer)
+            .collect();
+        live.insert(self.network.peer_id());
+        let mut members = Vec::with_capacity(size);
+        for operator in ranked {
+            if members.len() == size {
+                break;
+            }
+            let node = self.contracts.node(operator).await?;
+            let Ok(peer) = PeerId::from_bytes(&node.peerId) else {
+                continue;
+            };
+            if !live.contains(&peer) {
+                tracing::debug!(%peer, "candidate not live; next in rank");
+                continue;
+            }
+            let prepare = Request::Prepare {
+                task_id: task_bytes,
+                project_id: project,
+            };
+            match tokio::time::timeout(ANSWER_WAIT, self.ask(peer, prepare)).await {
+                Ok(Ok(Response::Prepared { key })) => members.push(Member {
+                    peer: peer.to_bytes(),
+                    operator: operator.0.0,
+                    key,
+                }),
+                other => tracing::info!(%peer, ?other, "candidate did not prepare; next in rank"),
+            }
+        }
+        if members.len() < size {
+            return Err(NodeError::Task(format!(
+                "only {} of {size} committee members answered",
+                members.len()
+            )));
+        }
+        Ok(members)
+    }
+
+    /// Waits for the input window to close, then computes, attests and submits.
+    pub(crate) async fn drive(&self, task: TaskId) {
+        if let Err(e) = self.drive_inner(task).await {
+            tracing::warn!(task = %hex::encode(task), error = %e, "task failed");
+            if let Ok(Some(mut record)) = self.store.task(&task) {
+                let _ = self.set_state(&mut record, TaskEvent::Failed(e.to_string()));
+            }
+        }
+    }
+
+    async fn drive_inner(&self, task: TaskId) -> Result<(), NodeError> {
+        let mut record = self
+            .store
+            .task(&task)?
+            .ok_or_else(|| NodeError::Task("task vanished".into()))?;
+        let info = record
+            .info
+            .clone()
+            .ok_or_else(|| NodeError::Task("task has no committee".into()))?;
+        let peers: Vec<PeerId> = info
+            .committee
+            .iter()
+            .map(|m| PeerId::from_bytes(&m.peer).expect("checked when formed"))
+            .collect();
+        if record.state == TaskState::Committee {
+            // Close early once every slot is handed out and every member holds every input.
+            loop {
+                let now = now_ms();
+                if now >= info.closes_at_ms {
+                    break;
+                }
+                let current = self.store.task(&task)?.unwrap_or(record.clone());
+                if current.next_slot >= info.max_inputs
+                    && self.agreed_slots_of(task, &peers).await?.len() as u32 == info.max_inputs
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            record = self.store.task(&task)?.unwrap_or(record);
+            self.set_state(&mut record, TaskEvent::InputsClosed)?;
+        }
+        let closed = Instant::now();
+        let slots = self.agreed_slots_of(task, &peers).await?;
+        if slots.is_empty() {
+            return Err(NodeError::Task("no inputs arrived".into()));
+        }
+        let runs = peers.iter().map(|&peer| {
+            let run = Request::Run {
+                task_id: task,
+                slots: slots.clone(),
+            };
+            async move {
+                match tokio::time::timeout(RUN_WAIT, self.ask(peer, run)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(NodeError::Task(format!("{peer} did not finish computing"))),
+                }
+            }
+        });
+        let answers = join_all(runs).await;
+        let mut output = None;
+        let mut proof = None;
+        let mut attestations = Vec::new();
+        for (member, answer) in info.committee.iter().zip(answers) {
+            match answer {
+                Ok(Response::Ran {
+                    output: o,
+                    proof_hash,
+                    signature,
+                }) => {
+                    output.get_or_insert(o.clone());
+                    proof.get_or_insert(proof_hash);
+                    if output.as_ref() == Some(&o) && proof == Some(proof_hash) {
+                        attestations.push(Attestation {
+                            signer: Address::from(member.operator),
+                            signature: Bytes::from(signature),
+                        });
+                    }
+                }
+                Ok(other) => tracing::warn!(?other, "unexpected answer to Run"),
+                Err(e) => tracing::warn!(error = %e, "member failed to compute"),
+            }
+        }
+        let output = output.ok_or_else(|| NodeError::Task("no member computed".into()))?;
+        self.metrics.observe_phase("compute", closed.elapsed());
+        self.set_state(&mut record, TaskEvent::Computed)?;
+        record.output = Some(output.clone());
+        self.store.put_task(&record)?;
+        let result = TaskResult {
+            project_id: U256::from(info.project_id),
+            task_id: U256::from_be_bytes(task),
+            output: Bytes::from(output.clone()),
+            proof_hash: B256::from(proof.unwrap_or_default()),
+        };
+        attestations.retain(|a| result.verify(a, self.chain_id, self.router).is_ok());
+        let submitted = Instant::now();
+        let receipt = match self
+            .contracts
+            .submit_result(&self.operator, &result, attestations)
+            .await
+        {
+            Ok(r) => {
+                self.metrics.submission("published");
+                r
+            }
+            Err(e) => {
+                self.metrics.submission("failed");
+                return Err(e.into());
+            }
+        };
+        self.await_confirmation(task, receipt.block_number).await?;
+        self.metrics.observe_phase("submit", submitted.elapsed());
+        self.set_state(
+            &mut record,
+            TaskEvent::Published {
+                tx_hash: receipt.tx_hash.0,
+                block: receipt.block_number,
+            },
+        )?;
+        self.volatile().open.retain(|_, (t, _, _)| *t != task);
+        let _ = self
+            .network
+            .publish(GossipMessage::Result(ResultAnnouncement {
+                project_id: info.project_id,
+                task_id: task,
+                output_hash: keccak256(&output).0,
+                transaction: Some(receipt.tx_hash.0),
+            }))
+            .await;
+        tracing::info!(task = %hex::encode(task), tx = %receipt.tx_hash, "result published");
+        Ok(())
+    }
+
+    /// Waits until the task's `ResultPublished` has `confirmations` blocks on top.
+    async fn await_confirmation(&self, task: TaskId, from_block: u64) -> Result<(), NodeError> {
+        let mut watcher =
+            ResultWatcher::new(self.contracts.clone(), from_block, self.confirmations)
+                .with_poll_interval(Duration::from_millis(250));
+        let wanted = U256::from_be_bytes(task);
+        let wait = async {
+            loop {
+                let events = watcher.next_batch().await?;
+                if events.iter().any(|e| e.event.taskId == wanted) {
+                    return Ok::<(), NodeError>(());
+                }
+            }
+        };
+        tokio::time::timeout(CONFIRM_WAIT, wait)
+            .await
+            .map_err(|_| NodeError::Task("the result was not confirmed in time".into()))?
+    }
+
+    /// Slots every member holds, with the same masked input at each.
+    async fn agreed_slots_of(&self, task: TaskId, peers: &[PeerId]) -> Result<Vec<u32>, NodeError> {
+        let asks = peers.iter().map(|&peer| async move {
+            tokio::time::timeout(
+                ANSWER_WAIT,
+                self.ask(peer, Request::Digest { task_id: task }),
+            )
+            .await
+            .map_err(|_| NodeError::Task(format!("{peer} did not answer Digest")))?
+        });
+        let mut counts: BTreeMap<(u32, [u8; 32]), usize> = BTreeMap::new();
+        for answer in join_all(asks).await {
+            match answer? {
+                Response::Digest(list) => {
+                    for entry in list {
+                        *counts.entry(entry).or_default() += 1;
+                    }
+                }
+                other => return Err(NodeError::Task(format!("unexpected {other:?}"))),
+            }
+        }
+        Ok(counts
+            .into_iter()
+            .filter(|(_, n)| *n == peers.len())
+            .map(|((slot, _), _)| slot)
+            .collect())
+    }
+
+    /// After a restart: fail what cannot continue, drive again what can (see
+    /// [`TaskState::after_restart`]), and restart members' preprocessing that had not finished.
+    pub(crate) fn resume(&self) -> Result<Vec<JoinHandle<()>>, NodeError> {
+        let mut handles = Vec::new();
+        for mut record in self.store.tasks()? {
+            let next = record.state.after_restart();
+            if next != record.state {
+                record.state = next;
+                self.store.put_task(&record)?;
+            }
+            if record.state.is_final() {
+                continue;
+            }
+            if let Some(info) = &record.info {
+                self.volatile().infos.insert(record.task_id, info.clone());
+                if record.coordinating {
+                    let inner = self.me();
+                    let task = record.task_id;
+                    handles.push(tokio::spawn(async move { inner.drive(task).await }));
+                }
+            }
+        }
+        Ok(handles)
+    }
+}

@@ -1,0 +1,159 @@
+//! What an entry node does for a device: find (or open) the project's task, get an input slot
+//! with the members' sealed triple shares, and pass the device's sealed masked input to every
+//! member. The entry node relays envelopes it cannot open.
+
+use futures::future::join_all;
+use libp2p::PeerId;
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::Sealed;
+use crate::messages::{Request, Response, TaskId, TaskInfo};
+use crate::node::{ANSWER_WAIT, Inner, NodeError, now_ms};
+
+/// A slot and, per member in committee order, its triple shares sealed for the device.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SlotGrant {
+    pub slot: u32,
+    pub shares: Vec<Sealed>,
+}
+
+impl Inner {
+    /// The project's open task, joining one another node opened or opening one.
+    pub(crate) async fn current_task(&self, project: u64) -> Result<TaskInfo, NodeError> {
+        let _guard = self.opening.lock().await;
+        let known = self.volatile().open.get(&project).copied();
+        if let Some((task, coordinator, closes_at)) = known
+            && closes_at > now_ms() + 1000
+        {
+            match self.task_info(task, coordinator).await {
+                Ok(info) => return Ok(info),
+                Err(e) => tracing::debug!(error = %e, "known task unusable; opening another"),
+            }
+        }
+        self.open_task(project).await
+    }
+
+    /// A task's committee and window, from the cache or its coordinator.
+    pub(crate) async fn task_info(
+        &self,
+        task: TaskId,
+        coordinator: PeerId,
+    ) -> Result<TaskInfo, NodeError> {
+        if let Some(info) = self.volatile().infos.get(&task) {
+            return Ok(info.clone());
+        }
+        match self
+            .ask(coordinator, Request::GetTask { task_id: task })
+            .await?
+        {
+            Response::Task(info) if info.task_id == task => {
+                self.volatile().infos.insert(task, info.clone());
+                Ok(info)
+            }
+            other => Err(NodeError::Task(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// A task's info: cached, stored, or asked of its coordinator (from gossip or the device's
+    /// hint; a wrong hint only fails the device's own request).
+    async fn known_info(&self, task: &TaskId, hint: Option<PeerId>) -> Result<TaskInfo, NodeError> {
+        if let Some(info) = self.volatile().infos.get(task) {
+            return Ok(info.clone());
+        }
+        if let Some(info) = self.store.task(task)?.and_then(|r| r.info) {
+            return Ok(info);
+        }
+        let gossiped = self
+            .volatile()
+            .open
+            .values()
+            .find(|(t, _, _)| t == task)
+            .map(|(_, c, _)| *c);
+        match gossiped.or(hint) {
+            Some(coordinator) => self
+                .task_info(*task, coordinator)
+                .await
+                .map_err(|_| NodeError::Task("unknown task".into())),
+            None => Err(NodeError::Task("unknown task".into())),
+        }
+    }
+
+    fn peers(info: &TaskInfo) -> Result<Vec<PeerId>, NodeError> {
+        info.committee
+            .iter()
+            .map(|m| PeerId::from_bytes(&m.peer))
+            .collect::<Result<_, _>>()
+            .map_err(|_| NodeError::Task("bad committee peer id".into()))
+    }
+
+    /// Allocates a slot at the coordinator and collects every member's sealed triple shares.
+    pub(crate) async fn grant_slot(
+        &self,
+        task: TaskId,
+        client_key: [u8; 32],
+        hint: Option<PeerId>,
+    ) -> Result<SlotGrant, NodeError> {
+        let info = self.known_info(&task, hint).await?;
+        let coordinator = PeerId::from_bytes(&info.coordinator)
+            .map_err(|_| NodeError::Task("bad coordinator peer id".into()))?;
+        let slot = match self
+            .ask(coordinator, Request::AllocateSlot { task_id: task })
+            .await?
+        {
+            Response::Slot(s) => s,
+            other => return Err(NodeError::Task(format!("unexpected answer {other:?}"))),
+        };
+        let asks = Self::peers(&info)?.into_iter().map(|peer| async move {
+            let r = Request::TripleShares {
+                task_id: task,
+                slot,
+                client_key,
+            };
+            // Preprocessing may still be running at the member: allow it time.
+            match tokio::time::timeout(ANSWER_WAIT * 12, self.ask(peer, r)).await {
+                Ok(Ok(Response::Shares(s))) => Ok(s),
+                Ok(Ok(other)) => Err(NodeError::Task(format!("unexpected answer {other:?}"))),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(NodeError::Task(format!("{peer} did not send its shares"))),
+            }
+        });
+        let shares = join_all(asks).await.into_iter().collect::<Result<_, _>>()?;
+        Ok(SlotGrant { slot, shares })
+    }
+
+    /// Passes each member its sealed masked input; succeeds once every member stored it.
+    pub(crate) async fn deliver_input(
+        &self,
+        task: TaskId,
+        slot: u32,
+        sealed: Vec<Sealed>,
+        hint: Option<PeerId>,
+    ) -> Result<(), NodeError> {
+        let info = self.known_info(&task, hint).await?;
+        let peers = Self::peers(&info)?;
+        if sealed.len() != peers.len() {
+            return Err(NodeError::Task(format!(
+                "{} sealed inputs for {} members",
+                sealed.len(),
+                peers.len()
+            )));
+        }
+        let sends = peers
+            .into_iter()
+            .zip(sealed)
+            .map(|(peer, sealed)| async move {
+                let r = Request::Input {
+                    task_id: task,
+                    slot,
+                    sealed,
+                };
+                match tokio::time::timeout(ANSWER_WAIT, self.ask(peer, r)).await {
+                    Ok(Ok(Response::Accepted)) => Ok(()),
+                    Ok(Ok(other)) => Err(NodeError::Task(format!("unexpected answer {other:?}"))),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(NodeError::Task(format!("{peer} did not acknowledge"))),
+                }
+            });
+        join_all(sends).await.into_iter().collect()
+    }
+}

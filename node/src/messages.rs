@@ -1,0 +1,141 @@
+//! What nodes ask each other (p2p application requests), encoded with bincode 2 under a size
+//! limit. Anything from a peer is untrusted: decoding refuses oversized or trailing bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::Sealed;
+
+/// Largest encoded request or response.
+pub const MAX_MESSAGE: usize = 1 << 20;
+
+pub type TaskId = [u8; 32];
+
+/// A committee member as the coordinator announces it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// libp2p peer id bytes.
+    pub peer: Vec<u8>,
+    /// Operator chain address.
+    pub operator: [u8; 20],
+    /// The member's X25519 key for sealed inputs.
+    pub key: [u8; 32],
+}
+
+/// A task as its coordinator fixed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    pub project_id: u64,
+    pub task_id: TaskId,
+    /// The node that opened the task, allocates slots and gathers signatures.
+    pub coordinator: Vec<u8>,
+    /// Committee in party order.
+    pub committee: Vec<Member>,
+    pub max_inputs: u32,
+    pub closes_at_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Coordinator → candidate: are you there, and what is your input key?
+    Prepare { task_id: TaskId, project_id: u64 },
+    /// Coordinator → member: the final committee; start preprocessing.
+    Start(TaskInfo),
+    /// Entry node → coordinator: the task's committee and window.
+    GetTask { task_id: TaskId },
+    /// Entry node → coordinator: a slot for one more input.
+    AllocateSlot { task_id: TaskId },
+    /// Entry node → member: your shares of slot's triple, sealed for the client's key.
+    TripleShares {
+        task_id: TaskId,
+        slot: u32,
+        client_key: [u8; 32],
+    },
+    /// Entry node → member: a client's masked input y = x − a, sealed for this member.
+    Input {
+        task_id: TaskId,
+        slot: u32,
+        sealed: Sealed,
+    },
+    /// Coordinator → member: which slots you hold, with a hash of each y.
+    Digest { task_id: TaskId },
+    /// Coordinator → member: compute over these slots and sign the result.
+    Run { task_id: TaskId, slots: Vec<u32> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Prepared {
+        key: [u8; 32],
+    },
+    Started,
+    Task(TaskInfo),
+    Slot(u32),
+    Shares(Sealed),
+    Accepted,
+    Digest(Vec<(u32, [u8; 32])>),
+    Ran {
+        output: Vec<u8>,
+        proof_hash: [u8; 32],
+        signature: Vec<u8>,
+    },
+    /// The request was understood and refused; the reason is for people.
+    Refused(String),
+}
+
+/// A message that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("message of {0} bytes exceeds the limit of {MAX_MESSAGE}")]
+    TooLarge(usize),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("{0} trailing bytes after the message")]
+    Trailing(usize),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_MESSAGE>()
+}
+
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(message, config()).expect("node messages serialise")
+}
+
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, DecodeError> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(DecodeError::TooLarge(bytes.len()));
+    }
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(DecodeError::Trailing(bytes.len() - used));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_refuse_garbage() {
+        let r = Request::Run {
+            task_id: [7; 32],
+            slots: vec![0, 1, 5],
+        };
+        assert_eq!(decode::<Request>(&encode(&r)).unwrap(), r);
+        let mut long = encode(&r);
+        long.push(0);
+        assert!(matches!(
+            decode::<Request>(&long),
+            Err(DecodeError::Trailing(1))
+        ));
+        assert!(decode::<Request>(&[0xff; 9]).is_err());
+        assert!(decode::<Request>(&vec![0; MAX_MESSAGE + 1]).is_err());
+        // A length prefix claiming far more than the limit is refused, not allocated.
+        let mut huge = vec![7u8];
+        huge.extend_from_slice(&[0; 32]);
+        huge.extend_from_slice(&[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        assert!(decode::<Request>(&huge).is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! The node's Prometheus metrics (served at `/metrics` with libp2p's own).
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+/// Counters and gauges the node updates as it works.
+pub struct Metrics {
+    pub registry: std::sync::Mutex<Registry>,
+    pub tasks: Family<StateLabel, Gauge>,
+    pub phase_seconds: Family<PhaseLabel, Histogram>,
+    pub inputs_accepted: Counter,
+    pub submissions: Family<OutcomeLabel, Counter>,
+    pub live_peers: Gauge,
+    pub pool_triples: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let tasks = Family::<StateLabel, Gauge>::default();
+        let phase_seconds = Family::<PhaseLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
+        });
+        let inputs_accepted = Counter::default();
+        let submissions = Family::<OutcomeLabel, Counter>::default();
+        let live_peers = Gauge::default();
+        let pool_triples = Gauge::default();
+        let mut registry = Registry::with_prefix("conclave");
+        registry.register("tasks", "Tasks by state", tasks.clone());
+        registry.register(
+            "phase_seconds",
+            "Duration of task phases (preprocessing, online MPC, submission, end-to-end)",
+            phase_seconds.clone(),
+        );
+        registry.register(
+            "inputs_accepted",
+            "Client inputs stored",
+            inputs_accepted.clone(),
+        );
+        registry.register(
+            "chain_submissions",
+            "Result submissions by outcome",
+            submissions.clone(),
+        );
+        registry.register(
+            "live_peers",
+            "Peers with a recent heartbeat",
+            live_peers.clone(),
+        );
+        registry.register(
+            "pool_triples",
+            "Preprocessed triples held for open tasks",
+            pool_triples.clone(),
+        );
+        Metrics {
+            registry: std::sync::Mutex::new(registry),
+            tasks,
+            phase_seconds,
+            inputs_accepted,
+            submissions,
+            live_peers,
+            pool_triples,
+        }
+    }
+
+    pub fn observe_phase(&self, phase: &str, d: Duration) {
+        self.phase_seconds
+            .get_or_create(&PhaseLabel {
+                phase: phase.to_string(),
+            })
+            .observe(d.as_secs_f64());
+    }
+
+    pub fn submission(&self, outcome: &str) {
+        self.submissions
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,288 @@
+//! A running node: the mesh, the chain, the store and the HTTP API, and the loops that connect
+//! them (answering peers' requests, following gossip about tasks).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alloy::primitives::Address;
+use alloy::signers::local::PrivateKeySigner;
+use conclave_chain::Contracts;
+use conclave_p2p::config::NetworkConfig;
+use conclave_p2p::messages::GossipMessage;
+use conclave_p2p::network::{InboundRequest, Network, NetworkEvent};
+use libp2p::PeerId;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::envelope::SecretKey;
+use crate::messages::{self, Request, Response, TaskId, TaskInfo};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What a member's preprocessing for a task is doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PrepStatus {
+    Running,
+    Ready,
+    Failed(String),
+}
+
+/// Errors starting or running a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("network: {0}")]
+    Network(#[from] conclave_p2p::network::NetworkError),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("chain: {0}")]
+    Chain(#[from] conclave_chain::ContractError),
+    #[error("HTTP API: {0}")]
+    Http(String),
+    #[error("{0}")]
+    Task(String),
+    #[error("peer {peer} refused: {reason}")]
+    Refused { peer: PeerId, reason: String },
+}
+
+/// Everything a node is started with.
+pub struct NodeSetup {
+    pub network: NetworkConfig,
+    pub contracts: Contracts,
+    /// The operator's chain key (signs results and transactions).
+    pub operator: PrivateKeySigner,
+    /// The X25519 key clients seal inputs for.
+    pub input_key: SecretKey,
+    pub store: Store,
+    /// Where the HTTP API listens (port 0: any free port).
+    pub http: SocketAddr,
+    /// Blocks on top of a `ResultPublished` before the node reports it.
+    pub confirmations: u64,
+}
+
+/// Per-process state that is rebuilt after a restart.
+#[derive(Default)]
+pub(crate) struct Volatile {
+    /// Open task and its coordinator, per project.
+    pub open: HashMap<u64, (TaskId, PeerId, u64)>,
+    pub infos: HashMap<TaskId, TaskInfo>,
+    pub prep: HashMap<TaskId, watch::Receiver<PrepStatus>>,
+}
+
+pub(crate) struct Inner {
+    pub network: Network,
+    pub contracts: Contracts,
+    pub operator: PrivateKeySigner,
+    pub input_key: SecretKey,
+    pub store: Store,
+    pub metrics: Metrics,
+    pub chain_id: u64,
+    pub router: Address,
+    pub confirmations: u64,
+    volatile: Mutex<Volatile>,
+    /// Serialises task opening per project at this node.
+    pub opening: tokio::sync::Mutex<()>,
+    weak: Weak<Inner>,
+}
+
+impl Inner {
+    pub(crate) fn volatile(&self) -> MutexGuard<'_, Volatile> {
+        self.volatile.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn me(&self) -> Arc<Inner> {
+        self.weak.upgrade().expect("node alive while its tasks run")
+    }
+
+    /// Sends `request` to `peer` (answering locally when it is this node).
+    pub(crate) async fn ask(&self, peer: PeerId, request: Request) -> Result<Response, NodeError> {
+        if peer == self.network.peer_id() {
+            return Ok(self.handle(peer, request).await);
+        }
+        let bytes = self
+            .network
+            .request(peer, messages::encode(&request))
+            .await?;
+        let response: Response = messages::decode(&bytes).map_err(|e| NodeError::Refused {
+            peer,
+            reason: e.to_string(),
+        })?;
+        if let Response::Refused(reason) = response {
+            return Err(NodeError::Refused { peer, reason });
+        }
+        Ok(response)
+    }
+
+    /// Answers any request from a peer.
+    pub(crate) async fn handle(&self, from: PeerId, request: Request) -> Response {
+        match request {
+            Request::GetTask { .. } | Request::AllocateSlot { .. } => {
+                self.coordinator_request(request).await
+            }
+            other => self.member_request(from, other).await,
+        }
+    }
+}
+
+/// A running node. Dropping it does not stop it; call [`Node::shutdown`].
+pub struct Node {
+    inner: Arc<Inner>,
+    http: SocketAddr,
+    loops: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Starts the mesh, the request and gossip loops and the HTTP API, and resumes stored tasks.
+    pub async fn start(setup: NodeSetup) -> Result<Node, NodeError> {
+        let network = Network::start(setup.network).await?;
+        let requests = network
+            .requests()
+            .ok_or_else(|| NodeError::Task("request stream already taken".into()))?;
+        let chain_id = setup.contracts.addresses().chain_id;
+        let router = setup.contracts.addresses().task_router;
+        let inner = Arc::new_cyclic(|weak| Inner {
+            network,
+            contracts: setup.contracts,
+            operator: setup.operator,
+            input_key: setup.input_key,
+            store: setup.store,
+            metrics: Metrics::new(),
+            chain_id,
+            router,
+            confirmations: setup.confirmations,
+            volatile: Mutex::new(Volatile::default()),
+            opening: tokio::sync::Mutex::new(()),
+            weak: weak.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind(setup.http)
+            .await
+            .map_err(|e| NodeError::Http(format!("binding {}: {e}", setup.http)))?;
+        let http = listener
+            .local_addr()
+            .map_err(|e| NodeError::Http(e.to_string()))?;
+        let mut loops = vec![
+            tokio::spawn(serve_requests(inner.clone(), requests)),
+            tokio::spawn(follow_gossip(inner.clone())),
+            tokio::spawn(crate::api::serve(inner.clone(), listener)),
+        ];
+        loops.extend(inner.resume()?);
+        Ok(Node { inner, http, loops })
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.network.peer_id()
+    }
+
+    pub fn operator(&self) -> Address {
+        self.inner.operator.address()
+    }
+
+    pub fn network(&self) -> &Network {
+        &self.inner.network
+    }
+
+    /// The HTTP API's address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// Opens a task for `project` with this node as coordinator (what an entry node does when a
+    /// device asks for a project that has no open task).
+    pub async fn open_task(&self, project: u64) -> Result<TaskInfo, NodeError> {
+        self.inner.open_task(project).await
+    }
+
+    /// The stored record of a task.
+    pub fn task(&self, task: &TaskId) -> Result<Option<crate::store::TaskRecord>, NodeError> {
+        Ok(self.inner.store.task(task)?)
+    }
+
+    /// Prometheus text: the node's metrics and libp2p's.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics_text()
+    }
+
+    /// Stops the loops and the mesh.
+    pub async fn shutdown(self) {
+        for l in &self.loops {
+            l.abort();
+        }
+        self.inner.network.shutdown().await;
+    }
+}
+
+impl Inner {
+    pub(crate) fn metrics_text(&self) -> String {
+        if let Ok(tasks) = self.store.tasks() {
+            self.metrics.tasks.clear();
+            for t in tasks {
+                self.metrics
+                    .tasks
+                    .get_or_create(&crate::metrics::StateLabel {
+                        state: t.state.name().into(),
+                    })
+                    .inc();
+            }
+        }
+        let mut text = self.metrics.encode();
+        text.push_str(&self.network.metrics_text());
+        text
+    }
+}
+
+async fn serve_requests(
+    inner: Arc<Inner>,
+    mut requests: tokio::sync::mpsc::Receiver<InboundRequest>,
+) {
+    while let Some(r) = requests.recv().await {
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            let response = match messages::decode::<Request>(&r.body) {
+                Ok(request) => inner.handle(r.from, request).await,
+                Err(e) => Response::Refused(e.to_string()),
+            };
+            let _ = r.reply.send(messages::encode(&response));
+        });
+    }
+}
+
+/// Learns of tasks other nodes opened, so devices at this node join them.
+async fn follow_gossip(inner: Arc<Inner>) {
+    let mut events = inner.network.events();
+    loop {
+        match events.recv().await {
+            Ok(NetworkEvent::Gossip {
+                from,
+                message: GossipMessage::Task(t),
+            }) => {
+                let mut v = inner.volatile();
+                let newer = v
+                    .open
+                    .get(&t.project_id)
+                    .is_none_or(|(_, _, closes)| *closes < t.inputs_closed_at_ms);
+                if newer {
+                    v.open
+                        .insert(t.project_id, (t.task_id, from, t.inputs_closed_at_ms));
+                }
+            }
+            Ok(NetworkEvent::PeerLive(_)) | Ok(NetworkEvent::PeerExpired(_)) => {
+                if let Ok(live) = inner.network.live_peers().await {
+                    inner.metrics.live_peers.set(live.len() as i64);
+                }
+            }
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// How long to wait for a peer's answer before treating it as gone.
+pub(crate) const ANSWER_WAIT: Duration = Duration::from_secs(10);

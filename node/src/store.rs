@@ -1,0 +1,214 @@
+//! Durable state in redb: tasks and their state, each member's preprocessed material, accepted
+//! client inputs (masked: y = x − a, never x) and results. A write returns only after its
+//! transaction committed, so an input is durable before the node acknowledges it.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::messages::{TaskId, TaskInfo};
+use crate::task::TaskState;
+
+const TASKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tasks");
+const MATERIAL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("material");
+const INPUTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inputs");
+
+/// A task as this node knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub project_id: u64,
+    pub task_id: TaskId,
+    pub info: Option<TaskInfo>,
+    /// This node opened the task and coordinates it.
+    pub coordinating: bool,
+    /// This node is in the task's committee.
+    pub member: bool,
+    pub state: TaskState,
+    /// Slots handed out so far (coordinator).
+    pub next_slot: u32,
+    /// The published output (abi-encoded), once known.
+    pub output: Option<Vec<u8>>,
+    pub created_ms: u64,
+}
+
+/// A member's material for a task: MAC key share and, per slot, its triple shares
+/// (a value, a MAC, b value, c value), as canonical field encodings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaterialRecord {
+    pub alpha: [u8; 32],
+    pub triples: Vec<[[u8; 32]; 4]>,
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Db(String),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+fn db<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).expect("records serialise")
+}
+
+fn dec<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(v, _)| v)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn input_key(task: &TaskId, slot: u32) -> [u8; 36] {
+    let mut k = [0u8; 36];
+    k[..32].copy_from_slice(task);
+    k[32..].copy_from_slice(&slot.to_be_bytes());
+    k
+}
+
+/// The node's database.
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let database = Database::create(path).map_err(db)?;
+        let txn = database.begin_write().map_err(db)?;
+        for table in [TASKS, MATERIAL, INPUTS] {
+            txn.open_table(table).map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(Store { db: database })
+    }
+
+    fn put(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        txn.open_table(table)
+            .map_err(db)?
+            .insert(key, value)
+            .map_err(db)?;
+        txn.commit().map_err(db)
+    }
+
+    fn get(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(table).map_err(db)?;
+        Ok(t.get(key).map_err(db)?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn put_task(&self, task: &TaskRecord) -> Result<(), StoreError> {
+        self.put(TASKS, &task.task_id, &enc(task))
+    }
+
+    pub fn task(&self, id: &TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        self.get(TASKS, id)?.map(|b| dec(&b)).transpose()
+    }
+
+    pub fn tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(TASKS).map_err(db)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(db)? {
+            let (_, v) = row.map_err(db)?;
+            out.push(dec(v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn put_material(&self, task: &TaskId, m: &MaterialRecord) -> Result<(), StoreError> {
+        self.put(MATERIAL, task, &enc(m))
+    }
+
+    pub fn material(&self, task: &TaskId) -> Result<Option<MaterialRecord>, StoreError> {
+        self.get(MATERIAL, task)?.map(|b| dec(&b)).transpose()
+    }
+
+    /// Stores slot's masked input unless one is already there; returns whether it was new.
+    pub fn put_input(&self, task: &TaskId, slot: u32, y: &[u8; 32]) -> Result<bool, StoreError> {
+        let key = input_key(task, slot);
+        let txn = self.db.begin_write().map_err(db)?;
+        let fresh = {
+            let mut t = txn.open_table(INPUTS).map_err(db)?;
+            let exists = t.get(key.as_slice()).map_err(db)?.is_some();
+            if !exists {
+                t.insert(key.as_slice(), y.as_slice()).map_err(db)?;
+            }
+            !exists
+        };
+        txn.commit().map_err(db)?;
+        Ok(fresh)
+    }
+
+    /// Every stored masked input of a task, by slot.
+    pub fn inputs(&self, task: &TaskId) -> Result<Vec<(u32, [u8; 32])>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(INPUTS).map_err(db)?;
+        let (lo, hi) = (input_key(task, 0), input_key(task, u32::MAX));
+        let mut out = Vec::new();
+        for row in t.range(lo.as_slice()..=hi.as_slice()).map_err(db)? {
+            let (k, v) = row.map_err(db)?;
+            let slot = u32::from_be_bytes(k.value()[32..36].try_into().expect("36-byte key"));
+            let y: [u8; 32] = v
+                .value()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("input of wrong length".into()))?;
+            out.push((slot, y));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.redb");
+        let task = TaskRecord {
+            project_id: 1,
+            task_id: [3; 32],
+            info: None,
+            coordinating: true,
+            member: false,
+            state: TaskState::Committee,
+            next_slot: 4,
+            output: None,
+            created_ms: 5,
+        };
+        {
+            let s = Store::open(&path).unwrap();
+            s.put_task(&task).unwrap();
+            assert!(s.put_input(&[3; 32], 2, &[9; 32]).unwrap());
+            assert!(
+                !s.put_input(&[3; 32], 2, &[8; 32]).unwrap(),
+                "first input stays"
+            );
+            s.put_input(&[3; 32], 0, &[7; 32]).unwrap();
+            s.put_input(&[4; 32], 0, &[1; 32]).unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.task(&[3; 32]).unwrap(), Some(task));
+        assert_eq!(
+            s.inputs(&[3; 32]).unwrap(),
+            vec![(0, [7; 32]), (2, [9; 32])]
+        );
+        assert_eq!(s.tasks().unwrap().len(), 1);
+    }
+}
