@@ -11,9 +11,11 @@
 
 pub mod api;
 pub mod client;
+pub mod config;
 pub mod coordinator;
 pub mod entry;
 pub mod envelope;
+pub mod keys;
 pub mod member;
 pub mod messages;
 pub mod metrics;

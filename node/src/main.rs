@@ -1,1 +1,307 @@
-fn main() {}
+//! `conclave`: the node daemon and its command line.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use alloy::primitives::{Address, B256, U256, utils::parse_ether};
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use conclave_chain::contracts::{ProjectSpec, ProverKind};
+use conclave_chain::{Addresses, Chain, Contracts, RpcChain};
+use conclave_node::client::Client;
+use conclave_node::config::{self, NodeConfig};
+use conclave_node::program::{Average, Program};
+use conclave_node::store::Store;
+use conclave_node::{Node, NodeSetup, keys};
+use conclave_p2p::config::NetworkConfig;
+use serde::Deserialize;
+
+/// A Conclave node: joins the mesh, serves devices, computes private tasks in committees and
+/// publishes their results on chain.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the node's keys and a commented node.toml in DIR. The operator key is encrypted
+    /// with a passphrase from CONCLAVE_PASSPHRASE or a prompt.
+    Init {
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// HTTP API address to write into node.toml.
+        #[arg(long, default_value = "127.0.0.1:7001")]
+        api: std::net::SocketAddr,
+        /// Multiaddr to listen on.
+        #[arg(long, default_value = "/ip4/0.0.0.0/tcp/4001")]
+        listen: String,
+        /// Chain JSON-RPC endpoint.
+        #[arg(long, default_value = "http://127.0.0.1:8545")]
+        rpc: String,
+    },
+    /// Run the node until interrupted.
+    Run {
+        #[arg(long, default_value = "node.toml")]
+        config: PathBuf,
+    },
+    /// Ask a running node how it is (its /health).
+    Status {
+        #[arg(long, default_value = "http://127.0.0.1:7001")]
+        api: String,
+    },
+    /// Register this node on the NodeRegistry with a stake (in coins, e.g. 10 or 0.5).
+    Register {
+        #[arg(long, default_value = "node.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        stake: String,
+    },
+    /// Projects.
+    Project {
+        #[command(subcommand)]
+        command: ProjectCommand,
+    },
+    /// As a device: secret-share VALUE into the project's open task through a node's API.
+    Submit {
+        #[arg(long, default_value = "http://127.0.0.1:7001")]
+        api: String,
+        #[arg(long)]
+        project: u64,
+        #[arg(long, allow_hyphen_values = true)]
+        value: i64,
+    },
+    /// Read a task's published result from chain.
+    Result {
+        #[arg(long, default_value = "node.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        project: u64,
+        /// Task id (hex).
+        task: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectCommand {
+    /// Register the project described by a project.toml, owned by this node's operator.
+    Register {
+        file: PathBuf,
+        #[arg(long, default_value = "node.toml")]
+        config: PathBuf,
+    },
+}
+
+/// `project.toml`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectFile {
+    /// Only "private-average" exists.
+    program: String,
+    /// Only "spdz" runs today.
+    prover: String,
+    committee_size: u16,
+    threshold: u16,
+    max_inputs: u32,
+    window_secs: u64,
+    receiver: Option<Address>,
+}
+
+fn passphrase() -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("CONCLAVE_PASSPHRASE") {
+        return Ok(p);
+    }
+    rpassword::prompt_password("operator key passphrase: ").context("reading the passphrase")
+}
+
+async fn contracts(config: &NodeConfig) -> anyhow::Result<Contracts> {
+    let addresses = Addresses::read(&config.chain.addresses)?;
+    let chain = RpcChain::connect(&config.chain.rpc)
+        .await
+        .with_context(|| format!("connecting to {}", config.chain.rpc))?;
+    if chain.chain_id().await? != addresses.chain_id {
+        bail!(
+            "{} is not the chain of {}",
+            config.chain.rpc,
+            config.chain.addresses.display()
+        );
+    }
+    Ok(Contracts::new(Arc::new(chain), addresses))
+}
+
+fn load(path: &Path) -> anyhow::Result<NodeConfig> {
+    Ok(NodeConfig::load(path)?)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,libp2p=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Init {
+            dir,
+            api,
+            listen,
+            rpc,
+        } => {
+            std::fs::create_dir_all(&dir)?;
+            let config_path = dir.join("node.toml");
+            if config_path.exists() {
+                bail!("{} exists; refusing to overwrite", config_path.display());
+            }
+            let (operator, keypair) = keys::create(&dir, &passphrase()?)?;
+            std::fs::write(&config_path, config::template(api, &listen, &rpc))?;
+            println!("peer id   {}", keypair.public().to_peer_id());
+            println!(
+                "operator  {}  (fund it, then `conclave register --stake <coins>`)",
+                operator.address()
+            );
+            println!("config    {}", config_path.display());
+        }
+        Command::Run { config } => run(&load(&config)?).await?,
+        Command::Status { api } => {
+            let body = reqwest::get(format!("{}/health", api.trim_end_matches('/')))
+                .await
+                .with_context(|| format!("is a node running at {api}?"))?
+                .text()
+                .await?;
+            println!("{body}");
+        }
+        Command::Register { config, stake } => {
+            let config = load(&config)?;
+            let operator = keys::operator_key(&config.data_dir, &passphrase()?)?;
+            let peer = keys::node_key(&config.data_dir)?.public().to_peer_id();
+            let stake = parse_ether(&stake).context("stake must be a number of coins")?;
+            let receipt = contracts(&config)
+                .await?
+                .register_node(&operator, &peer.to_bytes(), stake)
+                .await?;
+            println!(
+                "registered {peer} for {} with stake {stake} wei in tx {}",
+                operator.address(),
+                receipt.tx_hash
+            );
+        }
+        Command::Project {
+            command: ProjectCommand::Register { file, config },
+        } => {
+            let config = load(&config)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let p: ProjectFile =
+                toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+            if p.program != "private-average" || p.prover != "spdz" {
+                bail!("only program \"private-average\" with prover \"spdz\" runs today");
+            }
+            let program = Program::private_average(p.max_inputs, p.window_secs);
+            Program::parse(&program.uri)?;
+            let operator = keys::operator_key(&config.data_dir, &passphrase()?)?;
+            let id = contracts(&config)
+                .await?
+                .register_project(
+                    &operator,
+                    &ProjectSpec {
+                        program_hash: B256::from(program.hash()),
+                        program_uri: program.uri,
+                        prover_kind: ProverKind::Spdz,
+                        committee_size: p.committee_size,
+                        threshold: p.threshold,
+                        receiver: p.receiver.unwrap_or(Address::ZERO),
+                    },
+                )
+                .await?;
+            println!("project {id}");
+        }
+        Command::Submit {
+            api,
+            project,
+            value,
+        } => {
+            let done = Client::new(api).submit(project, value).await?;
+            println!(
+                "accepted: task 0x{} slot {}",
+                hex::encode(done.task_id),
+                done.slot
+            );
+        }
+        Command::Result {
+            config,
+            project,
+            task,
+        } => {
+            let config = load(&config)?;
+            let task = U256::from_str_radix(task.trim_start_matches("0x"), 16)
+                .context("task id must be hex")?;
+            match contracts(&config)
+                .await?
+                .result(U256::from(project), task)
+                .await?
+            {
+                None => println!("no result published for this task yet"),
+                Some(r) => match Average::decode(&r.output) {
+                    Some(a) => println!(
+                        "sum {} count {} mean {:.3} (block {})",
+                        a.sum,
+                        a.count,
+                        a.mean().unwrap_or_default(),
+                        r.published_block
+                    ),
+                    None => println!(
+                        "output 0x{} (block {})",
+                        hex::encode(&r.output),
+                        r.published_block
+                    ),
+                },
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run(config: &NodeConfig) -> anyhow::Result<()> {
+    let dir = &config.data_dir;
+    let keypair = keys::node_key(dir)?;
+    let operator = keys::operator_key(dir, &passphrase()?)?;
+    let mut network = if config.network.local {
+        NetworkConfig::local(keypair)
+    } else {
+        NetworkConfig::new(keypair)
+    };
+    network.mdns = config.network.mdns;
+    network.listen = config
+        .network
+        .listen
+        .iter()
+        .map(|a| a.parse().with_context(|| format!("listen address {a}")))
+        .collect::<anyhow::Result<_>>()?;
+    network.bootstrap = config
+        .network
+        .bootstrap
+        .iter()
+        .map(|a| a.parse().with_context(|| format!("bootstrap address {a}")))
+        .collect::<anyhow::Result<_>>()?;
+    network.chain_address = operator.address().0.0;
+    let node = Node::start(NodeSetup {
+        network,
+        contracts: contracts(config).await?,
+        operator,
+        input_key: keys::input_key(dir)?,
+        store: Store::open(&dir.join("node.redb"))?,
+        http: config.api.listen,
+        confirmations: config.chain.confirmations,
+    })
+    .await?;
+    let addrs = node.network().wait_listening().await?;
+    tracing::info!(peer = %node.peer_id(), api = %node.http_addr(), ?addrs, "node running");
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! `node.toml`: the node's settings, with environment overrides (`CONCLAVE_*`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Largest config file read.
+const MAX_CONFIG: u64 = 256 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Where keys and the database live (relative paths are relative to the config file).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub network: NetworkSection,
+    #[serde(default)]
+    pub api: ApiSection,
+    pub chain: ChainSection,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    /// Multiaddrs to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// Peers to join through, with `/p2p/<peer id>`.
+    #[serde(default)]
+    pub bootstrap: Vec<String>,
+    /// Local-network discovery.
+    #[serde(default)]
+    pub mdns: bool,
+    /// Short timers for nodes on one machine.
+    #[serde(default)]
+    pub local: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    #[serde(default = "default_api")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSection {
+    /// JSON-RPC endpoint.
+    pub rpc: String,
+    /// The deployment's addresses file (written by `conclave-deploy`).
+    pub addresses: PathBuf,
+    /// Blocks on top of a published result before the node reports it.
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u64,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(".")
+}
+fn default_listen() -> Vec<String> {
+    vec!["/ip4/0.0.0.0/tcp/4001".into()]
+}
+fn default_api() -> SocketAddr {
+    "127.0.0.1:7001".parse().expect("valid address")
+}
+fn default_confirmations() -> u64 {
+    1
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        NetworkSection {
+            listen: default_listen(),
+            bootstrap: Vec::new(),
+            mdns: false,
+            local: false,
+        }
+    }
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            listen: default_api(),
+        }
+    }
+}
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is larger than {MAX_CONFIG} bytes")]
+    TooLarge { path: String },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: &'static str, message: String },
+}
+
+impl NodeConfig {
+    /// Reads `path`, applies `CONCLAVE_*` overrides and makes paths absolute.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let shown = path.display().to_string();
+        let io = |source| ConfigError::Io {
+            path: shown.clone(),
+            source,
+        };
+        if std::fs::metadata(path).map_err(io)?.len() > MAX_CONFIG {
+            return Err(ConfigError::TooLarge { path: shown });
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        let mut config = Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: shown.clone(),
+            message,
+        })?;
+        config.apply_env(|k| std::env::var(k).ok())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.data_dir = base.join(&config.data_dir);
+        config.chain.addresses = base.join(&config.chain.addresses);
+        Ok(config)
+    }
+
+    pub fn parse(text: &str) -> Result<NodeConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// `CONCLAVE_DATA_DIR`, `CONCLAVE_LISTEN` and `CONCLAVE_BOOTSTRAP` (comma-separated),
+    /// `CONCLAVE_API_LISTEN`, `CONCLAVE_CHAIN_RPC`, `CONCLAVE_CHAIN_ADDRESSES`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let list = |v: String| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        if let Some(v) = var("CONCLAVE_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = var("CONCLAVE_LISTEN") {
+            self.network.listen = list(v);
+        }
+        if let Some(v) = var("CONCLAVE_BOOTSTRAP") {
+            self.network.bootstrap = list(v);
+        }
+        if let Some(v) = var("CONCLAVE_API_LISTEN") {
+            self.api.listen =
+                v.parse()
+                    .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                        var: "CONCLAVE_API_LISTEN",
+                        message: e.to_string(),
+                    })?;
+        }
+        if let Some(v) = var("CONCLAVE_CHAIN_RPC") {
+            self.chain.rpc = v;
+        }
+        if let Some(v) = var("CONCLAVE_CHAIN_ADDRESSES") {
+            self.chain.addresses = v.into();
+        }
+        Ok(())
+    }
+}
+
+/// The commented `node.toml` that `conclave init` writes.
+pub fn template(api: SocketAddr, listen: &str, rpc: &str) -> String {
+    format!(
+        r#"# Conclave node configuration. Every value can be overridden from the environment:
+# CONCLAVE_DATA_DIR, CONCLAVE_LISTEN, CONCLAVE_BOOTSTRAP, CONCLAVE_API_LISTEN,
+# CONCLAVE_CHAIN_RPC, CONCLAVE_CHAIN_ADDRESSES.
+
+# Keys (node.key, operator.json, input.key) and the database (node.redb) live here,
+# relative to this file.
+data_dir = "."
+
+[network]
+# Multiaddrs to listen on (TCP; add "/ip4/0.0.0.0/udp/4001/quic-v1" for QUIC).
+listen = ["{listen}"]
+# Peers to join through, e.g. "/ip4/203.0.113.7/tcp/4001/p2p/12D3KooW...".
+bootstrap = []
+# Discover peers on the local network.
+mdns = false
+# Fast heartbeats and timeouts, for several nodes on one machine.
+local = false
+
+[api]
+# The HTTP API devices and `conclave status` use. Keep it on loopback unless it is proxied.
+listen = "{api}"
+
+[chain]
+# JSON-RPC endpoint of the chain the contracts are deployed on.
+rpc = "{rpc}"
+# The deployment's addresses, as written by conclave-deploy.
+addresses = "addresses.json"
+# Blocks on top of a published result before the node reports it as published.
+confirmations = 1
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses_and_env_overrides() {
+        let text = template(
+            "127.0.0.1:7001".parse().unwrap(),
+            "/ip4/0.0.0.0/tcp/4001",
+            "http://127.0.0.1:8545",
+        );
+        let mut c = NodeConfig::parse(&text).unwrap();
+        assert_eq!(c.chain.confirmations, 1);
+        c.apply_env(|k| match k {
+            "CONCLAVE_BOOTSTRAP" => Some("/ip4/1.2.3.4/tcp/1, /ip4/5.6.7.8/tcp/2".into()),
+            "CONCLAVE_API_LISTEN" => Some("127.0.0.1:9".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.network.bootstrap.len(), 2);
+        assert_eq!(c.api.listen.port(), 9);
+        assert!(
+            c.apply_env(|k| (k == "CONCLAVE_API_LISTEN").then(|| "nope".into()))
+                .is_err()
+        );
+        assert!(NodeConfig::parse("[chain]\nrpc = 1").is_err());
+        assert!(NodeConfig::parse(&format!("{text}\nsurprise = true")).is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! The node's keys on disk: the libp2p identity (`node.key`, ed25519, protobuf), the operator's
+//! chain key (`operator.json`, an encrypted Ethereum keystore, scrypt + AES) and the X25519 input
+//! key (`input.key`). Secret files are written with mode 0600.
+
+use std::path::Path;
+
+use alloy::signers::local::PrivateKeySigner;
+use libp2p::identity::Keypair;
+
+use crate::envelope::SecretKey;
+
+pub const NODE_KEY: &str = "node.key";
+pub const OPERATOR_KEY: &str = "operator.json";
+pub const INPUT_KEY: &str = "input.key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("operator key: {0}")]
+    Operator(String),
+    #[error("{0} already exists; refusing to overwrite keys")]
+    Exists(String),
+}
+
+fn file_err(path: &Path, e: impl std::fmt::Display) -> KeyError {
+    KeyError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path).map_err(|e| file_err(path, e))?;
+    f.write_all(bytes).map_err(|e| file_err(path, e))
+}
+
+fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, KeyError> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| file_err(path, e))?
+        .len();
+    if len > limit {
+        return Err(file_err(path, "file too large"));
+    }
+    std::fs::read(path).map_err(|e| file_err(path, e))
+}
+
+/// Creates the three keys in `dir`; returns the operator address and the peer id.
+pub fn create(dir: &Path, passphrase: &str) -> Result<(PrivateKeySigner, Keypair), KeyError> {
+    for name in [NODE_KEY, OPERATOR_KEY, INPUT_KEY] {
+        if dir.join(name).exists() {
+            return Err(KeyError::Exists(dir.join(name).display().to_string()));
+        }
+    }
+    let keypair = Keypair::generate_ed25519();
+    let encoded = keypair
+        .to_protobuf_encoding()
+        .map_err(|e| file_err(&dir.join(NODE_KEY), e))?;
+    write_secret(&dir.join(NODE_KEY), &encoded)?;
+    write_secret(&dir.join(INPUT_KEY), &SecretKey::generate().to_bytes())?;
+    let operator = PrivateKeySigner::random();
+    let (signer, _) = PrivateKeySigner::encrypt_keystore(
+        dir,
+        &mut rand08::thread_rng(),
+        operator.to_bytes(),
+        passphrase,
+        Some(OPERATOR_KEY),
+    )
+    .map_err(|e| KeyError::Operator(e.to_string()))?;
+    Ok((signer, keypair))
+}
+
+pub fn node_key(dir: &Path) -> Result<Keypair, KeyError> {
+    let path = dir.join(NODE_KEY);
+    Keypair::from_protobuf_encoding(&read_limited(&path, 4096)?).map_err(|e| file_err(&path, e))
+}
+
+pub fn input_key(dir: &Path) -> Result<SecretKey, KeyError> {
+    let path = dir.join(INPUT_KEY);
+    let bytes: [u8; 32] = read_limited(&path, 32)?
+        .try_into()
+        .map_err(|_| file_err(&path, "must be 32 bytes"))?;
+    Ok(SecretKey::from_bytes(bytes))
+}
+
+pub fn operator_key(dir: &Path, passphrase: &str) -> Result<PrivateKeySigner, KeyError> {
+    let path = dir.join(OPERATOR_KEY);
+    read_limited(&path, 64 * 1024)?;
+    PrivateKeySigner::decrypt_keystore(&path, passphrase)
+        .map_err(|e| KeyError::Operator(format!("{}: {e} (wrong passphrase?)", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_are_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (operator, keypair) = create(dir.path(), "correct horse").unwrap();
+        assert_eq!(
+            operator_key(dir.path(), "correct horse").unwrap().address(),
+            operator.address()
+        );
+        assert!(operator_key(dir.path(), "wrong").is_err());
+        assert_eq!(node_key(dir.path()).unwrap().public(), keypair.public());
+        input_key(dir.path()).unwrap();
+        assert!(matches!(create(dir.path(), "x"), Err(KeyError::Exists(_))));
+        let text = std::fs::read_to_string(dir.path().join(OPERATOR_KEY)).unwrap();
+        assert!(
+            !text.contains(&hex::encode(operator.to_bytes())),
+            "stored encrypted"
+        );
+    }
+}
