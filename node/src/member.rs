@@ -117,7 +117,13 @@ impl Inner {
             output: None,
             created_ms: now_ms(),
         });
-        if record.info.is_some() {
+        let started = self.volatile().prep.contains_key(&info.task_id)
+            || self
+                .store
+                .material(&info.task_id)
+                .map_err(|e| refuse(e.to_string()))?
+                .is_some();
+        if started {
             return Ok(Response::Started);
         }
         record.member = true;

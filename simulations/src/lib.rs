@@ -140,6 +140,16 @@ impl Cluster {
         Ok(id.to::<u64>())
     }
 
+    /// Where the nodes' databases are (`node{i}.redb`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// The API base URL of node `i`.
+    pub fn api(&self, i: usize) -> String {
+        format!("http://{}", self.nodes[i].http_addr())
+    }
+
     pub async fn shutdown(self) {
         for node in self.nodes {
             node.shutdown().await;
