@@ -62,62 +62,124 @@ fn field<'a>(out: &'a str, label: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {label} in {out}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_processes_publish_a_correct_result_on_anvil() {
-    let anvil = Anvil::start().expect("anvil (scripts/test installs it)");
-    let rpc = RpcChain::connect(anvil.url()).await.unwrap();
-    let chain: Arc<RpcChain> = Arc::new(rpc);
-    let coin = U256::from(10u64).pow(U256::from(18));
-    let deployer = PrivateKeySigner::random();
-    chain
-        .set_balance(deployer.address(), coin * U256::from(100))
-        .await
-        .unwrap();
-    let addresses = deploy(chain.as_ref(), &deployer, DeployConfig::default())
-        .await
-        .unwrap();
-    let contracts = Contracts::new(chain.clone() as Arc<dyn Chain>, addresses);
+/// Four initialised, registered and running `conclave` processes on a fresh anvil, with a
+/// private-average project (committee 3, threshold 2, `max_inputs` inputs) and an open epoch.
+struct Mesh {
+    processes: Processes,
+    /// Per node: directory, API port, multiaddr with peer id, peer id.
+    nodes: Vec<(std::path::PathBuf, u16, String, String)>,
+    contracts: Contracts,
+    project: U256,
+    from_block: u64,
+    _root: tempfile::TempDir,
+    _anvil: Anvil,
+}
 
-    let root = tempfile::tempdir().unwrap();
-    let mut nodes = Vec::new();
-    for i in 0..4 {
-        let dir = root.path().join(format!("node{i}"));
-        let (api, p2p) = (free_port(), free_port());
-        let out = conclave(
-            root.path(),
-            &[
-                "init",
-                "--dir",
-                dir.to_str().unwrap(),
-                "--api",
-                &format!("127.0.0.1:{api}"),
-                "--listen",
-                &format!("/ip4/127.0.0.1/tcp/{p2p}"),
-                "--rpc",
-                anvil.url(),
-            ],
-        );
-        let peer = field(&out, "peer id").to_string();
-        let operator: alloy::primitives::Address = field(&out, "operator").parse().unwrap();
-        let config = dir.join("node.toml");
-        let text = std::fs::read_to_string(&config)
-            .unwrap()
-            .replace("local = false", "local = true")
-            .replace("confirmations = 1", "confirmations = 0");
-        std::fs::write(&config, text).unwrap();
-        addresses.write(&dir.join("addresses.json")).unwrap();
+impl Mesh {
+    async fn start(max_inputs: u32) -> Mesh {
+        let anvil = Anvil::start().expect("anvil (scripts/test installs it)");
+        let chain = Arc::new(RpcChain::connect(anvil.url()).await.unwrap());
+        let coin = U256::from(10u64).pow(U256::from(18));
+        let deployer = PrivateKeySigner::random();
         chain
-            .set_balance(operator, coin * U256::from(100))
+            .set_balance(deployer.address(), coin * U256::from(100))
             .await
             .unwrap();
-        conclave(&dir, &["register", "--stake", "10"]);
-        nodes.push((dir, api, format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{peer}")));
+        let addresses = deploy(chain.as_ref(), &deployer, DeployConfig::default())
+            .await
+            .unwrap();
+        let contracts = Contracts::new(chain.clone() as Arc<dyn Chain>, addresses);
+
+        let root = tempfile::tempdir().unwrap();
+        let mut nodes = Vec::new();
+        for i in 0..4 {
+            let dir = root.path().join(format!("node{i}"));
+            let (api, p2p) = (free_port(), free_port());
+            let out = conclave(
+                root.path(),
+                &[
+                    "init",
+                    "--dir",
+                    dir.to_str().unwrap(),
+                    "--api",
+                    &format!("127.0.0.1:{api}"),
+                    "--listen",
+                    &format!("/ip4/127.0.0.1/tcp/{p2p}"),
+                    "--rpc",
+                    anvil.url(),
+                ],
+            );
+            let peer = field(&out, "peer id").to_string();
+            let operator: alloy::primitives::Address = field(&out, "operator").parse().unwrap();
+            let config = dir.join("node.toml");
+            let text = std::fs::read_to_string(&config)
+                .unwrap()
+                .replace("local = false", "local = true")
+                .replace("confirmations = 1", "confirmations = 0");
+            std::fs::write(&config, text).unwrap();
+            addresses.write(&dir.join("addresses.json")).unwrap();
+            chain
+                .set_balance(operator, coin * U256::from(100))
+                .await
+                .unwrap();
+            conclave(&dir, &["register", "--stake", "10"]);
+            let addr = format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{peer}");
+            nodes.push((dir, api, addr, peer));
+        }
+        let mut mesh = Mesh {
+            processes: Processes(Vec::new()),
+            nodes,
+            contracts,
+            project: U256::ZERO,
+            from_block: 0,
+            _root: root,
+            _anvil: anvil,
+        };
+        for i in 0..4 {
+            let child = mesh.spawn(i);
+            mesh.processes.0.push(child);
+        }
+        mesh.wait_all_live().await;
+
+        let owner = PrivateKeySigner::random();
+        chain.set_balance(owner.address(), coin).await.unwrap();
+        let program = Program::private_average(max_inputs, 120);
+        mesh.project = mesh
+            .contracts
+            .register_project(
+                &owner,
+                &ProjectSpec {
+                    program_hash: B256::from(program.hash()),
+                    program_uri: program.uri.clone(),
+                    prover_kind: ProverKind::Spdz,
+                    committee_size: 3,
+                    threshold: 2,
+                    receiver: alloy::primitives::Address::ZERO,
+                },
+            )
+            .await
+            .unwrap();
+        mesh.contracts.open_epoch(&owner).await.unwrap();
+        mesh.from_block = chain.block_number().await.unwrap();
+        mesh
     }
-    let mut processes = Processes(Vec::new());
-    for (i, (dir, _, _)) in nodes.iter().enumerate() {
-        let bootstrap: Vec<&str> = nodes[..i].iter().map(|n| n.2.as_str()).collect();
-        let log = std::fs::File::create(dir.join("node.log")).unwrap();
-        let child = Command::new(BIN)
+
+    /// Starts node `i`'s `conclave run`, bootstrapping through every other node.
+    fn spawn(&self, i: usize) -> Child {
+        let (dir, _, _, _) = &self.nodes[i];
+        let bootstrap: Vec<&str> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, n)| n.2.as_str())
+            .collect();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("node.log"))
+            .unwrap();
+        Command::new(BIN)
             .args(["run"])
             .env("CONCLAVE_PASSPHRASE", PASSPHRASE)
             .env("CONCLAVE_BOOTSTRAP", bootstrap.join(","))
@@ -126,97 +188,133 @@ async fn four_processes_publish_a_correct_result_on_anvil() {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap();
-        processes.0.push(child);
+            .unwrap()
     }
 
-    // Everyone live everywhere.
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let mut live = 0;
-        for (_, api, _) in &nodes {
-            if let Ok(r) = http
-                .get(format!("http://127.0.0.1:{api}/health"))
-                .send()
-                .await
-                && let Ok(v) = r.json::<serde_json::Value>().await
-                && v["live_peers"].as_u64() == Some(3)
-            {
-                live += 1;
+    fn api(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.nodes[i].1)
+    }
+
+    async fn wait_all_live(&self) {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let mut live = 0;
+            for i in 0..self.nodes.len() {
+                if let Ok(r) = http.get(format!("{}/health", self.api(i))).send().await
+                    && let Ok(v) = r.json::<serde_json::Value>().await
+                    && v["live_peers"].as_u64() == Some(3)
+                {
+                    live += 1;
+                }
             }
+            if live == self.nodes.len() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the four nodes did not all see each other"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        if live == nodes.len() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the four nodes did not all see each other"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let owner = PrivateKeySigner::random();
-    chain.set_balance(owner.address(), coin).await.unwrap();
-    let program = Program::private_average(8, 120);
-    let project = contracts
-        .register_project(
-            &owner,
-            &ProjectSpec {
-                program_hash: B256::from(program.hash()),
-                program_uri: program.uri.clone(),
-                prover_kind: ProverKind::Spdz,
-                committee_size: 3,
-                threshold: 2,
-                receiver: alloy::primitives::Address::ZERO,
-            },
-        )
+    /// Waits for the task's `ResultPublished` and decodes it.
+    async fn published(&self, task_id: &str) -> (Average, alloy::primitives::Bytes) {
+        let mut watcher = ResultWatcher::new(self.contracts.clone(), self.from_block, 0)
+            .with_poll_interval(Duration::from_millis(100));
+        let wanted = U256::from_str_radix(task_id, 16).unwrap();
+        let published = tokio::time::timeout(Duration::from_secs(180), async {
+            loop {
+                if let Some(e) = watcher
+                    .next_batch()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .find(|e| e.event.taskId == wanted)
+                {
+                    return e;
+                }
+            }
+        })
         .await
-        .unwrap();
-    contracts.open_epoch(&owner).await.unwrap();
-    let from = chain.block_number().await.unwrap();
+        .expect("result published in time");
+        (
+            Average::decode(&published.event.output).unwrap(),
+            published.event.output,
+        )
+    }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_publish_a_correct_result_on_anvil() {
+    let mesh = Mesh::start(8).await;
     let readings: Vec<i64> = vec![212, -15, 198, 305, 0, 77, 1_000_000, 42];
-    let task = Client::new(format!("http://127.0.0.1:{}", nodes[0].1))
-        .task(project.to::<u64>())
+    let task = Client::new(mesh.api(0))
+        .task(mesh.project.to::<u64>())
         .await
         .unwrap();
     for (i, &r) in readings.iter().enumerate() {
-        let api = format!("http://127.0.0.1:{}", nodes[i % 4].1);
-        Client::new(api).submit_to(&task, r).await.unwrap();
+        Client::new(mesh.api(i % 4))
+            .submit_to(&task, r)
+            .await
+            .unwrap();
     }
-    let mut watcher = ResultWatcher::new(contracts.clone(), from, 0)
-        .with_poll_interval(Duration::from_millis(100));
-    let wanted = U256::from_str_radix(&task.task_id, 16).unwrap();
-    let published = tokio::time::timeout(Duration::from_secs(180), async {
-        loop {
-            if let Some(e) = watcher
-                .next_batch()
-                .await
-                .unwrap()
-                .into_iter()
-                .find(|e| e.event.taskId == wanted)
-            {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("result published in time");
-    let avg = Average::decode(&published.event.output).unwrap();
+    let (avg, output) = mesh.published(&task.task_id).await;
     assert_eq!(avg.sum, readings.iter().sum::<i64>());
     assert_eq!(avg.count, readings.len() as u64);
-    let stored = contracts.result(project, wanted).await.unwrap().unwrap();
-    assert_eq!(stored.output, published.event.output);
-
+    let wanted = U256::from_str_radix(&task.task_id, 16).unwrap();
+    let stored = mesh
+        .contracts
+        .result(mesh.project, wanted)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.output, output);
     let shown = conclave(
-        &nodes[1].0,
-        &["result", "--project", &project.to_string(), &task.task_id],
+        &mesh.nodes[1].0,
+        &[
+            "result",
+            "--project",
+            &mesh.project.to_string(),
+            &task.task_id,
+        ],
     );
     assert!(
         shown.contains(&format!("sum {} count 8", avg.sum)),
         "{shown}"
     );
-    drop(processes);
-    drop(anvil);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_restarted_after_acknowledging_inputs_keeps_them_and_the_task_completes() {
+    let mut mesh = Mesh::start(6).await;
+    let task = Client::new(mesh.api(0))
+        .task(mesh.project.to::<u64>())
+        .await
+        .unwrap();
+    // A committee member that is not the coordinator.
+    let victim = mesh
+        .nodes
+        .iter()
+        .position(|n| n.3 != task.coordinator && task.committee.iter().any(|m| m.peer_id == n.3))
+        .expect("a member other than the coordinator");
+    let readings: Vec<i64> = vec![10, 20, 30, 40, 50, 60];
+    for &r in &readings[..3] {
+        Client::new(mesh.api(0)).submit_to(&task, r).await.unwrap();
+    }
+    // Kill it after it acknowledged three inputs, and start it again from its directory.
+    let _ = mesh.processes.0[victim].kill();
+    let _ = mesh.processes.0[victim].wait();
+    mesh.processes.0[victim] = mesh.spawn(victim);
+    mesh.wait_all_live().await;
+    for &r in &readings[3..] {
+        Client::new(mesh.api(0)).submit_to(&task, r).await.unwrap();
+    }
+    let (avg, _) = mesh.published(&task.task_id).await;
+    assert_eq!(avg.sum, readings.iter().sum::<i64>());
+    assert_eq!(
+        avg.count, 6,
+        "the inputs acknowledged before the restart were kept"
+    );
 }
