@@ -87,6 +87,8 @@ pub struct StatusJson {
     pub mean: Option<f64>,
     pub tx_hash: Option<String>,
     pub block: Option<u64>,
+    /// The task that re-runs this one, if it failed and was re-run.
+    pub retried_as: Option<String>,
 }
 
 /// An API error.
@@ -353,14 +355,28 @@ async fn status(
 ) -> Result<Json<StatusJson>, ApiError> {
     api.admit()?;
     let task = task_param(&task)?;
-    let record = api
-        .inner
-        .store
-        .task(&task)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()))?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "unknown task"))?;
-    let avg = record.output.as_deref().and_then(Average::decode);
-    let (tx_hash, block, reason) = match &record.state {
+    let storage = |e: crate::store::StoreError| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
+    };
+    let local = api.inner.store.task(&task).map_err(storage)?;
+    let (state, output, retried_as) = match local {
+        Some(r) if r.coordinating => (r.state, r.output, r.retried_as),
+        other => match api.inner.remote_status(task).await {
+            Ok(status) => status,
+            Err(_) => match other {
+                Some(r) => (r.state, r.output, r.retried_as),
+                None => {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        "unknown task",
+                    ));
+                }
+            },
+        },
+    };
+    let avg = output.as_deref().and_then(Average::decode);
+    let (tx_hash, block, reason) = match &state {
         TaskState::Published { tx_hash, block } => (
             Some(format!("0x{}", hex::encode(tx_hash))),
             Some(*block),
@@ -371,12 +387,13 @@ async fn status(
     };
     Ok(Json(StatusJson {
         task_id: hex::encode(task),
-        state: record.state.name().into(),
+        state: state.name().into(),
         reason,
         sum: avg.map(|a| a.sum),
         count: avg.map(|a| a.count),
         mean: avg.and_then(|a| a.mean()),
         tx_hash,
         block,
+        retried_as: retried_as.map(hex::encode),
     }))
 }

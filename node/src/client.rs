@@ -102,6 +102,45 @@ impl Client {
         self.submit_to(&task, reading).await
     }
 
+    /// Submits `reading` and follows the task until it is published. If the task fails (a
+    /// committee member was lost), the reading goes again into the project's next task, up to
+    /// `attempts` tasks. Returns the task that published it.
+    pub async fn submit_until_published(
+        &self,
+        project: u64,
+        reading: i64,
+        attempts: u32,
+        poll: std::time::Duration,
+        patience: std::time::Duration,
+    ) -> Result<Submitted, ClientError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut tries = 0;
+        loop {
+            if tokio::time::Instant::now() > deadline || tries >= attempts {
+                return Err(ClientError::Answer(format!(
+                    "not published after {tries} attempts"
+                )));
+            }
+            let done = match self.submit(project, reading).await {
+                Ok(done) => done,
+                Err(ClientError::Status { .. } | ClientError::Http(_)) => {
+                    // The task may be failing over to a new committee: ask again shortly.
+                    tokio::time::sleep(poll).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            tries += 1;
+            while tokio::time::Instant::now() < deadline {
+                match self.status(&done.task_id).await {
+                    Ok(s) if s.state == "published" => return Ok(done),
+                    Ok(s) if s.state == "failed" => break,
+                    _ => tokio::time::sleep(poll).await,
+                }
+            }
+        }
+    }
+
     /// Secret-shares `reading` into `task`.
     pub async fn submit_to(&self, task: &TaskJson, reading: i64) -> Result<Submitted, ClientError> {
         let bad = |e: crate::api::ApiError| ClientError::Answer(e.message);

@@ -22,6 +22,10 @@ use crate::task::{TaskEvent, TaskState};
 
 /// How long the committee may take to compute and sign.
 const RUN_WAIT: Duration = Duration::from_secs(120);
+/// A member out of the live view this long is given up for lost.
+const LOST_AFTER: Duration = Duration::from_secs(5);
+/// How many tasks (the first and its re-runs) a project's work gets.
+pub const MAX_ATTEMPTS: u32 = 3;
 /// How long to wait for the published result to be confirmed.
 const CONFIRM_WAIT: Duration = Duration::from_secs(600);
 
@@ -38,6 +42,15 @@ impl Inner {
                 Err(e) => Response::Refused(e.to_string()),
             },
             Request::AllocateSlot { task_id } => self.allocate_slot(task_id),
+            Request::Status { task_id } => match self.store.task(&task_id) {
+                Ok(Some(r)) if r.coordinating => Response::Status {
+                    state: r.state,
+                    output: r.output,
+                    retried_as: r.retried_as,
+                },
+                Ok(_) => Response::Refused("not coordinating this task".into()),
+                Err(e) => Response::Refused(e.to_string()),
+            },
             _ => Response::Refused("not a coordinator request".into()),
         }
     }
@@ -78,6 +91,10 @@ impl Inner {
 
     /// Opens a task for `project`, forms its committee and starts its preprocessing.
     pub(crate) async fn open_task(&self, project: u64) -> Result<TaskInfo, NodeError> {
+        self.open_attempt(project, 1).await
+    }
+
+    async fn open_attempt(&self, project: u64, attempt: u32) -> Result<TaskInfo, NodeError> {
         let started = Instant::now();
         let p = self.contracts.project(U256::from(project)).await?;
         if p.paused {
@@ -116,6 +133,8 @@ impl Inner {
             next_slot: 0,
             output: None,
             created_ms: now_ms(),
+            attempt,
+            retried_as: None,
         };
         self.store.put_task(&record)?;
 
@@ -169,8 +188,7 @@ impl Inner {
             .await;
         self.metrics.observe_phase("committee", started.elapsed());
         tracing::info!(task = %hex::encode(task_bytes), project, members = info.committee.len(), "task opened");
-        let inner = self.me();
-        tokio::spawn(async move { inner.drive(task_bytes).await });
+        tokio::spawn(self.me().driving(task_bytes));
         Ok(info)
     }
 
@@ -226,14 +244,60 @@ impl Inner {
         Ok(members)
     }
 
-    /// Waits for the input window to close, then computes, attests and submits.
+    /// [`Inner::drive`] as a boxed future: the re-run path makes `drive` recursive.
+    pub(crate) fn driving(
+        self: std::sync::Arc<Self>,
+        task: TaskId,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move { self.drive(task).await })
+    }
+
+    /// Waits for the input window to close, then computes, attests and submits. A task that
+    /// fails after its committee formed (a member lost, a computation that did not finish) is
+    /// re-run as a new task with a freshly drawn committee, up to [`MAX_ATTEMPTS`]; devices whose
+    /// inputs went to the failed task see `retried_as` in its status and submit again.
     pub(crate) async fn drive(&self, task: TaskId) {
-        if let Err(e) = self.drive_inner(task).await {
-            tracing::warn!(task = %hex::encode(task), error = %e, "task failed");
-            if let Ok(Some(mut record)) = self.store.task(&task) {
-                let _ = self.set_state(&mut record, TaskEvent::Failed(e.to_string()));
-            }
+        let Err(e) = self.drive_inner(task).await else {
+            return;
+        };
+        tracing::warn!(task = %hex::encode(task), error = %e, "task failed");
+        let Ok(Some(mut record)) = self.store.task(&task) else {
+            return;
+        };
+        let _ = self.set_state(&mut record, TaskEvent::Failed(e.to_string()));
+        self.volatile().open.retain(|_, (t, _, _)| *t != task);
+        if record.attempt >= MAX_ATTEMPTS {
+            return;
         }
+        let _serial = self.opening.lock().await;
+        match self
+            .open_attempt(record.project_id, record.attempt + 1)
+            .await
+        {
+            Ok(next) => {
+                record.retried_as = Some(next.task_id);
+                let _ = self.store.put_task(&record);
+                tracing::info!(failed = %hex::encode(task), retry = %hex::encode(next.task_id), "task re-run by a new committee");
+            }
+            Err(e) => tracing::warn!(error = %e, "could not re-run the task"),
+        }
+    }
+
+    /// Members (other than this node) missing from the live view.
+    async fn lost_members(&self, peers: &[PeerId]) -> Result<Vec<PeerId>, NodeError> {
+        let live: HashSet<PeerId> = self
+            .network
+            .live_peers()
+            .await?
+            .into_iter()
+            .map(|p| p.peer)
+            .collect();
+        let me = self.network.peer_id();
+        Ok(peers
+            .iter()
+            .filter(|p| **p != me && !live.contains(p))
+            .copied()
+            .collect())
     }
 
     async fn drive_inner(&self, task: TaskId) -> Result<(), NodeError> {
@@ -251,11 +315,22 @@ impl Inner {
             .map(|m| PeerId::from_bytes(&m.peer).expect("checked when formed"))
             .collect();
         if record.state == TaskState::Committee {
-            // Close early once every slot is handed out and every member holds every input.
+            // Close early once every slot is handed out and every member holds every input;
+            // give up on a member that has been out of the live view for too long.
+            let mut missing_since: Option<Instant> = None;
             loop {
                 let now = now_ms();
                 if now >= info.closes_at_ms {
                     break;
+                }
+                let lost = self.lost_members(&peers).await?;
+                if lost.is_empty() {
+                    missing_since = None;
+                } else if missing_since.get_or_insert_with(Instant::now).elapsed() > LOST_AFTER {
+                    return Err(NodeError::Task(format!(
+                        "committee member {} lost",
+                        lost[0]
+                    )));
                 }
                 let current = self.store.task(&task)?.unwrap_or(record.clone());
                 if current.next_slot >= info.max_inputs
@@ -422,9 +497,7 @@ impl Inner {
             if let Some(info) = &record.info {
                 self.volatile().infos.insert(record.task_id, info.clone());
                 if record.coordinating {
-                    let inner = self.me();
-                    let task = record.task_id;
-                    handles.push(tokio::spawn(async move { inner.drive(task).await }));
+                    handles.push(tokio::spawn(self.me().driving(record.task_id)));
                 }
             }
         }

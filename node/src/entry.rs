@@ -78,6 +78,27 @@ impl Inner {
         }
     }
 
+    /// A task's state as its coordinator reports it.
+    pub(crate) async fn remote_status(
+        &self,
+        task: TaskId,
+    ) -> Result<(crate::task::TaskState, Option<Vec<u8>>, Option<TaskId>), NodeError> {
+        let info = self.known_info(&task, None).await?;
+        let coordinator = PeerId::from_bytes(&info.coordinator)
+            .map_err(|_| NodeError::Task("bad coordinator peer id".into()))?;
+        match self
+            .ask(coordinator, Request::Status { task_id: task })
+            .await?
+        {
+            Response::Status {
+                state,
+                output,
+                retried_as,
+            } => Ok((state, output, retried_as)),
+            other => Err(NodeError::Task(format!("unexpected answer {other:?}"))),
+        }
+    }
+
     fn peers(info: &TaskInfo) -> Result<Vec<PeerId>, NodeError> {
         info.committee
             .iter()

@@ -116,6 +116,8 @@ impl Inner {
             next_slot: 0,
             output: None,
             created_ms: now_ms(),
+            attempt: 1,
+            retried_as: None,
         });
         let started = self.volatile().prep.contains_key(&info.task_id)
             || self

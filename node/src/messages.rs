@@ -60,6 +60,8 @@ pub enum Request {
     Digest { task_id: TaskId },
     /// Coordinator → member: compute over these slots and sign the result.
     Run { task_id: TaskId, slots: Vec<u32> },
+    /// Entry node → coordinator: the task's state.
+    Status { task_id: TaskId },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +79,11 @@ pub enum Response {
         output: Vec<u8>,
         proof_hash: [u8; 32],
         signature: Vec<u8>,
+    },
+    Status {
+        state: crate::task::TaskState,
+        output: Option<Vec<u8>>,
+        retried_as: Option<TaskId>,
     },
     /// The request was understood and refused; the reason is for people.
     Refused(String),

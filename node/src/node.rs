@@ -123,7 +123,7 @@ impl Inner {
     /// Answers any request from a peer.
     pub(crate) async fn handle(&self, from: PeerId, request: Request) -> Response {
         match request {
-            Request::GetTask { .. } | Request::AllocateSlot { .. } => {
+            Request::GetTask { .. } | Request::AllocateSlot { .. } | Request::Status { .. } => {
                 self.coordinator_request(request).await
             }
             other => self.member_request(from, other).await,

@@ -30,6 +30,10 @@ pub struct TaskRecord {
     /// The published output (abi-encoded), once known.
     pub output: Option<Vec<u8>>,
     pub created_ms: u64,
+    /// Which attempt at the project's work this task is (1 for the first).
+    pub attempt: u32,
+    /// The task that re-runs this one after it failed.
+    pub retried_as: Option<TaskId>,
 }
 
 /// A member's material for a task: MAC key share and, per slot, its triple shares
@@ -191,6 +195,8 @@ mod tests {
             next_slot: 4,
             output: None,
             created_ms: 5,
+            attempt: 1,
+            retried_as: None,
         };
         {
             let s = Store::open(&path).unwrap();

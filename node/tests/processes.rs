@@ -318,3 +318,66 @@ async fn a_member_restarted_after_acknowledging_inputs_keeps_them_and_the_task_c
         "the inputs acknowledged before the restart were kept"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_killed_mid_task_is_replaced_and_the_work_is_published_by_a_new_committee() {
+    let mut mesh = Mesh::start(4).await;
+    let project = mesh.project.to::<u64>();
+    let first = Client::new(mesh.api(0)).task(project).await.unwrap();
+    let victim = mesh
+        .nodes
+        .iter()
+        .position(|n| n.3 != first.coordinator && first.committee.iter().any(|m| m.peer_id == n.3))
+        .expect("a member other than the coordinator");
+    let entry = mesh.api(0);
+    let device = |reading: i64| {
+        let api = entry.clone();
+        tokio::spawn(async move {
+            Client::new(api)
+                .submit_until_published(
+                    project,
+                    reading,
+                    3,
+                    Duration::from_millis(200),
+                    Duration::from_secs(170),
+                )
+                .await
+        })
+    };
+    // Two devices get their readings in; then a member dies before the task can close.
+    let early = [device(11), device(22)];
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = mesh.processes.0[victim].kill();
+    let _ = mesh.processes.0[victim].wait();
+    let late = [device(33), device(44)];
+    let mut tasks = Vec::new();
+    for handle in early.into_iter().chain(late) {
+        tasks.push(
+            handle
+                .await
+                .unwrap()
+                .expect("every reading is published")
+                .task_id,
+        );
+    }
+    assert!(
+        tasks.iter().all(|t| *t == tasks[0]),
+        "all readings end in one task"
+    );
+    assert_ne!(
+        hex::encode(tasks[0]),
+        first.task_id,
+        "published by a new task"
+    );
+    let (avg, _) = mesh.published(&hex::encode(tasks[0])).await;
+    assert_eq!((avg.sum, avg.count), (110, 4));
+    let first_result = mesh
+        .contracts
+        .result(
+            mesh.project,
+            U256::from_str_radix(&first.task_id, 16).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(first_result.is_none(), "the failed task published nothing");
+}
