@@ -43,6 +43,30 @@ impl ResultWatcher {
         Ok(events)
     }
 
+    /// Waits (at most `limit`) for the confirmed `ResultPublished` of `task_id`.
+    pub async fn wait_for_task(
+        &mut self,
+        task_id: alloy::primitives::U256,
+        limit: Duration,
+    ) -> Result<Option<Published>, ContractError> {
+        let wait = async {
+            loop {
+                if let Some(e) = self
+                    .next_batch()
+                    .await?
+                    .into_iter()
+                    .find(|e| e.event.taskId == task_id)
+                {
+                    return Ok(e);
+                }
+            }
+        };
+        match tokio::time::timeout(limit, wait).await {
+            Ok(found) => found.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Waits until at least one confirmed event arrives.
     pub async fn next_batch(&mut self) -> Result<Vec<Published>, ContractError> {
         loop {

@@ -159,8 +159,8 @@ impl Inner {
         record.info = Some(info.clone());
         record.member = info.committee.iter().any(|m| m.peer == me.to_bytes());
         self.set_state(&mut record, TaskEvent::CommitteeFormed)?;
-        let starts = info.committee.iter().map(|m| {
-            let peer = PeerId::from_bytes(&m.peer).expect("checked when formed");
+        let peers = info.peers().map_err(|e| NodeError::Task(e.to_string()))?;
+        let starts = peers.into_iter().map(|peer| {
             let info = info.clone();
             async move {
                 tokio::time::timeout(ANSWER_WAIT, self.ask(peer, Request::Start(info)))
@@ -201,14 +201,7 @@ impl Inner {
         size: usize,
     ) -> Result<Vec<Member>, NodeError> {
         let ranked = self.contracts.committee(U256::from(project), task).await?;
-        let mut live: HashSet<PeerId> = self
-            .network
-            .live_peers()
-            .await?
-            .into_iter()
-            .map(|p| p.peer)
-            .collect();
-        live.insert(self.network.peer_id());
+        let live = self.live_set().await?;
         let mut members = Vec::with_capacity(size);
         for operator in ranked {
             if members.len() == size {
@@ -285,19 +278,25 @@ impl Inner {
 
     /// Members (other than this node) missing from the live view.
     async fn lost_members(&self, peers: &[PeerId]) -> Result<Vec<PeerId>, NodeError> {
-        let live: HashSet<PeerId> = self
+        let live = self.live_set().await?;
+        Ok(peers
+            .iter()
+            .filter(|p| !live.contains(p))
+            .copied()
+            .collect())
+    }
+
+    /// Peers with a recent heartbeat, and this node.
+    async fn live_set(&self) -> Result<HashSet<PeerId>, NodeError> {
+        let mut live: HashSet<PeerId> = self
             .network
             .live_peers()
             .await?
             .into_iter()
             .map(|p| p.peer)
             .collect();
-        let me = self.network.peer_id();
-        Ok(peers
-            .iter()
-            .filter(|p| **p != me && !live.contains(p))
-            .copied()
-            .collect())
+        live.insert(self.network.peer_id());
+        Ok(live)
     }
 
     async fn drive_inner(&self, task: TaskId) -> Result<(), NodeError> {
@@ -309,11 +308,7 @@ impl Inner {
             .info
             .clone()
             .ok_or_else(|| NodeError::Task("task has no committee".into()))?;
-        let peers: Vec<PeerId> = info
-            .committee
-            .iter()
-            .map(|m| PeerId::from_bytes(&m.peer).expect("checked when formed"))
-            .collect();
+        let peers = info.peers().map_err(|e| NodeError::Task(e.to_string()))?;
         if record.state == TaskState::Committee {
             // Close early once every slot is handed out and every member holds every input;
             // give up on a member that has been out of the live view for too long.
@@ -439,18 +434,11 @@ impl Inner {
         let mut watcher =
             ResultWatcher::new(self.contracts.clone(), from_block, self.confirmations)
                 .with_poll_interval(Duration::from_millis(250));
-        let wanted = U256::from_be_bytes(task);
-        let wait = async {
-            loop {
-                let events = watcher.next_batch().await?;
-                if events.iter().any(|e| e.event.taskId == wanted) {
-                    return Ok::<(), NodeError>(());
-                }
-            }
-        };
-        tokio::time::timeout(CONFIRM_WAIT, wait)
-            .await
-            .map_err(|_| NodeError::Task("the result was not confirmed in time".into()))?
+        watcher
+            .wait_for_task(U256::from_be_bytes(task), CONFIRM_WAIT)
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| NodeError::Task("the result was not confirmed in time".into()))
     }
 
     /// Slots every member holds, with the same masked input at each.

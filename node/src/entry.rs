@@ -100,11 +100,7 @@ impl Inner {
     }
 
     fn peers(info: &TaskInfo) -> Result<Vec<PeerId>, NodeError> {
-        info.committee
-            .iter()
-            .map(|m| PeerId::from_bytes(&m.peer))
-            .collect::<Result<_, _>>()
-            .map_err(|_| NodeError::Task("bad committee peer id".into()))
+        info.peers().map_err(|e| NodeError::Task(e.to_string()))
     }
 
     /// Allocates a slot at the coordinator and collects every member's sealed triple shares.

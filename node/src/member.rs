@@ -93,12 +93,7 @@ impl Inner {
         if !info.committee.iter().any(|m| m.peer == me) {
             return Err(refuse("not in this committee"));
         }
-        let peers = info
-            .committee
-            .iter()
-            .map(|m| PeerId::from_bytes(&m.peer))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| refuse("bad committee peer id"))?;
+        let peers = info.peers().map_err(|e| refuse(e.to_string()))?;
         if info.max_inputs == 0 || info.max_inputs > crate::program::MAX_INPUTS {
             return Err(refuse("bad input count"));
         }
@@ -327,12 +322,7 @@ impl Inner {
             inputs.push((a, fp(&y)?));
         }
         let proof_context = *digest.finalize().as_bytes();
-        let committee = info
-            .committee
-            .iter()
-            .map(|m| PeerId::from_bytes(&m.peer))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| refuse("bad committee peer id"))?;
+        let committee = info.peers().map_err(|e| refuse(e.to_string()))?;
         let started = std::time::Instant::now();
         let (_, session) = spdz::session_ids(&task, 0);
         let job = SumJob {

@@ -34,6 +34,17 @@ pub struct TaskInfo {
     pub closes_at_ms: u64,
 }
 
+impl TaskInfo {
+    /// The committee's peer ids in party order.
+    pub fn peers(&self) -> Result<Vec<libp2p::PeerId>, DecodeError> {
+        self.committee
+            .iter()
+            .map(|m| libp2p::PeerId::from_bytes(&m.peer))
+            .collect::<Result<_, _>>()
+            .map_err(|_| DecodeError::Malformed("bad committee peer id".into()))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// Coordinator → candidate: are you there, and what is your input key?

@@ -224,21 +224,11 @@ impl Mesh {
         let mut watcher = ResultWatcher::new(self.contracts.clone(), self.from_block, 0)
             .with_poll_interval(Duration::from_millis(100));
         let wanted = U256::from_str_radix(task_id, 16).unwrap();
-        let published = tokio::time::timeout(Duration::from_secs(180), async {
-            loop {
-                if let Some(e) = watcher
-                    .next_batch()
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .find(|e| e.event.taskId == wanted)
-                {
-                    return e;
-                }
-            }
-        })
-        .await
-        .expect("result published in time");
+        let published = watcher
+            .wait_for_task(wanted, Duration::from_secs(180))
+            .await
+            .unwrap()
+            .expect("result published in time");
         (
             Average::decode(&published.event.output).unwrap(),
             published.event.output,

@@ -118,17 +118,10 @@ async fn run_task(
     let mut watcher = ResultWatcher::new(cluster.contracts.clone(), from_block, 0)
         .with_poll_interval(Duration::from_millis(20));
     let wanted = U256::from_str_radix(&task.task_id, 16)?;
-    let published = tokio::time::timeout(Duration::from_secs(300), async {
-        loop {
-            for e in watcher.next_batch().await? {
-                if e.event.taskId == wanted {
-                    return anyhow::Ok(e);
-                }
-            }
-        }
-    })
-    .await
-    .context("no result published within 300 s")??;
+    let published = watcher
+        .wait_for_task(wanted, Duration::from_secs(300))
+        .await?
+        .context("no result published within 300 s")?;
     let closed_to_published_ms = closed.elapsed().as_millis();
     let average = Average::decode(&published.event.output).context("undecodable output")?;
     Ok(Outcome {

@@ -56,21 +56,11 @@ async fn results_are_correct_and_no_node_keeps_a_plaintext_input() {
     let mut watcher = ResultWatcher::new(cluster.contracts.clone(), from, 0)
         .with_poll_interval(Duration::from_millis(20));
     let wanted = U256::from_str_radix(&task.task_id, 16).unwrap();
-    let event = tokio::time::timeout(Duration::from_secs(120), async {
-        loop {
-            if let Some(e) = watcher
-                .next_batch()
-                .await
-                .unwrap()
-                .into_iter()
-                .find(|e| e.event.taskId == wanted)
-            {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("published in time");
+    let event = watcher
+        .wait_for_task(wanted, Duration::from_secs(120))
+        .await
+        .unwrap()
+        .expect("published in time");
     let avg = Average::decode(&event.event.output).unwrap();
     assert_eq!(avg.sum, readings.iter().sum::<i64>());
     assert_eq!(avg.count, readings.len() as u64);
