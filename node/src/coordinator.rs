@@ -22,6 +22,8 @@ use crate::task::{TaskEvent, TaskState};
 
 /// How long the committee may take to compute and sign.
 const RUN_WAIT: Duration = Duration::from_secs(120);
+/// How often the coordinator checks whether every slot's input arrived at every member.
+const CLOSE_POLL: Duration = Duration::from_millis(25);
 /// A member out of the live view this long is given up for lost.
 const LOST_AFTER: Duration = Duration::from_secs(5);
 /// How many tasks (the first and its re-runs) a project's work gets.
@@ -135,6 +137,7 @@ impl Inner {
             created_ms: now_ms(),
             attempt,
             retried_as: None,
+            timings: Vec::new(),
         };
         self.store.put_task(&record)?;
 
@@ -187,6 +190,10 @@ impl Inner {
             }))
             .await;
         self.metrics.observe_phase("committee", started.elapsed());
+        record
+            .timings
+            .push(("committee".into(), started.elapsed().as_millis() as u64));
+        self.store.put_task(&record)?;
         tracing::info!(task = %hex::encode(task_bytes), project, members = info.committee.len(), "task opened");
         tokio::spawn(self.me().driving(task_bytes));
         Ok(info)
@@ -333,7 +340,7 @@ impl Inner {
                 {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(CLOSE_POLL).await;
             }
             record = self.store.task(&task)?.unwrap_or(record);
             self.set_state(&mut record, TaskEvent::InputsClosed)?;
@@ -381,6 +388,9 @@ impl Inner {
         }
         let output = output.ok_or_else(|| NodeError::Task("no member computed".into()))?;
         self.metrics.observe_phase("compute", closed.elapsed());
+        record
+            .timings
+            .push(("compute".into(), closed.elapsed().as_millis() as u64));
         self.set_state(&mut record, TaskEvent::Computed)?;
         record.output = Some(output.clone());
         self.store.put_task(&record)?;
@@ -408,6 +418,9 @@ impl Inner {
         };
         self.await_confirmation(task, receipt.block_number).await?;
         self.metrics.observe_phase("submit", submitted.elapsed());
+        record
+            .timings
+            .push(("submit".into(), submitted.elapsed().as_millis() as u64));
         self.set_state(
             &mut record,
             TaskEvent::Published {

@@ -113,6 +113,7 @@ impl Inner {
             created_ms: now_ms(),
             attempt: 1,
             retried_as: None,
+            timings: Vec::new(),
         });
         let started = self.volatile().prep.contains_key(&info.task_id)
             || self

@@ -34,6 +34,8 @@ pub struct TaskRecord {
     pub attempt: u32,
     /// The task that re-runs this one after it failed.
     pub retried_as: Option<TaskId>,
+    /// How long each phase took at the coordinator, in milliseconds.
+    pub timings: Vec<(String, u64)>,
 }
 
 /// A member's material for a task: MAC key share and, per slot, its triple shares
@@ -197,6 +199,7 @@ mod tests {
             created_ms: 5,
             attempt: 1,
             retried_as: None,
+            timings: Vec::new(),
         };
         {
             let s = Store::open(&path).unwrap();
