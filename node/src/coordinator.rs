@@ -402,32 +402,13 @@ impl Inner {
         };
         attestations.retain(|a| result.verify(a, self.chain_id, self.router).is_ok());
         let submitted = Instant::now();
-        let receipt = match self
-            .contracts
-            .submit_result(&self.operator, &result, attestations)
-            .await
-        {
-            Ok(r) => {
-                self.metrics.submission("published");
-                r
-            }
-            Err(e) => {
-                self.metrics.submission("failed");
-                return Err(e.into());
-            }
-        };
-        self.await_confirmation(task, receipt.block_number).await?;
+        let (tx_hash, block) = self.submit_by_rank(&info, &result, attestations).await?;
+        self.await_confirmation(task, block).await?;
         self.metrics.observe_phase("submit", submitted.elapsed());
         record
             .timings
             .push(("submit".into(), submitted.elapsed().as_millis() as u64));
-        self.set_state(
-            &mut record,
-            TaskEvent::Published {
-                tx_hash: receipt.tx_hash.0,
-                block: receipt.block_number,
-            },
-        )?;
+        self.set_state(&mut record, TaskEvent::Published { tx_hash, block })?;
         self.volatile().open.retain(|_, (t, _, _)| *t != task);
         let _ = self
             .network
@@ -435,11 +416,51 @@ impl Inner {
                 project_id: info.project_id,
                 task_id: task,
                 output_hash: keccak256(&output).0,
-                transaction: Some(receipt.tx_hash.0),
+                transaction: Some(tx_hash),
             }))
             .await;
-        tracing::info!(task = %hex::encode(task), tx = %receipt.tx_hash, "result published");
+        tracing::info!(task = %hex::encode(task), tx = %hex::encode(tx_hash), "result published");
         Ok(())
+    }
+
+    /// Has the committee's members, in rank order, submit the result (the first that succeeds
+    /// wins); if none can, the coordinator submits it itself.
+    async fn submit_by_rank(
+        &self,
+        info: &TaskInfo,
+        result: &TaskResult,
+        attestations: Vec<Attestation>,
+    ) -> Result<([u8; 32], u64), NodeError> {
+        let signatures: Vec<([u8; 20], Vec<u8>)> = attestations
+            .iter()
+            .map(|a| (a.signer.0.0, a.signature.to_vec()))
+            .collect();
+        for peer in info.peers().map_err(|e| NodeError::Task(e.to_string()))? {
+            let submit = Request::Submit {
+                task_id: info.task_id,
+                output: result.output.to_vec(),
+                proof_hash: result.proof_hash.0,
+                signatures: signatures.clone(),
+            };
+            match tokio::time::timeout(RUN_WAIT, self.ask(peer, submit)).await {
+                Ok(Ok(Response::Submitted { tx_hash, block })) => return Ok((tx_hash, block)),
+                other => tracing::info!(%peer, ?other, "member did not submit; next in rank"),
+            }
+        }
+        let receipt = self
+            .contracts
+            .submit_result(&self.operator, result, attestations)
+            .await;
+        match receipt {
+            Ok(r) => {
+                self.metrics.submission("published");
+                Ok((r.tx_hash.0, r.block_number))
+            }
+            Err(e) => {
+                self.metrics.submission("failed");
+                Err(e.into())
+            }
+        }
     }
 
     /// Waits until the task's `ResultPublished` has `confirmations` blocks on top.

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use alloy::primitives::{B256, Bytes, U256, keccak256};
-use conclave_chain::attest::TaskResult;
+use conclave_chain::attest::{Attestation, TaskResult};
 use conclave_mpc::Fp;
 use conclave_mpc::share::Share;
 use conclave_provers::spdz::{self, SumJob};
@@ -66,6 +66,15 @@ impl Inner {
             } => self.accept_input(task_id, slot, &sealed),
             Request::Digest { task_id } => self.digest(task_id),
             Request::Run { task_id, slots } => self.run(from, task_id, slots).await,
+            Request::Submit {
+                task_id,
+                output,
+                proof_hash,
+                signatures,
+            } => {
+                self.submit(from, task_id, output, proof_hash, signatures)
+                    .await
+            }
             other => Err(refuse(format!("not a member request: {other:?}"))),
         };
         result.unwrap_or_else(|r| r)
@@ -265,6 +274,52 @@ impl Inner {
         Ok(Response::Accepted)
     }
 
+    /// Submits the committee's result to TaskRouter with this member's operator key.
+    async fn submit(
+        &self,
+        from: PeerId,
+        task: TaskId,
+        output: Vec<u8>,
+        proof_hash: [u8; 32],
+        signatures: Vec<([u8; 20], Vec<u8>)>,
+    ) -> Result<Response, Response> {
+        let (_, info) = self.member_task(&task)?;
+        if info.coordinator != from.to_bytes() {
+            return Err(refuse("only the coordinator hands out submissions"));
+        }
+        let result = TaskResult {
+            project_id: U256::from(info.project_id),
+            task_id: U256::from_be_bytes(task),
+            output: Bytes::from(output),
+            proof_hash: B256::from(proof_hash),
+        };
+        let attestations: Vec<Attestation> = signatures
+            .into_iter()
+            .map(|(signer, signature)| Attestation {
+                signer: alloy::primitives::Address::from(signer),
+                signature: Bytes::from(signature),
+            })
+            .filter(|a| result.verify(a, self.chain_id, self.router).is_ok())
+            .collect();
+        let receipt = self
+            .contracts
+            .submit_result(&self.operator, &result, attestations)
+            .await;
+        match receipt {
+            Ok(r) => {
+                self.metrics.submission("published");
+                Ok(Response::Submitted {
+                    tx_hash: r.tx_hash.0,
+                    block: r.block_number,
+                })
+            }
+            Err(e) => {
+                self.metrics.submission("failed");
+                Err(refuse(format!("submission failed: {e}")))
+            }
+        }
+    }
+
     fn digest(&self, task: TaskId) -> Result<Response, Response> {
         self.member_task(&task)?;
         let inputs = self
@@ -338,6 +393,12 @@ impl Inner {
             .await
             .map_err(|e| refuse(format!("computation failed: {e}")))?;
         self.metrics.observe_phase("online", started.elapsed());
+        if self.volatile().prep.remove(&task).is_some() {
+            // The task's triples are spent (or no longer needed) once it has computed.
+            self.metrics
+                .pool_triples
+                .dec_by(material.triples.len() as i64);
+        }
         let output = Average {
             sum,
             count: slots.len() as u64,

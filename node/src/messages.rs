@@ -73,6 +73,14 @@ pub enum Request {
     Run { task_id: TaskId, slots: Vec<u32> },
     /// Entry node → coordinator: the task's state.
     Status { task_id: TaskId },
+    /// Coordinator → member (in rank order): submit the result with these signatures.
+    Submit {
+        task_id: TaskId,
+        output: Vec<u8>,
+        proof_hash: [u8; 32],
+        /// (operator address, 65-byte signature) per signing member.
+        signatures: Vec<([u8; 20], Vec<u8>)>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +98,10 @@ pub enum Response {
         output: Vec<u8>,
         proof_hash: [u8; 32],
         signature: Vec<u8>,
+    },
+    Submitted {
+        tx_hash: [u8; 32],
+        block: u64,
     },
     Status {
         state: crate::task::TaskState,

@@ -261,6 +261,12 @@ async fn four_processes_publish_a_correct_result_on_anvil() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.output, output);
+    // The first member in rank order submitted it.
+    let submitter = stored.submitter.to_string().to_lowercase();
+    assert_eq!(
+        task.committee[0].operator, submitter,
+        "submitted by the rank-0 member"
+    );
     let shown = conclave(
         &mesh.nodes[1].0,
         &[
