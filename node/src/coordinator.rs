@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::messages::{Member, Request, Response, TaskId, TaskInfo};
 use crate::node::{ANSWER_WAIT, Inner, NodeError, now_ms};
 use crate::program::Program;
-use crate::store::TaskRecord;
+use crate::store::{ProjectRecord, TaskRecord};
 use crate::task::{TaskEvent, TaskState};
 
 /// How long the committee may take to compute and sign.
@@ -99,6 +99,16 @@ impl Inner {
     async fn open_attempt(&self, project: u64, attempt: u32) -> Result<TaskInfo, NodeError> {
         let started = Instant::now();
         let p = self.contracts.project(U256::from(project)).await?;
+        self.store.put_project(&ProjectRecord {
+            project_id: project,
+            owner: p.owner.0.0,
+            program_uri: p.programUri.clone(),
+            prover_kind: p.proverKind,
+            committee_size: p.committeeSize,
+            threshold: p.threshold,
+            paused: p.paused,
+            read_ms: now_ms(),
+        })?;
         if p.paused {
             return Err(NodeError::Task(format!("project {project} is paused")));
         }

@@ -1,4 +1,5 @@
-//! Durable state in redb: tasks and their state, each member's preprocessed material, accepted
+//! Durable state in redb: projects as last read from chain, tasks and their state, each member's
+//! preprocessed material, accepted
 //! client inputs (masked: y = x − a, never x) and results. A write returns only after its
 //! transaction committed, so an input is durable before the node acknowledges it.
 
@@ -13,6 +14,21 @@ use crate::task::TaskState;
 const TASKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tasks");
 const MATERIAL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("material");
 const INPUTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inputs");
+const PROJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("projects");
+
+/// A project as this node last read it from the ProjectRegistry (the chain stays authoritative;
+/// this records what the node's tasks ran under).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectRecord {
+    pub project_id: u64,
+    pub owner: [u8; 20],
+    pub program_uri: String,
+    pub prover_kind: u8,
+    pub committee_size: u16,
+    pub threshold: u16,
+    pub paused: bool,
+    pub read_ms: u64,
+}
 
 /// A task as this node knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +102,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let database = Database::create(path).map_err(db)?;
         let txn = database.begin_write().map_err(db)?;
-        for table in [TASKS, MATERIAL, INPUTS] {
+        for table in [TASKS, MATERIAL, INPUTS, PROJECTS] {
             txn.open_table(table).map_err(db)?;
         }
         txn.commit().map_err(db)?;
@@ -134,6 +150,16 @@ impl Store {
             out.push(dec(v.value())?);
         }
         Ok(out)
+    }
+
+    pub fn put_project(&self, p: &ProjectRecord) -> Result<(), StoreError> {
+        self.put(PROJECTS, &p.project_id.to_be_bytes(), &enc(p))
+    }
+
+    pub fn project(&self, id: u64) -> Result<Option<ProjectRecord>, StoreError> {
+        self.get(PROJECTS, &id.to_be_bytes())?
+            .map(|b| dec(&b))
+            .transpose()
     }
 
     pub fn put_material(&self, task: &TaskId, m: &MaterialRecord) -> Result<(), StoreError> {
@@ -214,6 +240,19 @@ mod tests {
         }
         let s = Store::open(&path).unwrap();
         assert_eq!(s.task(&[3; 32]).unwrap(), Some(task));
+        let project = ProjectRecord {
+            project_id: 7,
+            owner: [1; 20],
+            program_uri: "builtin:private-average?max_inputs=1&window_secs=1".into(),
+            prover_kind: 0,
+            committee_size: 3,
+            threshold: 2,
+            paused: false,
+            read_ms: 9,
+        };
+        s.put_project(&project).unwrap();
+        assert_eq!(s.project(7).unwrap(), Some(project));
+        assert_eq!(s.project(8).unwrap(), None);
         assert_eq!(
             s.inputs(&[3; 32]).unwrap(),
             vec![(0, [7; 32]), (2, [9; 32])]
