@@ -1,7 +1,7 @@
 //! Durable state in redb: projects as last read from chain, tasks and their state, each member's
-//! preprocessed material, accepted
-//! client inputs (masked: y = x − a, never x) and results. A write returns only after its
-//! transaction committed, so an input is durable before the node acknowledges it.
+//! preprocessed material, accepted client inputs (masked: y = x − a, never x) and results. A
+//! write returns only after its transaction committed, so an input is durable before the node
+//! acknowledges it.
 
 use std::path::Path;
 
