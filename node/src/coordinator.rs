@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use conclave_chain::attest::{Attestation, TaskResult};
+use conclave_chain::bindings::TaskRouter::TaskRouterErrors;
 use conclave_chain::contracts::{ProverKind, task_id};
 use conclave_chain::watch::ResultWatcher;
+use conclave_chain::{ContractError, Revert};
 use conclave_p2p::messages::{GossipMessage, ResultAnnouncement, TaskAnnouncement};
 use futures::future::join_all;
 use libp2p::PeerId;
@@ -120,10 +122,7 @@ impl Inner {
         }
         let program = Program::from_chain(&p.programUri, p.programHash)
             .map_err(|e| NodeError::Task(e.to_string()))?;
-        let mut epoch = self.contracts.current_epoch().await?;
-        if epoch == 0 {
-            epoch = self.contracts.open_epoch(&self.operator).await?;
-        }
+        let epoch = self.epoch_for_new_task().await?;
         let me = self.network.peer_id();
         let local = keccak256(
             [
@@ -207,6 +206,18 @@ impl Inner {
         tracing::info!(task = %hex::encode(task_bytes), project, members = info.committee.len(), "task opened");
         tokio::spawn(self.me().driving(task_bytes));
         Ok(info)
+    }
+
+    /// The epoch a new task belongs to: the next one if the current epoch is over (so nodes that
+    /// registered since take part and old tasks expire), else the current one.
+    async fn epoch_for_new_task(&self) -> Result<u64, NodeError> {
+        match self.contracts.open_epoch(&self.operator).await {
+            Ok(epoch) => Ok(epoch),
+            Err(ContractError::Revert(Revert::Router(TaskRouterErrors::EpochNotOver(_)))) => {
+                Ok(self.contracts.current_epoch().await?)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Walks the draw's ranking: live candidates that answer `Prepare` join, in rank order.
