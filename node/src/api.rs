@@ -134,19 +134,29 @@ impl From<JsonRejection> for ApiError {
 
 impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
-        let message = e.to_string();
-        let status = if message.contains("UnknownProject") || message.contains("unknown task") {
-            (StatusCode::NOT_FOUND, "not_found")
-        } else if message.contains("window is closed") {
-            (StatusCode::CONFLICT, "closed")
-        } else if message.contains("paused") || message.contains("prover kind") {
-            (StatusCode::UNPROCESSABLE_ENTITY, "unavailable")
-        } else if matches!(e, NodeError::Refused { .. }) {
-            (StatusCode::BAD_REQUEST, "refused")
-        } else {
-            (StatusCode::BAD_GATEWAY, "upstream")
+        use crate::messages::RefusalKind;
+        use conclave_chain::bindings::ProjectRegistry::ProjectRegistryErrors;
+        let (status, code) = match &e {
+            NodeError::UnknownTask
+            | NodeError::Refused {
+                kind: RefusalKind::Unknown,
+                ..
+            }
+            | NodeError::Chain(conclave_chain::ContractError::Revert(
+                conclave_chain::Revert::Projects(ProjectRegistryErrors::UnknownProject(_)),
+            )) => (StatusCode::NOT_FOUND, "not_found"),
+            NodeError::Refused {
+                kind: RefusalKind::Closed,
+                ..
+            } => (StatusCode::CONFLICT, "closed"),
+            NodeError::Refused {
+                kind: RefusalKind::Invalid,
+                ..
+            } => (StatusCode::BAD_REQUEST, "refused"),
+            NodeError::Unavailable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unavailable"),
+            _ => (StatusCode::BAD_GATEWAY, "upstream"),
         };
-        ApiError::new(status.0, status.1, message)
+        ApiError::new(status, code, e.to_string())
     }
 }
 

@@ -16,7 +16,7 @@ use futures::future::join_all;
 use libp2p::PeerId;
 use tokio::task::JoinHandle;
 
-use crate::messages::{Member, Request, Response, TaskId, TaskInfo};
+use crate::messages::{Member, RefusalKind, Request, Response, TaskId, TaskInfo};
 use crate::node::{ANSWER_WAIT, Inner, NodeError, now_ms};
 use crate::program::Program;
 use crate::store::{ProjectRecord, TaskRecord};
@@ -42,8 +42,8 @@ impl Inner {
                     coordinating: true,
                     ..
                 })) => Response::Task(info),
-                Ok(_) => Response::Refused("not coordinating this task".into()),
-                Err(e) => Response::Refused(e.to_string()),
+                Ok(_) => Response::refused(RefusalKind::Unknown, "not coordinating this task"),
+                Err(e) => Response::refused(RefusalKind::Failed, e.to_string()),
             },
             Request::AllocateSlot { task_id } => self.allocate_slot(task_id),
             Request::Status { task_id } => match self.store.task(&task_id) {
@@ -52,10 +52,10 @@ impl Inner {
                     output: r.output,
                     retried_as: r.retried_as,
                 },
-                Ok(_) => Response::Refused("not coordinating this task".into()),
-                Err(e) => Response::Refused(e.to_string()),
+                Ok(_) => Response::refused(RefusalKind::Unknown, "not coordinating this task"),
+                Err(e) => Response::refused(RefusalKind::Failed, e.to_string()),
             },
-            _ => Response::Refused("not a coordinator request".into()),
+            _ => Response::refused(RefusalKind::Invalid, "not a coordinator request"),
         }
     }
 
@@ -64,24 +64,39 @@ impl Inner {
         let _serial = self.volatile();
         let mut record = match self.store.task(&task) {
             Ok(Some(r)) if r.coordinating => r,
-            Ok(_) => return Response::Refused("not coordinating this task".into()),
-            Err(e) => return Response::Refused(e.to_string()),
+            Ok(_) => return Response::refused(RefusalKind::Unknown, "not coordinating this task"),
+            Err(e) => return Response::refused(RefusalKind::Failed, e.to_string()),
         };
         let Some(info) = record.info.clone() else {
-            return Response::Refused("task not started".into());
+            return Response::refused(RefusalKind::Unknown, "task not started");
         };
         if record.state != TaskState::Committee
             || record.next_slot >= info.max_inputs
             || now_ms() >= info.closes_at_ms
         {
-            return Response::Refused("the input window is closed".into());
+            return Response::refused(RefusalKind::Closed, "the input window is closed");
         }
         let slot = record.next_slot;
         record.next_slot += 1;
         if let Err(e) = self.store.put_task(&record) {
-            return Response::Refused(e.to_string());
+            return Response::refused(RefusalKind::Failed, e.to_string());
         }
         Response::Slot(slot)
+    }
+
+    /// Notes how long a phase took, in the metrics and in the task's stored timings.
+    fn record_phase(
+        &self,
+        record: &mut TaskRecord,
+        phase: &str,
+        since: Instant,
+    ) -> Result<(), NodeError> {
+        let elapsed = since.elapsed();
+        self.metrics.observe_phase(phase, elapsed);
+        record
+            .timings
+            .push((phase.into(), elapsed.as_millis() as u64));
+        Ok(self.store.put_task(record)?)
     }
 
     fn set_state(&self, record: &mut TaskRecord, event: TaskEvent) -> Result<(), NodeError> {
@@ -112,10 +127,12 @@ impl Inner {
             read_ms: now_ms(),
         })?;
         if p.paused {
-            return Err(NodeError::Task(format!("project {project} is paused")));
+            return Err(NodeError::Unavailable(format!(
+                "project {project} is paused"
+            )));
         }
         if p.proverKind != ProverKind::Spdz as u8 {
-            return Err(NodeError::Task(format!(
+            return Err(NodeError::Unavailable(format!(
                 "project {project} needs prover kind {}, which this node does not run",
                 p.proverKind
             )));
@@ -198,11 +215,7 @@ impl Inner {
                 inputs_closed_at_ms: info.closes_at_ms,
             }))
             .await;
-        self.metrics.observe_phase("committee", started.elapsed());
-        record
-            .timings
-            .push(("committee".into(), started.elapsed().as_millis() as u64));
-        self.store.put_task(&record)?;
+        self.record_phase(&mut record, "committee", started)?;
         tracing::info!(task = %hex::encode(task_bytes), project, members = info.committee.len(), "task opened");
         tokio::spawn(self.me().driving(task_bytes));
         Ok(info)
@@ -337,6 +350,7 @@ impl Inner {
             .clone()
             .ok_or_else(|| NodeError::Task("task has no committee".into()))?;
         let peers = info.peers().map_err(|e| NodeError::Task(e.to_string()))?;
+        let mut complete = None;
         if record.state == TaskState::Committee {
             // Close early once every slot is handed out and every member holds every input;
             // give up on a member that has been out of the live view for too long.
@@ -355,19 +369,37 @@ impl Inner {
                         lost[0]
                     )));
                 }
-                let current = self.store.task(&task)?.unwrap_or(record.clone());
-                if current.next_slot >= info.max_inputs
-                    && self.agreed_slots_of(task, &peers).await?.len() as u32 == info.max_inputs
-                {
-                    break;
+                let handed_out = self.store.task(&task)?.map_or(0, |r| r.next_slot);
+                if handed_out >= info.max_inputs {
+                    let agreed = self.agreed_slots_of(task, &peers).await?;
+                    if agreed.len() as u32 == info.max_inputs {
+                        complete = Some(agreed);
+                        break;
+                    }
                 }
                 tokio::time::sleep(CLOSE_POLL).await;
             }
             record = self.store.task(&task)?.unwrap_or(record);
             self.set_state(&mut record, TaskEvent::InputsClosed)?;
         }
+        let slots = match complete {
+            Some(agreed) => agreed,
+            None => self.agreed_slots_of(task, &peers).await?,
+        };
+        self.compute_and_publish(record, &info, &peers, slots).await
+    }
+
+    /// Has the committee compute over `slots`, gathers signatures, submits, and waits for the
+    /// result to be confirmed.
+    async fn compute_and_publish(
+        &self,
+        mut record: TaskRecord,
+        info: &TaskInfo,
+        peers: &[PeerId],
+        slots: Vec<u32>,
+    ) -> Result<(), NodeError> {
+        let task = info.task_id;
         let closed = Instant::now();
-        let slots = self.agreed_slots_of(task, &peers).await?;
         if slots.is_empty() {
             return Err(NodeError::Task("no inputs arrived".into()));
         }
@@ -408,13 +440,9 @@ impl Inner {
             }
         }
         let output = output.ok_or_else(|| NodeError::Task("no member computed".into()))?;
-        self.metrics.observe_phase("compute", closed.elapsed());
-        record
-            .timings
-            .push(("compute".into(), closed.elapsed().as_millis() as u64));
-        self.set_state(&mut record, TaskEvent::Computed)?;
         record.output = Some(output.clone());
-        self.store.put_task(&record)?;
+        self.record_phase(&mut record, "compute", closed)?;
+        self.set_state(&mut record, TaskEvent::Computed)?;
         let result = TaskResult {
             project_id: U256::from(info.project_id),
             task_id: U256::from_be_bytes(task),
@@ -423,12 +451,9 @@ impl Inner {
         };
         attestations.retain(|a| result.verify(a, self.chain_id, self.router).is_ok());
         let submitted = Instant::now();
-        let (tx_hash, block) = self.submit_by_rank(&info, &result, attestations).await?;
+        let (tx_hash, block) = self.submit_by_rank(info, &result, attestations).await?;
         self.await_confirmation(task, block).await?;
-        self.metrics.observe_phase("submit", submitted.elapsed());
-        record
-            .timings
-            .push(("submit".into(), submitted.elapsed().as_millis() as u64));
+        self.record_phase(&mut record, "submit", submitted)?;
         self.set_state(&mut record, TaskEvent::Published { tx_hash, block })?;
         self.volatile().open.retain(|_, (t, _, _)| *t != task);
         let _ = self
@@ -468,20 +493,26 @@ impl Inner {
                 other => tracing::info!(%peer, ?other, "member did not submit; next in rank"),
             }
         }
+        let receipt = self.submit_attested(result, attestations).await?;
+        Ok((receipt.tx_hash.0, receipt.block_number))
+    }
+
+    /// Submits a result with this node's operator key, counting the outcome in the metrics.
+    pub(crate) async fn submit_attested(
+        &self,
+        result: &TaskResult,
+        attestations: Vec<Attestation>,
+    ) -> Result<conclave_chain::backend::Receipt, ContractError> {
         let receipt = self
             .contracts
             .submit_result(&self.operator, result, attestations)
             .await;
-        match receipt {
-            Ok(r) => {
-                self.metrics.submission("published");
-                Ok((r.tx_hash.0, r.block_number))
-            }
-            Err(e) => {
-                self.metrics.submission("failed");
-                Err(e.into())
-            }
-        }
+        self.metrics.submission(if receipt.is_ok() {
+            "published"
+        } else {
+            "failed"
+        });
+        receipt
     }
 
     /// Waits until the task's `ResultPublished` has `confirmations` blocks on top.
@@ -524,8 +555,9 @@ impl Inner {
             .collect())
     }
 
-    /// After a restart: fail what cannot continue, drive again what can (see
-    /// [`TaskState::after_restart`]), and restart members' preprocessing that had not finished.
+    /// After a restart: fail what cannot continue and drive again what can (see
+    /// [`TaskState::after_restart`]). A member whose preprocessing was cut short has no material
+    /// and refuses the task's requests, which fails the task at its coordinator.
     pub(crate) fn resume(&self) -> Result<Vec<JoinHandle<()>>, NodeError> {
         let mut handles = Vec::new();
         for mut record in self.store.tasks()? {

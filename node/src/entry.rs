@@ -73,8 +73,8 @@ impl Inner {
             Some(coordinator) => self
                 .task_info(*task, coordinator)
                 .await
-                .map_err(|_| NodeError::Task("unknown task".into())),
-            None => Err(NodeError::Task("unknown task".into())),
+                .map_err(|_| NodeError::UnknownTask),
+            None => Err(NodeError::UnknownTask),
         }
     }
 

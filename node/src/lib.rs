@@ -25,3 +25,14 @@ pub mod store;
 pub mod task;
 
 pub use node::{Node, NodeError, NodeSetup};
+
+/// Structured logs to stderr; `RUST_LOG` overrides `default` (an env-filter directive).
+pub fn init_logging(default: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -137,13 +137,7 @@ fn load(path: &Path) -> anyhow::Result<NodeConfig> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,libp2p=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    conclave_node::init_logging("info,libp2p=warn");
     match Cli::parse().command {
         Command::Init {
             dir,
@@ -265,6 +259,12 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+fn multiaddrs(list: &[String], what: &str) -> anyhow::Result<Vec<libp2p::Multiaddr>> {
+    list.iter()
+        .map(|a| a.parse().with_context(|| format!("{what} address {a}")))
+        .collect()
+}
+
 async fn run(config: &NodeConfig) -> anyhow::Result<()> {
     let dir = &config.data_dir;
     let keypair = keys::node_key(dir)?;
@@ -275,18 +275,8 @@ async fn run(config: &NodeConfig) -> anyhow::Result<()> {
         NetworkConfig::new(keypair)
     };
     network.mdns = config.network.mdns;
-    network.listen = config
-        .network
-        .listen
-        .iter()
-        .map(|a| a.parse().with_context(|| format!("listen address {a}")))
-        .collect::<anyhow::Result<_>>()?;
-    network.bootstrap = config
-        .network
-        .bootstrap
-        .iter()
-        .map(|a| a.parse().with_context(|| format!("bootstrap address {a}")))
-        .collect::<anyhow::Result<_>>()?;
+    network.listen = multiaddrs(&config.network.listen, "listen")?;
+    network.bootstrap = multiaddrs(&config.network.bootstrap, "bootstrap")?;
     network.chain_address = operator.address().0.0;
     let node = Node::start(NodeSetup {
         network,

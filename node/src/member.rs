@@ -6,19 +6,22 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{B256, Bytes, U256, keccak256};
+use std::collections::BTreeMap;
+
+use alloy::primitives::{B256, Bytes, U256};
 use conclave_chain::attest::{Attestation, TaskResult};
 use conclave_mpc::Fp;
 use conclave_mpc::share::Share;
+use conclave_provers::Prover;
 use conclave_provers::spdz::{self, SumJob};
 use libp2p::PeerId;
 use tokio::sync::watch;
 
 use crate::envelope;
-use crate::messages::{Request, Response, TaskId, TaskInfo};
+use crate::messages::{RefusalKind, Request, Response, TaskId, TaskInfo};
 use crate::node::{Inner, PrepStatus, now_ms};
 use crate::program::Average;
-use crate::store::{MaterialRecord, TaskRecord};
+use crate::store::{TaskRecord, TripleRecord};
 use crate::task::TaskState;
 
 /// How long a triple-shares request waits for preprocessing to finish.
@@ -39,11 +42,23 @@ pub(crate) fn input_context(task: &TaskId, slot: u32) -> Vec<u8> {
 }
 
 fn refuse(reason: impl Into<String>) -> Response {
-    Response::Refused(reason.into())
+    Response::refused(RefusalKind::Failed, reason)
+}
+
+fn unknown(reason: &str) -> Response {
+    Response::refused(RefusalKind::Unknown, reason)
+}
+
+fn invalid(reason: impl Into<String>) -> Response {
+    Response::refused(RefusalKind::Invalid, reason)
+}
+
+fn closed() -> Response {
+    Response::refused(RefusalKind::Closed, "the input window is closed")
 }
 
 fn fp(bytes: &[u8; 32]) -> Result<Fp, Response> {
-    Fp::from_bytes(bytes).map_err(|_| refuse("not a canonical field element"))
+    Fp::from_bytes(bytes).map_err(|_| invalid("not a canonical field element"))
 }
 
 impl Inner {
@@ -86,11 +101,11 @@ impl Inner {
             .task(task_id)
             .map_err(|e| refuse(e.to_string()))?
             .filter(|t| t.member)
-            .ok_or_else(|| refuse("not a member of this task"))?;
+            .ok_or_else(|| unknown("not a member of this task"))?;
         let info = record
             .info
             .clone()
-            .ok_or_else(|| refuse("task not started"))?;
+            .ok_or_else(|| unknown("task not started"))?;
         Ok((record, info))
     }
 
@@ -104,7 +119,7 @@ impl Inner {
         }
         let peers = info.peers().map_err(|e| refuse(e.to_string()))?;
         if info.max_inputs == 0 || info.max_inputs > crate::program::MAX_INPUTS {
-            return Err(refuse("bad input count"));
+            return Err(invalid("bad input count"));
         }
         let existing = self
             .store
@@ -127,7 +142,7 @@ impl Inner {
         let started = self.volatile().prep.contains_key(&info.task_id)
             || self
                 .store
-                .material(&info.task_id)
+                .alpha(&info.task_id)
                 .map_err(|e| refuse(e.to_string()))?
                 .is_some();
         if started {
@@ -151,34 +166,32 @@ impl Inner {
             let started = std::time::Instant::now();
             let (session, _) = spdz::session_ids(&task, 0);
             let outcome = spdz::prepare(inner.network.mpc(), session, &committee, slots).await;
-            let status = match outcome {
-                Ok(material) => {
-                    let record = MaterialRecord {
-                        alpha: material.alpha.to_bytes(),
-                        triples: material
-                            .triples
-                            .iter()
-                            .map(|t| {
-                                [
-                                    t.a.value.to_bytes(),
-                                    t.a.mac.to_bytes(),
-                                    t.b.value.to_bytes(),
-                                    t.c.value.to_bytes(),
-                                ]
-                            })
-                            .collect(),
-                    };
-                    match inner.store.put_material(&task, &record) {
-                        Ok(()) => {
-                            inner
-                                .metrics
-                                .observe_phase("preprocessing", started.elapsed());
-                            PrepStatus::Ready
-                        }
-                        Err(e) => PrepStatus::Failed(e.to_string()),
-                    }
+            let stored = outcome.map_err(|e| e.to_string()).and_then(|material| {
+                let triples: Vec<_> = material
+                    .triples
+                    .iter()
+                    .map(|t| {
+                        [
+                            t.a.value.to_bytes(),
+                            t.a.mac.to_bytes(),
+                            t.b.value.to_bytes(),
+                            t.c.value.to_bytes(),
+                        ]
+                    })
+                    .collect();
+                inner
+                    .store
+                    .put_material(&task, &material.alpha.to_bytes(), &triples)
+                    .map_err(|e| e.to_string())
+            });
+            let status = match stored {
+                Ok(()) => {
+                    inner
+                        .metrics
+                        .observe_phase("preprocessing", started.elapsed());
+                    PrepStatus::Ready
                 }
-                Err(e) => PrepStatus::Failed(e.to_string()),
+                Err(reason) => PrepStatus::Failed(reason),
             };
             if let PrepStatus::Failed(reason) = &status {
                 tracing::warn!(task = %hex::encode(task), %reason, "preprocessing failed");
@@ -189,13 +202,10 @@ impl Inner {
         });
     }
 
-    async fn material(&self, task: &TaskId) -> Result<MaterialRecord, Response> {
-        if let Some(m) = self
-            .store
-            .material(task)
-            .map_err(|e| refuse(e.to_string()))?
-        {
-            return Ok(m);
+    /// The task's MAC key share once its material is complete, waiting for preprocessing.
+    async fn ready(&self, task: &TaskId) -> Result<[u8; 32], Response> {
+        if let Some(alpha) = self.store.alpha(task).map_err(|e| refuse(e.to_string()))? {
+            return Ok(alpha);
         }
         let rx = self.volatile().prep.get(task).cloned();
         let Some(mut rx) = rx else {
@@ -211,9 +221,16 @@ impl Inner {
             _ => return Err(refuse("preprocessing is not finished")),
         }
         self.store
-            .material(task)
+            .alpha(task)
             .map_err(|e| refuse(e.to_string()))?
             .ok_or_else(|| refuse("material missing"))
+    }
+
+    fn triple(&self, task: &TaskId, slot: u32) -> Result<TripleRecord, Response> {
+        self.store
+            .triple(task, slot)
+            .map_err(|e| refuse(e.to_string()))?
+            .ok_or_else(|| invalid("no such slot"))
     }
 
     async fn triple_shares(
@@ -224,13 +241,10 @@ impl Inner {
     ) -> Result<Response, Response> {
         let (record, _) = self.member_task(&task)?;
         if record.state != TaskState::Committee {
-            return Err(refuse("the input window is closed"));
+            return Err(closed());
         }
-        let material = self.material(&task).await?;
-        let t = material
-            .triples
-            .get(slot as usize)
-            .ok_or_else(|| refuse("no such slot"))?;
+        self.ready(&task).await?;
+        let t = self.triple(&task, slot)?;
         let plaintext = [t[0], t[2], t[3]].concat();
         let context = shares_context(&task, slot, &self.network.peer_id());
         let sealed =
@@ -246,29 +260,23 @@ impl Inner {
     ) -> Result<Response, Response> {
         let (record, info) = self.member_task(&task)?;
         if record.state != TaskState::Committee {
-            return Err(refuse("the input window is closed"));
+            return Err(closed());
         }
         if slot >= info.max_inputs {
-            return Err(refuse("no such slot"));
+            return Err(invalid("no such slot"));
         }
         let y = envelope::open(&self.input_key, &input_context(&task, slot), sealed)
-            .map_err(|e| refuse(e.to_string()))?;
+            .map_err(|e| invalid(e.to_string()))?;
         let y: [u8; 32] = y
             .try_into()
-            .map_err(|_| refuse("masked input must be 32 bytes"))?;
+            .map_err(|_| invalid("masked input must be 32 bytes"))?;
         fp(&y)?;
-        let fresh = self
+        let existing = self
             .store
             .put_input(&task, slot, &y)
             .map_err(|e| refuse(e.to_string()))?;
-        if !fresh {
-            let stored = self
-                .store
-                .inputs(&task)
-                .map_err(|e| refuse(e.to_string()))?;
-            if !stored.contains(&(slot, y)) {
-                return Err(refuse("this slot already holds another input"));
-            }
+        if existing.is_some_and(|e| e != y) {
+            return Err(invalid("this slot already holds another input"));
         }
         self.metrics.inputs_accepted.inc();
         Ok(Response::Accepted)
@@ -302,22 +310,13 @@ impl Inner {
             .filter(|a| result.verify(a, self.chain_id, self.router).is_ok())
             .collect();
         let receipt = self
-            .contracts
-            .submit_result(&self.operator, &result, attestations)
-            .await;
-        match receipt {
-            Ok(r) => {
-                self.metrics.submission("published");
-                Ok(Response::Submitted {
-                    tx_hash: r.tx_hash.0,
-                    block: r.block_number,
-                })
-            }
-            Err(e) => {
-                self.metrics.submission("failed");
-                Err(refuse(format!("submission failed: {e}")))
-            }
-        }
+            .submit_attested(&result, attestations)
+            .await
+            .map_err(|e| refuse(format!("submission failed: {e}")))?;
+        Ok(Response::Submitted {
+            tx_hash: receipt.tx_hash.0,
+            block: receipt.block_number,
+        })
     }
 
     fn digest(&self, task: TaskId) -> Result<Response, Response> {
@@ -340,7 +339,7 @@ impl Inner {
             return Err(refuse("only the coordinator starts the computation"));
         }
         if slots.is_empty() || slots.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(refuse("slots must be ascending and not empty"));
+            return Err(invalid("slots must be ascending and not empty"));
         }
         if record.state == TaskState::Committee {
             record.state = TaskState::Running;
@@ -348,11 +347,13 @@ impl Inner {
                 .put_task(&record)
                 .map_err(|e| refuse(e.to_string()))?;
         }
-        let material = self.material(&task).await?;
-        let stored = self
+        let alpha = self.ready(&task).await?;
+        let stored: BTreeMap<u32, [u8; 32]> = self
             .store
             .inputs(&task)
-            .map_err(|e| refuse(e.to_string()))?;
+            .map_err(|e| refuse(e.to_string()))?
+            .into_iter()
+            .collect();
         let mut inputs = Vec::with_capacity(slots.len());
         let mut digest = blake3::Hasher::new_derive_key("conclave spdz proof v1");
         digest.update(&task);
@@ -360,15 +361,10 @@ impl Inner {
             digest.update(&m.operator);
         }
         for &slot in &slots {
-            let y = stored
-                .iter()
-                .find(|(s, _)| *s == slot)
-                .map(|(_, y)| *y)
+            let y = *stored
+                .get(&slot)
                 .ok_or_else(|| refuse(format!("no input for slot {slot}")))?;
-            let t = material
-                .triples
-                .get(slot as usize)
-                .ok_or_else(|| refuse("no such slot"))?;
+            let t = self.triple(&task, slot)?;
             let a = Share {
                 value: fp(&t[0])?,
                 mac: fp(&t[1])?,
@@ -377,28 +373,21 @@ impl Inner {
             digest.update(&y);
             inputs.push((a, fp(&y)?));
         }
-        let proof_context = *digest.finalize().as_bytes();
-        let committee = info.peers().map_err(|e| refuse(e.to_string()))?;
-        let started = std::time::Instant::now();
-        let (_, session) = spdz::session_ids(&task, 0);
         let job = SumJob {
-            channels: self.network.mpc(),
-            session,
-            committee: &committee,
-            alpha: fp(&material.alpha)?,
+            session: spdz::session_ids(&task, 0).1,
+            committee: info.peers().map_err(|e| refuse(e.to_string()))?,
+            alpha: fp(&alpha)?,
             inputs,
-            proof_context,
+            proof_context: *digest.finalize().as_bytes(),
         };
-        let sum = spdz::sum_inputs(&job)
+        let started = std::time::Instant::now();
+        let proven = self
+            .prover
+            .prove(job)
             .await
             .map_err(|e| refuse(format!("computation failed: {e}")))?;
         self.metrics.observe_phase("online", started.elapsed());
-        if self.volatile().prep.remove(&task).is_some() {
-            // The task's triples are spent (or no longer needed) once it has computed.
-            self.metrics
-                .pool_triples
-                .dec_by(material.triples.len() as i64);
-        }
+        let sum = proven.outputs[0];
         let output = Average {
             sum,
             count: slots.len() as u64,
@@ -408,7 +397,7 @@ impl Inner {
             project_id: U256::from(info.project_id),
             task_id: U256::from_be_bytes(task),
             output: Bytes::from(output.clone()),
-            proof_hash: B256::from(keccak256(proof_context)),
+            proof_hash: B256::from(proven.proof_hash),
         };
         let att = result
             .sign(&self.operator, self.chain_id, self.router)

@@ -109,7 +109,32 @@ pub enum Response {
         retried_as: Option<TaskId>,
     },
     /// The request was understood and refused; the reason is for people.
-    Refused(String),
+    Refused {
+        kind: RefusalKind,
+        reason: String,
+    },
+}
+
+/// Why a peer refused a request, so that an entry node can tell its device the right thing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefusalKind {
+    /// No such task (or slot) here.
+    Unknown,
+    /// The task's input window is closed.
+    Closed,
+    /// The request itself is malformed.
+    Invalid,
+    /// The peer could not do it (storage, preprocessing, computation, chain).
+    Failed,
+}
+
+impl Response {
+    pub fn refused(kind: RefusalKind, reason: impl Into<String>) -> Response {
+        Response::Refused {
+            kind,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// A message that could not be decoded.

@@ -49,7 +49,15 @@ pub enum NodeError {
     #[error("{0}")]
     Task(String),
     #[error("peer {peer} refused: {reason}")]
-    Refused { peer: PeerId, reason: String },
+    Refused {
+        peer: PeerId,
+        kind: crate::messages::RefusalKind,
+        reason: String,
+    },
+    #[error("unknown task")]
+    UnknownTask,
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Everything a node is started with.
@@ -83,6 +91,7 @@ pub(crate) struct Inner {
     pub input_key: SecretKey,
     pub store: Store,
     pub metrics: Metrics,
+    pub prover: conclave_provers::spdz::SpdzProver,
     pub chain_id: u64,
     pub router: Address,
     pub confirmations: u64,
@@ -103,19 +112,21 @@ impl Inner {
 
     /// Sends `request` to `peer` (answering locally when it is this node).
     pub(crate) async fn ask(&self, peer: PeerId, request: Request) -> Result<Response, NodeError> {
-        if peer == self.network.peer_id() {
-            return Ok(self.handle(peer, request).await);
-        }
-        let bytes = self
-            .network
-            .request(peer, messages::encode(&request))
-            .await?;
-        let response: Response = messages::decode(&bytes).map_err(|e| NodeError::Refused {
-            peer,
-            reason: e.to_string(),
-        })?;
-        if let Response::Refused(reason) = response {
-            return Err(NodeError::Refused { peer, reason });
+        let response = if peer == self.network.peer_id() {
+            self.handle(peer, request).await
+        } else {
+            let bytes = self
+                .network
+                .request(peer, messages::encode(&request))
+                .await?;
+            messages::decode(&bytes).map_err(|e| NodeError::Refused {
+                peer,
+                kind: crate::messages::RefusalKind::Invalid,
+                reason: e.to_string(),
+            })?
+        };
+        if let Response::Refused { kind, reason } = response {
+            return Err(NodeError::Refused { peer, kind, reason });
         }
         Ok(response)
     }
@@ -147,6 +158,9 @@ impl Node {
             .ok_or_else(|| NodeError::Task("request stream already taken".into()))?;
         let chain_id = setup.contracts.addresses().chain_id;
         let router = setup.contracts.addresses().task_router;
+        let prover = conclave_provers::spdz::SpdzProver {
+            channels: network.mpc().clone(),
+        };
         let inner = Arc::new_cyclic(|weak| Inner {
             network,
             contracts: setup.contracts,
@@ -154,6 +168,7 @@ impl Node {
             input_key: setup.input_key,
             store: setup.store,
             metrics: Metrics::new(),
+            prover,
             chain_id,
             router,
             confirmations: setup.confirmations,
@@ -220,8 +235,10 @@ impl Node {
 
 impl Inner {
     pub(crate) fn metrics_text(&self) -> String {
+        // Derived from the store at each scrape, so they stay right across restarts.
         if let Ok(tasks) = self.store.tasks() {
             self.metrics.tasks.clear();
+            let mut triples = 0;
             for t in tasks {
                 self.metrics
                     .tasks
@@ -229,7 +246,16 @@ impl Inner {
                         state: t.state.name().into(),
                     })
                     .inc();
+                // A collecting member with complete material holds one triple per slot.
+                if t.member
+                    && t.state == crate::task::TaskState::Committee
+                    && let Some(info) = &t.info
+                    && matches!(self.store.alpha(&t.task_id), Ok(Some(_)))
+                {
+                    triples += i64::from(info.max_inputs);
+                }
             }
+            self.metrics.pool_triples.set(triples);
         }
         let mut text = self.metrics.encode();
         text.push_str(&self.network.metrics_text());
@@ -246,7 +272,7 @@ async fn serve_requests(
         tokio::spawn(async move {
             let response = match messages::decode::<Request>(&r.body) {
                 Ok(request) => inner.handle(r.from, request).await,
-                Err(e) => Response::Refused(e.to_string()),
+                Err(e) => Response::refused(messages::RefusalKind::Invalid, e.to_string()),
             };
             let _ = r.reply.send(messages::encode(&response));
         });

@@ -12,7 +12,11 @@ use crate::messages::{TaskId, TaskInfo};
 use crate::task::TaskState;
 
 const TASKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tasks");
+/// task → the member's MAC key share; written with the task's triples, so its presence means the
+/// material is complete.
 const MATERIAL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("material");
+/// task ‖ slot → the member's shares of that slot's triple: (a value, a MAC, b value, c value).
+const TRIPLES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("triples");
 const INPUTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inputs");
 const PROJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("projects");
 
@@ -54,13 +58,8 @@ pub struct TaskRecord {
     pub timings: Vec<(String, u64)>,
 }
 
-/// A member's material for a task: MAC key share and, per slot, its triple shares
-/// (a value, a MAC, b value, c value), as canonical field encodings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MaterialRecord {
-    pub alpha: [u8; 32],
-    pub triples: Vec<[[u8; 32]; 4]>,
-}
+/// A member's shares of one slot's triple (a value, a MAC, b value, c value), canonical encodings.
+pub type TripleRecord = [[u8; 32]; 4];
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +84,7 @@ fn dec<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
         .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn input_key(task: &TaskId, slot: u32) -> [u8; 36] {
+fn slot_key(task: &TaskId, slot: u32) -> [u8; 36] {
     let mut k = [0u8; 36];
     k[..32].copy_from_slice(task);
     k[32..].copy_from_slice(&slot.to_be_bytes());
@@ -102,7 +101,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let database = Database::create(path).map_err(db)?;
         let txn = database.begin_write().map_err(db)?;
-        for table in [TASKS, MATERIAL, INPUTS, PROJECTS] {
+        for table in [TASKS, MATERIAL, TRIPLES, INPUTS, PROJECTS] {
             txn.open_table(table).map_err(db)?;
         }
         txn.commit().map_err(db)?;
@@ -162,35 +161,79 @@ impl Store {
             .transpose()
     }
 
-    pub fn put_material(&self, task: &TaskId, m: &MaterialRecord) -> Result<(), StoreError> {
-        self.put(MATERIAL, task, &enc(m))
-    }
-
-    pub fn material(&self, task: &TaskId) -> Result<Option<MaterialRecord>, StoreError> {
-        self.get(MATERIAL, task)?.map(|b| dec(&b)).transpose()
-    }
-
-    /// Stores slot's masked input unless one is already there; returns whether it was new.
-    pub fn put_input(&self, task: &TaskId, slot: u32, y: &[u8; 32]) -> Result<bool, StoreError> {
-        let key = input_key(task, slot);
+    /// Stores a member's MAC key share and its triple shares, slot by slot, in one transaction.
+    pub fn put_material(
+        &self,
+        task: &TaskId,
+        alpha: &[u8; 32],
+        triples: &[TripleRecord],
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db)?;
-        let fresh = {
+        {
+            let mut t = txn.open_table(TRIPLES).map_err(db)?;
+            for (slot, triple) in (0u32..).zip(triples) {
+                t.insert(slot_key(task, slot).as_slice(), triple.concat().as_slice())
+                    .map_err(db)?;
+            }
+            txn.open_table(MATERIAL)
+                .map_err(db)?
+                .insert(task.as_slice(), alpha.as_slice())
+                .map_err(db)?;
+        }
+        txn.commit().map_err(db)
+    }
+
+    /// The member's MAC key share for a task, once its material is complete.
+    pub fn alpha(&self, task: &TaskId) -> Result<Option<[u8; 32]>, StoreError> {
+        self.get(MATERIAL, task)?
+            .map(|v| {
+                v.try_into()
+                    .map_err(|_| StoreError::Corrupt("MAC key share".into()))
+            })
+            .transpose()
+    }
+
+    /// The member's shares of one slot's triple.
+    pub fn triple(&self, task: &TaskId, slot: u32) -> Result<Option<TripleRecord>, StoreError> {
+        self.get(TRIPLES, &slot_key(task, slot))?
+            .map(|v| decode_triple(&v))
+            .transpose()
+    }
+
+    /// Stores slot's masked input unless one is already there; returns the one already there.
+    pub fn put_input(
+        &self,
+        task: &TaskId,
+        slot: u32,
+        y: &[u8; 32],
+    ) -> Result<Option<[u8; 32]>, StoreError> {
+        let key = slot_key(task, slot);
+        let txn = self.db.begin_write().map_err(db)?;
+        let existing = {
             let mut t = txn.open_table(INPUTS).map_err(db)?;
-            let exists = t.get(key.as_slice()).map_err(db)?.is_some();
-            if !exists {
+            let existing = t
+                .get(key.as_slice())
+                .map_err(db)?
+                .map(|v| v.value().to_vec());
+            if existing.is_none() {
                 t.insert(key.as_slice(), y.as_slice()).map_err(db)?;
             }
-            !exists
+            existing
         };
         txn.commit().map_err(db)?;
-        Ok(fresh)
+        existing
+            .map(|v| {
+                v.try_into()
+                    .map_err(|_| StoreError::Corrupt("input of wrong length".into()))
+            })
+            .transpose()
     }
 
     /// Every stored masked input of a task, by slot.
     pub fn inputs(&self, task: &TaskId) -> Result<Vec<(u32, [u8; 32])>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let t = txn.open_table(INPUTS).map_err(db)?;
-        let (lo, hi) = (input_key(task, 0), input_key(task, u32::MAX));
+        let (lo, hi) = (slot_key(task, 0), slot_key(task, u32::MAX));
         let mut out = Vec::new();
         for row in t.range(lo.as_slice()..=hi.as_slice()).map_err(db)? {
             let (k, v) = row.map_err(db)?;
@@ -203,6 +246,17 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+fn decode_triple(bytes: &[u8]) -> Result<TripleRecord, StoreError> {
+    if bytes.len() != 128 {
+        return Err(StoreError::Corrupt("triple of wrong length".into()));
+    }
+    let mut t = [[0u8; 32]; 4];
+    for (i, part) in t.iter_mut().enumerate() {
+        part.copy_from_slice(&bytes[i * 32..(i + 1) * 32]);
+    }
+    Ok(t)
 }
 
 #[cfg(test)]
@@ -230,16 +284,30 @@ mod tests {
         {
             let s = Store::open(&path).unwrap();
             s.put_task(&task).unwrap();
-            assert!(s.put_input(&[3; 32], 2, &[9; 32]).unwrap());
-            assert!(
-                !s.put_input(&[3; 32], 2, &[8; 32]).unwrap(),
+            assert_eq!(s.put_input(&[3; 32], 2, &[9; 32]).unwrap(), None);
+            assert_eq!(
+                s.put_input(&[3; 32], 2, &[8; 32]).unwrap(),
+                Some([9; 32]),
                 "first input stays"
             );
+            s.put_material(
+                &[3; 32],
+                &[5; 32],
+                &[[[1; 32], [2; 32], [3; 32], [4; 32]]; 2],
+            )
+            .unwrap();
             s.put_input(&[3; 32], 0, &[7; 32]).unwrap();
             s.put_input(&[4; 32], 0, &[1; 32]).unwrap();
         }
         let s = Store::open(&path).unwrap();
         assert_eq!(s.task(&[3; 32]).unwrap(), Some(task));
+        assert_eq!(s.alpha(&[3; 32]).unwrap(), Some([5; 32]));
+        assert_eq!(s.alpha(&[4; 32]).unwrap(), None);
+        assert_eq!(
+            s.triple(&[3; 32], 1).unwrap(),
+            Some([[1; 32], [2; 32], [3; 32], [4; 32]])
+        );
+        assert_eq!(s.triple(&[3; 32], 2).unwrap(), None);
         let project = ProjectRecord {
             project_id: 7,
             owner: [1; 20],

@@ -5,22 +5,16 @@
 //!   "proof" is the committee's threshold of signatures, so the proof hash binds the committee and
 //!   the inputs it computed on.
 //!
-//! Only `spdz` exists; `halo2`, `wasm`, `tee` and `byop` are not built ([`ProverKind::available`]).
+//! Only `spdz` exists; `halo2`, `wasm`, `tee` and `byop` are not built.
 
 pub mod spdz;
 
 pub use conclave_chain::contracts::ProverKind;
 
-/// Whether this build can run a prover of `kind`.
-pub fn available(kind: ProverKind) -> bool {
-    matches!(kind, ProverKind::Spdz)
-}
-
 /// A prover: runs a task's program over its inputs and says what it computed.
 pub trait Prover {
     /// What the prover runs on.
     type Job;
-    /// What it returns: the public outputs and the hash that `TaskRouter` stores as the proof.
     type Error: std::error::Error;
     fn kind(&self) -> ProverKind;
     fn prove(
@@ -29,7 +23,7 @@ pub trait Prover {
     ) -> impl std::future::Future<Output = Result<Proven, Self::Error>> + Send;
 }
 
-/// A prover's answer.
+/// A prover's answer: the public outputs and the hash that `TaskRouter` stores as the proof.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Proven {
     pub outputs: Vec<i64>,

@@ -92,29 +92,34 @@ pub async fn prepare(
 }
 
 /// One member's part in a sum over client inputs.
-pub struct SumJob<'a> {
-    pub channels: &'a MpcChannels,
+pub struct SumJob {
     pub session: SessionId,
-    pub committee: &'a [PeerId],
+    /// The committee's peers in party order.
+    pub committee: Vec<PeerId>,
     pub alpha: Fp,
     /// This member's share of each used slot's `a`, and the masked input y = x − a.
     pub inputs: Vec<(Share, Fp)>,
+    /// Binds the committee and the inputs computed on; every member derives the same one and it
+    /// becomes the proof hash TaskRouter stores.
     pub proof_context: [u8; 32],
 }
 
-/// The spdz prover over a member's channels.
-pub struct SpdzProver;
+/// The spdz prover of one node: it computes over that node's MPC channels.
+#[derive(Clone)]
+pub struct SpdzProver {
+    pub channels: MpcChannels,
+}
 
-impl<'a> Prover for &'a SpdzProver {
-    type Job = SumJob<'a>;
+impl Prover for SpdzProver {
+    type Job = SumJob;
     type Error = SpdzError;
 
     fn kind(&self) -> ProverKind {
         ProverKind::Spdz
     }
 
-    async fn prove(&self, job: SumJob<'a>) -> Result<Proven, SpdzError> {
-        let sum = sum_inputs(&job).await?;
+    async fn prove(&self, job: SumJob) -> Result<Proven, SpdzError> {
+        let sum = sum_inputs(&self.channels, &job).await?;
         Ok(Proven {
             outputs: vec![sum],
             proof_hash: job.proof_context,
@@ -123,12 +128,12 @@ impl<'a> Prover for &'a SpdzProver {
 }
 
 /// Computes Σ x over the job's inputs by SPDZ and returns it once its MAC check passed.
-pub async fn sum_inputs(job: &SumJob<'_>) -> Result<i64, SpdzError> {
+pub async fn sum_inputs(channels: &MpcChannels, job: &SumJob) -> Result<i64, SpdzError> {
     let parties = job.committee.len();
     let me = job
         .committee
         .iter()
-        .position(|p| *p == job.channels.me())
+        .position(|p| *p == channels.me())
         .ok_or_else(|| SpdzError::Invalid("not a committee member".into()))?;
     let mut b = CircuitBuilder::new(parties);
     let mut total = b.constant(Fp::from_u64(0));
@@ -152,9 +157,8 @@ pub async fn sum_inputs(job: &SumJob<'_>) -> Result<i64, SpdzError> {
         Vec::new(),
         material,
     )?;
-    let mut transport = job
-        .channels
-        .connect(job.session, job.committee, MAX_FRAME)
+    let mut transport = channels
+        .connect(job.session, &job.committee, MAX_FRAME)
         .await?;
     let outputs = run(session, &mut transport).await?;
     outputs
