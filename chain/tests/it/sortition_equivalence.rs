@@ -1,12 +1,12 @@
 //! The committee draw gives the same ranked candidates in Solidity (`TaskRouter.draw`, run by the
 //! embedded EVM) and in Rust (`Draw::rank`) for 1,000 random cases.
 
-mod support;
+use crate::support;
 
+use crate::support::TestChain;
 use alloy::primitives::{Address, B256, U256};
 use conclave_chain::sortition::Draw;
 use rand::{Rng, RngExt, SeedableRng, rngs::StdRng};
-use support::TestChain;
 
 fn random_u256(rng: &mut StdRng) -> U256 {
     let mut bytes = [0u8; 32];

@@ -3,8 +3,9 @@
 //! back from storage and from the event, and have every kind of bad submission rejected with its
 //! decoded error. Both backends must produce the same transcript.
 
-mod support;
+use crate::support;
 
+use crate::support::{GasBurningReceiver, RecordingReceiver, RevertingReceiver, TestChain};
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
@@ -12,7 +13,6 @@ use conclave_chain::attest::TaskResult;
 use conclave_chain::bindings::TaskRouter::{self, TaskRouterErrors};
 use conclave_chain::contracts::{ProjectSpec, ProverKind, first_event, task_id};
 use conclave_chain::{ContractError, Contracts, Revert};
-use support::{GasBurningReceiver, RecordingReceiver, RevertingReceiver, TestChain};
 
 const STAKE: u64 = 1_000_000_000_000_000_000;
 

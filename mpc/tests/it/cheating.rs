@@ -5,10 +5,10 @@
 //! 0 inputs, 1–2 multiplication layers, 3–6 first MAC check (coin commit, seed, reveal commit,
 //! reveal), 7 output opening, 8–11 output MAC check.
 
-mod common;
+use crate::common;
 
+use crate::common::{Cheat, FrameTamper, round_of, run_with_cheat};
 use bytes::Bytes;
-use common::{Cheat, FrameTamper, round_of, run_with_cheat};
 use conclave_mpc::dealer::InsecureDealer;
 use conclave_mpc::mac_check::{CheckStage, Committed};
 use conclave_mpc::prep::Material;

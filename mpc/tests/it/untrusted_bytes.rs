@@ -1,6 +1,6 @@
 //! Arbitrary bytes from the network never panic a decoder or a session: they get a typed error.
 
-mod common;
+use crate::common;
 
 use conclave_mpc::dealer::InsecureDealer;
 use conclave_mpc::session::Status;

@@ -1,7 +1,7 @@
 //! Random circuits (multiplicative depth ≥ 8, ≥ 200 gates) evaluated by 2, 3 and 5 parties give
 //! exactly the plaintext result.
 
-mod common;
+use crate::common;
 
 use conclave_mpc::circuit::Gate;
 use conclave_mpc::schedule::Plan;

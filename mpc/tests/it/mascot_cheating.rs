@@ -5,10 +5,10 @@
 //! Rounds: 0–1 base-OT setup; batch: 2 extend, 3 Gilboa, 4–5 coin toss, 6 COPE, 7–8 coin toss,
 //! 9 open (sacrifice), 10–13 MAC check.
 
-mod common;
+use crate::common;
 
+use crate::common::{FrameTamper, TamperTransport, round_of};
 use bytes::Bytes;
-use common::{FrameTamper, TamperTransport, round_of};
 use conclave_mpc::driver::run;
 use conclave_mpc::mac_check::CheckStage;
 use conclave_mpc::mascot::MascotKeys;

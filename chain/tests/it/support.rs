@@ -1,5 +1,4 @@
 //! Shared set-up for the chain tests: backends, funded keys, deployed contracts, test receivers.
-#![allow(dead_code)]
 
 use std::sync::Arc;
 

@@ -1,6 +1,5 @@
 //! Shared harness for the MPC integration tests: run every party of a circuit over in-memory
 //! channels, optionally with one party's material or outgoing frames tampered with.
-#![allow(dead_code)]
 
 use bytes::Bytes;
 use conclave_mpc::dealer::InsecureDealer;

@@ -1,10 +1,11 @@
 //! The Rust client beyond the main scenario: stake lifecycle, project updates, confirmed event
 //! watching, the addresses file, and transaction retries under nonce races on a real anvil.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::TestChain;
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use conclave_chain::attest::TaskResult;
 use conclave_chain::bindings::{
@@ -13,7 +14,6 @@ use conclave_chain::bindings::{
 use conclave_chain::contracts::{ProjectSpec, ProverKind, task_id};
 use conclave_chain::watch::ResultWatcher;
 use conclave_chain::{Addresses, ContractError, Contracts, Revert};
-use support::TestChain;
 
 fn spec(committee_size: u16, threshold: u16) -> ProjectSpec {
     ProjectSpec {

@@ -1,7 +1,7 @@
 //! The JSON-RPC backend retries a transaction the endpoint refused for a nonce or fee race: a
 //! proxy in front of a real anvil refuses the first raw transaction with "nonce too low".
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

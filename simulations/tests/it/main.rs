@@ -1,0 +1,6 @@
+//! The simulations crate's integration tests, in one binary so the workspace links one test
+//! executable per crate instead of one per file.
+
+mod committee;
+mod http_api;
+mod privacy;
