@@ -1,5 +1,6 @@
 //! The HTTP API devices and operators use (axum). JSON in and out; every error is a 4xx/5xx with
-//! `{"error": code, "message": text}`; bodies over 64 KiB and request floods are refused.
+//! `{"error": code, "message": text}`; bodies over 64 KiB are refused, and a client (by address)
+//! or the node over its request rate gets 429 with `Retry-After`.
 //!
 //! - `GET  /health`, `GET /metrics` (Prometheus text)
 //! - `GET  /v1/projects/{project}/task`: the project's open task (opening one if needed)
@@ -7,12 +8,14 @@
 //! - `POST /v1/tasks/{task}/inputs` `{slot, sealed}`: the device's sealed masked input per member
 //! - `GET  /v1/tasks/{task}`: state and, once published, the result
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -22,12 +25,11 @@ use crate::envelope::Sealed;
 use crate::messages::{TaskId, TaskInfo};
 use crate::node::{Inner, NodeError};
 use crate::program::Average;
+use crate::ratelimit::{Limits, RateLimiter, Refusal};
 use crate::task::TaskState;
 
 /// Largest request body.
 pub const MAX_BODY: usize = 64 * 1024;
-/// Requests per second a node serves before answering 429.
-pub const RATE_PER_SEC: f64 = 500.0;
 
 /// An envelope in JSON: hex fields.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -219,59 +221,59 @@ impl TaskJson {
     }
 }
 
-/// A token bucket shared by all routes.
-struct Limiter {
-    tokens: f64,
-    last: Instant,
-}
-
 #[derive(Clone)]
 struct Api {
     inner: Arc<Inner>,
-    limiter: Arc<Mutex<Limiter>>,
 }
 
-impl Api {
-    fn admit(&self) -> Result<(), ApiError> {
-        let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        l.tokens =
-            (l.tokens + now.duration_since(l.last).as_secs_f64() * RATE_PER_SEC).min(RATE_PER_SEC);
-        l.last = now;
-        if l.tokens < 1.0 {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many requests; retry shortly",
-            ));
-        }
-        l.tokens -= 1.0;
-        Ok(())
-    }
-}
-
-pub(crate) fn router(inner: Arc<Inner>) -> Router {
-    let api = Api {
-        inner,
-        limiter: Arc::new(Mutex::new(Limiter {
-            tokens: RATE_PER_SEC,
-            last: Instant::now(),
-        })),
+/// Admits a `/v1` request if neither its client's nor the node's rate is exhausted.
+async fn admit(
+    State(limiter): State<Arc<Mutex<RateLimiter>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    // Without connection info (a router driven in-process) all callers share one bucket.
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let verdict = limiter
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .admit(client, Instant::now());
+    let message = match verdict {
+        Ok(()) => return next.run(request).await,
+        Err(Refusal::Client) => "too many requests from this client; retry shortly",
+        Err(Refusal::Node) => "the node is at its request limit; retry shortly",
     };
-    Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
+    let mut response =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
+}
+
+pub(crate) fn router(inner: Arc<Inner>, limits: Limits) -> Router {
+    let limiter = Arc::new(Mutex::new(RateLimiter::new(limits, Instant::now())));
+    let v1 = Router::new()
         .route("/v1/projects/{project}/task", get(project_task))
         .route("/v1/tasks/{task}/slots", post(slots))
         .route("/v1/tasks/{task}/inputs", post(inputs))
         .route("/v1/tasks/{task}", get(status))
+        .route_layer(middleware::from_fn_with_state(limiter, admit));
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .merge(v1)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(api)
+        .with_state(Api { inner })
 }
 
-pub(crate) async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener) {
-    if let Err(e) = axum::serve(listener, router(inner)).await {
+pub(crate) async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener, limits: Limits) {
+    let app = router(inner, limits).into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "HTTP API stopped");
     }
 }
@@ -312,7 +314,6 @@ async fn project_task(
     State(api): State<Api>,
     Path(project): Path<String>,
 ) -> Result<Json<TaskJson>, ApiError> {
-    api.admit()?;
     let project: u64 = project
         .parse()
         .map_err(|_| ApiError::bad("project id must be a number"))?;
@@ -325,7 +326,6 @@ async fn slots(
     Path(task): Path<String>,
     body: Result<Json<SlotRequest>, JsonRejection>,
 ) -> Result<Json<SlotJson>, ApiError> {
-    api.admit()?;
     let Json(body) = body?;
     let task = task_param(&task)?;
     let key = hex32(&body.client_key, "client_key")?;
@@ -342,7 +342,6 @@ async fn inputs(
     Path(task): Path<String>,
     body: Result<Json<InputRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    api.admit()?;
     let Json(body) = body?;
     let task = task_param(&task)?;
     let sealed = body
@@ -363,7 +362,6 @@ async fn status(
     State(api): State<Api>,
     Path(task): Path<String>,
 ) -> Result<Json<StatusJson>, ApiError> {
-    api.admit()?;
     let task = task_param(&task)?;
     let storage = |e: crate::store::StoreError| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())

@@ -24,6 +24,11 @@ pub enum ClientError {
     BadTriple(u32),
 }
 
+/// Times a client waits out a 429 before reporting it.
+const MAX_RATE_WAITS: u32 = 5;
+/// Longest `Retry-After` honoured.
+const MAX_RETRY_AFTER_SECS: u64 = 10;
+
 /// A device's connection to one entry node.
 pub struct Client {
     http: reqwest::Client,
@@ -61,14 +66,35 @@ impl Client {
         serde_json::from_str(&body).map_err(|e| ClientError::Answer(e.to_string()))
     }
 
+    /// Sends a request, waiting out 429 answers (as long as `Retry-After` says, a few times).
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let mut waits = 0;
+        loop {
+            let r = request()
+                .send()
+                .await
+                .map_err(|e| ClientError::Http(e.to_string()))?;
+            if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS && waits < MAX_RATE_WAITS {
+                waits += 1;
+                let secs = r
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                    .unwrap_or(1)
+                    .min(MAX_RETRY_AFTER_SECS);
+                tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+                continue;
+            }
+            return Self::answer(r).await;
+        }
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?;
-        Self::answer(r).await
+        let url = format!("{}{path}", self.base);
+        self.send(|| self.http.get(&url)).await
     }
 
     async fn post<B: serde::Serialize, T: DeserializeOwned>(
@@ -76,14 +102,8 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?;
-        Self::answer(r).await
+        let url = format!("{}{path}", self.base);
+        self.send(|| self.http.post(&url).json(body)).await
     }
 
     /// The project's open task.

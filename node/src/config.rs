@@ -1,9 +1,12 @@
 //! `node.toml`: the node's settings, with environment overrides (`CONCLAVE_*`).
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::ratelimit::Limits;
 
 /// Largest config file read.
 const MAX_CONFIG: u64 = 256 * 1024;
@@ -43,6 +46,22 @@ pub struct NetworkSection {
 pub struct ApiSection {
     #[serde(default = "default_api")]
     pub listen: SocketAddr,
+    /// Requests per second one client address may make to `/v1` (bursts of one second's worth).
+    #[serde(default = "default_per_client")]
+    pub requests_per_client: NonZeroU32,
+    /// Requests per second the node serves on `/v1` over all clients.
+    #[serde(default = "default_total")]
+    pub requests_total: NonZeroU32,
+}
+
+impl ApiSection {
+    /// The limits the API enforces.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            per_client: f64::from(self.requests_per_client.get()),
+            total: f64::from(self.requests_total.get()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +85,12 @@ fn default_listen() -> Vec<String> {
 fn default_api() -> SocketAddr {
     "127.0.0.1:7001".parse().expect("valid address")
 }
+fn default_per_client() -> NonZeroU32 {
+    NonZeroU32::new(Limits::default().per_client as u32).expect("non-zero default")
+}
+fn default_total() -> NonZeroU32 {
+    NonZeroU32::new(Limits::default().total as u32).expect("non-zero default")
+}
 fn default_confirmations() -> u64 {
     1
 }
@@ -85,6 +110,8 @@ impl Default for ApiSection {
     fn default() -> Self {
         ApiSection {
             listen: default_api(),
+            requests_per_client: default_per_client(),
+            requests_total: default_total(),
         }
     }
 }
@@ -192,6 +219,10 @@ local = false
 [api]
 # The HTTP API devices and `conclave status` use. Keep it on loopback unless it is proxied.
 listen = "{api}"
+# Requests per second to /v1 from one client address, and from all clients together; more
+# are answered 429 with Retry-After.
+requests_per_client = 100
+requests_total = 500
 
 [chain]
 # JSON-RPC endpoint of the chain the contracts are deployed on.
@@ -217,6 +248,9 @@ mod tests {
         );
         let mut c = NodeConfig::parse(&text).unwrap();
         assert_eq!(c.chain.confirmations, 1);
+        assert_eq!(c.api.limits(), Limits::default());
+        let zero = text.replace("requests_per_client = 100", "requests_per_client = 0");
+        assert!(NodeConfig::parse(&zero).is_err());
         c.apply_env(|k| match k {
             "CONCLAVE_BOOTSTRAP" => Some("/ip4/1.2.3.4/tcp/1, /ip4/5.6.7.8/tcp/2".into()),
             "CONCLAVE_API_LISTEN" => Some("127.0.0.1:9".into()),

@@ -21,6 +21,7 @@ pub mod messages;
 pub mod metrics;
 pub mod node;
 pub mod program;
+pub mod ratelimit;
 pub mod store;
 pub mod task;
 

@@ -285,6 +285,7 @@ async fn run(config: &NodeConfig) -> anyhow::Result<()> {
         input_key: keys::input_key(dir)?,
         store: Store::open(&dir.join("node.redb"))?,
         http: config.api.listen,
+        rate_limits: config.api.limits(),
         confirmations: config.chain.confirmations,
     })
     .await?;

@@ -71,6 +71,8 @@ pub struct NodeSetup {
     pub store: Store,
     /// Where the HTTP API listens (port 0: any free port).
     pub http: SocketAddr,
+    /// Request rates the HTTP API admits.
+    pub rate_limits: crate::ratelimit::Limits,
     /// Blocks on top of a `ResultPublished` before the node reports it.
     pub confirmations: u64,
 }
@@ -185,7 +187,11 @@ impl Node {
         let mut loops = vec![
             tokio::spawn(serve_requests(inner.clone(), requests)),
             tokio::spawn(follow_gossip(inner.clone())),
-            tokio::spawn(crate::api::serve(inner.clone(), listener)),
+            tokio::spawn(crate::api::serve(
+                inner.clone(),
+                listener,
+                setup.rate_limits,
+            )),
         ];
         loops.extend(inner.resume()?);
         Ok(Node { inner, http, loops })

@@ -15,6 +15,7 @@ use conclave_chain::contracts::{ProjectSpec, ProverKind};
 use conclave_chain::{Chain, Contracts, DeployConfig, DevChain, EmbeddedChain, deploy};
 use conclave_node::envelope::SecretKey;
 use conclave_node::program::Program;
+use conclave_node::ratelimit::Limits;
 use conclave_node::store::Store;
 use conclave_node::{Node, NodeSetup};
 use conclave_p2p::config::NetworkConfig;
@@ -74,6 +75,12 @@ impl Cluster {
                 input_key: SecretKey::generate(),
                 store,
                 http: "127.0.0.1:0".parse()?,
+                // Every simulated device shares the loopback address, so one client may use the
+                // node's whole rate.
+                rate_limits: Limits {
+                    per_client: Limits::default().total,
+                    ..Limits::default()
+                },
                 confirmations: 0,
             })
             .await

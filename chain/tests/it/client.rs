@@ -1,8 +1,6 @@
 //! The Rust client beyond the main scenario: stake lifecycle, project updates, confirmed event
 //! watching, the addresses file, and transaction retries under nonce races on a real anvil.
 
-use crate::support;
-
 use std::time::Duration;
 
 use crate::support::TestChain;

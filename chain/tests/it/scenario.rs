@@ -3,8 +3,6 @@
 //! back from storage and from the event, and have every kind of bad submission rejected with its
 //! decoded error. Both backends must produce the same transcript.
 
-use crate::support;
-
 use crate::support::{GasBurningReceiver, RecordingReceiver, RevertingReceiver, TestChain};
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::signers::local::PrivateKeySigner;

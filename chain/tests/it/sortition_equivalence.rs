@@ -1,8 +1,6 @@
 //! The committee draw gives the same ranked candidates in Solidity (`TaskRouter.draw`, run by the
 //! embedded EVM) and in Rust (`Draw::rank`) for 1,000 random cases.
 
-use crate::support;
-
 use crate::support::TestChain;
 use alloy::primitives::{Address, B256, U256};
 use conclave_chain::sortition::Draw;

@@ -5,8 +5,6 @@
 //! Rounds: 0–1 base-OT setup; batch: 2 extend, 3 Gilboa, 4–5 coin toss, 6 COPE, 7–8 coin toss,
 //! 9 open (sacrifice), 10–13 MAC check.
 
-use crate::common;
-
 use crate::common::{FrameTamper, TamperTransport, round_of};
 use bytes::Bytes;
 use conclave_mpc::driver::run;

@@ -100,16 +100,22 @@ async fn bad_requests_get_4xx_and_the_node_keeps_serving() {
     // A flood is answered 429 before the node is overwhelmed.
     let status = format!("{api}/v1/tasks/{}", task.task_id);
     let flood = (0..1200).map(|_| http.get(&status).send());
-    let codes: Vec<u16> = join_all(flood)
+    let answers: Vec<reqwest::Response> = join_all(flood)
         .await
         .into_iter()
-        .map(|r| r.unwrap().status().as_u16())
+        .map(|r| r.unwrap())
         .collect();
-    assert!(
-        codes.contains(&429),
-        "no 429 among {} requests",
-        codes.len()
+    let codes: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    let refused = answers
+        .into_iter()
+        .find(|r| r.status() == 429)
+        .unwrap_or_else(|| panic!("no 429 among {} requests", codes.len()));
+    assert_eq!(
+        refused.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
     );
+    let (_, b) = status_of(refused).await;
+    assert_eq!(b["error"].as_str(), Some("rate_limited"), "{b}");
     assert!(codes.iter().all(|c| [200, 429].contains(c)));
 
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;

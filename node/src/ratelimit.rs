@@ -1,0 +1,181 @@
+//! Admission for the HTTP API: a token bucket per client address and one for the whole node, so
+//! one noisy device is slowed down without starving the others, and a crowd cannot overwhelm the
+//! node. Sans-IO: the caller passes the time.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Instant;
+
+/// Sustained requests per second; each bucket holds one second's worth as burst.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    pub per_client: f64,
+    pub total: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            per_client: 100.0,
+            total: 500.0,
+        }
+    }
+}
+
+/// Client buckets kept at most; idle (full) buckets are dropped first.
+const MAX_CLIENTS: usize = 16_384;
+
+/// Which limit refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// This client sent too many requests.
+    Client,
+    /// The node as a whole is at its limit.
+    Node,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn full(rate: f64, now: Instant) -> Self {
+        Bucket {
+            tokens: rate,
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, rate: f64, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(rate);
+        self.last = now;
+    }
+}
+
+/// The node's admission state.
+#[derive(Debug)]
+pub struct RateLimiter {
+    limits: Limits,
+    total: Bucket,
+    clients: HashMap<IpAddr, Bucket>,
+}
+
+impl RateLimiter {
+    pub fn new(limits: Limits, now: Instant) -> Self {
+        RateLimiter {
+            limits,
+            total: Bucket::full(limits.total, now),
+            clients: HashMap::new(),
+        }
+    }
+
+    /// Takes one token from `client`'s bucket and the node's, or says which was empty.
+    pub fn admit(&mut self, client: IpAddr, now: Instant) -> Result<(), Refusal> {
+        let Limits { per_client, total } = self.limits;
+        if !self.clients.contains_key(&client) && self.clients.len() >= MAX_CLIENTS {
+            self.clients.retain(|_, b| {
+                b.refill(per_client, now);
+                b.tokens < per_client
+            });
+            if self.clients.len() >= MAX_CLIENTS {
+                return Err(Refusal::Node);
+            }
+        }
+        let bucket = self
+            .clients
+            .entry(client)
+            .or_insert_with(|| Bucket::full(per_client, now));
+        bucket.refill(per_client, now);
+        self.total.refill(total, now);
+        if bucket.tokens < 1.0 {
+            return Err(Refusal::Client);
+        }
+        if self.total.tokens < 1.0 {
+            return Err(Refusal::Node);
+        }
+        bucket.tokens -= 1.0;
+        self.total.tokens -= 1.0;
+        Ok(())
+    }
+
+    /// Client buckets held (for tests and metrics).
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            per_client: 10.0,
+            total: 25.0,
+        }
+    }
+
+    #[test]
+    fn a_noisy_client_is_refused_while_others_are_served() {
+        let now = Instant::now();
+        let mut l = RateLimiter::new(limits(), now);
+        for _ in 0..10 {
+            assert_eq!(l.admit(ip(1), now), Ok(()));
+        }
+        assert_eq!(l.admit(ip(1), now), Err(Refusal::Client));
+        assert_eq!(l.admit(ip(2), now), Ok(()));
+    }
+
+    #[test]
+    fn the_node_limit_holds_across_clients() {
+        let now = Instant::now();
+        let mut l = RateLimiter::new(limits(), now);
+        let served = (0..50).filter(|i| l.admit(ip(*i), now).is_ok()).count();
+        assert_eq!(served, 25);
+        assert_eq!(l.admit(ip(200), now), Err(Refusal::Node));
+    }
+
+    #[test]
+    fn buckets_refill_with_time_up_to_one_second_of_burst() {
+        let now = Instant::now();
+        let mut l = RateLimiter::new(limits(), now);
+        while l.admit(ip(1), now).is_ok() {}
+        let later = now + Duration::from_millis(500);
+        let served = (0..20).filter(|_| l.admit(ip(1), later).is_ok()).count();
+        assert_eq!(served, 5);
+        let much_later = now + Duration::from_secs(60);
+        let served = (0..20)
+            .filter(|_| l.admit(ip(1), much_later).is_ok())
+            .count();
+        assert_eq!(served, 10);
+    }
+
+    #[test]
+    fn idle_clients_are_forgotten_when_the_table_is_full() {
+        let now = Instant::now();
+        let mut l = RateLimiter::new(
+            Limits {
+                per_client: 1.0,
+                total: 1e9,
+            },
+            now,
+        );
+        for i in 0..MAX_CLIENTS as u32 {
+            assert!(l.admit(IpAddr::from(i.to_be_bytes()), now).is_ok());
+        }
+        // All buckets are empty now: a new client finds no room.
+        assert_eq!(l.admit(ip(255), now), Err(Refusal::Node));
+        // A second later they are all full again, so they are dropped for the newcomer.
+        let later = now + Duration::from_secs(1);
+        assert_eq!(l.admit(ip(255), later), Ok(()));
+        assert_eq!(l.clients(), 1);
+    }
+}
