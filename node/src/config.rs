@@ -58,8 +58,8 @@ impl ApiSection {
     /// The limits the API enforces.
     pub fn limits(&self) -> Limits {
         Limits {
-            per_client: f64::from(self.requests_per_client.get()),
-            total: f64::from(self.requests_total.get()),
+            per_client: self.requests_per_client,
+            total: self.requests_total,
         }
     }
 }
@@ -86,10 +86,10 @@ fn default_api() -> SocketAddr {
     "127.0.0.1:7001".parse().expect("valid address")
 }
 fn default_per_client() -> NonZeroU32 {
-    NonZeroU32::new(Limits::default().per_client as u32).expect("non-zero default")
+    Limits::default().per_client
 }
 fn default_total() -> NonZeroU32 {
-    NonZeroU32::new(Limits::default().total as u32).expect("non-zero default")
+    Limits::default().total
 }
 fn default_confirmations() -> u64 {
     1
@@ -221,8 +221,8 @@ local = false
 listen = "{api}"
 # Requests per second to /v1 from one client address, and from all clients together; more
 # are answered 429 with Retry-After.
-requests_per_client = 100
-requests_total = 500
+requests_per_client = {per_client}
+requests_total = {total}
 
 [chain]
 # JSON-RPC endpoint of the chain the contracts are deployed on.
@@ -231,7 +231,9 @@ rpc = "{rpc}"
 addresses = "addresses.json"
 # Blocks on top of a published result before the node reports it as published.
 confirmations = 1
-"#
+"#,
+        per_client = Limits::default().per_client,
+        total = Limits::default().total,
     )
 }
 
@@ -249,7 +251,11 @@ mod tests {
         let mut c = NodeConfig::parse(&text).unwrap();
         assert_eq!(c.chain.confirmations, 1);
         assert_eq!(c.api.limits(), Limits::default());
-        let zero = text.replace("requests_per_client = 100", "requests_per_client = 0");
+        let zero = text.replace(
+            &format!("requests_per_client = {}", Limits::default().per_client),
+            "requests_per_client = 0",
+        );
+        assert_ne!(zero, text);
         assert!(NodeConfig::parse(&zero).is_err());
         c.apply_env(|k| match k {
             "CONCLAVE_BOOTSTRAP" => Some("/ip4/1.2.3.4/tcp/1, /ip4/5.6.7.8/tcp/2".into()),

@@ -4,20 +4,21 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::time::Instant;
 
 /// Sustained requests per second; each bucket holds one second's worth as burst.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    pub per_client: f64,
-    pub total: f64,
+    pub per_client: NonZeroU32,
+    pub total: NonZeroU32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            per_client: 100.0,
-            total: 500.0,
+            per_client: NonZeroU32::new(100).expect("non-zero"),
+            total: NonZeroU32::new(500).expect("non-zero"),
         }
     }
 }
@@ -67,14 +68,15 @@ impl RateLimiter {
     pub fn new(limits: Limits, now: Instant) -> Self {
         RateLimiter {
             limits,
-            total: Bucket::full(limits.total, now),
+            total: Bucket::full(f64::from(limits.total.get()), now),
             clients: HashMap::new(),
         }
     }
 
     /// Takes one token from `client`'s bucket and the node's, or says which was empty.
     pub fn admit(&mut self, client: IpAddr, now: Instant) -> Result<(), Refusal> {
-        let Limits { per_client, total } = self.limits;
+        let per_client = f64::from(self.limits.per_client.get());
+        let total = f64::from(self.limits.total.get());
         if !self.clients.contains_key(&client) && self.clients.len() >= MAX_CLIENTS {
             self.clients.retain(|_, b| {
                 b.refill(per_client, now);
@@ -116,17 +118,17 @@ mod tests {
         IpAddr::from([10, 0, 0, last])
     }
 
-    fn limits() -> Limits {
+    fn limits(per_client: u32, total: u32) -> Limits {
         Limits {
-            per_client: 10.0,
-            total: 25.0,
+            per_client: NonZeroU32::new(per_client).unwrap(),
+            total: NonZeroU32::new(total).unwrap(),
         }
     }
 
     #[test]
     fn a_noisy_client_is_refused_while_others_are_served() {
         let now = Instant::now();
-        let mut l = RateLimiter::new(limits(), now);
+        let mut l = RateLimiter::new(limits(10, 25), now);
         for _ in 0..10 {
             assert_eq!(l.admit(ip(1), now), Ok(()));
         }
@@ -137,7 +139,7 @@ mod tests {
     #[test]
     fn the_node_limit_holds_across_clients() {
         let now = Instant::now();
-        let mut l = RateLimiter::new(limits(), now);
+        let mut l = RateLimiter::new(limits(10, 25), now);
         let served = (0..50).filter(|i| l.admit(ip(*i), now).is_ok()).count();
         assert_eq!(served, 25);
         assert_eq!(l.admit(ip(200), now), Err(Refusal::Node));
@@ -146,7 +148,7 @@ mod tests {
     #[test]
     fn buckets_refill_with_time_up_to_one_second_of_burst() {
         let now = Instant::now();
-        let mut l = RateLimiter::new(limits(), now);
+        let mut l = RateLimiter::new(limits(10, 25), now);
         while l.admit(ip(1), now).is_ok() {}
         let later = now + Duration::from_millis(500);
         let served = (0..20).filter(|_| l.admit(ip(1), later).is_ok()).count();
@@ -161,13 +163,7 @@ mod tests {
     #[test]
     fn idle_clients_are_forgotten_when_the_table_is_full() {
         let now = Instant::now();
-        let mut l = RateLimiter::new(
-            Limits {
-                per_client: 1.0,
-                total: 1e9,
-            },
-            now,
-        );
+        let mut l = RateLimiter::new(limits(1, u32::MAX), now);
         for i in 0..MAX_CLIENTS as u32 {
             assert!(l.admit(IpAddr::from(i.to_be_bytes()), now).is_ok());
         }
