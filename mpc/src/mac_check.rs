@@ -14,7 +14,7 @@ use crate::commit::{Binding, CoinToss, Digest, commit};
 use crate::field::Fp;
 use crate::ot::prg::Prg;
 use crate::session::Abort;
-use crate::share::{MacKeyShare, PartyId};
+use crate::share::{CheckToken, KeyError, MacKeyShare, PartyId};
 use crate::wire::{Body, BodyView, CheckReveal, SessionId};
 
 /// Which of a session's two checks this is, to name it in errors.
@@ -109,23 +109,34 @@ pub(crate) struct MacCheck {
     commit_round: u32,
     commits: Vec<Digest>,
     reveals: Vec<CheckReveal>,
+    /// This check's place among the key's checks; dropping it unresolved poisons the key.
+    token: Option<CheckToken>,
 }
 
 /// Whether the check needs more rounds.
 pub(crate) enum Progress {
     Continue,
+    /// Every message is in, but an earlier check under the key has not resolved yet: call
+    /// [`MacCheck::complete`] again once it has ([`MacKeyShare::changed`]).
+    Blocked,
     Passed,
 }
 
 impl MacCheck {
-    pub fn new(stage: CheckStage, log: OpenedLog, parties: usize) -> Self {
+    pub fn new(
+        stage: CheckStage,
+        log: OpenedLog,
+        parties: usize,
+        key: &MacKeyShare,
+    ) -> Result<Self, Abort> {
+        let token = key.begin_check().map_err(|_| Abort::KeyPoisoned)?;
         let empty = CheckReveal {
             sigma: Fp::ZERO,
             opened_view: Fp::ZERO,
             public_view: Fp::ZERO,
             nonce: [0; 32],
         };
-        MacCheck {
+        Ok(MacCheck {
             stage,
             step: Step::CommitSeed,
             log,
@@ -134,7 +145,8 @@ impl MacCheck {
             commit_round: 0,
             commits: vec![[0; 32]; parties],
             reveals: vec![empty; parties],
-        }
+            token: Some(token),
+        })
     }
 
     /// This party's message for the current step.
@@ -211,8 +223,17 @@ impl MacCheck {
         }
     }
 
-    /// Finishes the current step once every party's message is in.
+    /// Finishes the current step once every party's message is in. A failure leaves the key
+    /// poisoned.
     pub fn complete(&mut self, ctx: Ctx, key: &MacKeyShare) -> Result<Progress, Abort> {
+        let result = self.step_forward(ctx, key);
+        if result.is_err() {
+            self.token = None;
+        }
+        result
+    }
+
+    fn step_forward(&mut self, ctx: Ctx, key: &MacKeyShare) -> Result<Progress, Abort> {
         match self.step {
             Step::CommitSeed => self.step = Step::OpenSeed,
             Step::OpenSeed => {
@@ -228,11 +249,17 @@ impl MacCheck {
                 };
                 self.step = Step::CommitReveal;
             }
-            Step::CommitReveal => self.step = Step::OpenReveal,
+            Step::CommitReveal => {
+                // Every σ commitment is in; from here this party's σ is out.
+                self.token.as_mut().ok_or(Abort::KeyPoisoned)?.expose();
+                self.step = Step::OpenReveal;
+            }
             Step::OpenReveal => {
-                // A check elsewhere under this key failed meanwhile: nothing passes any more.
-                if key.is_poisoned() {
-                    return Err(Abort::KeyPoisoned);
+                let token = self.token.as_ref().ok_or(Abort::KeyPoisoned)?;
+                match token.may_conclude() {
+                    Err(KeyError::Poisoned | KeyError::Busy) => return Err(Abort::KeyPoisoned),
+                    Ok(false) => return Ok(Progress::Blocked),
+                    Ok(true) => {}
                 }
                 let sum: Fp = self.reveals.iter().map(|r| r.sigma).sum();
                 if !sum.is_zero() {
@@ -245,6 +272,9 @@ impl MacCheck {
                     return Err(Abort::InconsistentBroadcast { party });
                 }
                 self.log.wipe();
+                if let Some(token) = self.token.take() {
+                    token.passed();
+                }
                 return Ok(Progress::Passed);
             }
         }

@@ -107,6 +107,13 @@ pub enum Abort {
     KeyPoisoned,
     #[error("transport to party {peer} failed: {reason}")]
     Transport { peer: PartyId, reason: String },
+    /// Nothing arrived in time: from party `waiting_for`, or (None) the verdict of an earlier
+    /// MAC check under the same key.
+    #[error("waited {after:?} for {}", match waiting_for { Some(p) => format!("party {p}"), None => "another MAC check under this key".into() })]
+    Timeout {
+        waiting_for: Option<PartyId>,
+        after: std::time::Duration,
+    },
     #[error("the session already ended ({0})")]
     Ended(&'static str),
 }
@@ -116,6 +123,9 @@ pub enum Abort {
 pub enum Status {
     /// More rounds follow; call [`Session::outgoing`] again.
     Continue,
+    /// Every frame of the round is in, but the round's MAC check must wait for an earlier check
+    /// under the same key: call [`Session::resume`] after [`MacKeyShare::changed`](crate::share::MacKeyShare::changed).
+    Blocked,
     /// The checked public outputs.
     Done(Vec<Fp>),
 }
@@ -146,6 +156,8 @@ pub struct Session {
     keep: Vec<Wire>,
     kept: Vec<Share>,
     phase: Phase,
+    /// All of the round's frames are in, but its check waits for an earlier one.
+    blocked: bool,
     gate: RoundGate,
     out: Bytes,
 }
@@ -238,6 +250,7 @@ impl Session {
             phase: Phase::Inputs {
                 received: vec![Vec::new(); cfg.parties],
             },
+            blocked: false,
             gate: RoundGate::new(cfg.session, cfg.party, cfg.parties, cfg.max_frame),
             out: Bytes::new(),
         };
@@ -293,8 +306,33 @@ impl Session {
         match self.phase {
             Phase::Finished => Err(Abort::Ended("finished")),
             Phase::Poisoned => Err(Abort::Ended("aborted earlier")),
+            _ if self.blocked => Err(Abort::Ended("waiting for another MAC check")),
             _ => Ok(()),
         }
+    }
+
+    /// Whether the session waits for another MAC check under its key ([`Status::Blocked`]).
+    pub fn is_blocked(&self) -> bool {
+        self.blocked
+    }
+
+    /// The MAC key this session checks under.
+    pub fn mac_key(&self) -> &crate::share::MacKeyShare {
+        &self.material.key
+    }
+
+    /// Retries a round that returned [`Status::Blocked`].
+    pub fn resume(&mut self) -> Result<Status, Abort> {
+        if !self.blocked {
+            return Ok(Status::Continue);
+        }
+        self.blocked = false;
+        let result = self.complete_round();
+        if let Err(e) = &result {
+            self.poison();
+            return Err(e.clone());
+        }
+        result
     }
 
     fn ctx(&self) -> Ctx {
@@ -399,12 +437,12 @@ impl Session {
                 received[self.cfg.party] = self.own_masked_inputs();
                 self.finish_inputs(&received);
                 self.evaluate_linear(0);
-                self.after_layer(0)
+                self.after_layer(0)?
             }
             Phase::Multiply { layer, sums } => {
                 self.finish_multiplications(layer, &sums);
                 self.evaluate_linear(layer);
-                self.after_layer(layer)
+                self.after_layer(layer)?
             }
             Phase::Check(mut check) => match check.complete(ctx, &self.material.key) {
                 Err(e) => {
@@ -413,6 +451,18 @@ impl Session {
                     return Err(e);
                 }
                 Ok(Progress::Continue) => Phase::Check(check),
+                Ok(Progress::Blocked) => {
+                    self.phase = Phase::Check(check);
+                    self.blocked = true;
+                    return Ok(Status::Blocked);
+                }
+                Ok(Progress::Passed)
+                    if check.stage == CheckStage::Intermediate
+                        && self.circuit.outputs().is_empty() =>
+                {
+                    self.finish();
+                    return Ok(Status::Done(Vec::new()));
+                }
                 Ok(Progress::Passed) if check.stage == CheckStage::Intermediate => {
                     Phase::OpenOutputs { sums: Vec::new() }
                 }
@@ -432,7 +482,8 @@ impl Session {
                     CheckStage::Outputs,
                     log,
                     self.cfg.parties,
-                )))
+                    &self.material.key,
+                )?))
             }
             Phase::Finished | Phase::Poisoned => unreachable!("checked by ensure_running"),
         };
@@ -446,26 +497,29 @@ impl Session {
         Ok(Status::Continue)
     }
 
-    /// The phase after multiplication layer `layer` and its linear gates are done.
-    fn after_layer(&mut self, layer: usize) -> Phase {
+    /// The phase after multiplication layer `layer` and its linear gates are done. Whatever was
+    /// opened is checked before anything (outputs or kept shares) leaves the session.
+    fn after_layer(&mut self, layer: usize) -> Result<Phase, Abort> {
         if layer < self.plan.depth() {
-            return Phase::Multiply {
+            return Ok(Phase::Multiply {
                 layer: layer + 1,
                 sums: Vec::new(),
-            };
-        }
-        if self.circuit.outputs().is_empty() {
-            return Phase::Finished;
+            });
         }
         if self.log.is_empty() {
-            return Phase::OpenOutputs { sums: Vec::new() };
+            return Ok(if self.circuit.outputs().is_empty() {
+                Phase::Finished
+            } else {
+                Phase::OpenOutputs { sums: Vec::new() }
+            });
         }
         let log = std::mem::take(&mut self.log);
-        Phase::Check(Box::new(MacCheck::new(
+        Ok(Phase::Check(Box::new(MacCheck::new(
             CheckStage::Intermediate,
             log,
             self.cfg.parties,
-        )))
+            &self.material.key,
+        )?)))
     }
 
     fn finish_inputs(&mut self, received: &[Vec<Fp>]) {

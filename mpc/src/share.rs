@@ -4,9 +4,12 @@
 //! operations are local; a public constant is added to the value by party 0 only, while every party
 //! adds `c·α_i` to its MAC share.
 
+use std::collections::BTreeSet;
 use std::ops::{Add, Neg, Sub};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
 
 use zeroize::Zeroize;
 
@@ -26,9 +29,10 @@ pub struct Share {
 
 /// One party's share α_i of the global MAC key.
 ///
-/// Clones are the same key: they share a state that lets only one session use the key at a time
-/// (so MAC checks under one key never run concurrently) and that marks the key poisoned for good
-/// once a MAC check under it failed. The value is wiped when a copy is dropped.
+/// Clones are the same key: they share a state that lets only one online session use the key at a
+/// time, that orders the MAC checks made under it ([`CheckToken`]), and that marks the key poisoned
+/// for good once a check under it failed or was abandoned. The value is wiped when a copy is
+/// dropped.
 #[derive(Clone)]
 pub struct MacKeyShare {
     alpha_i: Fp,
@@ -39,23 +43,93 @@ pub struct MacKeyShare {
 struct KeyState {
     in_use: AtomicBool,
     poisoned: AtomicBool,
+    ledger: Mutex<CheckLedger>,
+    /// Woken whenever a check resolves or the key is poisoned.
+    changed: Notify,
+}
+
+/// The MAC checks under one key that have revealed σ but have no verdict yet.
+#[derive(Default)]
+struct CheckLedger {
+    next: u64,
+    exposed: BTreeSet<u64>,
 }
 
 /// Why a MAC key cannot be used now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
-    #[error("the MAC key is in use by another session; MAC checks under one key are serialised")]
+    #[error("the MAC key is in use by another session")]
     Busy,
-    #[error("a MAC check under this key failed; the key must never be used again")]
+    #[error("a MAC check under this key failed or was abandoned; the key must never be used again")]
     Poisoned,
 }
 
-/// Exclusive use of a MAC key by one session; released when dropped.
+/// Exclusive use of a MAC key by one online session; released when dropped.
 pub(crate) struct KeyLease(Arc<KeyState>);
 
 impl Drop for KeyLease {
     fn drop(&mut self) {
         self.0.in_use.store(false, Ordering::Release);
+    }
+}
+
+/// One MAC check under a key, from its first message to its verdict.
+///
+/// Revealing σ in a check whose opened values the adversary shifted tells it α ("Rushing at
+/// SPDZ"); if it then withholds its own reveal, that check never fails, and every other check
+/// under α could be forged. So a check may pass only after every check that revealed σ before
+/// this one had all its σ commitments resolved (waiting is local: messages keep flowing, and
+/// the order of reveals after commitments rules out cycles), and a check that ends any way but
+/// passing (failure, drop, deadline, transport error) poisons the key for every copy.
+pub struct CheckToken {
+    state: Arc<KeyState>,
+    seq: u64,
+    /// Exposed checks this one must see resolved before it may pass.
+    wait_for: Vec<u64>,
+    resolved: bool,
+}
+
+impl CheckToken {
+    /// Called once all σ commitments of this check are in, just before this party reveals its σ.
+    pub(crate) fn expose(&mut self) {
+        let mut ledger = self.state.lock_ledger();
+        self.wait_for = ledger.exposed.iter().copied().collect();
+        ledger.exposed.insert(self.seq);
+    }
+
+    /// Whether this check may reach its verdict now; an error once the key is poisoned.
+    pub(crate) fn may_conclude(&self) -> Result<bool, KeyError> {
+        if self.state.poisoned.load(Ordering::Acquire) {
+            return Err(KeyError::Poisoned);
+        }
+        let ledger = self.state.lock_ledger();
+        Ok(!self.wait_for.iter().any(|s| ledger.exposed.contains(s)))
+    }
+
+    /// The check passed: later checks need not wait for it.
+    pub(crate) fn passed(mut self) {
+        self.resolved = true;
+        self.state.resolve(self.seq);
+    }
+}
+
+impl Drop for CheckToken {
+    fn drop(&mut self) {
+        if !self.resolved {
+            self.state.poisoned.store(true, Ordering::Release);
+            self.state.resolve(self.seq);
+        }
+    }
+}
+
+impl KeyState {
+    fn lock_ledger(&self) -> std::sync::MutexGuard<'_, CheckLedger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn resolve(&self, seq: u64) {
+        self.lock_ledger().exposed.remove(&seq);
+        self.changed.notify_waiters();
     }
 }
 
@@ -72,7 +146,7 @@ impl MacKeyShare {
         self.alpha_i
     }
 
-    /// Whether a MAC check under this key has failed.
+    /// Whether a MAC check under this key has failed or was abandoned.
     pub fn is_poisoned(&self) -> bool {
         self.state.poisoned.load(Ordering::Acquire)
     }
@@ -89,9 +163,31 @@ impl MacKeyShare {
         Ok(KeyLease(self.state.clone()))
     }
 
+    /// Starts a MAC check under this key.
+    pub fn begin_check(&self) -> Result<CheckToken, KeyError> {
+        if self.is_poisoned() {
+            return Err(KeyError::Poisoned);
+        }
+        let mut ledger = self.state.lock_ledger();
+        ledger.next += 1;
+        Ok(CheckToken {
+            state: self.state.clone(),
+            seq: ledger.next,
+            wait_for: Vec::new(),
+            resolved: false,
+        })
+    }
+
+    /// Resolves once a check under this key concluded or the key was poisoned after this call;
+    /// create it before testing the condition you wait for.
+    pub fn changed(&self) -> impl std::future::Future<Output = ()> + '_ {
+        self.state.changed.notified()
+    }
+
     /// Marks the key (every copy of it) as never to be used again.
-    pub(crate) fn poison(&self) {
+    pub fn poison(&self) {
         self.state.poisoned.store(true, Ordering::Release);
+        self.state.changed.notify_waiters();
     }
 }
 

@@ -28,7 +28,7 @@ use crate::ot::prg::Prg;
 use crate::prep::{InputMask, Triple};
 use crate::rounds::RoundGate;
 use crate::session::Abort;
-use crate::share::{PartyId, Share};
+use crate::share::{MacKeyShare, PartyId, Share};
 use crate::wire::{Body, BodyView, encode_values};
 
 /// The most triples, or random values plus masks, in one batch (bounded by the frame size).
@@ -107,6 +107,8 @@ pub struct Batch<'k> {
     opened: Vec<Fp>,
     open_shares: Vec<Share>,
     check: Option<Box<MacCheck>>,
+    /// The batch's check waits for an earlier check under the key.
+    blocked: bool,
     done: bool,
 }
 
@@ -170,6 +172,7 @@ impl<'k> Batch<'k> {
             opened: Vec::new(),
             open_shares: Vec::new(),
             check: None,
+            blocked: false,
             done: false,
             gate,
             keys,
@@ -307,7 +310,8 @@ impl<'k> Batch<'k> {
                     CheckStage::Preprocessing,
                     log,
                     self.gate.parties,
-                )));
+                    &self.keys.key,
+                )?));
                 Step::Check
             }
             Step::Check => {
@@ -315,6 +319,10 @@ impl<'k> Batch<'k> {
                 let check = self.check.as_mut().expect("in check");
                 match check.complete(ctx, &self.keys.key)? {
                     Progress::Continue => Step::Check,
+                    Progress::Blocked => {
+                        self.blocked = true;
+                        return Ok(None);
+                    }
                     Progress::Passed => {
                         self.done = true;
                         self.keys.next_round = self.gate.round + 1;
@@ -568,7 +576,17 @@ impl<'k> Batch<'k> {
         }
         self.done = true;
         self.wipe();
+        self.check = None;
         e
+    }
+}
+
+impl Drop for Batch<'_> {
+    /// A batch dropped mid-run wipes what it holds; an unresolved check poisons the key.
+    fn drop(&mut self) {
+        if !self.done {
+            self.wipe();
+        }
     }
 }
 
@@ -606,8 +624,8 @@ impl Protocol for Batch<'_> {
     type Output = BatchOutput;
 
     fn outgoing(&mut self) -> Result<Outgoing, Abort> {
-        if self.done {
-            return Err(Abort::Ended("finished or aborted"));
+        if self.done || self.blocked {
+            return Err(Abort::Ended("finished, aborted or waiting"));
         }
         Ok(match &self.out {
             Outgoing::Broadcast(f) => Outgoing::Broadcast(f.clone()),
@@ -616,7 +634,7 @@ impl Protocol for Batch<'_> {
     }
 
     fn incoming(&mut self, from: PartyId, bytes: &[u8]) -> Result<Option<BatchOutput>, Abort> {
-        if self.done {
+        if self.done || self.blocked {
             return Err(Abort::Ended("finished or aborted"));
         }
         let result = self
@@ -635,5 +653,17 @@ impl Protocol for Batch<'_> {
 
     fn abort(&mut self, reason: Abort) -> Abort {
         self.fail(reason)
+    }
+
+    fn blocked_on(&self) -> Option<MacKeyShare> {
+        self.blocked.then(|| self.keys.key.clone())
+    }
+
+    fn resume(&mut self) -> Result<Option<BatchOutput>, Abort> {
+        if !self.blocked || self.done {
+            return Ok(None);
+        }
+        self.blocked = false;
+        self.complete().map_err(|e| self.fail(e))
     }
 }

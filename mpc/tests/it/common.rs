@@ -90,6 +90,7 @@ pub fn run_keeping_keys(
         f(&mut materials[cheat.party]);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .expect("runtime");
     rt.block_on(async move {

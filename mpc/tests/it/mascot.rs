@@ -14,6 +14,7 @@ const SESSION: SessionId = SessionId([0x3a; 16]);
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
+        .enable_time()
         .worker_threads(2)
         .build()
         .unwrap()

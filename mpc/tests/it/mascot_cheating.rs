@@ -48,6 +48,7 @@ enum Cheat {
 fn run_batch(parties: usize, cheater: PartyId, cheat: &Cheat) -> Vec<Result<BatchOutput, Abort>> {
     let alphas: Vec<Fp> = (0..parties).map(|_| Fp::random(&mut rand::rng())).collect();
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap();
     rt.block_on(async {
@@ -219,6 +220,7 @@ fn a_pool_never_stocks_material_from_an_aborted_batch() {
     let parties = 3;
     let cheater = 1;
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_time()
         .worker_threads(2)
         .build()
         .unwrap();
