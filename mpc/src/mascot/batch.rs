@@ -1,29 +1,32 @@
 //! One MASCOT batch, sans-IO: triples, random values and input masks, output only if every check
 //! passed.
 //!
-//! Rounds (frames per peer unless noted):
-//! - 1 **Extend**: as KOS receiver, the OT-extension message whose choices are the bits of this
-//!   party's τ·N candidate values a_{t,k}; each peer checks it (KOS) before using it.
-//! - 2 **Gilboa**: as KOS sender, corrections d = v0 − v1 + b_t, so the peer's chosen message
-//!   gives it a share of a_{t,k}·b_t; every party ends with a share of c_{t,k} = a_{t,k}·b_t
-//!   where a = Σ_i a^i, b = Σ_i b^i.
-//! - 3–4 coin toss (broadcast): r, r̂ combine the τ candidates into (a, c) and (â, ĉ), so a
+//! Rounds (frames per peer unless noted); the heavy steps run in segments so that no frame holds
+//! more than [`SEGMENT_BYTES`] of payload, whatever the batch size:
+//! - **Extend** (one round per segment of triples): as SoftSpokenOT receiver, the OT-extension
+//!   message whose choices are the bits of this party's τ candidate values a_{t,k} of the
+//!   segment; each peer checks it before using it.
+//! - **Gilboa** (right after each Extend): as OT sender, corrections d = v0 − v1 + b_t, so the
+//!   peer's chosen message gives it a share of a_{t,k}·b_t; every party ends with a share of
+//!   c_{t,k} = a_{t,k}·b_t where a = Σ_i a^i, b = Σ_i b^i.
+//! - coin toss (2 rounds, broadcast): r, r̂ combine the τ candidates into (a, c) and (â, ĉ), so a
 //!   selective-failure attack on the Gilboa step learns nothing about a.
-//! - 5 **Authenticate**: COPE messages MACing this party's shares of a, b, c, â, ĉ, its random
-//!   values, its input masks and one random x₀, under every peer's key share.
-//! - 6–7 coin toss (broadcast): the sacrifice challenges s_t and the coefficients χ.
-//! - 8 **Open** (broadcast): ρ_t = s_t·a_t − â_t, and y = Σ χ_k·v_k + x₀ over every value MACed.
-//! - 9–12 MAC check of ρ, y, and of s_t·c_t − ĉ_t − ρ_t·b_t claimed to be 0 (the sacrifice).
+//! - **Authenticate** (one round per segment of values): VOLE messages MACing this party's shares
+//!   of a, b, c, â, ĉ, its random values, its input masks and one random x₀, under every peer's
+//!   key share.
+//! - coin toss (2 rounds, broadcast): the sacrifice challenges s_t and the coefficients χ.
+//! - **Open** (broadcast): ρ_t = s_t·a_t − â_t, and y = Σ χ_k·v_k + x₀ over every value MACed.
+//! - MAC check (4 rounds) of ρ, y, and of s_t·c_t − ĉ_t − ρ_t·b_t claimed to be 0 (the sacrifice).
 
 use bytes::Bytes;
 
-use super::cope::{FIELD_BITS, bits};
-use super::{MAX_PREP_FRAME, MascotKeys, TAU, pair_context};
+use super::vole::ELEMENTS_PER_VALUE;
+use super::{FIELD_BITS, MAX_PREP_FRAME, MascotKeys, SEGMENT_BYTES, TAU, bits, pair_context};
 use crate::commit::{Binding, CoinToss};
 use crate::driver::{Outgoing, Protocol};
 use crate::field::Fp;
 use crate::mac_check::{CheckStage, Committed, Ctx, MacCheck, OpenedLog, Progress};
-use crate::ot::kos::KosReceiver;
+use crate::ot::softspoken::SoftReceiver;
 use crate::ot::prg::Prg;
 use crate::prep::{InputMask, Triple};
 use crate::rounds::RoundGate;
@@ -31,8 +34,16 @@ use crate::session::Abort;
 use crate::share::{MacKeyShare, PartyId, Share};
 use crate::wire::{Body, BodyView, encode_values};
 
-/// The most triples, or random values plus masks, in one batch (bounded by the frame size).
-pub const MAX_PER_BATCH: usize = 1024;
+/// The most triples, or random values plus masks, in one batch (bounded by memory; frames are
+/// bounded by segmenting).
+pub const MAX_PER_BATCH: usize = 1 << 16;
+
+/// OTs per Gilboa product: one per bit of a candidate value.
+const OTS_PER_CANDIDATE: usize = FIELD_BITS;
+/// Triples per Extend/Gilboa segment: a segment's corrections fill at most [`SEGMENT_BYTES`].
+const TRIPLES_PER_SEGMENT: usize = SEGMENT_BYTES / (TAU * OTS_PER_CANDIDATE * 32);
+/// Values per Authenticate segment.
+const VALUES_PER_SEGMENT: usize = SEGMENT_BYTES / (ELEMENTS_PER_VALUE * 32);
 
 /// What one batch produces.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,11 +76,11 @@ pub struct BatchOutput {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
-    Extend,
-    Gilboa,
+    Extend(usize),
+    Gilboa(usize),
     CombineCommit,
     CombineOpen,
-    Authenticate,
+    Authenticate(usize),
     ChallengeCommit,
     ChallengeOpen,
     Open,
@@ -89,12 +100,12 @@ pub struct Batch<'k> {
     b: Vec<Fp>,
     /// Shares of a_{t,k}·b_t being accumulated.
     c: Vec<Fp>,
-    /// KOS receiver rows for each peer.
+    /// OT-extension receiver rows of the current segment, for each peer.
     t_rows: Vec<Vec<u128>>,
-    /// Gilboa corrections for each peer.
+    /// Gilboa corrections of the current segment, for each peer.
     corrections: Vec<Vec<Fp>>,
     coin: CoinToss,
-    /// This party's COPE inputs and its own MAC shares of them.
+    /// This party's authenticated inputs and its own MAC shares of them.
     inputs: Vec<Fp>,
     own_macs: Vec<Fp>,
     /// MAC shares this party holds of each peer's inputs.
@@ -140,27 +151,18 @@ impl<'k> Batch<'k> {
             keys.next_round,
         );
         let parties = keys.parties;
-        let choices: Vec<bool> = a.iter().flat_map(bits).collect();
-        let mut t_rows = vec![Vec::new(); parties];
-        let mut frames = vec![Bytes::new(); parties];
         for j in gate.peers() {
-            let pair = keys.pairs[j].as_ref().ok_or(BatchError::PairDestroyed(j))?;
-            let context = pair_context(keys.session, keys.party, j, "KOS");
-            let (msg, rows) = pair
-                .kos_receiver
-                .extend(&context, batch, &choices, &mut rng);
-            t_rows[j] = rows;
-            frames[j] = gate.frame(Body::Bytes(msg));
+            keys.pairs[j].as_ref().ok_or(BatchError::PairDestroyed(j))?;
         }
-        Ok(Batch {
+        let mut batch = Batch {
             spec,
             batch,
-            step: Step::Extend,
-            out: Outgoing::PerPeer(frames),
+            step: Step::Extend(0),
+            out: Outgoing::PerPeer(Vec::new()),
             a,
             b,
             c,
-            t_rows,
+            t_rows: vec![Vec::new(); parties],
             corrections: vec![Vec::new(); parties],
             coin: CoinToss::new(parties),
             inputs: Vec::new(),
@@ -176,7 +178,68 @@ impl<'k> Batch<'k> {
             done: false,
             gate,
             keys,
-        })
+        };
+        batch.out = batch.extend_frames(0);
+        Ok(batch)
+    }
+
+    /// Extend/Gilboa segments: triples `[s·T, min((s+1)·T, n))` for s below this.
+    fn triple_segments(&self) -> usize {
+        self.spec.triples.div_ceil(TRIPLES_PER_SEGMENT).max(1)
+    }
+
+    /// Authenticate segments, enough for the party with the most values.
+    fn value_segments(&self) -> usize {
+        let most = (0..self.gate.parties)
+            .map(|j| self.input_len(j))
+            .max()
+            .unwrap_or(0);
+        most.div_ceil(VALUES_PER_SEGMENT)
+    }
+
+    /// The candidates of triple segment `seg`, and the index of its first OT in the batch.
+    fn candidates(&self, seg: usize) -> (std::ops::Range<usize>, usize) {
+        let first = seg * TRIPLES_PER_SEGMENT;
+        let last = ((seg + 1) * TRIPLES_PER_SEGMENT).min(self.spec.triples);
+        let range = first * TAU..last.max(first) * TAU;
+        let first_ot = range.start * OTS_PER_CANDIDATE;
+        (range, first_ot)
+    }
+
+    /// Party `j`'s values in value segment `seg`.
+    fn values(&self, j: PartyId, seg: usize) -> std::ops::Range<usize> {
+        let len = self.input_len(j);
+        let first = (seg * VALUES_PER_SEGMENT).min(len);
+        first..((seg + 1) * VALUES_PER_SEGMENT).min(len)
+    }
+
+    /// The PRG nonce of triple segment `seg`: unique per batch and segment.
+    fn nonce(&self, seg: usize) -> u64 {
+        (self.batch << 20) | seg as u64
+    }
+
+    /// The hash tweak of this batch's OT `ot`: unique per batch and OT.
+    fn tweak(&self, ot: usize) -> u64 {
+        (self.batch << 32) | ot as u64
+    }
+
+    /// This party's OT-extension messages for triple segment `seg` (choices: its a bits).
+    fn extend_frames(&mut self, seg: usize) -> Outgoing {
+        let (session, me) = (self.gate.session, self.gate.party);
+        let (range, _) = self.candidates(seg);
+        let choices: Vec<bool> = self.a[range].iter().flat_map(bits).collect();
+        let nonce = self.nonce(seg);
+        let mut frames = vec![Bytes::new(); self.gate.parties];
+        for j in self.gate.peers() {
+            let pair = self.keys.pairs[j].as_ref().expect("checked at start");
+            let context = pair_context(session, me, j, "OT extension");
+            let (msg, rows) = pair
+                .ot_receiver
+                .extend(&context, nonce, &choices, &mut rand::rng());
+            self.t_rows[j] = rows;
+            frames[j] = self.gate.frame(Body::Bytes(msg));
+        }
+        Outgoing::PerPeer(frames)
     }
 
     /// How many values party `j` authenticates in round 5.
@@ -193,44 +256,15 @@ impl<'k> Batch<'k> {
     }
 
     fn accept(&mut self, from: PartyId, body: BodyView) -> Result<(), Abort> {
-        let n = self.spec.triples;
-        let ots = n * TAU * FIELD_BITS;
         match self.step {
-            Step::Extend => {
+            Step::Extend(seg) => {
                 let msg = expect_bytes(from, body)?;
-                let context = pair_context(self.gate.session, from, self.gate.party, "KOS");
-                let pair = self.keys.pairs[from].as_mut().expect("checked at start");
-                let q = pair
-                    .kos_sender
-                    .extend(&context, self.batch, ots, msg)
-                    .map_err(|_| Abort::OtCheckFailed { party: from })?;
-                let (v0, v1) = pair.kos_sender.outputs_all(self.batch, &q);
-                let mut d = vec![Fp::ZERO; ots];
-                for g in 0..n * TAU {
-                    let b = self.b[g / TAU];
-                    let mut acc = Fp::ZERO;
-                    for h in (0..FIELD_BITS).rev() {
-                        let j = g * FIELD_BITS + h;
-                        d[j] = v0[j] - v1[j] + b;
-                        acc = acc + acc + v0[j];
-                    }
-                    self.c[g] -= acc;
-                }
-                self.corrections[from] = d;
+                self.gilboa_send(from, seg, msg)?;
             }
-            Step::Gilboa => {
-                let d = expect_values(from, body, ots)?;
-                let w = KosReceiver::outputs_all(self.batch, &self.t_rows[from]);
-                for g in 0..n * TAU {
-                    let abits: Vec<bool> = bits(&self.a[g]).collect();
-                    let mut acc = Fp::ZERO;
-                    for h in (0..FIELD_BITS).rev() {
-                        let j = g * FIELD_BITS + h;
-                        let v = if abits[h] { w[j] + d[j] } else { w[j] };
-                        acc = acc + acc + v;
-                    }
-                    self.c[g] += acc;
-                }
+            Step::Gilboa(seg) => {
+                let (range, _) = self.candidates(seg);
+                let d = expect_values(from, body, range.len() * OTS_PER_CANDIDATE)?;
+                self.gilboa_receive(from, seg, &d);
             }
             Step::CombineCommit | Step::ChallengeCommit => match body {
                 BodyView::Commit(c) => self.coin.take_commitment(from, c),
@@ -247,24 +281,26 @@ impl<'k> Batch<'k> {
                 }
                 other => return Err(unexpected(from, "coin seed", &other)),
             },
-            Step::Authenticate => {
-                let len = self.input_len(from);
-                let u = match body {
-                    BodyView::Values(u) if u.len() == FIELD_BITS * len => u,
-                    BodyView::Values(u) => {
+            Step::Authenticate(seg) => {
+                let values = self.values(from, seg);
+                let len = values.len();
+                let e = match body {
+                    BodyView::Values(e) if e.len() == ELEMENTS_PER_VALUE * len => e,
+                    BodyView::Values(e) => {
                         return Err(Abort::WrongLength {
                             from,
-                            expected: FIELD_BITS * len,
-                            got: u.len(),
+                            expected: ELEMENTS_PER_VALUE * len,
+                            got: e.len(),
                         });
                     }
                     other => return Err(unexpected(from, "values", &other)),
                 };
                 let pair = self.keys.pairs[from].as_ref().expect("checked at start");
-                self.peer_macs[from] = pair
-                    .cope_receiver
-                    .extend(self.batch, len, u)
+                let q = pair
+                    .vole_receiver
+                    .receive(self.batch, values.start as u64, len, e)
                     .map_err(|error| Abort::BadFrame { from, error })?;
+                self.peer_macs[from][values].copy_from_slice(&q);
             }
             Step::Open => {
                 let theirs = expect_values(from, body, self.opened.len())?;
@@ -287,14 +323,18 @@ impl<'k> Batch<'k> {
     fn complete(&mut self) -> Result<Option<BatchOutput>, Abort> {
         let me = self.gate.party;
         let next = match self.step {
-            Step::Extend => Step::Gilboa,
-            Step::Gilboa => Step::CombineCommit,
+            Step::Extend(seg) => Step::Gilboa(seg),
+            Step::Gilboa(seg) if seg + 1 < self.triple_segments() => Step::Extend(seg + 1),
+            Step::Gilboa(_) => Step::CombineCommit,
             Step::CombineCommit => Step::CombineOpen,
             Step::CombineOpen => {
                 self.combine_and_prepare_inputs();
-                Step::Authenticate
+                Step::Authenticate(0)
             }
-            Step::Authenticate => {
+            Step::Authenticate(seg) if seg + 1 < self.value_segments() => {
+                Step::Authenticate(seg + 1)
+            }
+            Step::Authenticate(_) => {
                 self.assemble();
                 self.coin = CoinToss::new(self.gate.parties);
                 Step::ChallengeCommit
@@ -340,7 +380,8 @@ impl<'k> Batch<'k> {
             party: me,
         };
         self.out = match next {
-            Step::Gilboa => {
+            Step::Extend(seg) => self.extend_frames(seg),
+            Step::Gilboa(_) => {
                 let frames = (0..self.gate.parties)
                     .map(|j| {
                         let d = std::mem::take(&mut self.corrections[j]);
@@ -360,35 +401,85 @@ impl<'k> Batch<'k> {
             Step::CombineOpen | Step::ChallengeOpen => {
                 Outgoing::Broadcast(self.gate.frame(Body::Seed(self.coin.opening(me))))
             }
-            Step::Authenticate => {
-                let mut rows: Vec<(Vec<Fp>, Vec<Fp>)> = Vec::new();
-                let mut frames = vec![Bytes::new(); self.gate.parties];
-                for j in self.gate.peers() {
-                    let pair = self.keys.pairs[j].as_ref().expect("checked at start");
-                    let (u, t) = pair.cope_sender.extend(self.batch, &self.inputs);
-                    frames[j] = encode_values(ctx.session, ctx.round, &u);
-                    rows.push((Vec::new(), t));
-                }
-                let alpha = self.keys.key.value();
-                self.own_macs = self.inputs.iter().map(|x| alpha * *x).collect();
-                for (_, t) in rows {
-                    for (m, tk) in self.own_macs.iter_mut().zip(t) {
-                        *m += tk;
-                    }
-                }
-                Outgoing::PerPeer(frames)
-            }
+            Step::Authenticate(seg) => self.authenticate_frames(seg),
             Step::Open => Outgoing::Broadcast(encode_values(ctx.session, ctx.round, &self.opened)),
             Step::Check => {
                 let body = self.check.as_mut().expect("in check").outgoing(ctx);
                 Outgoing::Broadcast(self.gate.frame(body))
             }
-            Step::Extend => unreachable!("extend is only the first round"),
         };
         Ok(None)
     }
 
-    /// Combines the τ candidates with the tossed r, r̂ and lays out this party's COPE inputs:
+    /// As OT-extension sender toward `from`: checks its message for segment `seg`, then makes
+    /// the Gilboa corrections d = v0 − v1 + b and subtracts Σ 2^h v0 from this party's c.
+    fn gilboa_send(&mut self, from: PartyId, seg: usize, msg: &[u8]) -> Result<(), Abort> {
+        let (range, first_ot) = self.candidates(seg);
+        let ots = range.len() * OTS_PER_CANDIDATE;
+        let (nonce, tweak) = (self.nonce(seg), self.tweak(first_ot));
+        let context = pair_context(self.gate.session, from, self.gate.party, "OT extension");
+        let pair = self.keys.pairs[from].as_mut().expect("checked at start");
+        let q = pair
+            .ot_sender
+            .extend(&context, nonce, ots, msg)
+            .map_err(|_| Abort::OtCheckFailed { party: from })?;
+        let (v0, v1) = pair.ot_sender.outputs_all(tweak, &q);
+        let mut d = vec![Fp::ZERO; ots];
+        for (k, g) in range.enumerate() {
+            let b = self.b[g / TAU];
+            let mut acc = Fp::ZERO;
+            for h in (0..OTS_PER_CANDIDATE).rev() {
+                let j = k * OTS_PER_CANDIDATE + h;
+                d[j] = v0[j] - v1[j] + b;
+                acc = acc + acc + v0[j];
+            }
+            self.c[g] -= acc;
+        }
+        self.corrections[from] = d;
+        Ok(())
+    }
+
+    /// As OT-extension receiver from `from`: adds Σ 2^h (w + a_h·d) to this party's c.
+    fn gilboa_receive(&mut self, from: PartyId, seg: usize, d: &[Fp]) {
+        let (range, first_ot) = self.candidates(seg);
+        let rows = std::mem::take(&mut self.t_rows[from]);
+        let w = SoftReceiver::outputs_all(self.tweak(first_ot), &rows);
+        for (k, g) in range.enumerate() {
+            let abits: Vec<bool> = bits(&self.a[g]).collect();
+            let mut acc = Fp::ZERO;
+            for h in (0..OTS_PER_CANDIDATE).rev() {
+                let j = k * OTS_PER_CANDIDATE + h;
+                let v = if abits[h] { w[j] + d[j] } else { w[j] };
+                acc = acc + acc + v;
+            }
+            self.c[g] += acc;
+        }
+    }
+
+    /// VOLE messages authenticating this party's values of segment `seg` under each peer's key;
+    /// adds the MAC-share parts to this party's own MACs.
+    fn authenticate_frames(&mut self, seg: usize) -> Outgoing {
+        let me = self.gate.party;
+        let values = self.values(me, seg);
+        let alpha = self.keys.key.value();
+        for k in values.clone() {
+            self.own_macs[k] = alpha * self.inputs[k];
+        }
+        let mut frames = vec![Bytes::new(); self.gate.parties];
+        for j in self.gate.peers() {
+            let pair = self.keys.pairs[j].as_ref().expect("checked at start");
+            let (e, w) =
+                pair.vole_sender
+                    .send(self.batch, values.start as u64, &self.inputs[values.clone()]);
+            frames[j] = self.gate.frame(Body::Values(e));
+            for (m, w) in self.own_macs[values.clone()].iter_mut().zip(w) {
+                *m += w;
+            }
+        }
+        Outgoing::PerPeer(frames)
+    }
+
+    /// Combines the τ candidates with the tossed r, r̂ and lays out this party's VOLE inputs:
     /// a, b, c, â, ĉ (N each), random shares, own masks, x₀.
     fn combine_and_prepare_inputs(&mut self) {
         let n = self.spec.triples;
@@ -424,6 +515,10 @@ impl<'k> Batch<'k> {
         inputs
             .extend((0..self.spec.randoms + self.spec.masks[me] + 1).map(|_| Fp::random(&mut rng)));
         self.inputs = inputs;
+        self.own_macs = vec![Fp::ZERO; self.inputs.len()];
+        for j in self.gate.peers() {
+            self.peer_macs[j] = vec![Fp::ZERO; self.input_len(j)];
+        }
         self.a
             .iter_mut()
             .chain(self.c.iter_mut())

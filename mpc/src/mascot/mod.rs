@@ -1,40 +1,55 @@
 //! MASCOT preprocessing (Keller, Orsini, Scholl, CCS 2016): authenticated triples, input masks and
 //! random values from oblivious transfer, secure against a dishonest majority.
 //!
-//! - [`setup`]: once per committee, base OTs between every ordered pair of parties, for KOS OT
-//!   extension (Gilboa products) and for COPE (MACs under each party's key share α_i).
-//! - [`batch`]: one batch: Gilboa multiplication, combining, COPE authentication, sacrifice and a
+//! - [`setup`]: once per committee, base OTs and punctured seed trees between every ordered pair
+//!   of parties, for SoftSpokenOT extension (Gilboa products) and for VOLE authentication (MACs
+//!   under each party's key share α_i).
+//! - [`batch`]: one batch: Gilboa multiplication, combining, VOLE authentication, sacrifice and a
 //!   MAC check, all sans-IO. Nothing from a batch is output unless every check passed.
-//! - [`cope`]: COPE itself.
+//! - [`vole`]: authentication by VOLE under α, replacing MASCOT's COPE at a quarter of its bytes.
 //! - [`pool`]: a background producer that keeps material ready for the online phase.
 
 pub mod batch;
-pub mod cope;
 pub mod pool;
 pub mod setup;
+pub mod vole;
 
-use crate::ot::kos::{KosReceiver, KosSender};
+use crate::field::Fp;
+use crate::ot::softspoken::{SoftReceiver, SoftSender};
 use crate::share::{MacKeyShare, PartyId};
 use crate::wire::SessionId;
-use cope::{CopeReceiver, CopeSender};
+use vole::{VoleReceiver, VoleSender};
 
 /// Products per triple before combining (MASCOT's τ): three candidates whose random combination
 /// hides anything a selective-failure attack on Gilboa multiplication could learn.
 pub const TAU: usize = 3;
 
-/// The largest frame a preprocessing party accepts (a batch's COPE message is the largest).
-pub const MAX_PREP_FRAME: usize = 64 << 20;
+/// The most payload one preprocessing frame carries: batches run their heavy steps in segments of
+/// this size, so any batch fits any transport whose frame limit is above [`MAX_PREP_FRAME`].
+pub const SEGMENT_BYTES: usize = 4 << 20;
+
+/// The largest frame a preprocessing party accepts: a segment plus framing.
+pub const MAX_PREP_FRAME: usize = SEGMENT_BYTES + (64 << 10);
+
+/// Bits of a field element: l < 2^253.
+pub const FIELD_BITS: usize = 253;
+
+/// The bits of `x`, least significant first.
+pub fn bits(x: &Fp) -> impl Iterator<Item = bool> + use<> {
+    let bytes = x.to_bytes();
+    (0..FIELD_BITS).map(move |h| (bytes[h / 8] >> (h % 8)) & 1 == 1)
+}
 
 /// This party's OT state with one peer, reusable for any number of batches.
 pub struct PairOt {
-    /// This party as KOS receiver (its Gilboa choice bits).
-    kos_receiver: KosReceiver,
-    /// This party as KOS sender (its Gilboa correlation).
-    kos_sender: KosSender,
+    /// This party as OT-extension receiver (its Gilboa choice bits).
+    ot_receiver: SoftReceiver,
+    /// This party as OT-extension sender (its Gilboa correlation).
+    ot_sender: SoftSender,
     /// This party authenticating its own values under the peer's key share.
-    cope_sender: CopeSender,
+    vole_sender: VoleSender,
     /// The peer's values authenticated under this party's key share.
-    cope_receiver: CopeReceiver,
+    vole_receiver: VoleReceiver,
 }
 
 /// Everything a party keeps between batches: its MAC key share and its OT state with each peer.

@@ -1,24 +1,34 @@
-//! Base OTs between every ordered pair, once per committee (two rounds).
+//! Base OTs and punctured seed trees between every ordered pair, once per committee (three
+//! rounds).
 //!
-//! Toward each peer j this party is the base-OT *sender* of 128 + 253 OTs (its seed pairs serve
-//! its KOS receiver and COPE sender roles with j) and the *receiver* of j's 128 + 253 OTs with
-//! choices Δ_j (a fresh KOS Δ for this pair) followed by the bits of α_i.
+//! Toward each peer j this party is the base-OT *sender* of 4 × (32 + 64) OTs: from their key
+//! pairs it grows full seed trees ([`crate::ot::ggm`]) for its SoftSpokenOT receiver role (its
+//! Gilboa choices) and its VOLE sender role (MACs on its values under j's key), and sends j the
+//! masked level sums. It is the *receiver* of j's OTs with the choices that puncture j's trees at
+//! the digits of Δ_j (a fresh OT-extension Δ for this pair) and then of α_i, and rebuilds those
+//! punctured trees from j's level sums.
+//!
+//! Rounds: 0 sender point; 1 receiver points; 2 level sums.
 
 use bytes::Bytes;
 use rand::RngExt;
+use zeroize::Zeroize;
 
-use super::cope::{CopeReceiver, CopeSender, FIELD_BITS, bits};
+use super::vole::{self, VoleReceiver, VoleSender};
 use super::{MAX_PREP_FRAME, MascotKeys, PairOt, pair_context};
 use crate::driver::{Outgoing, Protocol};
 use crate::ot::base::{BaseOtSender, PointBytes, receive};
-use crate::ot::kos::{KAPPA, KosReceiver, KosSender};
+use crate::ot::ggm::{self, DEPTH, FullSeeds, PuncturedSeeds};
 use crate::ot::prg::Block;
+use crate::ot::softspoken::{self, SoftReceiver, SoftSender};
 use crate::rounds::RoundGate;
 use crate::session::Abort;
 use crate::share::{MacKeyShare, PartyId};
 use crate::wire::{Body, BodyView, SessionId};
 
-const BASE_OTS: usize = KAPPA + FIELD_BITS;
+/// Trees per pair and direction: SoftSpokenOT's, then the VOLE's.
+const TREES: usize = softspoken::DIGITS + vole::DIGITS;
+const BASE_OTS: usize = DEPTH * TREES;
 
 /// One party's side of the setup.
 pub struct Setup {
@@ -26,10 +36,14 @@ pub struct Setup {
     key: MacKeyShare,
     senders: Vec<Option<BaseOtSender>>,
     deltas: Vec<u128>,
-    /// Points answering each peer's base-OT sender, sent in the second round.
-    answers: Vec<Vec<u8>>,
+    /// Keys this party chose in each peer's base OTs.
     chosen: Vec<Vec<Block>>,
-    pairs: Vec<Vec<(Block, Block)>>,
+    /// This party's full trees toward each peer.
+    full: Vec<Option<(FullSeeds, FullSeeds)>>,
+    /// Punctured trees rebuilt from each peer's level sums.
+    punctured: Vec<Option<(PuncturedSeeds, PuncturedSeeds)>>,
+    /// What each peer gets next round.
+    replies: Vec<Vec<u8>>,
     out: Vec<Bytes>,
     done: bool,
 }
@@ -48,9 +62,10 @@ impl Setup {
         }
         Setup {
             deltas: (0..parties).map(|_| rng.random()).collect(),
-            answers: vec![Vec::new(); parties],
             chosen: vec![Vec::new(); parties],
-            pairs: vec![Vec::new(); parties],
+            full: (0..parties).map(|_| None).collect(),
+            punctured: (0..parties).map(|_| None).collect(),
+            replies: vec![Vec::new(); parties],
             gate,
             key,
             senders,
@@ -59,7 +74,15 @@ impl Setup {
         }
     }
 
-    fn accept(&mut self, from: PartyId, body: BodyView) -> Result<(), Abort> {
+    /// The digits this party hides from peer `j`: those of Δ_j, then those of α_i.
+    fn hidden_digits(&self, j: PartyId) -> Vec<u8> {
+        let mut digits = softspoken::delta_digits(self.deltas[j]);
+        digits.extend(vole::alpha_digits(&self.key.value()));
+        digits
+    }
+
+    /// Takes party `from`'s frame; returns what to send it next round.
+    fn accept(&mut self, from: PartyId, body: BodyView) -> Result<Vec<u8>, Abort> {
         let bytes = match body {
             BodyView::Bytes(b) => b,
             other => {
@@ -72,59 +95,97 @@ impl Setup {
         };
         let me = self.gate.party;
         let session = self.gate.session;
-        if self.gate.round == 0 {
-            let point: PointBytes = bytes.try_into().map_err(|_| Abort::WrongLength {
-                from,
-                expected: 32,
-                got: bytes.len(),
-            })?;
-            let choices: Vec<bool> = KosSender::delta_bits(self.deltas[from])
-                .into_iter()
-                .chain(bits(&self.key.value()))
-                .collect();
-            let context = pair_context(session, from, me, "base OT");
-            let (points, keys) = receive(&context, &point, &choices, &mut rand::rng())
-                .map_err(|error| Abort::BaseOt { party: from, error })?;
-            self.answers[from] = points.concat();
-            self.chosen[from] = keys;
-        } else {
-            if bytes.len() != 32 * BASE_OTS {
-                return Err(Abort::WrongLength {
+        let expect_len = |expected: usize| {
+            if bytes.len() == expected {
+                Ok(())
+            } else {
+                Err(Abort::WrongLength {
                     from,
-                    expected: 32 * BASE_OTS,
+                    expected,
                     got: bytes.len(),
-                });
+                })
             }
-            let points: Vec<PointBytes> = bytes
-                .chunks_exact(32)
-                .map(|c| c.try_into().expect("32 bytes"))
-                .collect();
-            let sender = self.senders[from].take().expect("one sender per peer");
-            let context = pair_context(session, me, from, "base OT");
-            self.pairs[from] = sender
-                .finish(&context, &points)
-                .map_err(|error| Abort::BaseOt { party: from, error })?;
-        }
-        Ok(())
+        };
+        let reply = match self.gate.round {
+            0 => {
+                expect_len(32)?;
+                let point: PointBytes = bytes.try_into().expect("length checked");
+                let mut digits = self.hidden_digits(from);
+                let choices: Vec<bool> = digits.iter().flat_map(|&d| ggm::choices(d)).collect();
+                digits.zeroize();
+                let context = pair_context(session, from, me, "base OT");
+                let (points, keys) = receive(&context, &point, &choices, &mut rand::rng())
+                    .map_err(|error| Abort::BaseOt { party: from, error })?;
+                self.chosen[from] = keys;
+                points.concat()
+            }
+            1 => {
+                expect_len(32 * BASE_OTS)?;
+                let points: Vec<PointBytes> = bytes
+                    .chunks_exact(32)
+                    .map(|c| c.try_into().expect("32 bytes"))
+                    .collect();
+                let sender = self.senders[from].take().expect("one sender per peer");
+                let context = pair_context(session, me, from, "base OT");
+                let mut pairs = sender
+                    .finish(&context, &points)
+                    .map_err(|error| Abort::BaseOt { party: from, error })?;
+                let mut rng = rand::rng();
+                let mut roots: Vec<Block> = (0..TREES).map(|_| rng.random()).collect();
+                let split = DEPTH * softspoken::DIGITS;
+                let (ot_trees, mut msg) =
+                    FullSeeds::deal(&roots[..softspoken::DIGITS], &pairs[..split]);
+                let (vole_trees, vole_msg) =
+                    FullSeeds::deal(&roots[softspoken::DIGITS..], &pairs[split..]);
+                msg.extend(vole_msg);
+                roots.zeroize();
+                pairs.iter_mut().for_each(|(a, b)| {
+                    a.zeroize();
+                    b.zeroize();
+                });
+                self.full[from] = Some((ot_trees, vole_trees));
+                msg
+            }
+            _ => {
+                expect_len(ggm::CORRECTION_BYTES * TREES)?;
+                let digits = self.hidden_digits(from);
+                let split = softspoken::DIGITS;
+                let keys = std::mem::take(&mut self.chosen[from]);
+                let rebuild = |range: std::ops::Range<usize>| {
+                    PuncturedSeeds::rebuild(
+                        &digits[range.clone()],
+                        &keys[DEPTH * range.start..DEPTH * range.end],
+                        &bytes[ggm::CORRECTION_BYTES * range.start
+                            ..ggm::CORRECTION_BYTES * range.end],
+                    )
+                    .map_err(|e| Abort::Preprocessing(e.to_string()))
+                };
+                let ot = rebuild(0..split)?;
+                let vole = rebuild(split..TREES)?;
+                let mut keys = keys;
+                keys.iter_mut().for_each(|k| k.zeroize());
+                self.punctured[from] = Some((ot, vole));
+                Vec::new()
+            }
+        };
+        Ok(reply)
     }
 
     fn finish(&mut self) -> MascotKeys {
         let me = self.gate.party;
-        let alpha = self.key.value();
         let pairs = (0..self.gate.parties)
             .map(|j| {
                 if j == me {
                     return None;
                 }
-                let mut mine = std::mem::take(&mut self.pairs[j]);
-                let mut chosen = std::mem::take(&mut self.chosen[j]);
-                let cope_pairs = mine.split_off(KAPPA);
-                let cope_chosen = chosen.split_off(KAPPA);
+                let (ot_full, vole_full) = self.full[j].take().expect("dealt in round 1");
+                let (ot_punctured, vole_punctured) =
+                    self.punctured[j].take().expect("rebuilt in round 2");
                 Some(PairOt {
-                    kos_receiver: KosReceiver::new(mine),
-                    kos_sender: KosSender::new(self.deltas[j], chosen),
-                    cope_sender: CopeSender::new(cope_pairs),
-                    cope_receiver: CopeReceiver::new(&alpha, cope_chosen),
+                    ot_receiver: SoftReceiver::new(ot_full),
+                    ot_sender: SoftSender::new(self.deltas[j], ot_punctured),
+                    vole_sender: VoleSender::new(vole_full),
+                    vole_receiver: VoleReceiver::new(vole_punctured),
                 })
             })
             .collect();
@@ -137,6 +198,13 @@ impl Setup {
             next_batch: 0,
             next_round: self.gate.round + 1,
         }
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.deltas.zeroize();
+        self.chosen.iter_mut().flatten().for_each(|k| k.zeroize());
     }
 }
 
@@ -155,21 +223,24 @@ impl Protocol for Setup {
             return Err(Abort::Ended("finished"));
         }
         let body = self.gate.admit(from, bytes)?;
-        if let Err(e) = self.accept(from, body) {
-            self.done = true;
-            return Err(e);
+        match self.accept(from, body) {
+            Ok(reply) => self.replies[from] = reply,
+            Err(e) => {
+                self.done = true;
+                return Err(e);
+            }
         }
         if !self.gate.accepted(from) {
             return Ok(None);
         }
-        if self.gate.round == 1 {
+        if self.gate.round == 2 {
             self.done = true;
             return Ok(Some(self.finish()));
         }
         self.gate.advance();
         for j in self.gate.peers() {
-            let answer = std::mem::take(&mut self.answers[j]);
-            self.out[j] = self.gate.frame(Body::Bytes(answer));
+            let reply = std::mem::take(&mut self.replies[j]);
+            self.out[j] = self.gate.frame(Body::Bytes(reply));
         }
         Ok(None)
     }

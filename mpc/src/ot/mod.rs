@@ -1,6 +1,8 @@
-//! Oblivious transfer: base OT over Ristretto, KOS OT extension, and their symmetric tools.
+//! Oblivious transfer: base OT over Ristretto, punctured seed trees, SoftSpokenOT extension, and
+//! their symmetric tools.
 
 pub mod base;
+pub mod ggm;
 pub mod gf2;
-pub mod kos;
 pub mod prg;
+pub mod softspoken;

@@ -22,10 +22,15 @@ pub struct Prg {
 
 impl Prg {
     pub fn new(seed: &Block, nonce: u64) -> Self {
+        Self::at(seed, nonce, 0)
+    }
+
+    /// The stream for `(seed, nonce)` from block `counter` on (a field element takes 2 blocks).
+    pub fn at(seed: &Block, nonce: u64, counter: u64) -> Self {
         Prg {
             cipher: Aes128::new(GenericArray::from_slice(seed)),
             nonce,
-            counter: 0,
+            counter,
         }
     }
 

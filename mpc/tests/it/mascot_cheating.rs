@@ -2,8 +2,8 @@
 //! or at the batch's MAC check, which covers the sacrifice and COPE consistency), and nothing
 //! from the aborted batch is output.
 //!
-//! Rounds: 0–1 base-OT setup; batch: 2 extend, 3 Gilboa, 4–5 coin toss, 6 COPE, 7–8 coin toss,
-//! 9 open (sacrifice), 10–13 MAC check.
+//! Rounds: 0–2 base OTs and seed trees; batch (one segment of each kind): 3 extend, 4 Gilboa,
+//! 5–6 coin toss, 7 VOLE, 8–9 coin toss, 10 open (sacrifice), 11–14 MAC check.
 
 use crate::common::{FrameTamper, TamperTransport, round_of};
 use bytes::Bytes;
@@ -11,7 +11,7 @@ use conclave_mpc::driver::run;
 use conclave_mpc::mac_check::CheckStage;
 use conclave_mpc::mascot::MascotKeys;
 use conclave_mpc::mascot::batch::{Batch, BatchOutput, BatchSpec};
-use conclave_mpc::mascot::cope::{FIELD_BITS, bits};
+use conclave_mpc::mascot::vole::{DIGITS, alpha_digits};
 use conclave_mpc::mascot::setup::Setup;
 use conclave_mpc::share::MacKeyShare;
 use conclave_mpc::transport::MemoryTransport;
@@ -19,10 +19,10 @@ use conclave_mpc::wire::{Body, Frame, SessionId};
 use conclave_mpc::{Abort, Fp, PartyId};
 
 const SESSION: SessionId = SessionId([0x4c; 16]);
-const EXTEND: u32 = 2;
-const GILBOA: u32 = 3;
-const COPE: u32 = 6;
-const OPEN: u32 = 9;
+const EXTEND: u32 = 3;
+const GILBOA: u32 = 4;
+const VOLE: u32 = 7;
+const OPEN: u32 = 10;
 
 const SPEC_TRIPLES: usize = 4;
 
@@ -142,26 +142,28 @@ fn tampered_gilboa_corrections_fail_the_sacrifice() {
     );
 }
 
+/// One element of the VOLE message for a random value (which no sacrifice touches, so only the
+/// batch's random combination y covers its MAC), in a digit where the receiver's α digit is not
+/// zero: where it is zero, the receiver's MAC does not depend on that element.
 #[test]
-fn flipped_bit_in_a_cope_message_fails_the_mac_check() {
-    // One bit of one element of u_h sent to one peer (the first the cheater sends to), for an h
-    // where that receiver's α has a 1: where it has a 0, the receiver never reads u_h and the
-    // flip changes nothing. (Flipping toward two peers could cancel out in the summed MAC, which
-    // would then be correct and rightly pass.)
+fn a_changed_element_in_a_vole_message_fails_the_mac_check() {
     assert_honest_abort(
         Cheat::Frames(Box::new(|alphas: &[Fp]| {
             let alphas = alphas.to_vec();
+            // Toward one peer only: changes toward two could cancel in the summed MAC.
             let done = std::sync::atomic::AtomicBool::new(false);
-            in_round(COPE, move |to, mut f| {
+            in_round(VOLE, move |to, mut f| {
                 if done.swap(true, std::sync::atomic::Ordering::SeqCst) {
                     return f;
                 }
-                let h = bits(&alphas[to]).position(|b| b).expect("α ≠ 0");
-                if let Body::Values(v) = &mut f.body {
-                    let len = v.len() / FIELD_BITS;
-                    let mut bytes = v[h * len].to_montgomery_bytes();
-                    bytes[0] ^= 1;
-                    v[h * len] = Fp::from_montgomery_bytes(&bytes).unwrap();
+                let d = alpha_digits(&alphas[to])
+                    .iter()
+                    .position(|&g| g != 0)
+                    .expect("α ≠ 0");
+                if let Body::Values(e) = &mut f.body {
+                    let len = e.len() / DIGITS;
+                    let random_value = 5 * SPEC_TRIPLES;
+                    e[d * len + random_value] += Fp::ONE;
                 }
                 f
             })
