@@ -8,10 +8,6 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 fn beaver(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
     let mut group = c.benchmark_group("beaver_layer");
     group.sample_size(10);
     for parties in [2, 3] {
@@ -24,7 +20,7 @@ fn beaver(c: &mut Criterion) {
                 |b, circuit| {
                     b.iter_custom(|iters| {
                         (0..iters)
-                            .map(|i| support::timed_run(&rt, circuit, i))
+                            .map(|i| support::timed_run(circuit, i, false))
                             .sum::<Duration>()
                     })
                 },

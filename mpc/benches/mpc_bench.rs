@@ -1,17 +1,18 @@
 //! `mpc-bench`: throughput figures for the MPC engine, one JSON object per line.
 //!
-//! `cargo bench -p conclave-mpc --bench mpc-bench -- online [--runs N] [--batch N]`
+//! `cargo bench -p conclave-mpc --bench mpc-bench -- online|preprocessing [--runs N] [--batch N]
+//! [--parties N] [--transport memory|tcp]`
 //!
 //! `online`: SPDZ multiplications per second, including the MAC checks, for 2 and 3 parties over
-//! the in-memory transport. Each run evaluates a circuit of `batch` independent multiplications of
+//! the in-memory transport and loopback TCP. Each run evaluates a circuit of `batch` independent multiplications of
 //! random shared values (one layer) whose products are summed and revealed, so the time covers the
 //! Beaver round, the MAC check of the 2·batch opened values, the output opening and its check.
 //! Preprocessing comes from the test-only dealer and is not timed.
 //!
-//! `preprocessing`: MASCOT triples per second and bytes sent per triple (all parties together),
-//! for 2 and 3 parties, over the in-memory transport and loopback TCP, each in one process. The
-//! base-OT setup runs once first and is reported apart (`setup_ms`); then `--runs` batches of
-//! `--batch` triples (at most 1024) are timed.
+//! `preprocessing`: MASCOT triples per second and bytes each party sends per triple, for 2 and 3
+//! parties, over the in-memory transport and loopback TCP, each in one process. The base-OT
+//! setup runs once first and is reported apart (`setup_ms`); then `--runs` batches of `--batch`
+//! triples are timed.
 
 mod support;
 
@@ -21,6 +22,9 @@ struct Args {
     command: String,
     runs: usize,
     batch: usize,
+    /// Only this party count / transport, when given.
+    parties: Option<usize>,
+    transport: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -28,6 +32,8 @@ fn parse_args() -> Result<Args, String> {
         command: String::new(),
         runs: 5,
         batch: 100_000,
+        parties: None,
+        transport: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -36,6 +42,11 @@ fn parse_args() -> Result<Args, String> {
             "--bench" => {}
             "--runs" => args.runs = number(it.next())?,
             "--batch" => args.batch = number(it.next())?,
+            "--parties" => args.parties = Some(number(it.next())?),
+            "--transport" => match it.next().as_deref() {
+                Some(t @ ("memory" | "tcp")) => args.transport = Some(t.to_string()),
+                _ => return Err("--transport takes memory or tcp".into()),
+            },
             "online" | "preprocessing" if args.command.is_empty() => args.command = a,
             other => return Err(format!("unexpected argument {other:?}")),
         }
@@ -58,26 +69,32 @@ fn main() {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "mpc-bench: {e}\nusage: mpc-bench online|preprocessing [--runs N] [--batch N]"
+                "mpc-bench: {e}\nusage: mpc-bench online|preprocessing [--runs N] [--batch N] [--parties N] [--transport memory|tcp]"
             );
             std::process::exit(2);
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let wanted = |parties: usize, transport: &str| {
+        args.parties.is_none_or(|p| p == parties)
+            && args.transport.as_deref().is_none_or(|t| t == transport)
+    };
     match args.command.as_str() {
         "online" => {
             for parties in [2, 3] {
-                online(&rt, parties, args.batch, args.runs);
+                for tcp in [false, true] {
+                    if wanted(parties, if tcp { "tcp" } else { "memory" }) {
+                        online(parties, tcp, args.batch, args.runs);
+                    }
+                }
             }
         }
         "preprocessing" => {
             let per_batch = args.batch.min(conclave_mpc::mascot::batch::MAX_PER_BATCH);
             for parties in [2, 3] {
                 for transport in ["memory", "tcp"] {
-                    preprocessing(parties, transport, per_batch, args.runs);
+                    if wanted(parties, transport) {
+                        preprocessing(parties, transport, per_batch, args.runs);
+                    }
                 }
             }
         }
@@ -85,14 +102,15 @@ fn main() {
     }
 }
 
-fn online(rt: &tokio::runtime::Runtime, parties: usize, batch: usize, runs: usize) {
+fn online(parties: usize, tcp: bool, batch: usize, runs: usize) {
     let circuit = support::multiplication_batch(parties, batch);
     let mut times: Vec<Duration> = (0..runs)
-        .map(|seed| support::timed_run(rt, &circuit, seed as u64))
+        .map(|seed| support::timed_run(&circuit, seed as u64, tcp))
         .collect();
     let median = median(&mut times);
+    let transport = if tcp { "tcp" } else { "memory" };
     println!(
-        "{{\"bench\":\"online\",\"parties\":{parties},\"transport\":\"memory\",\"batch\":{batch},\"runs\":{runs},\"median_ms\":{:.1},\"mults_per_sec\":{:.0}}}",
+        "{{\"bench\":\"online\",\"parties\":{parties},\"transport\":\"{transport}\",\"batch\":{batch},\"runs\":{runs},\"median_ms\":{:.1},\"mults_per_sec\":{:.0}}}",
         median.as_secs_f64() * 1e3,
         batch as f64 / median.as_secs_f64()
     );
@@ -171,11 +189,11 @@ fn preprocessing(parties: usize, transport: &str, per_batch: usize, batches: usi
         });
     let triples = (per_batch * batches) as f64;
     println!(
-        "{{\"bench\":\"preprocessing\",\"parties\":{parties},\"transport\":\"{transport}\",\"batch\":{per_batch},\"batches\":{batches},\"setup_ms\":{:.1},\"elapsed_ms\":{:.1},\"triples_per_sec\":{:.0},\"bytes_per_triple\":{:.0}}}",
+        "{{\"bench\":\"preprocessing\",\"parties\":{parties},\"transport\":\"{transport}\",\"batch\":{per_batch},\"batches\":{batches},\"setup_ms\":{:.1},\"elapsed_ms\":{:.1},\"triples_per_sec\":{:.0},\"bytes_per_triple_per_party\":{:.0}}}",
         setup.as_secs_f64() * 1e3,
         elapsed.as_secs_f64() * 1e3,
         triples / elapsed.as_secs_f64(),
-        sent as f64 / triples,
+        sent as f64 / triples / parties as f64,
     );
 }
 

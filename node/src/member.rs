@@ -348,6 +348,15 @@ impl Inner {
                 .map_err(|e| refuse(e.to_string()))?;
         }
         let alpha = self.ready(&task).await?;
+        if self
+            .store
+            .is_poisoned(&task)
+            .map_err(|e| refuse(e.to_string()))?
+        {
+            return Err(refuse(
+                "the task's MAC key is poisoned: a check under it failed or was abandoned",
+            ));
+        }
         let stored: BTreeMap<u32, [u8; 32]> = self
             .store
             .inputs(&task)
@@ -381,11 +390,14 @@ impl Inner {
             proof_context: *digest.finalize().as_bytes(),
         };
         let started = std::time::Instant::now();
-        let proven = self
-            .prover
-            .prove(job)
-            .await
-            .map_err(|e| refuse(format!("computation failed: {e}")))?;
+        let proven = self.prover.prove(job).await.map_err(|e| {
+            if matches!(e, spdz::SpdzError::KeyPoisoned(_))
+                && let Err(store) = self.store.poison_key(&task)
+            {
+                tracing::error!(%store, "could not persist a poisoned MAC key");
+            }
+            refuse(format!("computation failed: {e}"))
+        })?;
         self.metrics.observe_phase("online", started.elapsed());
         let sum = proven.outputs[0];
         let output = Average {

@@ -19,6 +19,9 @@ const MATERIAL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("material")
 const TRIPLES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("triples");
 const INPUTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inputs");
 const PROJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("projects");
+/// task → (empty): the task's MAC key share is poisoned (a MAC check under it failed or was
+/// abandoned); nothing may run under it again, restart or not.
+const POISONED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("poisoned");
 
 /// A project as this node last read it from the ProjectRegistry (the chain stays authoritative;
 /// this records what the node's tasks ran under).
@@ -101,7 +104,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let database = Database::create(path).map_err(db)?;
         let txn = database.begin_write().map_err(db)?;
-        for table in [TASKS, MATERIAL, TRIPLES, INPUTS, PROJECTS] {
+        for table in [TASKS, MATERIAL, TRIPLES, INPUTS, PROJECTS, POISONED] {
             txn.open_table(table).map_err(db)?;
         }
         txn.commit().map_err(db)?;
@@ -191,6 +194,16 @@ impl Store {
                     .map_err(|_| StoreError::Corrupt("MAC key share".into()))
             })
             .transpose()
+    }
+
+    /// Marks the task's MAC key share as never to be used again.
+    pub fn poison_key(&self, task: &TaskId) -> Result<(), StoreError> {
+        self.put(POISONED, task, &[])
+    }
+
+    /// Whether the task's MAC key share was poisoned.
+    pub fn is_poisoned(&self, task: &TaskId) -> Result<bool, StoreError> {
+        Ok(self.get(POISONED, task)?.is_some())
     }
 
     /// The member's shares of one slot's triple.
@@ -303,6 +316,10 @@ mod tests {
         assert_eq!(s.task(&[3; 32]).unwrap(), Some(task));
         assert_eq!(s.alpha(&[3; 32]).unwrap(), Some([5; 32]));
         assert_eq!(s.alpha(&[4; 32]).unwrap(), None);
+        assert!(!s.is_poisoned(&[3; 32]).unwrap());
+        s.poison_key(&[3; 32]).unwrap();
+        assert!(s.is_poisoned(&[3; 32]).unwrap());
+        assert!(!s.is_poisoned(&[4; 32]).unwrap());
         assert_eq!(
             s.triple(&[3; 32], 1).unwrap(),
             Some([[1; 32], [2; 32], [3; 32], [4; 32]])

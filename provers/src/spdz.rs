@@ -31,6 +31,8 @@ pub enum SpdzError {
     Channels(#[from] ChannelError),
     #[error("MPC aborted: {0}")]
     Abort(#[from] Abort),
+    #[error("MPC aborted during a MAC check, which poisons the task's MAC key: {0}")]
+    KeyPoisoned(Abort),
     #[error("preprocessing: {0}")]
     Prep(#[from] conclave_mpc::prep::PrepError),
     #[error("session set-up: {0}")]
@@ -45,6 +47,12 @@ pub enum SpdzError {
 pub struct TaskMaterial {
     pub alpha: Fp,
     pub triples: Vec<Triple>,
+}
+
+impl Drop for TaskMaterial {
+    fn drop(&mut self) {
+        self.alpha.wipe();
+    }
 }
 
 /// The session ids of a task's preprocessing and online phase, derived from the task id.
@@ -88,6 +96,9 @@ pub async fn prepare(
     };
     pool.ready(&need).await?;
     let triples = pool.triples(slots)?;
+    if pool.mac_key().is_poisoned() {
+        return Err(SpdzError::KeyPoisoned(Abort::KeyPoisoned));
+    }
     Ok(TaskMaterial { alpha, triples })
 }
 
@@ -102,6 +113,12 @@ pub struct SumJob {
     /// Binds the committee and the inputs computed on; every member derives the same one and it
     /// becomes the proof hash TaskRouter stores.
     pub proof_context: [u8; 32],
+}
+
+impl Drop for SumJob {
+    fn drop(&mut self) {
+        self.alpha.wipe();
+    }
 }
 
 /// The spdz prover of one node: it computes over that node's MPC channels.
@@ -145,8 +162,9 @@ pub async fn sum_inputs(channels: &MpcChannels, job: &SumJob) -> Result<i64, Spd
     }
     b.reveal(total);
     let circuit = b.build();
+    let key = MacKeyShare::new(job.alpha);
     let material = Material {
-        key: MacKeyShare::new(job.alpha),
+        key: key.clone(),
         triples: Vec::new(),
         randoms: job.inputs.iter().map(|(a, _)| *a).collect(),
         input_masks: vec![Vec::new(); parties],
@@ -160,7 +178,11 @@ pub async fn sum_inputs(channels: &MpcChannels, job: &SumJob) -> Result<i64, Spd
     let mut transport = channels
         .connect(job.session, &job.committee, MAX_FRAME)
         .await?;
-    let outputs = run(session, &mut transport).await?;
+    let outputs = match run(session, &mut transport).await {
+        Ok(outputs) => outputs,
+        Err(abort) if key.is_poisoned() => return Err(SpdzError::KeyPoisoned(abort)),
+        Err(abort) => return Err(abort.into()),
+    };
     outputs
         .first()
         .and_then(Fp::to_i64)

@@ -27,8 +27,9 @@ pub fn multiplication_batch(parties: usize, batch: usize) -> Circuit {
     b.build()
 }
 
-/// One honest run of `circuit` over the in-memory transport. Dealing preprocessing is not timed.
-pub fn timed_run(rt: &tokio::runtime::Runtime, circuit: &Circuit, seed: u64) -> Duration {
+/// One honest run of `circuit` over the in-memory transport, or loopback TCP when `tcp`. Dealing
+/// preprocessing and connecting are not timed.
+pub fn timed_run(circuit: &Circuit, seed: u64, tcp: bool) -> Duration {
     let parties = circuit.parties();
     let materials = InsecureDealer::new(parties, seed).deal(&circuit.requirements());
     let sessions: Vec<Session> = materials
@@ -39,7 +40,24 @@ pub fn timed_run(rt: &tokio::runtime::Runtime, circuit: &Circuit, seed: u64) -> 
             Session::new(cfg, circuit.clone(), vec![], m).expect("session")
         })
         .collect();
-    let _ = rt;
+    if tcp {
+        let jobs: Vec<_> = sessions
+            .into_iter()
+            .zip(tcp::mesh(parties))
+            .enumerate()
+            .map(|(me, (s, streams))| {
+                move || async move {
+                    let mut t = tcp::TcpTransport::new(me, streams);
+                    let start = Instant::now();
+                    run(s, &mut t).await.expect("honest run");
+                    let elapsed = start.elapsed();
+                    t.close().await;
+                    elapsed
+                }
+            })
+            .collect();
+        return on_own_threads(jobs).into_iter().max().expect("parties");
+    }
     let start = Instant::now();
     let jobs: Vec<_> = sessions
         .into_iter()

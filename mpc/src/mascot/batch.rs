@@ -26,8 +26,8 @@ use crate::commit::{Binding, CoinToss};
 use crate::driver::{Outgoing, Protocol};
 use crate::field::Fp;
 use crate::mac_check::{CheckStage, Committed, Ctx, MacCheck, OpenedLog, Progress};
-use crate::ot::softspoken::SoftReceiver;
 use crate::ot::prg::Prg;
+use crate::ot::softspoken::SoftReceiver;
 use crate::prep::{InputMask, Triple};
 use crate::rounds::RoundGate;
 use crate::session::Abort;
@@ -468,9 +468,11 @@ impl<'k> Batch<'k> {
         let mut frames = vec![Bytes::new(); self.gate.parties];
         for j in self.gate.peers() {
             let pair = self.keys.pairs[j].as_ref().expect("checked at start");
-            let (e, w) =
-                pair.vole_sender
-                    .send(self.batch, values.start as u64, &self.inputs[values.clone()]);
+            let (e, w) = pair.vole_sender.send(
+                self.batch,
+                values.start as u64,
+                &self.inputs[values.clone()],
+            );
             frames[j] = self.gate.frame(Body::Values(e));
             for (m, w) in self.own_macs[values.clone()].iter_mut().zip(w) {
                 *m += w;

@@ -33,11 +33,6 @@ pub fn alpha_digits(alpha: &Fp) -> Vec<u8> {
     digits
 }
 
-/// Element `first..first + out.len()` of leaf `leaf`'s stream for `nonce`.
-fn expand(leaf: &[u8; 16], nonce: u64, first: u64, out: &mut [Fp]) {
-    Prg::at(leaf, nonce, 2 * first).fill_field(out);
-}
-
 /// 16·acc + v, elementwise, by doubling.
 fn shift_in(acc: &mut [Fp], v: &[Fp]) {
     for (a, v) in acc.iter_mut().zip(v) {
@@ -49,29 +44,38 @@ fn shift_in(acc: &mut [Fp], v: &[Fp]) {
 }
 
 /// Σ_y R_y and Σ_y y·R_y over the leaves `leaf(y)` gives (a missing leaf counts as zero), by
-/// suffix sums: T_j = Σ_{y ≥ j} R_y, Σ y·R_y = Σ_{j ≥ 1} T_j.
+/// suffix sums: T_j = Σ_{y ≥ j} R_y, Σ y·R_y = Σ_{j ≥ 1} T_j. Works in chunks that stay in the
+/// first-level cache, with one PRG per leaf for the whole vector.
 fn leaf_sums<'a>(
     leaf: impl Fn(usize) -> Option<&'a [u8; 16]>,
     nonce: u64,
     first: u64,
-    r: &mut [Fp],
     total: &mut [Fp],
     weighted: &mut [Fp],
 ) {
-    total.fill(Fp::ZERO);
-    weighted.fill(Fp::ZERO);
-    for y in (0..LEAVES).rev() {
-        if let Some(seed) = leaf(y) {
-            expand(seed, nonce, first, r);
-            total.iter_mut().zip(r.iter()).for_each(|(t, r)| *t += *r);
-        }
-        if y > 0 {
-            weighted
-                .iter_mut()
-                .zip(total.iter())
-                .for_each(|(w, t)| *w += *t);
+    const CHUNK: usize = 32;
+    let mut prgs: Vec<Option<Prg>> = (0..LEAVES)
+        .map(|y| leaf(y).map(|seed| Prg::at(seed, nonce, 2 * first)))
+        .collect();
+    let mut r = [Fp::ZERO; CHUNK];
+    for (total, weighted) in total.chunks_mut(CHUNK).zip(weighted.chunks_mut(CHUNK)) {
+        let len = total.len();
+        total.fill(Fp::ZERO);
+        weighted.fill(Fp::ZERO);
+        for y in (0..LEAVES).rev() {
+            if let Some(prg) = &mut prgs[y] {
+                prg.fill_field(&mut r[..len]);
+                total.iter_mut().zip(&r).for_each(|(t, r)| *t += *r);
+            }
+            if y > 0 {
+                weighted
+                    .iter_mut()
+                    .zip(total.iter())
+                    .for_each(|(w, t)| *w += *t);
+            }
         }
     }
+    r.iter_mut().for_each(Fp::wipe);
 }
 
 /// Side B: authenticates its own values under the peer's key.
@@ -96,13 +100,12 @@ impl VoleSender {
         let n = x.len();
         let mut e = vec![Fp::ZERO; DIGITS * n];
         let mut w = vec![Fp::ZERO; n];
-        let (mut r, mut total, mut weighted) = (vec![Fp::ZERO; n], vec![Fp::ZERO; n], vec![Fp::ZERO; n]);
+        let (mut total, mut weighted) = (vec![Fp::ZERO; n], vec![Fp::ZERO; n]);
         for d in (0..DIGITS).rev() {
             leaf_sums(
                 |y| Some(self.seeds.leaf(d, y)),
                 nonce,
                 first,
-                &mut r,
                 &mut total,
                 &mut weighted,
             );
@@ -111,7 +114,7 @@ impl VoleSender {
             }
             shift_in(&mut w, &weighted);
         }
-        for v in [&mut r, &mut total, &mut weighted] {
+        for v in [&mut total, &mut weighted] {
             v.iter_mut().for_each(Fp::wipe);
         }
         (e, w)
@@ -136,7 +139,7 @@ impl VoleReceiver {
         debug_assert_eq!(e.len(), DIGITS * n);
         let mut e_d = vec![Fp::ZERO; n];
         let mut q = vec![Fp::ZERO; n];
-        let (mut r, mut total, mut weighted) = (vec![Fp::ZERO; n], vec![Fp::ZERO; n], vec![Fp::ZERO; n]);
+        let (mut total, mut weighted) = (vec![Fp::ZERO; n], vec![Fp::ZERO; n]);
         let mut elements = e.iter();
         let mut rows = vec![Vec::new(); DIGITS];
         for row in rows.iter_mut() {
@@ -148,7 +151,6 @@ impl VoleReceiver {
                 |y| self.seeds.leaf(d, y),
                 nonce,
                 first,
-                &mut r,
                 &mut total,
                 &mut weighted,
             );
@@ -158,7 +160,7 @@ impl VoleReceiver {
             }
             shift_in(&mut q, &e_d);
         }
-        for v in [&mut r, &mut total, &mut weighted, &mut e_d] {
+        for v in [&mut total, &mut weighted, &mut e_d] {
             v.iter_mut().for_each(Fp::wipe);
         }
         Ok(q)
@@ -246,8 +248,8 @@ mod tests {
         let (mut e, w) = b.send(1, 0, &x);
         e[d] += Fp::ONE;
         let q = receive(&a, 1, 0, e, 1);
-        let shift = Fp::from_u64(digits[d] as u64)
-            * (0..d).fold(Fp::ONE, |acc, _| acc * Fp::from_u64(16));
+        let shift =
+            Fp::from_u64(digits[d] as u64) * (0..d).fold(Fp::ONE, |acc, _| acc * Fp::from_u64(16));
         assert_eq!(q[0] + w[0], alpha * x[0] + shift);
     }
 }

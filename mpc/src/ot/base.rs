@@ -9,6 +9,7 @@ use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
 use rand_core::Rng;
+use zeroize::Zeroize;
 
 use super::prg::Block;
 use crate::field::Fp;
@@ -51,6 +52,12 @@ pub struct BaseOtSender {
     a: Scalar,
     big_a: PointBytes,
     a_big_a: RistrettoPoint,
+}
+
+impl Drop for BaseOtSender {
+    fn drop(&mut self) {
+        self.a.zeroize();
+    }
 }
 
 impl BaseOtSender {
@@ -106,7 +113,7 @@ pub fn receive<R: Rng + ?Sized>(
     let mut points = Vec::with_capacity(choices.len());
     let mut keys = Vec::with_capacity(choices.len());
     for (index, &c) in choices.iter().enumerate() {
-        let b = random_scalar(rng);
+        let mut b = random_scalar(rng);
         let mut big_b = RistrettoPoint::mul_base(&b);
         if c {
             big_b += big_a;
@@ -114,6 +121,7 @@ pub fn receive<R: Rng + ?Sized>(
         let b_bytes = big_b.compress().to_bytes();
         keys.push(key(context, index, sender_point, &b_bytes, &(b * big_a)));
         points.push(b_bytes);
+        b.zeroize();
     }
     Ok((points, keys))
 }

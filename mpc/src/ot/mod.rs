@@ -2,7 +2,7 @@
 //! their symmetric tools.
 
 pub mod base;
-pub mod ggm;
 pub mod gf2;
+pub mod ggm;
 pub mod prg;
 pub mod softspoken;

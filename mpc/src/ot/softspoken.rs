@@ -17,8 +17,8 @@
 use rand_core::Rng;
 use zeroize::Zeroize;
 
-use super::ggm::{DEPTH, FullSeeds, LEAVES, PuncturedSeeds};
 use super::gf2::{clmul, transpose_rows};
+use super::ggm::{DEPTH, FullSeeds, LEAVES, PuncturedSeeds};
 use super::prg::{Block, Prg, hash_rows_to_field};
 use crate::field::Fp;
 
@@ -347,7 +347,10 @@ pub(crate) mod tests {
         t_hi ^= hi;
         forged[n - 32..n - 16].copy_from_slice(&t_lo.to_le_bytes());
         forged[n - 16..].copy_from_slice(&t_hi.to_le_bytes());
-        assert_eq!(s.extend(b"ctx", 0, 128, &forged), Err(OtExtError::CheckFailed));
+        assert_eq!(
+            s.extend(b"ctx", 0, 128, &forged),
+            Err(OtExtError::CheckFailed)
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use conclave_mpc::mascot::MascotKeys;
 use conclave_mpc::mascot::batch::{Batch, BatchOutput, BatchSpec};
 use conclave_mpc::mascot::setup::Setup;
 use conclave_mpc::share::MacKeyShare;
-use conclave_mpc::transport::MemoryTransport;
+use conclave_mpc::transport::{MemoryTransport, Transport, TransportError};
 use conclave_mpc::wire::SessionId;
 use conclave_mpc::{Abort, Fp, Share};
 
@@ -20,8 +20,49 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A transport that refuses to send a frame above `cap` bytes, as a node's channel would.
+struct Capped {
+    inner: MemoryTransport,
+    cap: usize,
+}
+
+impl Transport for Capped {
+    fn party(&self) -> usize {
+        self.inner.party()
+    }
+    fn parties(&self) -> usize {
+        self.inner.parties()
+    }
+    async fn send(&mut self, to: usize, frame: bytes::Bytes) -> Result<(), TransportError> {
+        if frame.len() > self.cap {
+            return Err(TransportError::Io {
+                peer: to,
+                reason: format!(
+                    "frame of {} bytes over the cap of {}",
+                    frame.len(),
+                    self.cap
+                ),
+            });
+        }
+        self.inner.send(to, frame).await
+    }
+    async fn recv(&mut self, from: usize) -> Result<bytes::Bytes, TransportError> {
+        self.inner.recv(from).await
+    }
+}
+
 /// Sets up `parties` parties and runs `batches` batches of `spec`; returns α and each party's outputs.
 fn produce(parties: usize, spec: BatchSpec, batches: usize) -> (Fp, Vec<Vec<BatchOutput>>) {
+    produce_capped(parties, spec, batches, usize::MAX)
+}
+
+/// [`produce`] over transports that refuse frames above `cap` bytes.
+fn produce_capped(
+    parties: usize,
+    spec: BatchSpec,
+    batches: usize,
+    cap: usize,
+) -> (Fp, Vec<Vec<BatchOutput>>) {
     let alphas: Vec<Fp> = (0..parties).map(|_| Fp::random(&mut rand::rng())).collect();
     let alpha = alphas.iter().copied().sum();
     let rt = runtime();
@@ -29,8 +70,9 @@ fn produce(parties: usize, spec: BatchSpec, batches: usize) -> (Fp, Vec<Vec<Batc
         let tasks: Vec<_> = MemoryTransport::mesh(parties)
             .into_iter()
             .enumerate()
-            .map(|(party, mut t)| {
+            .map(|(party, inner)| {
                 let (spec, key) = (spec.clone(), MacKeyShare::new(alphas[party]));
+                let mut t = Capped { inner, cap };
                 tokio::spawn(async move {
                     let mut keys: MascotKeys =
                         run(Setup::new(SESSION, party, parties, key), &mut t).await?;
@@ -67,7 +109,12 @@ fn check_outputs(parties: usize) {
         masks: (0..parties).map(|p| p + 1).collect(),
     };
     let (alpha, outs) = produce(parties, spec.clone(), 2);
-    for b in 0..2 {
+    check_material(alpha, &spec, &outs, 2);
+}
+
+/// Every triple, random value and mask of every batch opens correctly under α.
+fn check_material(alpha: Fp, spec: &BatchSpec, outs: &[Vec<BatchOutput>], batches: usize) {
+    for b in 0..batches {
         let batch: Vec<&BatchOutput> = outs.iter().map(|o| &o[b]).collect();
         for t in 0..spec.triples {
             let a = open(
@@ -105,6 +152,18 @@ fn check_outputs(parties: usize) {
             }
         }
     }
+}
+
+/// A batch far larger than one frame can hold runs in segments under the node's 16 MiB cap.
+#[test]
+fn a_4096_triple_batch_completes_under_a_16_mib_frame_cap() {
+    let spec = BatchSpec {
+        triples: 4096,
+        randoms: 300,
+        masks: vec![200, 100],
+    };
+    let (alpha, outs) = produce_capped(2, spec.clone(), 1, 16 << 20);
+    check_material(alpha, &spec, &outs, 1);
 }
 
 #[test]
