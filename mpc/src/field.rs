@@ -261,6 +261,14 @@ impl Fp {
     fn from_residue(limbs: [u64; 4]) -> Fp {
         Fp(Fr::new_unchecked(BigInt(limbs)))
     }
+
+    /// `if_true` when `choice`, else `if_false`, without a branch on `choice` (it is often a
+    /// secret bit, and a branch on a random bit is mispredicted half the time).
+    #[inline]
+    pub fn select(choice: bool, if_true: Fp, if_false: Fp) -> Fp {
+        let mask = 0u64.wrapping_sub(choice as u64);
+        Fp::from_residue(select(mask, if_true.limbs(), if_false.limbs()))
+    }
 }
 
 // Addition, subtraction and negation work on the Montgomery residues directly and without
@@ -377,6 +385,8 @@ mod tests {
                 assert_eq!((a - b).0, a.0 - b.0, "{a} - {b}");
             }
             assert_eq!((-a).0, -a.0, "-{a}");
+            assert_eq!(Fp::select(true, a, Fp::ONE), a);
+            assert_eq!(Fp::select(false, Fp::ONE, a), a);
         }
     }
 

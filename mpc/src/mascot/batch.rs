@@ -423,15 +423,17 @@ impl<'k> Batch<'k> {
             .ot_sender
             .extend(&context, nonce, ots, msg)
             .map_err(|_| Abort::OtCheckFailed { party: from })?;
-        let (v0, v1) = pair.ot_sender.outputs_all(tweak, &q);
         let mut d = vec![Fp::ZERO; ots];
         for (k, g) in range.enumerate() {
+            let rows = k * OTS_PER_CANDIDATE..(k + 1) * OTS_PER_CANDIDATE;
+            let (v0, v1) = pair
+                .ot_sender
+                .outputs_all(tweak + rows.start as u64, &q[rows.clone()]);
             let b = self.b[g / TAU];
             let mut acc = Fp::ZERO;
             for h in (0..OTS_PER_CANDIDATE).rev() {
-                let j = k * OTS_PER_CANDIDATE + h;
-                d[j] = v0[j] - v1[j] + b;
-                acc = acc + acc + v0[j];
+                d[rows.start + h] = v0[h] - v1[h] + b;
+                acc = acc + acc + v0[h];
             }
             self.c[g] -= acc;
         }
@@ -443,14 +445,18 @@ impl<'k> Batch<'k> {
     fn gilboa_receive(&mut self, from: PartyId, seg: usize, d: &[Fp]) {
         let (range, first_ot) = self.candidates(seg);
         let rows = std::mem::take(&mut self.t_rows[from]);
-        let w = SoftReceiver::outputs_all(self.tweak(first_ot), &rows);
+        let tweak = self.tweak(first_ot);
         for (k, g) in range.enumerate() {
-            let abits: Vec<bool> = bits(&self.a[g]).collect();
+            let at = k * OTS_PER_CANDIDATE;
+            let w = SoftReceiver::outputs_all(
+                tweak + at as u64,
+                &rows[at..at + OTS_PER_CANDIDATE],
+            );
+            let a = self.a[g].to_bytes();
             let mut acc = Fp::ZERO;
             for h in (0..OTS_PER_CANDIDATE).rev() {
-                let j = k * OTS_PER_CANDIDATE + h;
-                let v = if abits[h] { w[j] + d[j] } else { w[j] };
-                acc = acc + acc + v;
+                let bit = (a[h / 8] >> (h % 8)) & 1 == 1;
+                acc = acc + acc + Fp::select(bit, w[h] + d[at + h], w[h]);
             }
             self.c[g] += acc;
         }
