@@ -448,10 +448,7 @@ impl<'k> Batch<'k> {
         let tweak = self.tweak(first_ot);
         for (k, g) in range.enumerate() {
             let at = k * OTS_PER_CANDIDATE;
-            let w = SoftReceiver::outputs_all(
-                tweak + at as u64,
-                &rows[at..at + OTS_PER_CANDIDATE],
-            );
+            let w = SoftReceiver::outputs_all(tweak + at as u64, &rows[at..at + OTS_PER_CANDIDATE]);
             let a = self.a[g].to_bytes();
             let mut acc = Fp::ZERO;
             for h in (0..OTS_PER_CANDIDATE).rev() {

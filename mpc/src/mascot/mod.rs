@@ -80,7 +80,7 @@ impl MascotKeys {
         &self.key
     }
 
-    /// Test-only: makes this party check MACs with a key other than the one its COPE role was set
+    /// Test-only: makes this party check MACs with a key other than the one its VOLE role was set
     /// up with, as a cheating party would.
     #[cfg(feature = "insecure-dealer")]
     pub fn replace_mac_key_insecure(&mut self, key: MacKeyShare) {

@@ -1,4 +1,4 @@
-//! Bit-level tools for OT extension: carry-less multiplication of 128-bit blocks (for the KOS
+//! Bit-level tools for OT extension: carry-less multiplication of 128-bit blocks (for the KOS-style
 //! correlation check) and transposition of 128-row bit matrices.
 
 /// The carry-less product of two 128-bit polynomials over GF(2), as (low, high) halves.

@@ -1,5 +1,5 @@
 //! A cheating party in MASCOT preprocessing: each honest party aborts (at the OT-extension check
-//! or at the batch's MAC check, which covers the sacrifice and COPE consistency), and nothing
+//! or at the batch's MAC check, which covers the sacrifice and VOLE consistency), and nothing
 //! from the aborted batch is output.
 //!
 //! Rounds: 0–2 base OTs and seed trees; batch (one segment of each kind): 3 extend, 4 Gilboa,
@@ -40,7 +40,7 @@ type MakeTamper = Box<dyn Fn(&[Fp]) -> FrameTamper>;
 /// How the cheater deviates.
 enum Cheat {
     Frames(MakeTamper),
-    /// The cheater's MAC key share differs from the α its COPE role was set up with.
+    /// The cheater's MAC key share differs from the α its VOLE role was set up with.
     WrongAlpha,
 }
 
@@ -112,7 +112,7 @@ fn in_round(round: u32, f: impl Fn(PartyId, Frame) -> Frame + Send + 'static) ->
 }
 
 #[test]
-fn flipped_bit_in_an_ot_extension_message_fails_the_kos_check() {
+fn flipped_bit_in_an_ot_extension_message_fails_the_ot_extension_check() {
     assert_honest_abort(
         Cheat::Frames(Box::new(|_| {
             in_round(EXTEND, |_, mut f| {
@@ -188,7 +188,7 @@ fn flipped_sacrificed_value_fails_the_mac_check() {
 }
 
 #[test]
-fn wrong_alpha_share_in_cope_fails_the_mac_check() {
+fn wrong_alpha_share_in_vole_fails_the_mac_check() {
     assert_honest_abort(Cheat::WrongAlpha, |_| {
         Abort::MacCheckFailed(CheckStage::Preprocessing)
     });
