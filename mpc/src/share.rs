@@ -97,12 +97,14 @@ impl CheckToken {
         ledger.exposed.insert(self.seq);
     }
 
-    /// Whether this check may reach its verdict now; an error once the key is poisoned.
+    /// Whether this check may reach its verdict now; an error once the key is poisoned. The
+    /// poison flag is read under the ledger's lock, where a failing check sets it before it
+    /// leaves the ledger: a check that is gone from the ledger has either passed or poisoned.
     pub(crate) fn may_conclude(&self) -> Result<bool, KeyError> {
+        let ledger = self.state.lock_ledger();
         if self.state.poisoned.load(Ordering::Acquire) {
             return Err(KeyError::Poisoned);
         }
-        let ledger = self.state.lock_ledger();
         Ok(!self.wait_for.iter().any(|s| ledger.exposed.contains(s)))
     }
 
@@ -116,8 +118,7 @@ impl CheckToken {
 impl Drop for CheckToken {
     fn drop(&mut self) {
         if !self.resolved {
-            self.state.poisoned.store(true, Ordering::Release);
-            self.state.resolve(self.seq);
+            self.state.poison_and_resolve(Some(self.seq));
         }
     }
 }
@@ -129,6 +130,17 @@ impl KeyState {
 
     fn resolve(&self, seq: u64) {
         self.lock_ledger().exposed.remove(&seq);
+        self.changed.notify_waiters();
+    }
+
+    /// Poisons the key, under the ledger's lock, and takes check `seq` (if any) off the ledger.
+    fn poison_and_resolve(&self, seq: Option<u64>) {
+        let mut ledger = self.lock_ledger();
+        self.poisoned.store(true, Ordering::Release);
+        if let Some(seq) = seq {
+            ledger.exposed.remove(&seq);
+        }
+        drop(ledger);
         self.changed.notify_waiters();
     }
 }
@@ -186,8 +198,7 @@ impl MacKeyShare {
 
     /// Marks the key (every copy of it) as never to be used again.
     pub fn poison(&self) {
-        self.state.poisoned.store(true, Ordering::Release);
-        self.state.changed.notify_waiters();
+        self.state.poison_and_resolve(None);
     }
 }
 

@@ -357,6 +357,15 @@ impl Inner {
                 "the task's MAC key is poisoned: a check under it failed or was abandoned",
             ));
         }
+        // One run per task: a second run under the same MAC key could pair a check whose σ was
+        // revealed with a forged one (each run has its own key state), or open another subset.
+        if !self
+            .store
+            .claim_run(&task)
+            .map_err(|e| refuse(e.to_string()))?
+        {
+            return Err(refuse("this task already ran here; a task runs once"));
+        }
         let stored: BTreeMap<u32, [u8; 32]> = self
             .store
             .inputs(&task)

@@ -19,6 +19,8 @@ const MATERIAL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("material")
 const TRIPLES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("triples");
 const INPUTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inputs");
 const PROJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("projects");
+/// task → (empty): this member has started the task's computation; it never starts another.
+const RUNS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("runs");
 /// task → (empty): the task's MAC key share is poisoned (a MAC check under it failed or was
 /// abandoned); nothing may run under it again, restart or not.
 const POISONED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("poisoned");
@@ -104,7 +106,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let database = Database::create(path).map_err(db)?;
         let txn = database.begin_write().map_err(db)?;
-        for table in [TASKS, MATERIAL, TRIPLES, INPUTS, PROJECTS, POISONED] {
+        for table in [TASKS, MATERIAL, TRIPLES, INPUTS, PROJECTS, RUNS, POISONED] {
             txn.open_table(table).map_err(db)?;
         }
         txn.commit().map_err(db)?;
@@ -194,6 +196,23 @@ impl Store {
                     .map_err(|_| StoreError::Corrupt("MAC key share".into()))
             })
             .transpose()
+    }
+
+    /// Records that the task's computation starts; false if it had started before. Durable
+    /// before it returns, so neither a second request nor a restart gets a second run under the
+    /// same MAC key.
+    pub fn claim_run(&self, task: &TaskId) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        let fresh = {
+            let mut t = txn.open_table(RUNS).map_err(db)?;
+            let fresh = t.get(task.as_slice()).map_err(db)?.is_none();
+            if fresh {
+                t.insert(task.as_slice(), [].as_slice()).map_err(db)?;
+            }
+            fresh
+        };
+        txn.commit().map_err(db)?;
+        Ok(fresh)
     }
 
     /// Marks the task's MAC key share as never to be used again.
@@ -320,6 +339,9 @@ mod tests {
         s.poison_key(&[3; 32]).unwrap();
         assert!(s.is_poisoned(&[3; 32]).unwrap());
         assert!(!s.is_poisoned(&[4; 32]).unwrap());
+        assert!(s.claim_run(&[3; 32]).unwrap());
+        assert!(!s.claim_run(&[3; 32]).unwrap());
+        assert!(s.claim_run(&[4; 32]).unwrap());
         assert_eq!(
             s.triple(&[3; 32], 1).unwrap(),
             Some([[1; 32], [2; 32], [3; 32], [4; 32]])

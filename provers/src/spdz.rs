@@ -95,6 +95,9 @@ pub async fn prepare(
         input_masks: vec![0; committee.len()],
     };
     pool.ready(&need).await?;
+    // Stop the producer before taking: taking would wake it for another batch, and a batch
+    // abandoned after this point would poison a key nobody looks at again.
+    pool.stop().await;
     let triples = pool.triples(slots)?;
     if pool.mac_key().is_poisoned() {
         return Err(SpdzError::KeyPoisoned(Abort::KeyPoisoned));

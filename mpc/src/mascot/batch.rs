@@ -19,6 +19,7 @@
 //! - MAC check (4 rounds) of ρ, y, and of s_t·c_t − ĉ_t − ρ_t·b_t claimed to be 0 (the sacrifice).
 
 use bytes::Bytes;
+use zeroize::Zeroize;
 
 use super::vole::ELEMENTS_PER_VALUE;
 use super::{FIELD_BITS, MAX_PREP_FRAME, MascotKeys, SEGMENT_BYTES, TAU, bits, pair_context};
@@ -418,11 +419,19 @@ impl<'k> Batch<'k> {
         let ots = range.len() * OTS_PER_CANDIDATE;
         let (nonce, tweak) = (self.nonce(seg), self.tweak(first_ot));
         let context = pair_context(self.gate.session, from, self.gate.party, "OT extension");
-        let pair = self.keys.pairs[from].as_mut().expect("checked at start");
-        let q = pair
-            .ot_sender
-            .extend(&context, nonce, ots, msg)
-            .map_err(|_| Abort::OtCheckFailed { party: from })?;
+        let pair = self.keys.pairs[from]
+            .as_mut()
+            .ok_or(Abort::Preprocessing(format!(
+                "the OT state with party {from} was destroyed"
+            )))?;
+        let q = match pair.ot_sender.extend(&context, nonce, ots, msg) {
+            Ok(q) => q,
+            Err(_) => {
+                // Whatever failed, none of this pair's OT or VOLE state is used again.
+                self.keys.pairs[from] = None;
+                return Err(Abort::OtCheckFailed { party: from });
+            }
+        };
         let mut d = vec![Fp::ZERO; ots];
         for (k, g) in range.enumerate() {
             let rows = k * OTS_PER_CANDIDATE..(k + 1) * OTS_PER_CANDIDATE;
@@ -436,7 +445,12 @@ impl<'k> Batch<'k> {
                 acc = acc + acc + v0[h];
             }
             self.c[g] -= acc;
+            for v in [v0, v1] {
+                wipe_all(v);
+            }
         }
+        let mut q = q;
+        q.zeroize();
         self.corrections[from] = d;
         Ok(())
     }
@@ -449,14 +463,18 @@ impl<'k> Batch<'k> {
         for (k, g) in range.enumerate() {
             let at = k * OTS_PER_CANDIDATE;
             let w = SoftReceiver::outputs_all(tweak + at as u64, &rows[at..at + OTS_PER_CANDIDATE]);
-            let a = self.a[g].to_bytes();
+            let mut a = self.a[g].to_bytes();
             let mut acc = Fp::ZERO;
             for h in (0..OTS_PER_CANDIDATE).rev() {
                 let bit = (a[h / 8] >> (h % 8)) & 1 == 1;
                 acc = acc + acc + Fp::select(bit, w[h] + d[at + h], w[h]);
             }
             self.c[g] += acc;
+            a.zeroize();
+            wipe_all(w);
         }
+        let mut rows = rows;
+        rows.zeroize();
     }
 
     /// VOLE messages authenticating this party's values of segment `seg` under each peer's key;
@@ -661,9 +679,16 @@ impl<'k> Batch<'k> {
         }
         self.items.iter_mut().for_each(Share::wipe);
         self.items = Vec::new();
+        self.open_shares.iter_mut().for_each(Share::wipe);
+        self.open_shares = Vec::new();
+        for v in self.peer_macs.iter_mut().chain(&mut self.corrections) {
+            v.iter_mut().for_each(Fp::wipe);
+        }
         self.peer_macs = Vec::new();
-        self.t_rows = Vec::new();
         self.corrections = Vec::new();
+        self.t_rows.iter_mut().for_each(|r| r.zeroize());
+        self.t_rows = Vec::new();
+        self.x0.wipe();
         if let Some(check) = &mut self.check {
             check.wipe();
         }
@@ -688,6 +713,11 @@ impl Drop for Batch<'_> {
             self.wipe();
         }
     }
+}
+
+/// Wipes a vector of secrets before it is freed.
+fn wipe_all(mut v: Vec<Fp>) {
+    v.iter_mut().for_each(Fp::wipe);
 }
 
 fn unexpected(from: PartyId, expected: &'static str, got: &BodyView) -> Abort {

@@ -195,6 +195,14 @@ impl Pool {
         }
     }
 
+    /// Stops the producer and waits until it has stopped: a batch it was running is abandoned
+    /// (poisoning the key if it was in its MAC check), and what is in stock stays available.
+    /// Call it before deciding the key is sound.
+    pub async fn stop(&mut self) {
+        self.producer.abort();
+        let _ = (&mut self.producer).await;
+    }
+
     /// Waits until `n` random bits are available, then takes them.
     pub async fn take_bits(&self, n: usize) -> Result<Vec<Share>, Abort> {
         loop {

@@ -111,11 +111,12 @@ impl Setup {
                 expect_len(32)?;
                 let point: PointBytes = bytes.try_into().expect("length checked");
                 let mut digits = self.hidden_digits(from);
-                let choices: Vec<bool> = digits.iter().flat_map(|&d| ggm::choices(d)).collect();
+                let mut choices: Vec<bool> = digits.iter().flat_map(|&d| ggm::choices(d)).collect();
                 digits.zeroize();
                 let context = pair_context(session, from, me, "base OT");
                 let (points, keys) = receive(&context, &point, &choices, &mut rand::rng())
                     .map_err(|error| Abort::BaseOt { party: from, error })?;
+                choices.zeroize();
                 self.chosen[from] = keys;
                 points.concat()
             }
@@ -148,7 +149,7 @@ impl Setup {
             }
             _ => {
                 expect_len(ggm::CORRECTION_BYTES * TREES)?;
-                let digits = self.hidden_digits(from);
+                let mut digits = self.hidden_digits(from);
                 let split = softspoken::DIGITS;
                 let keys = std::mem::take(&mut self.chosen[from]);
                 let rebuild = |range: std::ops::Range<usize>| {
@@ -160,10 +161,11 @@ impl Setup {
                     )
                     .map_err(|e| Abort::Preprocessing(e.to_string()))
                 };
-                let ot = rebuild(0..split)?;
-                let vole = rebuild(split..TREES)?;
+                let trees = rebuild(0..split).and_then(|ot| Ok((ot, rebuild(split..TREES)?)));
                 let mut keys = keys;
                 keys.iter_mut().for_each(|k| k.zeroize());
+                digits.zeroize();
+                let (ot, vole) = trees?;
                 self.punctured[from] = Some((ot, vole));
                 Vec::new()
             }

@@ -136,7 +136,13 @@ impl VoleReceiver {
         n: usize,
         e: FieldElements,
     ) -> Result<Vec<Fp>, FrameError> {
-        debug_assert_eq!(e.len(), DIGITS * n);
+        match e.len().cmp(&(DIGITS * n)) {
+            std::cmp::Ordering::Less => return Err(FrameError::Truncated),
+            std::cmp::Ordering::Greater => {
+                return Err(FrameError::TrailingBytes(e.len() - DIGITS * n));
+            }
+            std::cmp::Ordering::Equal => {}
+        }
         let mut e_d = vec![Fp::ZERO; n];
         let mut q = vec![Fp::ZERO; n];
         let (mut total, mut weighted) = (vec![Fp::ZERO; n], vec![Fp::ZERO; n]);

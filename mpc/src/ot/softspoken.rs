@@ -143,7 +143,10 @@ impl SoftReceiver {
             msg.extend_from_slice(&v.to_le_bytes());
         }
         x.zeroize();
-        (msg, t[..choices.len()].to_vec())
+        let rows = t[..choices.len()].to_vec();
+        let mut t = t;
+        t.zeroize();
+        (msg, rows)
     }
 
     /// The chosen messages of OTs `first_tweak..` (one tweak per OT, never reused), in order.
@@ -219,7 +222,10 @@ impl SoftSender {
             self.destroy();
             return Err(OtExtError::CheckFailed);
         }
-        Ok(q[..m].to_vec())
+        let rows = q[..m].to_vec();
+        let mut q = q;
+        q.zeroize();
+        Ok(rows)
     }
 
     /// Both messages of OTs `first_tweak..`: (H(q_j), H(q_j ⊕ Δ)).

@@ -238,6 +238,65 @@ fn withheld_session(key: &MacKeyShare, other: &MacKeyShare) -> (Session, Session
     )
 }
 
+/// Honest parties running a preprocessing batch and an online session under the same key at the
+/// same time: the ordering of checks must not stall either.
+#[test]
+fn concurrent_honest_checks_under_one_key_all_pass() {
+    let rng = &mut rand::rng();
+    let (k0, k1) = (
+        MacKeyShare::new(Fp::random(rng)),
+        MacKeyShare::new(Fp::random(rng)),
+    );
+    let alpha = k0.value() + k1.value();
+    let (r, v0, m0) = (Fp::random(rng), Fp::random(rng), Fp::random(rng));
+    let shares = [
+        Share { value: v0, mac: m0 },
+        Share {
+            value: r - v0,
+            mac: alpha * r - m0,
+        },
+    ];
+    let results = runtime().block_on(async {
+        let batches = MemoryTransport::mesh(2);
+        let onlines = MemoryTransport::mesh(2);
+        let mut tasks = Vec::new();
+        for (party, (bt, ot)) in batches.into_iter().zip(onlines).enumerate() {
+            let key = [&k0, &k1][party].clone();
+            let session = Session::new(
+                SessionConfig::new(ONLINE, party, 2),
+                open_random(2),
+                vec![],
+                material(&key, shares[party]),
+            )
+            .expect("session");
+            tasks.push(tokio::spawn(async move {
+                let mut bt = bt;
+                let mut keys = run(Setup::new(BATCH, party, 2, key), &mut bt).await?;
+                for _ in 0..3 {
+                    run(Batch::new(&mut keys, small_batch()).unwrap(), &mut bt).await?;
+                }
+                Ok::<_, Abort>(vec![])
+            }));
+            tasks.push(tokio::spawn(async move {
+                let mut ot = ot;
+                run(session, &mut ot).await
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    for (k, result) in results.into_iter().enumerate() {
+        match k % 2 {
+            0 => assert_eq!(result, Ok(vec![]), "batches of party {}", k / 2),
+            _ => assert_eq!(result, Ok(vec![r]), "session of party {}", k / 2),
+        }
+    }
+    assert!(!k0.is_poisoned() && !k1.is_poisoned());
+}
+
 #[test]
 fn a_protocol_dropped_in_the_middle_of_a_check_poisons_its_key_for_every_copy() {
     let rng = &mut rand::rng();

@@ -19,6 +19,7 @@ use conclave_mpc::wire::{Body, Frame, SessionId};
 use conclave_mpc::{Abort, Fp, PartyId};
 
 const SESSION: SessionId = SessionId([0x4c; 16]);
+const SETUP_SUMS: u32 = 2;
 const EXTEND: u32 = 3;
 const GILBOA: u32 = 4;
 const VOLE: u32 = 7;
@@ -142,34 +143,67 @@ fn tampered_gilboa_corrections_fail_the_sacrifice() {
     );
 }
 
-/// One element of the VOLE message for a random value (which no sacrifice touches, so only the
-/// batch's random combination y covers its MAC), in a digit where the receiver's α digit is not
-/// zero: where it is zero, the receiver's MAC does not depend on that element.
+/// One element of the cheater's VOLE message, for a value whose MAC only the batch's random
+/// combination y covers (no sacrifice touches it): a random value, the cheater's own input mask,
+/// and x₀. It is in a digit where the receiver's α digit is not zero: where it is zero, the
+/// receiver's MAC does not depend on that element.
 #[test]
 fn a_changed_element_in_a_vole_message_fails_the_mac_check() {
-    assert_honest_abort(
-        Cheat::Frames(Box::new(|alphas: &[Fp]| {
-            let alphas = alphas.to_vec();
-            // Toward one peer only: changes toward two could cancel in the summed MAC.
-            let done = std::sync::atomic::AtomicBool::new(false);
-            in_round(VOLE, move |to, mut f| {
-                if done.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                    return f;
-                }
-                let d = alpha_digits(&alphas[to])
-                    .iter()
-                    .position(|&g| g != 0)
-                    .expect("α ≠ 0");
-                if let Body::Values(e) = &mut f.body {
-                    let len = e.len() / DIGITS;
-                    let random_value = 5 * SPEC_TRIPLES;
-                    e[d * len + random_value] += Fp::ONE;
-                }
-                f
-            })
-        })),
-        |_| Abort::MacCheckFailed(CheckStage::Preprocessing),
-    );
+    // Values: a, b, c, â, ĉ (4 each), 2 randoms, 1 own mask, x₀.
+    let (random_value, own_mask, x0) =
+        (5 * SPEC_TRIPLES, 5 * SPEC_TRIPLES + 2, 5 * SPEC_TRIPLES + 3);
+    for value in [random_value, own_mask, x0] {
+        assert_honest_abort(
+            Cheat::Frames(Box::new(move |alphas: &[Fp]| {
+                let alphas = alphas.to_vec();
+                // Toward one peer only: changes toward two could cancel in the summed MAC.
+                let done = std::sync::atomic::AtomicBool::new(false);
+                in_round(VOLE, move |to, mut f| {
+                    if done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        return f;
+                    }
+                    let d = alpha_digits(&alphas[to])
+                        .iter()
+                        .position(|&g| g != 0)
+                        .expect("α ≠ 0");
+                    if let Body::Values(e) = &mut f.body {
+                        let len = e.len() / DIGITS;
+                        assert_eq!(len, x0 + 1, "the cheater's values");
+                        e[d * len + value] += Fp::ONE;
+                    }
+                    f
+                })
+            })),
+            |_| Abort::MacCheckFailed(CheckStage::Preprocessing),
+        );
+    }
+}
+
+/// The setup's last round carries the dealer's masked GGM level sums, 128 bytes per tree: trees
+/// 0–31 seed the peer's OT-extension sender, trees 32–95 its VOLE receiver.
+fn corrupt_tree(tree: usize) -> Cheat {
+    Cheat::Frames(Box::new(move |_| {
+        in_round(SETUP_SUMS, move |_, mut f| {
+            if let Body::Bytes(b) = &mut f.body {
+                // Both level-1 sums, so the peer reads a wrong one whatever its digit.
+                b[128 * tree] ^= 1;
+                b[128 * tree + 16] ^= 1;
+            }
+            f
+        })
+    }))
+}
+
+#[test]
+fn a_corrupted_seed_tree_of_the_ot_extension_fails_its_check() {
+    assert_honest_abort(corrupt_tree(0), |c| Abort::OtCheckFailed { party: c });
+}
+
+#[test]
+fn a_corrupted_seed_tree_of_the_vole_fails_the_mac_check() {
+    assert_honest_abort(corrupt_tree(32 + 5), |_| {
+        Abort::MacCheckFailed(CheckStage::Preprocessing)
+    });
 }
 
 #[test]
