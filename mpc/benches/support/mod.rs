@@ -137,6 +137,25 @@ pub mod tcp {
     use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
     const MAX_FRAME: usize = 128 << 20;
+    const SOCKET_BUFFER: libc::c_int = 16 << 20;
+
+    /// SO_SNDBUF and SO_RCVBUF of a connected socket (std has no setter for them).
+    fn set_buffers(stream: &std::net::TcpStream, bytes: libc::c_int) {
+        use std::os::fd::AsRawFd;
+        for option in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+            // SAFETY: a valid socket descriptor, an int option and its exact size.
+            let status = unsafe {
+                libc::setsockopt(
+                    stream.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    option,
+                    (&bytes as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(status, 0, "setsockopt");
+        }
+    }
 
     pub struct TcpTransport {
         party: usize,
@@ -182,6 +201,10 @@ pub mod tcp {
                 let Some(stream) = stream else { continue };
                 stream.set_nodelay(true).unwrap();
                 stream.set_nonblocking(true).unwrap();
+                // Kernel buffers that hold a whole Beaver frame, so a sender never waits for
+                // its peer to start reading (the default caps turn one frame into many
+                // wake-ups on each side).
+                set_buffers(&stream, SOCKET_BUFFER);
                 let stream = TcpStream::from_std(stream).expect("adopt socket");
                 let (read, mut write) = stream.into_split();
                 let (tx, mut rx) = unbounded_channel::<Bytes>();
