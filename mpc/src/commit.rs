@@ -94,6 +94,45 @@ impl CoinToss {
 mod tests {
     use super::*;
 
+    /// Tosses a coin among three parties whose seeds are `seeds`.
+    fn toss(seeds: [[u8; 32]; 3]) -> [u8; 16] {
+        let session = SessionId([4; 16]);
+        let mut coins: Vec<CoinToss> = (0..3).map(|_| CoinToss::new(3)).collect();
+        for (coin, seed) in coins.iter_mut().zip(seeds) {
+            coin.seed = seed;
+        }
+        let commitments: Vec<Digest> = coins
+            .iter_mut()
+            .enumerate()
+            .map(|(party, c)| {
+                c.commitment(Binding {
+                    session,
+                    round: 7,
+                    party,
+                })
+            })
+            .collect();
+        let openings: Vec<[u8; 32]> = (0..3).map(|p| coins[p].opening(p)).collect();
+        let mine = &mut coins[0];
+        for p in 1..3 {
+            mine.take_commitment(p, commitments[p]);
+            assert!(mine.take_opening(session, p, openings[p]));
+        }
+        mine.result(session)
+    }
+
+    /// The coin is a function of every party's seed: no party, and no constant, fixes it.
+    #[test]
+    fn the_coin_depends_on_every_seed() {
+        let base = toss([[1; 32], [2; 32], [3; 32]]);
+        assert_eq!(base, toss([[1; 32], [2; 32], [3; 32]]));
+        assert_ne!(base, toss([[9; 32], [2; 32], [3; 32]]));
+        assert_ne!(base, toss([[1; 32], [9; 32], [3; 32]]));
+        assert_ne!(base, toss([[1; 32], [2; 32], [9; 32]]));
+        assert_ne!(base, [0; 16]);
+        assert_ne!(base, [1; 16]);
+    }
+
     #[test]
     fn commitments_bind_party_session_round_and_label() {
         let b = Binding {

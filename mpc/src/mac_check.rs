@@ -111,27 +111,6 @@ fn reveal_payload(r: &CheckReveal) -> [u8; 96] {
     out
 }
 
-#[cfg(test)]
-mod combine_tests {
-    use super::*;
-
-    #[test]
-    fn combine_is_the_plain_power_sum() {
-        let mut rng = rand::rng();
-        let r = Fp::random(&mut rng);
-        for n in 0..11 {
-            let v: Vec<Fp> = (0..n).map(|_| Fp::random(&mut rng)).collect();
-            let mut power = Fp::ONE;
-            let mut want = Fp::ZERO;
-            for x in &v {
-                want += power * *x;
-                power *= r;
-            }
-            assert_eq!(combine(&v, r), want, "{n} values");
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
     CommitSeed,
@@ -334,5 +313,49 @@ impl MacCheck {
     pub fn wipe(&mut self) {
         self.log.wipe();
         self.reveal.sigma.wipe();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combine_is_the_plain_power_sum() {
+        let mut rng = rand::rng();
+        let r = Fp::random(&mut rng);
+        for n in 0..40 {
+            let v: Vec<Fp> = (0..n).map(|_| Fp::random(&mut rng)).collect();
+            let mut power = Fp::ONE;
+            let mut want = Fp::ZERO;
+            for x in &v {
+                want += power * *x;
+                power *= r;
+            }
+            assert_eq!(combine(&v, r), want, "{n} values");
+        }
+    }
+
+    /// A check that ends wipes its log and this party's σ.
+    #[test]
+    fn a_wiped_check_holds_nothing() {
+        let key = MacKeyShare::new(Fp::from_u64(5));
+        let mut log = OpenedLog::default();
+        log.push(Fp::ONE, Fp::from_u64(5));
+        let mut check = MacCheck::new(CheckStage::Outputs, log, 2, &key).unwrap();
+        check.reveal.sigma = Fp::from_u64(9);
+        check.wipe();
+        assert!(check.log.is_empty() && check.log.macs.is_empty());
+        assert!(check.reveal.sigma.is_zero());
+    }
+
+    /// What was opened and this party's MAC shares of it are gone once a check is done.
+    #[test]
+    fn a_wiped_log_holds_nothing() {
+        let mut log = OpenedLog::with_capacity(2);
+        log.push(Fp::ONE, Fp::from_u64(2));
+        log.publics.push(Fp::ONE);
+        log.wipe();
+        assert!(log.is_empty() && log.macs.is_empty());
     }
 }
