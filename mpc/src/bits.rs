@@ -54,3 +54,54 @@ pub fn bits_from_squares(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two parties' shares of r_k, opened squares, and the bits they derive: one bit per r_k,
+    /// each 1 exactly when r_k is the square root `sqrt` picks (so a fair, unknown coin).
+    #[test]
+    fn one_bit_per_square_and_each_is_the_sign_of_r() {
+        let mut rng = rand::rng();
+        let (a0, a1) = (Fp::random(&mut rng), Fp::random(&mut rng));
+        let alpha = a0 + a1;
+        let keys = [MacKeyShare::new(a0), MacKeyShare::new(a1)];
+        let r: Vec<Fp> = (0..16).map(|_| Fp::random(&mut rng)).collect();
+        let mut shares = [Vec::new(), Vec::new()];
+        for x in &r {
+            let (v0, m0) = (Fp::random(&mut rng), Fp::random(&mut rng));
+            shares[0].push(Share { value: v0, mac: m0 });
+            shares[1].push(Share {
+                value: *x - v0,
+                mac: alpha * *x - m0,
+            });
+        }
+        let squares: Vec<Fp> = r.iter().map(Fp::square).collect();
+        let bits: Vec<Vec<Share>> = (0..2)
+            .map(|p| bits_from_squares(&squares, &shares[p], p, &keys[p]).unwrap())
+            .collect();
+        assert_eq!(bits[0].len(), r.len());
+        for (k, x) in r.iter().enumerate() {
+            let value = bits[0][k].value + bits[1][k].value;
+            assert_eq!(
+                bits[0][k].mac + bits[1][k].mac,
+                alpha * value,
+                "MAC of bit {k}"
+            );
+            let expected = if squares[k].sqrt() == Some(*x) {
+                Fp::ONE
+            } else {
+                Fp::ZERO
+            };
+            assert_eq!(value, expected, "bit {k}");
+        }
+        assert_eq!(
+            bits_from_squares(&squares[..2], &shares[0], 0, &keys[0]),
+            Err(BitsError::Mismatch {
+                squares: 2,
+                shares: 16
+            })
+        );
+    }
+}
