@@ -176,26 +176,11 @@ impl VoleReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ot::ggm::{DEPTH, choices};
-    use crate::ot::prg::Block;
+    use crate::ot::ggm::tests::trees;
     use crate::wire::{Body, BodyView, Frame, FrameView, SessionId};
-    use rand::RngExt;
 
     pub(crate) fn pair(alpha: &Fp) -> (VoleSender, VoleReceiver) {
-        let mut rng = rand::rng();
-        let digits = alpha_digits(alpha);
-        let pairs: Vec<(Block, Block)> = (0..DEPTH * DIGITS)
-            .map(|_| (rng.random(), rng.random()))
-            .collect();
-        let chosen: Vec<Block> = digits
-            .iter()
-            .flat_map(|&d| choices(d))
-            .zip(&pairs)
-            .map(|(c, (k0, k1))| if c { *k1 } else { *k0 })
-            .collect();
-        let roots: Vec<Block> = (0..DIGITS).map(|_| rng.random()).collect();
-        let (full, msg) = FullSeeds::deal(&roots, &pairs);
-        let punctured = PuncturedSeeds::rebuild(&digits, &chosen, &msg).unwrap();
+        let (full, punctured) = trees(&alpha_digits(alpha));
         (VoleSender::new(full), VoleReceiver::new(punctured))
     }
 

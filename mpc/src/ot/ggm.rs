@@ -183,9 +183,18 @@ impl Drop for PuncturedSeeds {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rand::RngExt;
+
+    /// Full and punctured trees for `digits` over fresh base OTs, as the setup makes them.
+    pub(crate) fn trees(digits: &[u8]) -> (FullSeeds, PuncturedSeeds) {
+        let (pairs, chosen) = base_ots(digits);
+        let roots: Vec<Block> = digits.iter().map(|_| rand::rng().random()).collect();
+        let (full, msg) = FullSeeds::deal(&roots, &pairs);
+        let punctured = PuncturedSeeds::rebuild(digits, &chosen, &msg).unwrap();
+        (full, punctured)
+    }
 
     /// Random base OTs with the punctured side's choices, as the setup makes them.
     fn base_ots(digits: &[u8]) -> (Vec<(Block, Block)>, Vec<Block>) {
@@ -205,10 +214,7 @@ mod tests {
     #[test]
     fn every_leaf_but_the_digit_is_rebuilt() {
         let digits: Vec<u8> = (0..LEAVES as u8).collect();
-        let (pairs, chosen) = base_ots(&digits);
-        let roots: Vec<Block> = digits.iter().map(|_| rand::rng().random()).collect();
-        let (full, msg) = FullSeeds::deal(&roots, &pairs);
-        let punctured = PuncturedSeeds::rebuild(&digits, &chosen, &msg).unwrap();
+        let (full, punctured) = trees(&digits);
         for (d, &digit) in digits.iter().enumerate() {
             for y in 0..LEAVES {
                 match punctured.leaf(d, y) {

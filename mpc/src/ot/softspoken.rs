@@ -251,26 +251,13 @@ impl Drop for SoftSender {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::super::ggm::choices;
+    use super::super::ggm::tests::trees;
     use super::*;
     use rand::RngExt;
 
     /// A sender/receiver pair over fresh base OTs, as the MASCOT setup makes them.
     pub(crate) fn pair_with(delta: u128) -> (SoftSender, SoftReceiver) {
-        let mut rng = rand::rng();
-        let digits = delta_digits(delta);
-        let pairs: Vec<(Block, Block)> = (0..DEPTH * DIGITS)
-            .map(|_| (rng.random(), rng.random()))
-            .collect();
-        let chosen: Vec<Block> = digits
-            .iter()
-            .flat_map(|&d| choices(d))
-            .zip(&pairs)
-            .map(|(c, (k0, k1))| if c { *k1 } else { *k0 })
-            .collect();
-        let roots: Vec<Block> = (0..DIGITS).map(|_| rng.random()).collect();
-        let (full, msg) = FullSeeds::deal(&roots, &pairs);
-        let punctured = PuncturedSeeds::rebuild(&digits, &chosen, &msg).unwrap();
+        let (full, punctured) = trees(&delta_digits(delta));
         (SoftSender::new(delta, punctured), SoftReceiver::new(full))
     }
 
