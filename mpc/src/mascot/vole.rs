@@ -43,30 +43,34 @@ fn shift_in(acc: &mut [Fp], v: &[Fp]) {
     }
 }
 
-/// Σ_y R_y and Σ_y y·R_y over the leaves `leaf(y)` gives (a missing leaf counts as zero), by
-/// suffix sums: T_j = Σ_{y ≥ j} R_y, Σ y·R_y = Σ_{j ≥ 1} T_j. Works in chunks that stay in the
-/// first-level cache, with one PRG per leaf for the whole vector.
+/// Σ_y R_y and Σ_y y·R_y over the leaves `leaf(y)` of one tree, leaving out leaf `punctured`
+/// (≥ [`LEAVES`] for none) without a branch on it: its stream is expanded from whatever `leaf`
+/// gives and selected away. Suffix sums: T_j = Σ_{y ≥ j} R_y, Σ y·R_y = Σ_{j ≥ 1} T_j. Works in
+/// chunks that stay in the first-level cache, with one PRG per leaf for the whole vector.
 fn leaf_sums<'a>(
-    leaf: impl Fn(usize) -> Option<&'a [u8; 16]>,
+    leaf: impl Fn(usize) -> &'a [u8; 16],
+    punctured: usize,
     nonce: u64,
     first: u64,
     total: &mut [Fp],
     weighted: &mut [Fp],
 ) {
     const CHUNK: usize = 32;
-    let mut prgs: Vec<Option<Prg>> = (0..LEAVES)
-        .map(|y| leaf(y).map(|seed| Prg::at(seed, nonce, 2 * first)))
+    let mut prgs: Vec<Prg> = (0..LEAVES)
+        .map(|y| Prg::at(leaf(y), nonce, 2 * first))
         .collect();
     let mut r = [Fp::ZERO; CHUNK];
     for (total, weighted) in total.chunks_mut(CHUNK).zip(weighted.chunks_mut(CHUNK)) {
         let len = total.len();
         total.fill(Fp::ZERO);
         weighted.fill(Fp::ZERO);
-        for y in (0..LEAVES).rev() {
-            if let Some(prg) = &mut prgs[y] {
-                prg.fill_field(&mut r[..len]);
-                total.iter_mut().zip(&r).for_each(|(t, r)| *t += *r);
-            }
+        for (y, prg) in prgs.iter_mut().enumerate().rev() {
+            prg.fill_field(&mut r[..len]);
+            let keep = y != punctured;
+            total
+                .iter_mut()
+                .zip(&r)
+                .for_each(|(t, r)| *t += Fp::select(keep, *r, Fp::ZERO));
             if y > 0 {
                 weighted
                     .iter_mut()
@@ -103,7 +107,8 @@ impl VoleSender {
         let (mut total, mut weighted) = (vec![Fp::ZERO; n], vec![Fp::ZERO; n]);
         for d in (0..DIGITS).rev() {
             leaf_sums(
-                |y| Some(self.seeds.leaf(d, y)),
+                |y| self.seeds.leaf(d, y),
+                LEAVES,
                 nonce,
                 first,
                 &mut total,
@@ -154,7 +159,8 @@ impl VoleReceiver {
         for d in (0..DIGITS).rev() {
             let digit = self.seeds.digit(d);
             leaf_sums(
-                |y| self.seeds.leaf(d, y),
+                |y| self.seeds.leaf_or_zero(d, y),
+                digit as usize,
                 nonce,
                 first,
                 &mut total,

@@ -167,6 +167,12 @@ impl PuncturedSeeds {
     pub fn leaf(&self, d: usize, y: usize) -> Option<&Block> {
         (y != self.digits[d] as usize).then(|| &self.leaves[d][y])
     }
+
+    /// Leaf `y` of tree `d`, or zeros for the punctured one: for code that must not branch on
+    /// the hidden digit, and masks that leaf's contribution out itself.
+    pub fn leaf_or_zero(&self, d: usize, y: usize) -> &Block {
+        &self.leaves[d][y]
+    }
 }
 
 impl Drop for FullSeeds {

@@ -78,6 +78,13 @@ fn xor_into(dst: &mut [u8], src: &[u8]) {
     }
 }
 
+/// dst ⊕= src where `mask` is 0xff, nothing where it is 0, at the same cost either way.
+fn xor_masked(dst: &mut [u8], src: &[u8], mask: u8) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d ^= s & mask;
+    }
+}
+
 /// The extension receiver: holds every leaf of every digit's tree.
 pub struct SoftReceiver {
     seeds: FullSeeds,
@@ -187,20 +194,21 @@ impl SoftSender {
         let (u, check) = msg.split_at(DIGITS * row);
         let mut q_rows = vec![vec![0u8; row]; KAPPA];
         let mut r = vec![0u8; row];
+        // No branch depends on Δ: every leaf is expanded (the punctured one from zeros; its bits
+        // of y ⊕ Δ_d are all zero, so its masks drop it) and every row is XORed under a mask.
         for d in 0..DIGITS {
             let digit = seeds.digit(d) as usize;
             for y in 0..LEAVES {
-                let Some(leaf) = seeds.leaf(d, y) else {
-                    continue;
-                };
-                Prg::new(leaf, nonce).fill(&mut r);
-                for b in (0..DEPTH).filter(|b| ((y ^ digit) >> b) & 1 == 1) {
-                    xor_into(&mut q_rows[DEPTH * d + b], &r);
+                Prg::new(seeds.leaf_or_zero(d, y), nonce).fill(&mut r);
+                for b in 0..DEPTH {
+                    let mask = 0u8.wrapping_sub((((y ^ digit) >> b) & 1) as u8);
+                    xor_masked(&mut q_rows[DEPTH * d + b], &r, mask);
                 }
             }
             let c = &u[d * row..(d + 1) * row];
-            for b in (0..DEPTH).filter(|b| (digit >> b) & 1 == 1) {
-                xor_into(&mut q_rows[DEPTH * d + b], c);
+            for b in 0..DEPTH {
+                let mask = 0u8.wrapping_sub(((digit >> b) & 1) as u8);
+                xor_masked(&mut q_rows[DEPTH * d + b], c, mask);
             }
         }
         r.zeroize();
