@@ -297,3 +297,58 @@ impl Neg for Share {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ledger on its own: a check waits for every check that exposed σ before it did, and
+    /// only for those; one check passing does not release a wait on another.
+    #[test]
+    fn a_check_waits_for_each_earlier_exposed_check_and_only_those() {
+        let key = MacKeyShare::new(Fp::from_u64(3));
+        let mut withheld = key.begin_check().unwrap();
+        let mut honest = key.begin_check().unwrap();
+        let mut later = key.begin_check().unwrap();
+        withheld.expose();
+        honest.expose();
+        later.expose();
+        assert_eq!(later.may_conclude(), Ok(false));
+        assert_eq!(
+            honest.may_conclude(),
+            Ok(false),
+            "honest waits for withheld"
+        );
+        assert_eq!(
+            withheld.may_conclude(),
+            Ok(true),
+            "withheld waits for nothing"
+        );
+        // A check exposed after `withheld` had its commitments never holds `withheld` up.
+        let mut newest = key.begin_check().unwrap();
+        newest.expose();
+        assert_eq!(withheld.may_conclude(), Ok(true));
+        drop(newest);
+        assert!(key.is_poisoned(), "an abandoned check poisons");
+        assert_eq!(later.may_conclude(), Err(KeyError::Poisoned));
+        assert_eq!(key.begin_check().err(), Some(KeyError::Poisoned));
+        drop((withheld, honest));
+    }
+
+    #[test]
+    fn a_pass_releases_only_its_own_waiters() {
+        let key = MacKeyShare::new(Fp::from_u64(3));
+        let mut first = key.begin_check().unwrap();
+        let mut second = key.begin_check().unwrap();
+        let mut third = key.begin_check().unwrap();
+        first.expose();
+        second.expose();
+        third.expose();
+        second.passed();
+        assert_eq!(third.may_conclude(), Ok(false), "still waits for the first");
+        first.passed();
+        assert_eq!(third.may_conclude(), Ok(true));
+        third.passed();
+        assert!(!key.is_poisoned());
+    }
+}
