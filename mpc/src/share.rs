@@ -335,6 +335,22 @@ mod tests {
         drop((withheld, honest));
     }
 
+    /// The key's value never reaches a log, is wiped on request, and compares by value; an
+    /// explicit poison holds for every clone.
+    #[test]
+    fn the_key_hides_its_value_wipes_it_and_poisons_every_clone() {
+        let key = MacKeyShare::new(Fp::from_u64(7));
+        assert_eq!(format!("{key:?}"), "MacKeyShare(<secret>)");
+        assert_eq!(key, MacKeyShare::new(Fp::from_u64(7)));
+        assert_ne!(key, MacKeyShare::new(Fp::from_u64(8)));
+        let clone = key.clone();
+        key.poison();
+        assert!(clone.is_poisoned());
+        let mut wiped = MacKeyShare::new(Fp::from_u64(7));
+        wiped.zeroize();
+        assert!(wiped.value().is_zero());
+    }
+
     #[test]
     fn a_pass_releases_only_its_own_waiters() {
         let key = MacKeyShare::new(Fp::from_u64(3));
