@@ -349,6 +349,12 @@ mod tests {
         let mut wiped = MacKeyShare::new(Fp::from_u64(7));
         wiped.zeroize();
         assert!(wiped.value().is_zero());
+        let mut share = Share {
+            value: Fp::ONE,
+            mac: Fp::from_u64(2),
+        };
+        share.wipe();
+        assert_eq!(share, Share::default());
     }
 
     #[test]
