@@ -222,6 +222,28 @@ mod tests {
         assert_eq!(q[1] + w[1], alpha * x[1]);
     }
 
+    /// Value k of a batch always uses stream position k: authenticating in two segments gives
+    /// what one call gives. (Overlapping positions would mask two values with the same leaf
+    /// sums, and their difference would show in the messages.)
+    #[test]
+    fn segments_use_their_own_stream_positions() {
+        let mut rng = rand::rng();
+        let (b, _) = pair(&Fp::random(&mut rng));
+        let x: Vec<Fp> = (0..40).map(|_| Fp::random(&mut rng)).collect();
+        let (whole, w_whole) = b.send(3, 0, &x);
+        let (head, w_head) = b.send(3, 0, &x[..25]);
+        let (tail, w_tail) = b.send(3, 25, &x[25..]);
+        for d in 0..DIGITS {
+            assert_eq!(
+                whole[d * 40..d * 40 + 25],
+                head[d * 25..(d + 1) * 25],
+                "digit {d}"
+            );
+            assert_eq!(whole[d * 40 + 25..(d + 1) * 40], tail[d * 15..(d + 1) * 15]);
+        }
+        assert_eq!(w_whole, [w_head, w_tail].concat());
+    }
+
     #[test]
     fn digits_recompose() {
         let alpha = Fp::random(&mut rand::rng());
