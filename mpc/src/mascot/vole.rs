@@ -244,6 +244,30 @@ mod tests {
         assert_eq!(w_whole, [w_head, w_tail].concat());
     }
 
+    /// A message of the wrong length is a typed error, never an out-of-bounds read.
+    #[test]
+    fn a_message_of_the_wrong_length_is_refused() {
+        let (_, a) = pair(&Fp::from_u64(11));
+        let frame = |count: usize| {
+            Frame {
+                session: SessionId::default(),
+                round: 0,
+                body: Body::Values(vec![Fp::ONE; count]),
+            }
+            .encode()
+        };
+        for (count, want) in [
+            (DIGITS * 2 - 1, FrameError::Truncated),
+            (DIGITS * 2 + 3, FrameError::TrailingBytes(3)),
+        ] {
+            let bytes = frame(count);
+            let BodyView::Values(e) = FrameView::parse(&bytes, usize::MAX).unwrap().body else {
+                unreachable!()
+            };
+            assert_eq!(a.receive(1, 0, 2, e), Err(want));
+        }
+    }
+
     #[test]
     fn digits_recompose() {
         let alpha = Fp::random(&mut rand::rng());
