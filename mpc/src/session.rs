@@ -658,6 +658,26 @@ mod tests {
     use crate::circuit::CircuitBuilder;
     use crate::dealer::InsecureDealer;
 
+    /// A party index outside the session, or a session of one, is refused before anything runs.
+    #[test]
+    fn a_party_outside_the_session_is_refused() {
+        let mut b = CircuitBuilder::new(2);
+        let x = b.random();
+        b.reveal(x);
+        let circuit = b.build();
+        let material = InsecureDealer::new(2, 3)
+            .deal(&circuit.requirements())
+            .remove(0);
+        for (party, parties) in [(2, 2), (5, 2), (0, 1)] {
+            let cfg = SessionConfig::new(SessionId([2; 16]), party, parties);
+            assert_eq!(
+                Session::new(cfg, circuit.clone(), vec![], material.clone()).err(),
+                Some(SetupError::BadParties { party, parties }),
+                "party {party} of {parties}"
+            );
+        }
+    }
+
     #[test]
     fn one_key_serves_one_session_at_a_time() {
         let mut b = CircuitBuilder::new(2);
