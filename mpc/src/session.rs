@@ -279,11 +279,6 @@ impl Session {
         Ok(self.out.clone())
     }
 
-    /// The current round number.
-    pub fn round(&self) -> u32 {
-        self.gate.round
-    }
-
     /// Takes party `from`'s frame for the current round. Returns [`Status::Done`] with the outputs
     /// once the final check passes. On error the session is poisoned and wiped.
     pub fn incoming(&mut self, from: PartyId, bytes: &[u8]) -> Result<Status, Abort> {
