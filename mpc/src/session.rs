@@ -590,8 +590,8 @@ impl Session {
 
     fn poison(&mut self) {
         if let Phase::Check(check) = &mut self.phase {
-            // Whatever ended a MAC check, its outcome may tell the adversary something about α.
-            self.material.key.poison();
+            // Dropping the unresolved check below (phase = Poisoned) poisons the key: whatever
+            // ended a MAC check, its outcome may tell the adversary something about α.
             check.wipe();
         }
         self.wipe();

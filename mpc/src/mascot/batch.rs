@@ -228,7 +228,7 @@ impl<'k> Batch<'k> {
     fn extend_frames(&mut self, seg: usize) -> Outgoing {
         let (session, me) = (self.gate.session, self.gate.party);
         let (range, _) = self.candidates(seg);
-        let choices: Vec<bool> = self.a[range].iter().flat_map(bits).collect();
+        let mut choices: Vec<bool> = self.a[range].iter().flat_map(bits).collect();
         let nonce = self.nonce(seg);
         let mut frames = vec![Bytes::new(); self.gate.parties];
         for j in self.gate.peers() {
@@ -240,6 +240,7 @@ impl<'k> Batch<'k> {
             self.t_rows[j] = rows;
             frames[j] = self.gate.frame(Body::Bytes(msg));
         }
+        choices.zeroize();
         Outgoing::PerPeer(frames)
     }
 
@@ -695,12 +696,10 @@ impl<'k> Batch<'k> {
     }
 
     fn fail(&mut self, e: Abort) -> Abort {
-        if self.step == Step::Check {
-            // A check under α was under way: its outcome may say something about α.
-            self.keys.key.poison();
-        }
         self.done = true;
         self.wipe();
+        // An unresolved check poisons the key when dropped: its outcome may say something
+        // about α.
         self.check = None;
         e
     }
