@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod pool;
 pub mod setup;
+pub mod silent;
 pub mod vole;
 
 use crate::field::Fp;

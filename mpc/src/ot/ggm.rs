@@ -21,7 +21,7 @@ pub const DEPTH: usize = 4;
 /// Leaves per tree.
 pub const LEAVES: usize = 1 << DEPTH;
 /// Bytes of the dealer's message per digit: two masked level sums per level.
-pub const CORRECTION_BYTES: usize = DEPTH * 2 * 16;
+pub const CORRECTION_BYTES: usize = correction_bytes(DEPTH);
 
 /// Why a punctured seed set could not be rebuilt.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,8 +46,103 @@ fn xor(a: &mut Block, b: &Block) {
 
 /// The base-OT choices of the side that holds `digit`: per level, from the root down, the
 /// complement of the digit's bit for that level.
-pub fn choices(digit: u8) -> [bool; DEPTH] {
-    std::array::from_fn(|level| (digit >> (DEPTH - 1 - level)) & 1 == 0)
+pub fn choices(digit: u8) -> impl Iterator<Item = bool> {
+    path_choices(DEPTH, digit as usize)
+}
+
+/// Grows one tree of `depth` levels per root, keyed per level by base-OT key pairs `keys`
+/// (`depth` per tree): every leaf of every tree, tree after tree, and the message for the other
+/// side ([`correction_bytes`] per tree).
+pub fn grow(depth: usize, roots: &[Block], keys: &[(Block, Block)]) -> (Vec<Block>, Vec<u8>) {
+    assert_eq!(keys.len(), depth * roots.len());
+    let mut leaves = Vec::with_capacity(roots.len() << depth);
+    let mut msg = Vec::with_capacity(correction_bytes(depth) * roots.len());
+    for (root, keys) in roots.iter().zip(keys.chunks_exact(depth)) {
+        let mut level = vec![*root];
+        for (k0, k1) in keys {
+            let mut next = Vec::with_capacity(2 * level.len());
+            let (mut left, mut right) = ([0u8; 16], [0u8; 16]);
+            for node in &level {
+                let (l, r) = children(node);
+                xor(&mut left, &l);
+                xor(&mut right, &r);
+                next.extend([l, r]);
+            }
+            xor(&mut left, k0);
+            xor(&mut right, k1);
+            msg.extend_from_slice(&left);
+            msg.extend_from_slice(&right);
+            level.iter_mut().for_each(|n| n.zeroize());
+            level = next;
+        }
+        leaves.append(&mut level);
+    }
+    (leaves, msg)
+}
+
+/// Rebuilds every leaf but `points[i]` of tree i (that one is zero: unknown) from the keys this
+/// side chose with [`path_choices`] and the dealer's message from [`grow`].
+pub fn regrow(
+    depth: usize,
+    points: &[usize],
+    chosen: &[Block],
+    msg: &[u8],
+) -> Result<Vec<Block>, GgmError> {
+    assert_eq!(chosen.len(), depth * points.len());
+    let per_tree = correction_bytes(depth);
+    let expected = per_tree * points.len();
+    if msg.len() != expected {
+        return Err(GgmError::BadLength {
+            expected,
+            got: msg.len(),
+        });
+    }
+    let mut all = Vec::with_capacity(points.len() << depth);
+    for ((&point, keys), msg) in points
+        .iter()
+        .zip(chosen.chunks_exact(depth))
+        .zip(msg.chunks_exact(per_tree))
+    {
+        // Nodes of the current level; the one on the path to `point` is unknown (zero).
+        let mut level: Vec<Block> = vec![[0; 16]];
+        for (height, key) in keys.iter().enumerate() {
+            let on_path = point >> (depth - 1 - height);
+            let path_parent = on_path >> 1;
+            let mut next = vec![[0u8; 16]; 2 * level.len()];
+            for (i, node) in level.iter().enumerate() {
+                if i != path_parent {
+                    (next[2 * i], next[2 * i + 1]) = children(node);
+                }
+            }
+            // The sibling of the path node: its side's masked sum, minus the known nodes.
+            let sibling = on_path ^ 1;
+            let side = sibling & 1;
+            let at = 32 * height + 16 * side;
+            let mut sum: Block = msg[at..at + 16].try_into().expect("16 bytes");
+            xor(&mut sum, key);
+            for (i, node) in next.iter().enumerate() {
+                if i & 1 == side && i != sibling {
+                    xor(&mut sum, node);
+                }
+            }
+            next[sibling] = sum;
+            level.iter_mut().for_each(|n| n.zeroize());
+            level = next;
+        }
+        all.append(&mut level);
+    }
+    Ok(all)
+}
+
+/// Bytes of the dealer's message per tree of `depth` levels: two masked level sums per level.
+pub const fn correction_bytes(depth: usize) -> usize {
+    depth * 2 * 16
+}
+
+/// The base-OT choices of the side that holds `point` in a tree of `depth` levels: per level,
+/// from the root down, the complement of the point's bit for that level.
+pub fn path_choices(depth: usize, point: usize) -> impl Iterator<Item = bool> {
+    (0..depth).map(move |level| (point >> (depth - 1 - level)) & 1 == 0)
 }
 
 /// The leaves of full trees, one per digit: held by the dealer.
@@ -62,34 +157,27 @@ pub struct PuncturedSeeds {
     leaves: Vec<[Block; LEAVES]>,
 }
 
+/// Groups a flat list of leaves by tree of [`DEPTH`] levels.
+fn by_tree(mut flat: Vec<Block>) -> Vec<[Block; LEAVES]> {
+    let trees = flat
+        .chunks_exact(LEAVES)
+        .map(|t| t.try_into().expect("LEAVES leaves"))
+        .collect();
+    flat.zeroize();
+    trees
+}
+
 impl FullSeeds {
     /// Grows one tree per `DEPTH` base-OT key pairs and returns the seeds with the message for
     /// the other side (`CORRECTION_BYTES` per tree).
     pub fn deal(root_seeds: &[Block], keys: &[(Block, Block)]) -> (Self, Vec<u8>) {
-        assert_eq!(keys.len(), DEPTH * root_seeds.len());
-        let mut leaves = Vec::with_capacity(root_seeds.len());
-        let mut msg = Vec::with_capacity(CORRECTION_BYTES * root_seeds.len());
-        for (root, keys) in root_seeds.iter().zip(keys.chunks_exact(DEPTH)) {
-            let mut level = vec![*root];
-            for (k0, k1) in keys {
-                let mut next = Vec::with_capacity(2 * level.len());
-                let (mut left, mut right) = ([0u8; 16], [0u8; 16]);
-                for node in &level {
-                    let (l, r) = children(node);
-                    xor(&mut left, &l);
-                    xor(&mut right, &r);
-                    next.extend([l, r]);
-                }
-                xor(&mut left, k0);
-                xor(&mut right, k1);
-                msg.extend_from_slice(&left);
-                msg.extend_from_slice(&right);
-                level.iter_mut().for_each(|n| n.zeroize());
-                level = next;
-            }
-            leaves.push(level.try_into().expect("2^DEPTH leaves"));
-        }
-        (FullSeeds { leaves }, msg)
+        let (leaves, msg) = grow(DEPTH, root_seeds, keys);
+        (
+            FullSeeds {
+                leaves: by_tree(leaves),
+            },
+            msg,
+        )
     }
 
     pub fn digits(&self) -> usize {
@@ -106,51 +194,11 @@ impl PuncturedSeeds {
     /// Rebuilds every leaf but `digits[d]` of each tree from the keys this side chose (with
     /// [`choices`]) and the dealer's message.
     pub fn rebuild(digits: &[u8], chosen: &[Block], msg: &[u8]) -> Result<Self, GgmError> {
-        assert_eq!(chosen.len(), DEPTH * digits.len());
-        let expected = CORRECTION_BYTES * digits.len();
-        if msg.len() != expected {
-            return Err(GgmError::BadLength {
-                expected,
-                got: msg.len(),
-            });
-        }
-        let mut all = Vec::with_capacity(digits.len());
-        for ((&digit, keys), msg) in digits
-            .iter()
-            .zip(chosen.chunks_exact(DEPTH))
-            .zip(msg.chunks_exact(CORRECTION_BYTES))
-        {
-            // Nodes of the current level; the one on the path to `digit` is unknown (zero).
-            let mut level: Vec<Block> = vec![[0; 16]];
-            for (depth, key) in keys.iter().enumerate() {
-                let on_path = (digit as usize) >> (DEPTH - 1 - depth);
-                let path_parent = on_path >> 1;
-                let mut next = vec![[0u8; 16]; 2 * level.len()];
-                for (i, node) in level.iter().enumerate() {
-                    if i != path_parent {
-                        (next[2 * i], next[2 * i + 1]) = children(node);
-                    }
-                }
-                // The sibling of the path node: its side's masked sum, minus the known nodes.
-                let sibling = on_path ^ 1;
-                let side = sibling & 1;
-                let at = 32 * depth + 16 * side;
-                let mut sum: Block = msg[at..at + 16].try_into().expect("16 bytes");
-                xor(&mut sum, key);
-                for (i, node) in next.iter().enumerate() {
-                    if i & 1 == side && i != sibling {
-                        xor(&mut sum, node);
-                    }
-                }
-                next[sibling] = sum;
-                level.iter_mut().for_each(|n| n.zeroize());
-                level = next;
-            }
-            all.push(level.try_into().expect("2^DEPTH leaves"));
-        }
+        let points: Vec<usize> = digits.iter().map(|&d| d as usize).collect();
+        let leaves = regrow(DEPTH, &points, chosen, msg)?;
         Ok(PuncturedSeeds {
             digits: digits.to_vec(),
-            leaves: all,
+            leaves: by_tree(leaves),
         })
     }
 

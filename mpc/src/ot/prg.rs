@@ -94,14 +94,56 @@ pub fn hash_to_field(row: &Block, index: u64) -> Fp {
     hash_rows_to_field(&[u128::from_le_bytes(*row)], index)[0]
 }
 
+/// What a TCCR hash is for: the upper half of every tweak, so that no two uses share a tweak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Domain {
+    /// Messages of the OTs that Gilboa multiplication uses.
+    GilboaOts = 0,
+    /// Keys of the OTs that puncture the silent VOLE's trees.
+    SilentOtKeys = 1,
+    /// Leaves of the silent VOLE's trees, hashed to field elements.
+    SilentLeaves = 2,
+}
+
 /// [`hash_to_field`] of `rows[k]` with tweak `first_index + k`, eight AES blocks at a time.
 pub fn hash_rows_to_field(rows: &[u128], first_index: u64) -> Vec<Fp> {
+    hash_rows_to_field_in(Domain::GilboaOts, rows, first_index)
+}
+
+/// [`hash_rows_to_field`] in another [`Domain`].
+pub fn hash_rows_to_field_in(domain: Domain, rows: &[u128], first_index: u64) -> Vec<Fp> {
+    let mut out = Vec::with_capacity(rows.len());
+    tccr::<2>(domain, rows, first_index, |[lo, hi]| {
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(&lo);
+        bytes[16..].copy_from_slice(&hi);
+        out.push(Fp::from_252_bits(bytes));
+    });
+    out
+}
+
+/// One 128-bit TCCR hash of `rows[k]` with tweak `first_index + k`: π(π(x) ⊕ i) ⊕ π(x).
+pub fn hash_rows_to_blocks(domain: Domain, rows: &[u128], first_index: u64) -> Vec<Block> {
+    let mut out = Vec::with_capacity(rows.len());
+    tccr::<1>(domain, rows, first_index, |[block]| out.push(block));
+    out
+}
+
+/// The TCCR hash of each row with `H` outputs of 128 bits: output h of row k uses tweak
+/// H·(first_index + k) + h in its lower half and `domain` in its upper half. Eight rows at a
+/// time, for AES-NI pipelining.
+fn tccr<const H: usize>(
+    domain: Domain,
+    rows: &[u128],
+    first_index: u64,
+    mut emit: impl FnMut([Block; H]),
+) {
     type B = GenericArray<u8, aes::cipher::consts::U16>;
     const PAR: usize = 8;
     let key = fixed_key();
-    let mut out = Vec::with_capacity(rows.len());
     let mut px = [B::default(); PAR];
-    let mut halves = [[B::default(); PAR]; 2];
+    let mut halves = [[B::default(); PAR]; H];
     for (c, chunk) in rows.chunks(PAR).enumerate() {
         let n = chunk.len();
         for (p, r) in px.iter_mut().zip(chunk) {
@@ -112,7 +154,8 @@ pub fn hash_rows_to_field(rows: &[u128], first_index: u64) -> Vec<Fp> {
             for (k, b) in blocks.iter_mut().take(n).enumerate() {
                 let index = first_index + (c * PAR + k) as u64;
                 let mut tweak = [0u8; 16];
-                tweak[..8].copy_from_slice(&(2 * index + half as u64).to_le_bytes());
+                tweak[..8].copy_from_slice(&(H as u64 * index + half as u64).to_le_bytes());
+                tweak[8..].copy_from_slice(&(domain as u64).to_le_bytes());
                 for i in 0..16 {
                     b[i] = px[k][i] ^ tweak[i];
                 }
@@ -120,15 +163,11 @@ pub fn hash_rows_to_field(rows: &[u128], first_index: u64) -> Vec<Fp> {
             key.encrypt_blocks(&mut blocks[..n]);
         }
         for k in 0..n {
-            let mut bytes = [0u8; 32];
-            for i in 0..16 {
-                bytes[i] = halves[0][k][i] ^ px[k][i];
-                bytes[16 + i] = halves[1][k][i] ^ px[k][i];
-            }
-            out.push(Fp::from_252_bits(bytes));
+            emit(std::array::from_fn(|half| {
+                std::array::from_fn(|i| halves[half][k][i] ^ px[k][i])
+            }));
         }
     }
-    out
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use zeroize::Zeroize;
 
 use super::gf2::{clmul, transpose_rows};
 use super::ggm::{DEPTH, FullSeeds, LEAVES, PuncturedSeeds};
-use super::prg::{Block, Prg, hash_rows_to_field};
+use super::prg::{Block, Domain, Prg, hash_rows_to_blocks, hash_rows_to_field};
 use crate::field::Fp;
 
 /// Bits of Δ: the computational security parameter.
@@ -160,6 +160,11 @@ impl SoftReceiver {
     pub fn outputs_all(first_tweak: u64, t_rows: &[u128]) -> Vec<Fp> {
         hash_rows_to_field(t_rows, first_tweak)
     }
+
+    /// The chosen 128-bit keys of OTs `first_tweak..` in `domain`, in order.
+    pub fn keys(domain: Domain, first_tweak: u64, t_rows: &[u128]) -> Vec<Block> {
+        hash_rows_to_blocks(domain, t_rows, first_tweak)
+    }
 }
 
 impl SoftSender {
@@ -243,6 +248,19 @@ impl SoftSender {
             hash_rows_to_field(q_rows, first_tweak),
             hash_rows_to_field(&flipped, first_tweak),
         )
+    }
+
+    /// Both 128-bit keys of OTs `first_tweak..` in `domain`: (H(q_j), H(q_j ⊕ Δ)).
+    pub fn key_pairs(
+        &self,
+        domain: Domain,
+        first_tweak: u64,
+        q_rows: &[u128],
+    ) -> Vec<(Block, Block)> {
+        let flipped: Vec<u128> = q_rows.iter().map(|q| q ^ self.delta).collect();
+        let k0 = hash_rows_to_blocks(domain, q_rows, first_tweak);
+        let k1 = hash_rows_to_blocks(domain, &flipped, first_tweak);
+        k0.into_iter().zip(k1).collect()
     }
 
     fn destroy(&mut self) {
