@@ -76,9 +76,21 @@ impl Fp {
     /// a Montgomery residue. Since 2^252 < l < 2^252 + 2^125, the result is within statistical
     /// distance 2^-127 of uniform. Both sides of a PRG derive the same element from the same bits.
     #[inline]
-    pub fn from_252_bits(mut bytes: [u8; ENCODED_LEN]) -> Self {
-        bytes[31] &= 0x0f;
-        Fp(Fr::new_unchecked(BigInt(bytes_to_limbs(&bytes))))
+    pub fn from_252_bits(bytes: [u8; ENCODED_LEN]) -> Self {
+        let limbs = bytes_to_limbs(&bytes);
+        Self::from_252_limbs(limbs)
+    }
+
+    /// [`Fp::from_252_bits`] of the 256 bits `lo` (least significant) and `hi`.
+    #[inline]
+    pub fn from_252_bits_of(lo: u128, hi: u128) -> Self {
+        Self::from_252_limbs([lo as u64, (lo >> 64) as u64, hi as u64, (hi >> 64) as u64])
+    }
+
+    #[inline]
+    fn from_252_limbs(mut limbs: [u64; 4]) -> Self {
+        limbs[3] &= (1 << 60) - 1;
+        Fp(Fr::new_unchecked(BigInt(limbs)))
     }
 
     /// Reduces 64 uniform bytes modulo l; the bias is below 2^-250.

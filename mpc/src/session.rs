@@ -101,6 +101,11 @@ pub enum Abort {
         party: PartyId,
         error: crate::ot::base::BaseOtError,
     },
+    #[error("silent VOLE with party {party} failed: {error}")]
+    SilentVole {
+        party: PartyId,
+        error: crate::mascot::silent::SilentError,
+    },
     #[error("preprocessing could not continue: {0}")]
     Preprocessing(String),
     #[error("a MAC check under this key failed elsewhere; the key is poisoned")]

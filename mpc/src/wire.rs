@@ -199,6 +199,11 @@ impl<'a> FieldElements<'a> {
         self.0.is_empty()
     }
 
+    /// The encoded elements, as sent.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
     /// The elements in order; a non-canonical one is an error.
     pub fn iter(&self) -> impl Iterator<Item = Result<Fp, FrameError>> + use<'a> {
         let bytes: &'a [u8] = self.0;

@@ -21,7 +21,7 @@
 use bytes::Bytes;
 use zeroize::Zeroize;
 
-use super::vole::ELEMENTS_PER_VALUE;
+use super::refill::Refill;
 use super::{FIELD_BITS, MAX_PREP_FRAME, MascotKeys, SEGMENT_BYTES, TAU, bits, pair_context};
 use crate::commit::{Binding, CoinToss};
 use crate::driver::{Outgoing, Protocol};
@@ -43,8 +43,8 @@ pub const MAX_PER_BATCH: usize = 1 << 16;
 const OTS_PER_CANDIDATE: usize = FIELD_BITS;
 /// Triples per Extend/Gilboa segment: a segment's corrections fill at most [`SEGMENT_BYTES`].
 const TRIPLES_PER_SEGMENT: usize = SEGMENT_BYTES / (TAU * OTS_PER_CANDIDATE * 32);
-/// Values per Authenticate segment.
-const VALUES_PER_SEGMENT: usize = SEGMENT_BYTES / (ELEMENTS_PER_VALUE * 32);
+/// Values per Authenticate segment: one field element each.
+const VALUES_PER_SEGMENT: usize = SEGMENT_BYTES / 32;
 
 /// What one batch produces.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -64,6 +64,8 @@ pub enum BatchError {
     MaskOwners { got: usize, parties: usize },
     #[error("the OT state with party {0} was destroyed after a failed check")]
     PairDestroyed(PartyId),
+    #[error("an earlier batch did not finish: the VOLE stocks are out of step with the peers'")]
+    VoleOutOfStep,
 }
 
 /// What one batch produced for this party: all of it checked.
@@ -81,6 +83,7 @@ enum Step {
     Gilboa(usize),
     CombineCommit,
     CombineOpen,
+    Refill,
     Authenticate(usize),
     ChallengeCommit,
     ChallengeOpen,
@@ -119,6 +122,8 @@ pub struct Batch<'k> {
     opened: Vec<Fp>,
     open_shares: Vec<Share>,
     check: Option<Box<MacCheck>>,
+    /// The rounds that refill the pairs' random VOLE, if this batch needs any.
+    refill: Option<Refill>,
     /// The batch's check waits for an earlier check under the key.
     blocked: bool,
     done: bool,
@@ -155,6 +160,10 @@ impl<'k> Batch<'k> {
         for j in gate.peers() {
             keys.pairs[j].as_ref().ok_or(BatchError::PairDestroyed(j))?;
         }
+        if !keys.vole_in_step {
+            return Err(BatchError::VoleOutOfStep);
+        }
+        let refill = Refill::plan(keys, batch, |i| input_len(&spec, i));
         let mut batch = Batch {
             spec,
             batch,
@@ -175,6 +184,7 @@ impl<'k> Batch<'k> {
             opened: Vec::new(),
             open_shares: Vec::new(),
             check: None,
+            refill,
             blocked: false,
             done: false,
             gate,
@@ -244,9 +254,9 @@ impl<'k> Batch<'k> {
         Outgoing::PerPeer(frames)
     }
 
-    /// How many values party `j` authenticates in round 5.
+    /// How many values party `j` authenticates.
     fn input_len(&self, j: PartyId) -> usize {
-        5 * self.spec.triples + self.spec.randoms + self.spec.masks[j] + 1
+        input_len(&self.spec, j)
     }
 
     fn ctx(&self) -> Ctx {
@@ -283,26 +293,23 @@ impl<'k> Batch<'k> {
                 }
                 other => return Err(unexpected(from, "coin seed", &other)),
             },
+            Step::Refill => {
+                let refill = self.refill.as_mut().expect("planned");
+                refill.accept(self.keys, &self.gate, from, body)?;
+            }
             Step::Authenticate(seg) => {
+                // x − u for the owner's next random VOLEs: the MAC share is q + α·(x − u).
                 let values = self.values(from, seg);
-                let len = values.len();
-                let e = match body {
-                    BodyView::Values(e) if e.len() == ELEMENTS_PER_VALUE * len => e,
-                    BodyView::Values(e) => {
-                        return Err(Abort::WrongLength {
-                            from,
-                            expected: ELEMENTS_PER_VALUE * len,
-                            got: e.len(),
-                        });
-                    }
-                    other => return Err(unexpected(from, "values", &other)),
-                };
-                let pair = self.keys.pairs[from].as_ref().expect("checked at start");
-                let q = pair
-                    .vole_receiver
-                    .receive(self.batch, values.start as u64, len, e)
-                    .map_err(|error| Abort::BadFrame { from, error })?;
-                self.peer_macs[from][values].copy_from_slice(&q);
+                let e = expect_values(from, body, values.len())?;
+                let alpha = self.keys.key.value();
+                let pair = self.keys.pairs[from]
+                    .as_mut()
+                    .ok_or_else(|| Abort::Preprocessing(format!("pair {from} destroyed")))?;
+                let (_, q) = pair.key_stock.take(values.len());
+                for ((m, q), e) in self.peer_macs[from][values].iter_mut().zip(&q).zip(&e) {
+                    *m = *q + alpha * *e;
+                }
+                wipe_all(q);
             }
             Step::Open => {
                 let theirs = expect_values(from, body, self.opened.len())?;
@@ -331,7 +338,19 @@ impl<'k> Batch<'k> {
             Step::CombineCommit => Step::CombineOpen,
             Step::CombineOpen => {
                 self.combine_and_prepare_inputs();
-                Step::Authenticate(0)
+                if self.refill.is_some() {
+                    Step::Refill
+                } else {
+                    Step::Authenticate(0)
+                }
+            }
+            Step::Refill => {
+                let refill = self.refill.as_mut().expect("planned");
+                if refill.complete(self.keys, &self.gate) {
+                    Step::Authenticate(0)
+                } else {
+                    Step::Refill
+                }
             }
             Step::Authenticate(seg) if seg + 1 < self.value_segments() => {
                 Step::Authenticate(seg + 1)
@@ -367,6 +386,7 @@ impl<'k> Batch<'k> {
                     }
                     Progress::Passed => {
                         self.done = true;
+                        self.keys.vole_in_step = true;
                         self.keys.next_round = self.gate.round + 1;
                         return Ok(Some(self.output()));
                     }
@@ -402,6 +422,10 @@ impl<'k> Batch<'k> {
             ),
             Step::CombineOpen | Step::ChallengeOpen => {
                 Outgoing::Broadcast(self.gate.frame(Body::Seed(self.coin.opening(me))))
+            }
+            Step::Refill => {
+                let refill = self.refill.as_mut().expect("planned");
+                refill.frames(self.keys, &self.gate)?
             }
             Step::Authenticate(seg) => self.authenticate_frames(seg),
             Step::Open => Outgoing::Broadcast(encode_values(ctx.session, ctx.round, &self.opened)),
@@ -489,16 +513,19 @@ impl<'k> Batch<'k> {
         }
         let mut frames = vec![Bytes::new(); self.gate.parties];
         for j in self.gate.peers() {
-            let pair = self.keys.pairs[j].as_ref().expect("checked at start");
-            let (e, w) = pair.vole_sender.send(
-                self.batch,
-                values.start as u64,
-                &self.inputs[values.clone()],
-            );
+            let pair = self.keys.pairs[j].as_mut().expect("checked at start");
+            let (u, w) = pair.owner_stock.take(values.len());
+            let e: Vec<Fp> = self.inputs[values.clone()]
+                .iter()
+                .zip(&u)
+                .map(|(x, u)| *x - *u)
+                .collect();
             frames[j] = self.gate.frame(Body::Values(e));
-            for (m, w) in self.own_macs[values.clone()].iter_mut().zip(w) {
-                *m += w;
+            for (m, w) in self.own_macs[values.clone()].iter_mut().zip(&w) {
+                *m += *w;
             }
+            wipe_all(u);
+            wipe_all(w);
         }
         Outgoing::PerPeer(frames)
     }
@@ -714,12 +741,18 @@ impl Drop for Batch<'_> {
     }
 }
 
+/// How many values party `j` authenticates in a batch of `spec`: a, b, c, â, ĉ per triple, the
+/// randoms, its masks and x₀.
+fn input_len(spec: &BatchSpec, j: PartyId) -> usize {
+    5 * spec.triples + spec.randoms + spec.masks[j] + 1
+}
+
 /// Wipes a vector of secrets before it is freed.
 fn wipe_all(mut v: Vec<Fp>) {
     v.iter_mut().for_each(Fp::wipe);
 }
 
-fn unexpected(from: PartyId, expected: &'static str, got: &BodyView) -> Abort {
+pub(super) fn unexpected(from: PartyId, expected: &'static str, got: &BodyView) -> Abort {
     Abort::UnexpectedBody {
         from,
         expected,
@@ -727,7 +760,7 @@ fn unexpected(from: PartyId, expected: &'static str, got: &BodyView) -> Abort {
     }
 }
 
-fn expect_bytes<'a>(from: PartyId, body: BodyView<'a>) -> Result<&'a [u8], Abort> {
+pub(super) fn expect_bytes<'a>(from: PartyId, body: BodyView<'a>) -> Result<&'a [u8], Abort> {
     match body {
         BodyView::Bytes(b) => Ok(b),
         other => Err(unexpected(from, "bytes", &other)),

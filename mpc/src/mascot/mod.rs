@@ -11,6 +11,7 @@
 
 pub mod batch;
 pub mod pool;
+pub mod refill;
 pub mod setup;
 pub mod silent;
 pub mod vole;
@@ -19,6 +20,7 @@ use crate::field::Fp;
 use crate::ot::softspoken::{SoftReceiver, SoftSender};
 use crate::share::{MacKeyShare, PartyId};
 use crate::wire::SessionId;
+use silent::Stock;
 use vole::{VoleReceiver, VoleSender};
 
 /// Products per triple before combining (MASCOT's τ): three candidates whose random combination
@@ -51,6 +53,10 @@ pub struct PairOt {
     vole_sender: VoleSender,
     /// The peer's values authenticated under this party's key share.
     vole_receiver: VoleReceiver,
+    /// Random VOLE for this party's values under the peer's key share: (u, w).
+    owner_stock: Stock,
+    /// Random VOLE for the peer's values under this party's key share: q.
+    key_stock: Stock,
 }
 
 /// Everything a party keeps between batches: its MAC key share and its OT state with each peer.
@@ -62,6 +68,13 @@ pub struct MascotKeys {
     pairs: Vec<Option<PairOt>>,
     next_batch: u64,
     next_round: u32,
+    /// Whether the pairs hold their first base VOLEs yet.
+    vole_based: bool,
+    /// Random VOLEs left per owner (the same with every peer, and known to all).
+    vole_left: Vec<usize>,
+    /// False while a batch is consuming or refilling the stocks; a batch that did not finish
+    /// leaves them out of step with the peers'.
+    vole_in_step: bool,
 }
 
 impl MascotKeys {

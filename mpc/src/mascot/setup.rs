@@ -14,6 +14,7 @@ use bytes::Bytes;
 use rand::RngExt;
 use zeroize::Zeroize;
 
+use super::silent::Stock;
 use super::vole::{self, VoleReceiver, VoleSender};
 use super::{MAX_PREP_FRAME, MascotKeys, PairOt, pair_context};
 use crate::driver::{Outgoing, Protocol};
@@ -188,6 +189,8 @@ impl Setup {
                     ot_sender: SoftSender::new(self.deltas[j], ot_punctured),
                     vole_sender: VoleSender::new(vole_full),
                     vole_receiver: VoleReceiver::new(vole_punctured),
+                    owner_stock: Stock::default(),
+                    key_stock: Stock::default(),
                 })
             })
             .collect();
@@ -199,6 +202,9 @@ impl Setup {
             pairs,
             next_batch: 0,
             next_round: self.gate.round + 1,
+            vole_based: false,
+            vole_left: vec![0; self.gate.parties],
+            vole_in_step: true,
         }
     }
 }

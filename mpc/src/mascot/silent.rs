@@ -26,8 +26,8 @@
 //! primal set (n = 75,520, k = 8,911, t = 590, bins of 2^7; Yang et al., CCS 2020), chosen for
 //! F_2; over a large prime field the known attacks are no cheaper (Liu, Wang, Yang, Yu,
 //! EUROCRYPT 2023). The base VOLEs come from [`super::vole`] the first time and from a previous
-//! extension after that; an owner that used inconsistent digits there, or lies about a base, puts
-//! errors in the MACs that the batch's MAC check catches, as with [`super::vole`].
+//! extension after that. An owner that used inconsistent digits there fails the base check
+//! ([`prove_base`]) but for MASCOT's selective-failure guess of a digit of α.
 
 use zeroize::Zeroize;
 
@@ -68,6 +68,8 @@ pub enum SilentError {
     NonCanonical,
     #[error("silent VOLE consistency check failed: the key holder's trees are inconsistent")]
     CheckFailed,
+    #[error("base VOLE check failed: the owner authenticated its base values inconsistently")]
+    BaseCheckFailed,
 }
 
 /// Where one extension's OTs and hashes live: unique per use of a pair's seeds.
@@ -119,6 +121,12 @@ impl Stock {
         (u, self.macs.drain(..n).collect())
     }
 
+    /// The next `n` correlations as a stock of their own.
+    pub fn split_off_front(&mut self, n: usize) -> Stock {
+        let (u, macs) = self.take(n);
+        Stock { u, macs }
+    }
+
     fn append(&mut self, mut other: Stock) {
         self.u.append(&mut other.u);
         self.macs.append(&mut other.macs);
@@ -133,6 +141,77 @@ impl Stock {
 impl Drop for Stock {
     fn drop(&mut self) {
         self.u.iter_mut().chain(&mut self.macs).for_each(Fp::wipe);
+    }
+}
+
+/// The base check, once per pair before its first extension: the owner opens a random
+/// combination of its digit-VOLE base values, masked by one more (the stock's first), and the key
+/// holder checks it against its q. An owner that used inconsistent digits passes only where the
+/// key holder's α digit hides the error (MASCOT's selective failure, a guess right with
+/// probability 1/16 per digit), and learns nothing but whether the key holder went on. Without it,
+/// such errors would reach the silent check, whose digest the owner could test guesses of α against.
+pub struct BaseTranscript(blake3::Hasher);
+
+impl BaseTranscript {
+    pub fn new(context: &[u8]) -> Self {
+        let mut h = blake3::Hasher::new_derive_key("conclave-mpc v1 silent VOLE base check");
+        h.update(&(context.len() as u64).to_le_bytes());
+        h.update(context);
+        BaseTranscript(h)
+    }
+
+    /// Adds a digit-VOLE message, as encoded on the wire.
+    pub fn absorb(&mut self, encoded: &[u8]) {
+        self.0.update(encoded);
+    }
+
+    /// χ for the base values after the mask: hashed from every base message, so neither side
+    /// picks it.
+    fn challenges(&self, n: usize) -> Vec<Fp> {
+        let seed: Block = self.0.finalize().as_bytes()[..16]
+            .try_into()
+            .expect("16 bytes");
+        Prg::new(&seed, 0).field_elements(n)
+    }
+}
+
+/// Values a base check consumes: the mask.
+pub const BASE_CHECK_MASKS: usize = 1;
+
+/// The owner's base-check message (y, W) for its whole stock, mask first; drops the mask.
+pub fn prove_base(stock: &mut Stock, transcript: &BaseTranscript) -> Vec<u8> {
+    let chi = transcript.challenges(stock.len() - 1);
+    let y = stock.u[0] + inner(&chi, &stock.u[1..]);
+    let w = stock.macs[0] + inner(&chi, &stock.macs[1..]);
+    drop(stock.split_off_front(BASE_CHECK_MASKS));
+    [y.to_bytes(), w.to_bytes()].concat()
+}
+
+/// The key holder's side of the base check: q₀ + Σ χ_i q_i + W = α·y; drops the mask.
+pub fn verify_base(
+    stock: &mut Stock,
+    alpha: &Fp,
+    transcript: &BaseTranscript,
+    msg: &[u8],
+) -> Result<(), SilentError> {
+    if msg.len() != 64 {
+        return Err(SilentError::BadLength {
+            expected: 64,
+            got: msg.len(),
+        });
+    }
+    let element = |at: usize| {
+        Fp::from_bytes(msg[at..at + 32].try_into().expect("32 bytes"))
+            .map_err(|_| SilentError::NonCanonical)
+    };
+    let (y, w) = (element(0)?, element(32)?);
+    let chi = transcript.challenges(stock.len() - 1);
+    let q = stock.macs[0] + inner(&chi, &stock.macs[1..]);
+    drop(stock.split_off_front(BASE_CHECK_MASKS));
+    if q + w == *alpha * y {
+        Ok(())
+    } else {
+        Err(SilentError::BaseCheckFailed)
     }
 }
 

@@ -115,10 +115,7 @@ pub fn hash_rows_to_field(rows: &[u128], first_index: u64) -> Vec<Fp> {
 pub fn hash_rows_to_field_in(domain: Domain, rows: &[u128], first_index: u64) -> Vec<Fp> {
     let mut out = Vec::with_capacity(rows.len());
     tccr::<2>(domain, rows, first_index, |[lo, hi]| {
-        let mut bytes = [0u8; 32];
-        bytes[..16].copy_from_slice(&lo);
-        bytes[16..].copy_from_slice(&hi);
-        out.push(Fp::from_252_bits(bytes));
+        out.push(Fp::from_252_bits_of(lo, hi))
     });
     out
 }
@@ -126,45 +123,46 @@ pub fn hash_rows_to_field_in(domain: Domain, rows: &[u128], first_index: u64) ->
 /// One 128-bit TCCR hash of `rows[k]` with tweak `first_index + k`: π(π(x) ⊕ i) ⊕ π(x).
 pub fn hash_rows_to_blocks(domain: Domain, rows: &[u128], first_index: u64) -> Vec<Block> {
     let mut out = Vec::with_capacity(rows.len());
-    tccr::<1>(domain, rows, first_index, |[block]| out.push(block));
+    tccr::<1>(domain, rows, first_index, |[block]| {
+        out.push(block.to_le_bytes())
+    });
     out
 }
 
-/// The TCCR hash of each row with `H` outputs of 128 bits: output h of row k uses tweak
+/// The TCCR hash of each row with `H` outputs of 128 bits: output h of row k uses the tweak with
 /// H·(first_index + k) + h in its lower half and `domain` in its upper half. Eight rows at a
-/// time, for AES-NI pipelining.
+/// time, for AES-NI pipelining; whole 128-bit words throughout, never bytes, so that no store
+/// has to be forwarded to a load of another width.
 fn tccr<const H: usize>(
     domain: Domain,
     rows: &[u128],
     first_index: u64,
-    mut emit: impl FnMut([Block; H]),
+    mut emit: impl FnMut([u128; H]),
 ) {
     type B = GenericArray<u8, aes::cipher::consts::U16>;
     const PAR: usize = 8;
     let key = fixed_key();
+    let domain = (domain as u128) << 64;
     let mut px = [B::default(); PAR];
     let mut halves = [[B::default(); PAR]; H];
     for (c, chunk) in rows.chunks(PAR).enumerate() {
         let n = chunk.len();
         for (p, r) in px.iter_mut().zip(chunk) {
-            p.copy_from_slice(&r.to_le_bytes());
+            *p = r.to_le_bytes().into();
         }
         key.encrypt_blocks(&mut px[..n]);
+        let pi: [u128; PAR] = std::array::from_fn(|k| u128::from_le_bytes(px[k].into()));
         for (half, blocks) in halves.iter_mut().enumerate() {
             for (k, b) in blocks.iter_mut().take(n).enumerate() {
                 let index = first_index + (c * PAR + k) as u64;
-                let mut tweak = [0u8; 16];
-                tweak[..8].copy_from_slice(&(H as u64 * index + half as u64).to_le_bytes());
-                tweak[8..].copy_from_slice(&(domain as u64).to_le_bytes());
-                for i in 0..16 {
-                    b[i] = px[k][i] ^ tweak[i];
-                }
+                let tweak = domain | (H as u64 * index + half as u64) as u128;
+                *b = (pi[k] ^ tweak).to_le_bytes().into();
             }
             key.encrypt_blocks(&mut blocks[..n]);
         }
-        for k in 0..n {
+        for (k, pi) in pi.iter().enumerate().take(n) {
             emit(std::array::from_fn(|half| {
-                std::array::from_fn(|i| halves[half][k][i] ^ px[k][i])
+                u128::from_le_bytes(halves[half][k].into()) ^ pi
             }));
         }
     }

@@ -2,8 +2,10 @@
 //! or at the batch's MAC check, which covers the sacrifice and VOLE consistency), and nothing
 //! from the aborted batch is output.
 //!
-//! Rounds: 0–2 base OTs and seed trees; batch (one segment of each kind): 3 extend, 4 Gilboa,
-//! 5–6 coin toss, 7 VOLE, 8–9 coin toss, 10 open (sacrifice), 11–14 MAC check.
+//! Rounds: 0–2 base OTs and seed trees; first batch (one segment of each kind): 3 extend,
+//! 4 Gilboa, 5–6 coin toss, then the refill of the random VOLE: digit-VOLE base segments, the
+//! base check, one silent extension (trees, sums, challenge, confirm); then VOLE authentication,
+//! 2 rounds of coin toss, open (sacrifice), 4 rounds of MAC check.
 
 use crate::common::{FrameTamper, TamperTransport, round_of};
 use bytes::Bytes;
@@ -11,7 +13,9 @@ use conclave_mpc::driver::run;
 use conclave_mpc::mac_check::CheckStage;
 use conclave_mpc::mascot::MascotKeys;
 use conclave_mpc::mascot::batch::{Batch, BatchOutput, BatchSpec};
+use conclave_mpc::mascot::refill::BASE_SEGMENTS;
 use conclave_mpc::mascot::setup::Setup;
+use conclave_mpc::mascot::silent::{self, SilentError};
 use conclave_mpc::mascot::vole::{DIGITS, alpha_digits};
 use conclave_mpc::share::MacKeyShare;
 use conclave_mpc::transport::MemoryTransport;
@@ -22,8 +26,12 @@ const SESSION: SessionId = SessionId([0x4c; 16]);
 const SETUP_SUMS: u32 = 2;
 const EXTEND: u32 = 3;
 const GILBOA: u32 = 4;
-const VOLE: u32 = 7;
-const OPEN: u32 = 10;
+const BASE: u32 = 7;
+const BASE_CHECK: u32 = BASE + BASE_SEGMENTS as u32;
+const TREES: u32 = BASE_CHECK + 1;
+const SUMS: u32 = TREES + 1;
+const VOLE: u32 = TREES + 4;
+const OPEN: u32 = VOLE + 3;
 
 const SPEC_TRIPLES: usize = 4;
 
@@ -41,7 +49,8 @@ type MakeTamper = Box<dyn Fn(&[Fp]) -> FrameTamper>;
 /// How the cheater deviates.
 enum Cheat {
     Frames(MakeTamper),
-    /// The cheater's MAC key share differs from the α its VOLE role was set up with.
+    /// The cheater's MAC key share differs, from its second batch on, from the α its VOLE role
+    /// was set up with.
     WrongAlpha,
 }
 
@@ -52,6 +61,7 @@ fn run_batch(parties: usize, cheater: PartyId, cheat: &Cheat) -> Vec<Result<Batc
         .enable_time()
         .build()
         .unwrap();
+    let two_batches = matches!(cheat, Cheat::WrongAlpha);
     rt.block_on(async {
         let tasks: Vec<_> = MemoryTransport::mesh(parties)
             .into_iter()
@@ -69,6 +79,10 @@ fn run_batch(parties: usize, cheater: PartyId, cheat: &Cheat) -> Vec<Result<Batc
                         TamperTransport::new(t, tamper.unwrap_or_else(|| Box::new(|_, b| b)));
                     let mut keys: MascotKeys =
                         run(Setup::new(SESSION, party, parties, key), &mut t).await?;
+                    if two_batches {
+                        let first = Batch::new(&mut keys, spec.clone()).expect("batch");
+                        run(first, &mut t).await?;
+                    }
                     if wrong_alpha {
                         let other = keys.mac_key().value() + Fp::ONE;
                         keys.replace_mac_key_insecure(MacKeyShare::new(other));
@@ -143,10 +157,9 @@ fn tampered_gilboa_corrections_fail_the_sacrifice() {
     );
 }
 
-/// One element of the cheater's VOLE message, for a value whose MAC only the batch's random
-/// combination y covers (no sacrifice touches it): a random value, the cheater's own input mask,
-/// and x₀. It is in a digit where the receiver's α digit is not zero: where it is zero, the
-/// receiver's MAC does not depend on that element.
+/// One element of the cheater's VOLE message (x − u), for a value whose MAC only the batch's
+/// random combination y covers (no sacrifice touches it): a random value, the cheater's own input
+/// mask, and x₀. The receiver's MAC share q + α·(x − u) moves by α, the value's does not.
 #[test]
 fn a_changed_element_in_a_vole_message_fails_the_mac_check() {
     // Values: a, b, c, â, ĉ (4 each), 2 randoms, 1 own mask, x₀.
@@ -154,22 +167,16 @@ fn a_changed_element_in_a_vole_message_fails_the_mac_check() {
         (5 * SPEC_TRIPLES, 5 * SPEC_TRIPLES + 2, 5 * SPEC_TRIPLES + 3);
     for value in [random_value, own_mask, x0] {
         assert_honest_abort(
-            Cheat::Frames(Box::new(move |alphas: &[Fp]| {
-                let alphas = alphas.to_vec();
+            Cheat::Frames(Box::new(move |_| {
                 // Toward one peer only: changes toward two could cancel in the summed MAC.
                 let done = std::sync::atomic::AtomicBool::new(false);
-                in_round(VOLE, move |to, mut f| {
+                in_round(VOLE, move |_, mut f| {
                     if done.swap(true, std::sync::atomic::Ordering::SeqCst) {
                         return f;
                     }
-                    let d = alpha_digits(&alphas[to])
-                        .iter()
-                        .position(|&g| g != 0)
-                        .expect("α ≠ 0");
                     if let Body::Values(e) = &mut f.body {
-                        let len = e.len() / DIGITS;
-                        assert_eq!(len, x0 + 1, "the cheater's values");
-                        e[d * len + value] += Fp::ONE;
+                        assert_eq!(e.len(), x0 + 1, "the cheater's values");
+                        e[value] += Fp::ONE;
                     }
                     f
                 })
@@ -177,6 +184,72 @@ fn a_changed_element_in_a_vole_message_fails_the_mac_check() {
             |_| Abort::MacCheckFailed(CheckStage::Preprocessing),
         );
     }
+}
+
+/// One element of the cheater's digit-VOLE message for its base values, in a digit where the
+/// receiver's α digit is not zero (where it is zero, the receiver's q does not depend on it):
+/// the base check catches it before any extension uses the base.
+#[test]
+fn a_changed_element_in_a_base_vole_message_fails_the_base_check() {
+    assert_honest_abort(
+        Cheat::Frames(Box::new(|alphas: &[Fp]| {
+            let alphas = alphas.to_vec();
+            in_round(BASE, move |to, mut f| {
+                let d = alpha_digits(&alphas[to])
+                    .iter()
+                    .position(|&g| g != 0)
+                    .expect("α ≠ 0");
+                if let Body::Values(e) = &mut f.body {
+                    let len = e.len() / DIGITS;
+                    e[d * len + 7] += Fp::ONE;
+                }
+                f
+            })
+        })),
+        |c| Abort::SilentVole {
+            party: c,
+            error: SilentError::BaseCheckFailed,
+        },
+    );
+}
+
+/// A key holder whose g for a noise tree is off: the owner's consistency check fails, whatever
+/// the owner's noise position.
+#[test]
+fn a_wrong_tree_correction_fails_the_silent_vole_check() {
+    assert_honest_abort(
+        Cheat::Frames(Box::new(|_| {
+            in_round(SUMS, |_, mut f| {
+                if let Body::Bytes(b) = &mut f.body {
+                    let g0 = silent::TREES * 32 * silent::TREE_DEPTH;
+                    b[g0] ^= 1;
+                }
+                f
+            })
+        })),
+        |c| Abort::SilentVole {
+            party: c,
+            error: SilentError::CheckFailed,
+        },
+    );
+}
+
+/// An owner whose OT extension for the noise trees is inconsistent fails the OT check, and the
+/// pair is not used again.
+#[test]
+fn a_flipped_bit_in_the_noise_tree_ot_extension_fails_its_check() {
+    assert_honest_abort(
+        Cheat::Frames(Box::new(|_| {
+            in_round(TREES, |_, mut f| {
+                if let Body::Bytes(b) = &mut f.body {
+                    let last = b.len() - 1;
+                    b[last] ^= 1;
+                }
+                f
+            })
+        })),
+        |c| Abort::OtCheckFailed { party: c },
+    );
 }
 
 /// The setup's last round carries the dealer's masked GGM level sums, 128 bytes per tree: trees
@@ -200,9 +273,10 @@ fn a_corrupted_seed_tree_of_the_ot_extension_fails_its_check() {
 }
 
 #[test]
-fn a_corrupted_seed_tree_of_the_vole_fails_the_mac_check() {
-    assert_honest_abort(corrupt_tree(32 + 5), |_| {
-        Abort::MacCheckFailed(CheckStage::Preprocessing)
+fn a_corrupted_seed_tree_of_the_vole_fails_the_base_check() {
+    assert_honest_abort(corrupt_tree(32 + 5), |c| Abort::SilentVole {
+        party: c,
+        error: SilentError::BaseCheckFailed,
     });
 }
 
