@@ -116,7 +116,8 @@ fn online(parties: usize, tcp: bool, batch: usize, runs: usize) {
     );
 }
 
-/// MASCOT: base-OT setup once (timed apart), then `batches` batches of `per_batch` triples.
+/// MASCOT: setup once (base OTs, seed trees and base VOLEs; timed and counted apart), then
+/// `batches` batches of `per_batch` triples.
 fn preprocessing(parties: usize, transport: &str, per_batch: usize, batches: usize) {
     use conclave_mpc::driver::run;
     use conclave_mpc::mascot::batch::{Batch, BatchSpec};
@@ -132,7 +133,7 @@ fn preprocessing(parties: usize, transport: &str, per_batch: usize, batches: usi
         t: &mut support::Counting<T>,
         per_batch: usize,
         batches: usize,
-    ) -> (Duration, Duration, u64) {
+    ) -> (Duration, Duration, u64, u64) {
         let (me, n) = (t.party(), t.parties());
         let key = MacKeyShare::new(conclave_mpc::Fp::random(&mut rand::rng()));
         let start = Instant::now();
@@ -140,7 +141,7 @@ fn preprocessing(parties: usize, transport: &str, per_batch: usize, batches: usi
             .await
             .expect("setup");
         let setup = start.elapsed();
-        t.sent.store(0, Ordering::SeqCst);
+        let setup_sent = t.sent.swap(0, Ordering::SeqCst);
         let start = Instant::now();
         let spec = BatchSpec {
             triples: per_batch,
@@ -151,7 +152,12 @@ fn preprocessing(parties: usize, transport: &str, per_batch: usize, batches: usi
             let batch = Batch::new(&mut keys, spec.clone()).expect("batch");
             run(batch, &mut *t).await.expect("honest batch");
         }
-        (setup, start.elapsed(), t.sent.load(Ordering::SeqCst))
+        (
+            setup,
+            start.elapsed(),
+            t.sent.load(Ordering::SeqCst),
+            setup_sent,
+        )
     }
 
     let results = if transport == "tcp" {
@@ -182,15 +188,15 @@ fn preprocessing(parties: usize, transport: &str, per_batch: usize, batches: usi
             .collect();
         support::on_own_threads(jobs)
     };
-    let (setup, elapsed, sent) = results
-        .into_iter()
-        .fold((Duration::ZERO, Duration::ZERO, 0), |w, (s, e, b)| {
-            (w.0.max(s), w.1.max(e), w.2 + b)
-        });
+    let (setup, elapsed, sent, setup_sent) = results.into_iter().fold(
+        (Duration::ZERO, Duration::ZERO, 0, 0),
+        |w, (s, e, b, sb)| (w.0.max(s), w.1.max(e), w.2 + b, w.3 + sb),
+    );
     let triples = (per_batch * batches) as f64;
     println!(
-        "{{\"bench\":\"preprocessing\",\"parties\":{parties},\"transport\":\"{transport}\",\"batch\":{per_batch},\"batches\":{batches},\"setup_ms\":{:.1},\"elapsed_ms\":{:.1},\"triples_per_sec\":{:.0},\"bytes_per_triple_per_party\":{:.0}}}",
+        "{{\"bench\":\"preprocessing\",\"parties\":{parties},\"transport\":\"{transport}\",\"batch\":{per_batch},\"batches\":{batches},\"setup_ms\":{:.1},\"setup_bytes_per_party\":{},\"elapsed_ms\":{:.1},\"triples_per_sec\":{:.0},\"bytes_per_triple_per_party\":{:.0}}}",
         setup.as_secs_f64() * 1e3,
+        setup_sent / parties as u64,
         elapsed.as_secs_f64() * 1e3,
         triples / elapsed.as_secs_f64(),
         sent as f64 / triples / parties as f64,

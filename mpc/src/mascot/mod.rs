@@ -9,6 +9,7 @@
 //! - [`vole`]: authentication by VOLE under α, replacing MASCOT's COPE at a quarter of its bytes.
 //! - [`pool`]: a background producer that keeps material ready for the online phase.
 
+pub mod base_vole;
 pub mod batch;
 pub mod pool;
 pub mod refill;
@@ -21,7 +22,6 @@ use crate::ot::softspoken::{SoftReceiver, SoftSender};
 use crate::share::{MacKeyShare, PartyId};
 use crate::wire::SessionId;
 use silent::Stock;
-use vole::{VoleReceiver, VoleSender};
 
 /// Products per triple before combining (MASCOT's τ): three candidates whose random combination
 /// hides anything a selective-failure attack on Gilboa multiplication could learn.
@@ -49,10 +49,6 @@ pub struct PairOt {
     ot_receiver: SoftReceiver,
     /// This party as OT-extension sender (its Gilboa correlation).
     ot_sender: SoftSender,
-    /// This party authenticating its own values under the peer's key share.
-    vole_sender: VoleSender,
-    /// The peer's values authenticated under this party's key share.
-    vole_receiver: VoleReceiver,
     /// Random VOLE for this party's values under the peer's key share: (u, w).
     owner_stock: Stock,
     /// Random VOLE for the peer's values under this party's key share: q.
@@ -68,8 +64,6 @@ pub struct MascotKeys {
     pairs: Vec<Option<PairOt>>,
     next_batch: u64,
     next_round: u32,
-    /// Whether the pairs hold their first base VOLEs yet.
-    vole_based: bool,
     /// Random VOLEs left per owner (the same with every peer, and known to all).
     vole_left: Vec<usize>,
     /// False while a batch is consuming or refilling the stocks; a batch that did not finish

@@ -1,5 +1,4 @@
-//! Base OTs and punctured seed trees between every ordered pair, once per committee (three
-//! rounds).
+//! Base OTs, punctured seed trees and base VOLEs between every ordered pair, once per committee.
 //!
 //! Toward each peer j this party is the base-OT *sender* of 4 × (32 + 64) OTs: from their key
 //! pairs it grows full seed trees ([`crate::ot::ggm`]) for its SoftSpokenOT receiver role (its
@@ -8,13 +7,17 @@
 //! the digits of Δ_j (a fresh OT-extension Δ for this pair) and then of α_i, and rebuilds those
 //! punctured trees from j's level sums.
 //!
-//! Rounds: 0 sender point; 1 receiver points; 2 level sums.
+//! Then every pair authenticates the first silent extension's base values with the digit VOLE
+//! and checks them ([`super::base_vole`]); the digit VOLE's trees are dropped after.
+//!
+//! Rounds: 0 sender point; 1 receiver points; 2 level sums; 3 on: the base VOLE.
 
 use bytes::Bytes;
 use rand::RngExt;
 use zeroize::Zeroize;
 
-use super::silent::Stock;
+use super::base_vole::{BaseVole, PairVole};
+use super::silent::{BASE, Stock};
 use super::vole::{self, VoleReceiver, VoleSender};
 use super::{MAX_PREP_FRAME, MascotKeys, PairOt, pair_context};
 use crate::driver::{Outgoing, Protocol};
@@ -45,6 +48,10 @@ pub struct Setup {
     punctured: Vec<Option<(PuncturedSeeds, PuncturedSeeds)>>,
     /// What each peer gets next round.
     replies: Vec<Vec<u8>>,
+    /// The OT-extension roles with each peer, once the trees are in.
+    ots: Vec<Option<(SoftReceiver, SoftSender)>>,
+    /// The base VOLE, from round 3 on.
+    base: Option<BaseVole>,
     out: Vec<Bytes>,
     done: bool,
 }
@@ -67,6 +74,8 @@ impl Setup {
             full: (0..parties).map(|_| None).collect(),
             punctured: (0..parties).map(|_| None).collect(),
             replies: vec![Vec::new(); parties],
+            ots: (0..parties).map(|_| None).collect(),
+            base: None,
             gate,
             key,
             senders,
@@ -174,36 +183,50 @@ impl Setup {
         Ok(reply)
     }
 
-    fn finish(&mut self) -> MascotKeys {
+    /// After the level sums: the OT-extension roles, and the digit VOLE for the base.
+    fn start_base_vole(&mut self) -> BaseVole {
         let me = self.gate.party;
-        let pairs = (0..self.gate.parties)
-            .map(|j| {
-                if j == me {
-                    return None;
-                }
-                let (ot_full, vole_full) = self.full[j].take().expect("dealt in round 1");
-                let (ot_punctured, vole_punctured) =
-                    self.punctured[j].take().expect("rebuilt in round 2");
+        let mut voles: Vec<Option<PairVole>> = (0..self.gate.parties).map(|_| None).collect();
+        for j in self.gate.peers() {
+            let (ot_full, vole_full) = self.full[j].take().expect("dealt in round 1");
+            let (ot_punctured, vole_punctured) =
+                self.punctured[j].take().expect("rebuilt in round 2");
+            self.ots[j] = Some((
+                SoftReceiver::new(ot_full),
+                SoftSender::new(self.deltas[j], ot_punctured),
+            ));
+            voles[j] = Some(PairVole {
+                sender: VoleSender::new(vole_full),
+                receiver: VoleReceiver::new(vole_punctured),
+            });
+        }
+        debug_assert!(voles[me].is_none());
+        BaseVole::new(&self.gate, voles)
+    }
+
+    fn finish(&mut self, stocks: Vec<(Stock, Stock)>) -> MascotKeys {
+        let pairs = stocks
+            .into_iter()
+            .zip(&mut self.ots)
+            .map(|((owner_stock, key_stock), ots)| {
+                let (ot_receiver, ot_sender) = ots.take()?;
                 Some(PairOt {
-                    ot_receiver: SoftReceiver::new(ot_full),
-                    ot_sender: SoftSender::new(self.deltas[j], ot_punctured),
-                    vole_sender: VoleSender::new(vole_full),
-                    vole_receiver: VoleReceiver::new(vole_punctured),
-                    owner_stock: Stock::default(),
-                    key_stock: Stock::default(),
+                    ot_receiver,
+                    ot_sender,
+                    owner_stock,
+                    key_stock,
                 })
             })
             .collect();
         MascotKeys {
             session: self.gate.session,
-            party: me,
+            party: self.gate.party,
             parties: self.gate.parties,
             key: self.key.clone(),
             pairs,
             next_batch: 0,
             next_round: self.gate.round + 1,
-            vole_based: false,
-            vole_left: vec![0; self.gate.parties],
+            vole_left: vec![BASE; self.gate.parties],
             vole_in_step: true,
         }
     }
@@ -231,24 +254,37 @@ impl Protocol for Setup {
             return Err(Abort::Ended("finished"));
         }
         let body = self.gate.admit(from, bytes)?;
-        match self.accept(from, body) {
-            Ok(reply) => self.replies[from] = reply,
-            Err(e) => {
-                self.done = true;
-                return Err(e);
-            }
+        let accepted = match self.base.as_mut() {
+            Some(base) => base.accept(from, body, &self.key.value()),
+            None => self
+                .accept(from, body)
+                .map(|reply| self.replies[from] = reply),
+        };
+        if let Err(e) = accepted {
+            self.done = true;
+            return Err(e);
         }
         if !self.gate.accepted(from) {
             return Ok(None);
         }
-        if self.gate.round == 2 {
+        if let Some(base) = self.base.as_mut()
+            && let Some(stocks) = base.complete()
+        {
             self.done = true;
-            return Ok(Some(self.finish()));
+            return Ok(Some(self.finish(stocks)));
+        }
+        if self.gate.round == 2 {
+            self.base = Some(self.start_base_vole());
         }
         self.gate.advance();
-        for j in self.gate.peers() {
-            let reply = std::mem::take(&mut self.replies[j]);
-            self.out[j] = self.gate.frame(Body::Bytes(reply));
+        match self.base.as_mut() {
+            Some(base) => self.out = base.frames(&self.gate),
+            None => {
+                for j in self.gate.peers() {
+                    let reply = std::mem::take(&mut self.replies[j]);
+                    self.out[j] = self.gate.frame(Body::Bytes(reply));
+                }
+            }
         }
         Ok(None)
     }

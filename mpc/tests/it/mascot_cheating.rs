@@ -2,18 +2,18 @@
 //! or at the batch's MAC check, which covers the sacrifice and VOLE consistency), and nothing
 //! from the aborted batch is output.
 //!
-//! Rounds: 0–2 base OTs and seed trees; first batch (one segment of each kind): 3 extend,
-//! 4 Gilboa, 5–6 coin toss, then the refill of the random VOLE: digit-VOLE base segments, the
-//! base check, one silent extension (trees, sums, challenge, confirm); then VOLE authentication,
-//! 2 rounds of coin toss, open (sacrifice), 4 rounds of MAC check.
+//! Rounds: setup: 0–2 base OTs and seed trees, then the base VOLE (digit-VOLE segments from 3, and
+//! its check); first batch (one segment of each kind): extend, Gilboa, 2 rounds of coin toss, one
+//! silent extension (trees, sums, challenge, confirm), VOLE authentication, 2 rounds of coin
+//! toss, open (sacrifice), 4 rounds of MAC check.
 
 use crate::common::{FrameTamper, TamperTransport, round_of};
 use bytes::Bytes;
 use conclave_mpc::driver::run;
 use conclave_mpc::mac_check::CheckStage;
 use conclave_mpc::mascot::MascotKeys;
+use conclave_mpc::mascot::base_vole;
 use conclave_mpc::mascot::batch::{Batch, BatchOutput, BatchSpec};
-use conclave_mpc::mascot::refill::BASE_SEGMENTS;
 use conclave_mpc::mascot::setup::Setup;
 use conclave_mpc::mascot::silent::{self, SilentError};
 use conclave_mpc::mascot::vole::{DIGITS, alpha_digits};
@@ -24,11 +24,10 @@ use conclave_mpc::{Abort, Fp, PartyId};
 
 const SESSION: SessionId = SessionId([0x4c; 16]);
 const SETUP_SUMS: u32 = 2;
-const EXTEND: u32 = 3;
-const GILBOA: u32 = 4;
-const BASE: u32 = 7;
-const BASE_CHECK: u32 = BASE + BASE_SEGMENTS as u32;
-const TREES: u32 = BASE_CHECK + 1;
+const BASE: u32 = 3;
+const EXTEND: u32 = BASE + base_vole::ROUNDS as u32;
+const GILBOA: u32 = EXTEND + 1;
+const TREES: u32 = GILBOA + 3;
 const SUMS: u32 = TREES + 1;
 const VOLE: u32 = TREES + 4;
 const OPEN: u32 = VOLE + 3;
