@@ -131,10 +131,10 @@ impl<T: conclave_mpc::transport::Transport> conclave_mpc::transport::Transport f
 pub mod tcp {
     use bytes::Bytes;
     use conclave_mpc::transport::{Transport, TransportError};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use std::io::Write;
+    use std::sync::mpsc::{Sender, channel};
+    use tokio::io::AsyncReadExt;
     use tokio::net::TcpStream;
-    use tokio::net::tcp::OwnedReadHalf;
-    use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
     const MAX_FRAME: usize = 128 << 20;
     const SOCKET_BUFFER: libc::c_int = 16 << 20;
@@ -157,11 +157,37 @@ pub mod tcp {
         }
     }
 
+    /// Reads on the party's runtime; writes on one OS thread per connection, as a node's
+    /// multi-threaded runtime would, so that a party busy computing never holds back the frame
+    /// its peer is waiting for.
     pub struct TcpTransport {
         party: usize,
-        writers: Vec<Option<UnboundedSender<Bytes>>>,
-        readers: Vec<Option<OwnedReadHalf>>,
-        flushers: Vec<tokio::task::JoinHandle<()>>,
+        writers: Vec<Option<Sender<Bytes>>>,
+        readers: Vec<Option<TcpStream>>,
+        flushers: Vec<std::thread::JoinHandle<()>>,
+    }
+
+    /// Writes all of `buf` to a non-blocking socket, waiting in poll(2) when it is full.
+    fn write_all(stream: &mut std::net::TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        while !buf.is_empty() {
+            match stream.write(buf) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let mut fd = libc::pollfd {
+                        fd: stream.as_raw_fd(),
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd, for a descriptor this thread's stream owns.
+                    unsafe { libc::poll(&mut fd, 1, -1) };
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Connected sockets for `parties` parties over 127.0.0.1: `result[i][j]` is party i's end of
@@ -205,14 +231,14 @@ pub mod tcp {
                 // its peer to start reading (the default caps turn one frame into many
                 // wake-ups on each side).
                 set_buffers(&stream, SOCKET_BUFFER);
-                let stream = TcpStream::from_std(stream).expect("adopt socket");
-                let (read, mut write) = stream.into_split();
-                let (tx, mut rx) = unbounded_channel::<Bytes>();
-                t.flushers.push(tokio::spawn(async move {
-                    while let Some(frame) = rx.recv().await {
+                let mut write = stream.try_clone().expect("clone socket");
+                let read = TcpStream::from_std(stream).expect("adopt socket");
+                let (tx, rx) = channel::<Bytes>();
+                t.flushers.push(std::thread::spawn(move || {
+                    for frame in rx {
                         let len = (frame.len() as u32).to_le_bytes();
-                        if write.write_all(&len).await.is_err()
-                            || write.write_all(&frame).await.is_err()
+                        if write_all(&mut write, &len).is_err()
+                            || write_all(&mut write, &frame).is_err()
                         {
                             break;
                         }
@@ -230,7 +256,7 @@ pub mod tcp {
         pub async fn close(mut self) {
             self.writers.clear();
             for f in self.flushers.drain(..) {
-                let _ = f.await;
+                let _ = f.join();
             }
         }
     }

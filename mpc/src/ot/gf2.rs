@@ -46,6 +46,36 @@ unsafe fn clmul_x86(a: u128, b: u128) -> (u128, u128) {
     (lo ^ (mid << 64), hi ^ (mid >> 64))
 }
 
+/// Σ_j a_j·b_j over GF(2)[x], unreduced, as (low, high) halves: the KOS-style check over a whole
+/// extension in one call, so that the hardware loop is not a function call per column.
+pub fn clmul_sum(a: &[u128], b: &[u128]) -> (u128, u128) {
+    assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("pclmulqdq") {
+            // SAFETY: the processor supports pclmulqdq, checked just above.
+            return unsafe { clmul_sum_x86(a, b) };
+        }
+    }
+    a.iter().zip(b).fold((0, 0), |(lo, hi), (x, y)| {
+        let (l, h) = clmul_portable(*x, *y);
+        (lo ^ l, hi ^ h)
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "pclmulqdq")]
+unsafe fn clmul_sum_x86(a: &[u128], b: &[u128]) -> (u128, u128) {
+    let (mut lo, mut hi) = (0u128, 0u128);
+    for (x, y) in a.iter().zip(b) {
+        // SAFETY: this function has the same target feature as clmul_x86.
+        let (l, h) = unsafe { clmul_x86(*x, *y) };
+        lo ^= l;
+        hi ^= h;
+    }
+    (lo, hi)
+}
+
 /// The same product without processor support.
 pub fn clmul_portable(a: u128, b: u128) -> (u128, u128) {
     let mul64 = |x: u64, y: u64| -> u128 {
@@ -114,6 +144,13 @@ mod tests {
         }
         assert_eq!(clmul_portable(0b11, 0b11), (0b101, 0)); // (x+1)^2 = x^2+1
         assert_eq!(clmul_portable(1 << 127, 2), (0, 1));
+        let a: Vec<u128> = (0..37).map(|_| rng.random()).collect();
+        let b: Vec<u128> = (0..37).map(|_| rng.random()).collect();
+        let want = a.iter().zip(&b).fold((0, 0), |(lo, hi), (x, y)| {
+            let (l, h) = clmul_portable(*x, *y);
+            (lo ^ l, hi ^ h)
+        });
+        assert_eq!(clmul_sum(&a, &b), want);
     }
 
     #[test]

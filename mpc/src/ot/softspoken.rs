@@ -17,7 +17,7 @@
 use rand_core::Rng;
 use zeroize::Zeroize;
 
-use super::gf2::{clmul, transpose_rows};
+use super::gf2::{clmul, clmul_sum, transpose_rows};
 use super::ggm::{DEPTH, FullSeeds, LEAVES, PuncturedSeeds};
 use super::prg::{Block, Domain, Prg, hash_rows_to_blocks, hash_rows_to_field};
 use crate::field::Fp;
@@ -137,15 +137,12 @@ impl SoftReceiver {
         let t = transpose_rows(&t_rows, cols);
         t_rows.iter_mut().for_each(|r| r.zeroize());
         let chi = challenges(context, nonce, &msg, cols);
-        let (mut x_check, mut t_lo, mut t_hi) = (0u128, 0u128, 0u128);
-        for j in 0..cols {
-            if (x[j / 8] >> (j % 8)) & 1 == 1 {
-                x_check ^= chi[j];
-            }
-            let (lo, hi) = clmul(t[j], chi[j]);
-            t_lo ^= lo;
-            t_hi ^= hi;
-        }
+        // Σ x_j·χ_j without a branch on the choice bits.
+        let x_check = (0..cols).fold(0u128, |acc, j| {
+            let bit = ((x[j / 8] >> (j % 8)) & 1) as u128;
+            acc ^ (chi[j] & bit.wrapping_neg())
+        });
+        let (t_lo, t_hi) = clmul_sum(&t, &chi);
         for v in [x_check, t_lo, t_hi] {
             msg.extend_from_slice(&v.to_le_bytes());
         }
@@ -224,12 +221,7 @@ impl SoftSender {
             u128::from_le_bytes(check[16 * k..16 * k + 16].try_into().expect("16 bytes"))
         };
         let (x_check, t_lo, t_hi) = (read(0), read(1), read(2));
-        let (mut q_lo, mut q_hi) = (0u128, 0u128);
-        for j in 0..cols {
-            let (lo, hi) = clmul(q[j], chi[j]);
-            q_lo ^= lo;
-            q_hi ^= hi;
-        }
+        let (q_lo, q_hi) = clmul_sum(&q, &chi);
         let (xd_lo, xd_hi) = clmul(x_check, self.delta);
         if (q_lo, q_hi) != (t_lo ^ xd_lo, t_hi ^ xd_hi) {
             self.destroy();
