@@ -1,13 +1,10 @@
 //! Symmetric primitives for OT: an AES-128 counter-mode PRG keyed by an OT seed, and a tweakable
 //! correlation-robust hash built from fixed-key AES (Guo–Katz–Wang–Yu: π(π(x) ⊕ i) ⊕ π(x)).
-//! AES-NI is used when the processor has it.
+//! Both encrypt many blocks per call ([`super::aes`]).
 
 use std::sync::OnceLock;
 
-use aes::Aes128;
-use aes::cipher::generic_array::GenericArray;
-use aes::cipher::{BlockEncrypt, KeyInit};
-
+use super::aes::Aes;
 use crate::field::Fp;
 
 /// A 128-bit block: an OT seed, a row of an OT-extension matrix.
@@ -15,7 +12,7 @@ pub type Block = [u8; 16];
 
 /// A counter-mode PRG: the stream for `(seed, nonce)` is AES_seed(nonce ‖ 0), AES_seed(nonce ‖ 1), …
 pub struct Prg {
-    cipher: Aes128,
+    cipher: Aes,
     nonce: u64,
     counter: u64,
 }
@@ -28,7 +25,7 @@ impl Prg {
     /// The stream for `(seed, nonce)` from block `counter` on (a field element takes 2 blocks).
     pub fn at(seed: &Block, nonce: u64, counter: u64) -> Self {
         Prg {
-            cipher: Aes128::new(GenericArray::from_slice(seed)),
+            cipher: Aes::new(seed),
             nonce,
             counter,
         }
@@ -38,25 +35,23 @@ impl Prg {
     /// Blocks are encrypted 64 at a time: AES-NI pipelines them, and per-call overhead stays small.
     pub fn fill(&mut self, out: &mut [u8]) {
         const PAR: usize = 64;
-        let mut blocks = [GenericArray::<u8, aes::cipher::consts::U16>::default(); PAR];
+        let mut blocks = [0u128; PAR];
         let nonce = self.nonce as u128;
         for chunk in out.chunks_mut(16 * PAR) {
             let n = chunk.len().div_ceil(16);
             for b in blocks.iter_mut().take(n) {
-                let block = nonce | ((self.counter as u128) << 64);
-                *b = block.to_le_bytes().into();
+                *b = nonce | ((self.counter as u128) << 64);
                 self.counter += 1;
             }
-            self.cipher.encrypt_blocks(&mut blocks[..n]);
-            if chunk.len() == 16 * PAR {
-                for (dst, src) in chunk.chunks_exact_mut(16).zip(&blocks) {
-                    dst.copy_from_slice(src);
-                }
-            } else {
-                for (dst, src) in chunk.chunks_mut(16).zip(&blocks) {
-                    dst.copy_from_slice(&src[..dst.len()]);
-                }
+            self.cipher.encrypt(&mut blocks[..n]);
+            // Whole blocks by fixed-size copies (a variable-length copy per block is a call).
+            let mut dsts = chunk.chunks_exact_mut(16);
+            for (dst, src) in (&mut dsts).zip(&blocks) {
+                dst.copy_from_slice(&src.to_le_bytes());
             }
+            let tail = dsts.into_remainder();
+            let len = tail.len();
+            tail.copy_from_slice(&blocks[n - 1].to_le_bytes()[..len]);
         }
     }
 
@@ -80,11 +75,11 @@ impl Prg {
     }
 }
 
-fn fixed_key() -> &'static Aes128 {
-    static KEY: OnceLock<Aes128> = OnceLock::new();
+fn fixed_key() -> &'static Aes {
+    static KEY: OnceLock<Aes> = OnceLock::new();
     KEY.get_or_init(|| {
         let key = *blake3::hash(b"conclave-mpc v1 fixed-key AES for TCCR").as_bytes();
-        Aes128::new(GenericArray::from_slice(&key[..16]))
+        Aes::new(key[..16].try_into().expect("16 bytes"))
     })
 }
 
@@ -130,40 +125,33 @@ pub fn hash_rows_to_blocks(domain: Domain, rows: &[u128], first_index: u64) -> V
 }
 
 /// The TCCR hash of each row with `H` outputs of 128 bits: output h of row k uses the tweak with
-/// H·(first_index + k) + h in its lower half and `domain` in its upper half. Eight rows at a
-/// time, for AES-NI pipelining; whole 128-bit words throughout, never bytes, so that no store
-/// has to be forwarded to a load of another width.
+/// H·(first_index + k) + h in its lower half and `domain` in its upper half. Sixty-four rows at
+/// a time; whole 128-bit words throughout, never bytes, so that no store has to be forwarded to
+/// a load of another width.
 fn tccr<const H: usize>(
     domain: Domain,
     rows: &[u128],
     first_index: u64,
     mut emit: impl FnMut([u128; H]),
 ) {
-    type B = GenericArray<u8, aes::cipher::consts::U16>;
-    const PAR: usize = 8;
+    const PAR: usize = 64;
     let key = fixed_key();
     let domain = (domain as u128) << 64;
-    let mut px = [B::default(); PAR];
-    let mut halves = [[B::default(); PAR]; H];
+    let mut pi = [0u128; PAR];
+    let mut halves = [[0u128; PAR]; H];
     for (c, chunk) in rows.chunks(PAR).enumerate() {
         let n = chunk.len();
-        for (p, r) in px.iter_mut().zip(chunk) {
-            *p = r.to_le_bytes().into();
-        }
-        key.encrypt_blocks(&mut px[..n]);
-        let pi: [u128; PAR] = std::array::from_fn(|k| u128::from_le_bytes(px[k].into()));
+        pi[..n].copy_from_slice(chunk);
+        key.encrypt(&mut pi[..n]);
         for (half, blocks) in halves.iter_mut().enumerate() {
             for (k, b) in blocks.iter_mut().take(n).enumerate() {
                 let index = first_index + (c * PAR + k) as u64;
-                let tweak = domain | (H as u64 * index + half as u64) as u128;
-                *b = (pi[k] ^ tweak).to_le_bytes().into();
+                *b = pi[k] ^ (domain | (H as u64 * index + half as u64) as u128);
             }
-            key.encrypt_blocks(&mut blocks[..n]);
+            key.encrypt(&mut blocks[..n]);
         }
         for (k, pi) in pi.iter().enumerate().take(n) {
-            emit(std::array::from_fn(|half| {
-                u128::from_le_bytes(halves[half][k].into()) ^ pi
-            }));
+            emit(std::array::from_fn(|half| halves[half][k] ^ pi));
         }
     }
 }
@@ -201,9 +189,9 @@ mod tests {
         // The definition: π(π(x) ⊕ t) ⊕ π(x) for t = 2i, 2i + 1.
         let x = [9u8; 16];
         let perm = |b: [u8; 16]| -> [u8; 16] {
-            let mut g = GenericArray::clone_from_slice(&b);
-            fixed_key().encrypt_block(&mut g);
-            g.into()
+            let mut x = [u128::from_le_bytes(b)];
+            fixed_key().encrypt(&mut x);
+            x[0].to_le_bytes()
         };
         let px = perm(x);
         let mut want = [0u8; 32];
