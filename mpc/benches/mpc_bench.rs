@@ -65,6 +65,8 @@ fn number(v: Option<String>) -> Result<usize, String> {
 }
 
 fn main() {
+    // As the conclave binary does.
+    conclave_mpc::alloc::keep_bulk_buffers();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

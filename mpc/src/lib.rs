@@ -17,6 +17,7 @@
 //!   for any round-based [`driver::Protocol`].
 //! - `dealer` (feature `insecure-dealer`, tests and benches only): a trusted dealer.
 
+pub mod alloc;
 pub mod bits;
 pub mod circuit;
 pub mod commit;

@@ -137,6 +137,7 @@ fn load(path: &Path) -> anyhow::Result<NodeConfig> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    conclave_mpc::alloc::keep_bulk_buffers();
     conclave_node::init_logging("info,libp2p=warn");
     match Cli::parse().command {
         Command::Init {
