@@ -10,9 +10,10 @@
 //! Preprocessing comes from the test-only dealer and is not timed.
 //!
 //! `preprocessing`: MASCOT triples per second and bytes each party sends per triple, for 2 and 3
-//! parties, over the in-memory transport and loopback TCP, each in one process. The base-OT
-//! setup runs once first and is reported apart (`setup_ms`); then `--runs` batches of `--batch`
-//! triples are timed.
+//! parties, over the in-memory transport and loopback TCP, each in one process. The setup (base
+//! OTs, seed trees, base VOLEs) runs once first and is reported apart (`setup_ms`,
+//! `setup_bytes_per_party`); then `--runs` batches of `--batch` triples (1,024 unless given) are
+//! timed, with glibc tuned as the conclave binary tunes it ([`conclave_mpc::alloc`]).
 
 mod support;
 
@@ -21,7 +22,8 @@ use std::time::Duration;
 struct Args {
     command: String,
     runs: usize,
-    batch: usize,
+    /// Multiplications per online run (100,000) or triples per batch (1,024) unless given.
+    batch: Option<usize>,
     /// Only this party count / transport, when given.
     parties: Option<usize>,
     transport: Option<String>,
@@ -31,7 +33,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         command: String::new(),
         runs: 5,
-        batch: 100_000,
+        batch: None,
         parties: None,
         transport: None,
     };
@@ -41,7 +43,7 @@ fn parse_args() -> Result<Args, String> {
             // cargo bench passes --bench to every bench binary
             "--bench" => {}
             "--runs" => args.runs = number(it.next())?,
-            "--batch" => args.batch = number(it.next())?,
+            "--batch" => args.batch = Some(number(it.next())?),
             "--parties" => args.parties = Some(number(it.next())?),
             "--transport" => match it.next().as_deref() {
                 Some(t @ ("memory" | "tcp")) => args.transport = Some(t.to_string()),
@@ -85,13 +87,16 @@ fn main() {
             for parties in [2, 3] {
                 for tcp in [false, true] {
                     if wanted(parties, if tcp { "tcp" } else { "memory" }) {
-                        online(parties, tcp, args.batch, args.runs);
+                        online(parties, tcp, args.batch.unwrap_or(100_000), args.runs);
                     }
                 }
             }
         }
         "preprocessing" => {
-            let per_batch = args.batch.min(conclave_mpc::mascot::batch::MAX_PER_BATCH);
+            let per_batch = args
+                .batch
+                .unwrap_or(1024)
+                .min(conclave_mpc::mascot::batch::MAX_PER_BATCH);
             for parties in [2, 3] {
                 for transport in ["memory", "tcp"] {
                     if wanted(parties, transport) {

@@ -11,7 +11,7 @@ const MMAP_THRESHOLD: i32 = 32 << 20;
 /// Free memory the heap keeps before returning any to the kernel.
 const TRIM_THRESHOLD: i32 = 512 << 20;
 
-/// Call once, early in the process. Does nothing off glibc.
+/// Call once at process start, before other threads exist. Does nothing off glibc.
 pub fn keep_bulk_buffers() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes glibc's allocator parameters, under glibc's own arena lock.

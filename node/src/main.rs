@@ -135,9 +135,16 @@ fn load(path: &Path) -> anyhow::Result<NodeConfig> {
     Ok(NodeConfig::load(path)?)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime starts its threads.
     conclave_mpc::alloc::keep_bulk_buffers();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(cli())
+}
+
+async fn cli() -> anyhow::Result<()> {
     conclave_node::init_logging("info,libp2p=warn");
     match Cli::parse().command {
         Command::Init {

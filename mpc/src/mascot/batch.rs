@@ -11,9 +11,11 @@
 //!   c_{t,k} = a_{t,k}·b_t where a = Σ_i a^i, b = Σ_i b^i.
 //! - coin toss (2 rounds, broadcast): r, r̂ combine the τ candidates into (a, c) and (â, ĉ), so a
 //!   selective-failure attack on the Gilboa step learns nothing about a.
-//! - **Authenticate** (one round per segment of values): VOLE messages MACing this party's shares
-//!   of a, b, c, â, ĉ, its random values, its input masks and one random x₀, under every peer's
-//!   key share.
+//! - **Refill** (four rounds per silent-VOLE extension, only when a stock runs low): see
+//!   [`super::refill`].
+//! - **Authenticate** (one round per segment of values): x − u for this party's next random VOLEs
+//!   u with each peer, MACing its shares of a, b, c, â, ĉ, its random values, its input masks and
+//!   one random x₀ under every peer's key share (one field element per value and peer).
 //! - coin toss (2 rounds, broadcast): the sacrifice challenges s_t and the coefficients χ.
 //! - **Open** (broadcast): ρ_t = s_t·a_t − â_t, and y = Σ χ_k·v_k + x₀ over every value MACed.
 //! - MAC check (4 rounds) of ρ, y, and of s_t·c_t − ĉ_t − ρ_t·b_t claimed to be 0 (the sacrifice).
@@ -28,12 +30,12 @@ use crate::driver::{Outgoing, Protocol};
 use crate::field::Fp;
 use crate::mac_check::{CheckStage, Committed, Ctx, MacCheck, OpenedLog, Progress};
 use crate::ot::prg::Prg;
-use crate::ot::softspoken::SoftReceiver;
+use crate::ot::softspoken::{OtExtError, SoftReceiver};
 use crate::prep::{InputMask, Triple};
 use crate::rounds::RoundGate;
 use crate::session::Abort;
 use crate::share::{MacKeyShare, PartyId, Share};
-use crate::wire::{Body, BodyView, encode_values};
+use crate::wire::{Body, BodyView, FrameError, encode_values};
 
 /// The most triples, or random values plus masks, in one batch (bounded by memory; frames are
 /// bounded by segmenting).
@@ -386,7 +388,7 @@ impl<'k> Batch<'k> {
                     }
                     Progress::Passed => {
                         self.done = true;
-                        self.keys.vole_in_step = true;
+                        super::refill::settle(self.keys);
                         self.keys.next_round = self.gate.round + 1;
                         return Ok(Some(self.output()));
                     }
@@ -451,8 +453,17 @@ impl<'k> Batch<'k> {
             )))?;
         let q = match pair.ot_sender.extend(&context, nonce, ots, msg) {
             Ok(q) => q,
+            // A message of the wrong length was never checked: a plain bad frame.
+            Err(OtExtError::BadLength { expected, got }) => {
+                let error = if got < expected {
+                    FrameError::Truncated
+                } else {
+                    FrameError::TrailingBytes(got - expected)
+                };
+                return Err(Abort::BadFrame { from, error });
+            }
             Err(_) => {
-                // Whatever failed, none of this pair's OT or VOLE state is used again.
+                // A failed check: none of this pair's OT or VOLE state is used again.
                 self.keys.pairs[from] = None;
                 return Err(Abort::OtCheckFailed { party: from });
             }

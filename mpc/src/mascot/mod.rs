@@ -2,11 +2,13 @@
 //! random values from oblivious transfer, secure against a dishonest majority.
 //!
 //! - [`setup`]: once per committee, base OTs and punctured seed trees between every ordered pair
-//!   of parties, for SoftSpokenOT extension (Gilboa products) and for VOLE authentication (MACs
-//!   under each party's key share α_i).
-//! - [`batch`]: one batch: Gilboa multiplication, combining, VOLE authentication, sacrifice and a
-//!   MAC check, all sans-IO. Nothing from a batch is output unless every check passed.
-//! - [`vole`]: authentication by VOLE under α, replacing MASCOT's COPE at a quarter of its bytes.
+//!   of parties, for SoftSpokenOT extension (Gilboa products) and for the digit VOLE, which then
+//!   authenticates each pair's first base VOLEs ([`base_vole`]) and is dropped.
+//! - [`batch`]: one batch: Gilboa multiplication, combining, a refill of random VOLE
+//!   ([`refill`]), authentication (one field element per value), sacrifice and a MAC check, all
+//!   sans-IO. Nothing from a batch is output unless every check passed.
+//! - [`silent`]: random VOLE under α by LPN (Ferret/Wolverine), bootstrapped from its own output.
+//! - [`vole`]: the digit VOLE under α (64 field elements per value), for the setup's base.
 //! - [`pool`]: a background producer that keeps material ready for the online phase.
 
 pub mod base_vole;

@@ -11,10 +11,31 @@ use bytes::Bytes;
 use super::silent::{BASE, KeyExtension, NET, OwnerExtension, Position, SilentError};
 use super::{MascotKeys, pair_context};
 use crate::driver::Outgoing;
+use crate::ot::softspoken::OtExtError;
 use crate::rounds::RoundGate;
 use crate::session::Abort;
 use crate::share::PartyId;
 use crate::wire::{Body, BodyView};
+
+/// The most random VOLEs an owner keeps between batches: every pair runs as many extensions as
+/// the neediest owner, so an owner that needs fewer would otherwise pile up outputs batch after
+/// batch. The excess is dropped on both sides alike (the counts are public).
+const MAX_LEFT: usize = BASE + NET;
+
+/// After a batch passed: the stocks are in step again, trimmed to [`MAX_LEFT`].
+pub(crate) fn settle(keys: &mut MascotKeys) {
+    for left in keys.vole_left.iter_mut() {
+        *left = (*left).min(MAX_LEFT);
+    }
+    let me = keys.party;
+    for (j, pair) in keys.pairs.iter_mut().enumerate() {
+        if let Some(pair) = pair {
+            pair.owner_stock.keep(keys.vole_left[me]);
+            pair.key_stock.keep(keys.vole_left[j]);
+        }
+    }
+    keys.vole_in_step = true;
+}
 
 /// The four messages of one extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +159,10 @@ impl Refill {
                     Ok((state, sums)) => {
                         self.key[from] = Some(state);
                         self.reply[from] = sums;
+                    }
+                    // A message of the wrong length was never checked: a plain abort.
+                    Err(e @ SilentError::OtExtension(OtExtError::BadLength { .. })) => {
+                        return Err(silent(e));
                     }
                     Err(SilentError::OtExtension(_)) => {
                         // As with Gilboa's OTs: none of this pair's state is used again.

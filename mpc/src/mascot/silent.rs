@@ -27,7 +27,8 @@
 //! F_2; over a large prime field the known attacks are no cheaper (Liu, Wang, Yang, Yu,
 //! EUROCRYPT 2023). The base VOLEs come from [`super::vole`] the first time and from a previous
 //! extension after that. An owner that used inconsistent digits there fails the base check
-//! ([`prove_base`]) but for MASCOT's selective-failure guess of a digit of α.
+//! ([`prove_base`]) unless it guessed the digits of α involved (MASCOT's selective failure: k
+//! bits at probability 2^-k).
 
 use zeroize::Zeroize;
 
@@ -85,18 +86,25 @@ pub struct Position<'a> {
 }
 
 /// One side's share of a vector of VOLE correlations: the owner's (u, w) or the key holder's q
-/// (with `u` empty). Consumed from the front.
+/// (with `u` empty). Consumed from the front by a cursor: no element is ever moved within the
+/// vectors, and each is wiped when it is handed out or dropped, so no stale copy stays behind.
 #[derive(Default)]
 pub struct Stock {
     u: Vec<Fp>,
     macs: Vec<Fp>,
+    /// Elements before this one were handed out (and wiped).
+    start: usize,
 }
 
 impl Stock {
     /// An owner's stock.
     pub fn owner(u: Vec<Fp>, w: Vec<Fp>) -> Self {
         assert_eq!(u.len(), w.len());
-        Stock { u, macs: w }
+        Stock {
+            u,
+            macs: w,
+            start: 0,
+        }
     }
 
     /// A key holder's stock.
@@ -104,52 +112,97 @@ impl Stock {
         Stock {
             u: Vec::new(),
             macs: q,
+            start: 0,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.macs.len()
+        self.macs.len() - self.start
     }
 
     pub fn is_empty(&self) -> bool {
-        self.macs.is_empty()
+        self.len() == 0
+    }
+
+    /// The owner's u still in stock (empty for a key holder).
+    fn u(&self) -> &[Fp] {
+        self.u.get(self.start..).unwrap_or(&[])
+    }
+
+    /// The owner's w or the key holder's q still in stock.
+    fn macs(&self) -> &[Fp] {
+        &self.macs[self.start..]
     }
 
     /// The next `n` correlations: (u, w) for an owner, (empty, q) for a key holder.
     pub fn take(&mut self, n: usize) -> (Vec<Fp>, Vec<Fp>) {
-        let u = self.u.drain(..n.min(self.u.len())).collect();
-        (u, self.macs.drain(..n).collect())
+        let range = self.start..self.start + n;
+        let u = match self.u.get_mut(range.clone()) {
+            Some(u) => wiped_copy(u),
+            None => Vec::new(),
+        };
+        let macs = wiped_copy(&mut self.macs[range.clone()]);
+        self.start = range.end;
+        (u, macs)
     }
 
     /// The next `n` correlations as a stock of their own.
     pub fn split_off_front(&mut self, n: usize) -> Stock {
         let (u, macs) = self.take(n);
-        Stock { u, macs }
+        Stock { u, macs, start: 0 }
     }
 
-    fn append(&mut self, mut other: Stock) {
-        self.u.append(&mut other.u);
-        self.macs.append(&mut other.macs);
-    }
-
-    /// Adds an extension's outputs behind what is left.
+    /// Adds an extension's outputs behind what is left, in fresh vectors; the old ones are wiped.
     pub fn extend(&mut self, outputs: Stock) {
-        self.append(outputs);
+        let joined = |a: &[Fp], b: &[Fp]| {
+            let mut v = Vec::with_capacity(a.len() + b.len());
+            v.extend_from_slice(a);
+            v.extend_from_slice(b);
+            v
+        };
+        let u = joined(self.u(), outputs.u());
+        let macs = joined(self.macs(), outputs.macs());
+        self.wipe();
+        *self = Stock { u, macs, start: 0 };
     }
+
+    /// Keeps only the first `n` correlations still in stock.
+    pub fn keep(&mut self, n: usize) {
+        let end = self.start + n;
+        for v in [&mut self.u, &mut self.macs] {
+            if v.len() > end {
+                v[end..].iter_mut().for_each(Fp::wipe);
+                v.truncate(end);
+            }
+        }
+    }
+
+    fn wipe(&mut self) {
+        self.u.iter_mut().chain(&mut self.macs).for_each(Fp::wipe);
+    }
+}
+
+/// A copy of `v`, which is wiped.
+fn wiped_copy(v: &mut [Fp]) -> Vec<Fp> {
+    let copy = v.to_vec();
+    v.iter_mut().for_each(Fp::wipe);
+    copy
 }
 
 impl Drop for Stock {
     fn drop(&mut self) {
-        self.u.iter_mut().chain(&mut self.macs).for_each(Fp::wipe);
+        self.wipe();
     }
 }
 
 /// The base check, once per pair before its first extension: the owner opens a random
 /// combination of its digit-VOLE base values, masked by one more (the stock's first), and the key
-/// holder checks it against its q. An owner that used inconsistent digits passes only where the
-/// key holder's α digit hides the error (MASCOT's selective failure, a guess right with
-/// probability 1/16 per digit), and learns nothing but whether the key holder went on. Without it,
-/// such errors would reach the silent check, whose digest the owner could test guesses of α against.
+/// holder checks it against its q. An owner that used inconsistent digits adds to the key
+/// holder's side an error linear in α's digits; it can shift (y, W) to cancel the error for one
+/// guess of the digits involved, so it passes exactly when the guess is right: k bits of α learnt
+/// with probability 2^-k, an abort otherwise (MASCOT's selective failure). It sees nothing but
+/// whether the key holder went on. Without this check, such errors would reach the silent check,
+/// whose digest lets the owner test many guesses of α offline.
 pub struct BaseTranscript(blake3::Hasher);
 
 impl BaseTranscript {
@@ -181,8 +234,9 @@ pub const BASE_CHECK_MASKS: usize = 1;
 /// The owner's base-check message (y, W) for its whole stock, mask first; drops the mask.
 pub fn prove_base(stock: &mut Stock, transcript: &BaseTranscript) -> Vec<u8> {
     let chi = transcript.challenges(stock.len() - 1);
-    let y = stock.u[0] + inner(&chi, &stock.u[1..]);
-    let w = stock.macs[0] + inner(&chi, &stock.macs[1..]);
+    let (u, w) = (stock.u(), stock.macs());
+    let y = u[0] + inner(&chi, &u[1..]);
+    let w = w[0] + inner(&chi, &w[1..]);
     drop(stock.split_off_front(BASE_CHECK_MASKS));
     [y.to_bytes(), w.to_bytes()].concat()
 }
@@ -206,7 +260,7 @@ pub fn verify_base(
     };
     let (y, w) = (element(0)?, element(32)?);
     let chi = transcript.challenges(stock.len() - 1);
-    let q = stock.macs[0] + inner(&chi, &stock.macs[1..]);
+    let q = stock.macs()[0] + inner(&chi, &stock.macs()[1..]);
     drop(stock.split_off_front(BASE_CHECK_MASKS));
     if q + w == *alpha * y {
         Ok(())
@@ -235,8 +289,10 @@ pub struct KeyExtension {
 
 /// Leaf values v_{j,y}: each leaf hashed to a field element, tweaked by its position.
 fn leaf_values(leaves: &[Block], at: &Position) -> Vec<Fp> {
-    let rows: Vec<u128> = leaves.iter().map(|l| u128::from_le_bytes(*l)).collect();
-    hash_rows_to_field_in(Domain::SilentLeaves, &rows, at.tweak)
+    let mut rows: Vec<u128> = leaves.iter().map(|l| u128::from_le_bytes(*l)).collect();
+    let values = hash_rows_to_field_in(Domain::SilentLeaves, &rows, at.tweak);
+    rows.zeroize();
+    values
 }
 
 /// χ: one challenge per output, hashed from message 2 so that neither side picks it.
@@ -295,7 +351,7 @@ impl OwnerExtension {
     /// through A's tree sums. `base` holds [`BASE`] of B's correlations.
     pub fn start(base: Stock, ot: &SoftReceiver, at: &Position) -> (Self, Vec<u8>) {
         assert_eq!(base.len(), BASE);
-        assert_eq!(base.u.len(), BASE, "an owner's stock");
+        assert_eq!(base.u().len(), BASE, "an owner's stock");
         let mut rng = rand::rng();
         let points: Vec<usize> = (0..TREES)
             .map(|_| rand::RngExt::random_range(&mut rng, 0..BIN))
@@ -331,13 +387,16 @@ impl OwnerExtension {
             .map(|c| Fp::from_bytes(c.try_into().expect("32 bytes")))
             .collect::<Result<Vec<Fp>, _>>()
             .map_err(|_| SilentError::NonCanonical)?;
-        let keys = SoftReceiver::keys(Domain::SilentOtKeys, at.tweak, &self.t_rows);
-        let leaves =
+        let mut keys = SoftReceiver::keys(Domain::SilentOtKeys, at.tweak, &self.t_rows);
+        let mut leaves =
             ggm::regrow(TREE_DEPTH, &self.points, &keys, level_sums).expect("length checked above");
+        keys.zeroize();
         let mut v = leaf_values(&leaves, at);
+        leaves.zeroize();
         let mut u = vec![Fp::ZERO; OUTPUTS];
         let mut w = vec![Fp::ZERO; OUTPUTS];
-        // No branch on β: the punctured leaf's value is computed from zeros and selected away.
+        // No branch on β here: the punctured leaf's value is computed from zeros and selected
+        // away. (Rebuilding the trees does the same work for every β; see `ggm::regrow`.)
         for (j, &beta) in self.points.iter().enumerate() {
             let tree = j * BIN..(j + 1) * BIN;
             let known: Fp = v[tree.clone()]
@@ -345,7 +404,7 @@ impl OwnerExtension {
                 .enumerate()
                 .map(|(y, v)| Fp::select(y == beta, Fp::ZERO, *v))
                 .sum();
-            let (e, w_e) = (self.base.u[SECRET + j], self.base.macs[SECRET + j]);
+            let (e, w_e) = (self.base.u()[SECRET + j], self.base.macs()[SECRET + j]);
             let w_beta = w_e + g[j] + known;
             for (y, i) in tree.enumerate() {
                 let hit = y == beta;
@@ -355,31 +414,34 @@ impl OwnerExtension {
         }
         v.iter_mut().for_each(Fp::wipe);
         let chi = challenges(at, sums);
-        let (u_star, w_star) = (self.base.u[BASE - 1], self.base.macs[BASE - 1]);
+        let (u_star, w_star) = (self.base.u()[BASE - 1], self.base.macs()[BASE - 1]);
         let x_star = inner(&chi, &u) - u_star;
         let v_b = w_star - inner(&chi, &w);
         self.sparse = Some((u, w, v_b));
         Ok(x_star.to_bytes())
     }
 
-    /// Checks A's message 4 and expands: this side's new correlations (u, w).
+    /// Checks A's message 4 and expands: this side's new correlations (u, w). On an error the
+    /// sparse vectors stay in `self` and are wiped with it.
     pub fn finish(mut self, at: &Position, digest: &[u8]) -> Result<Stock, SilentError> {
-        let (mut u, mut w, v_b) = self.sparse.take().expect("message 2 came first");
-        let want = check_digest(at, &v_b);
+        let (_, _, v_b) = self.sparse.as_ref().expect("message 2 came first");
+        let want = check_digest(at, v_b);
         if digest.len() != 32 {
             return Err(SilentError::BadLength {
                 expected: 32,
                 got: digest.len(),
             });
         }
-        if !bool::from(subtle_eq(&want, digest)) {
+        if !subtle_eq(&want, digest) {
             return Err(SilentError::CheckFailed);
         }
+        let (mut u, mut w, mut v_b) = self.sparse.take().expect("checked above");
+        v_b.wipe();
         expand(
             at,
             &mut [
-                (&self.base.u[..SECRET], &mut u),
-                (&self.base.macs[..SECRET], &mut w),
+                (&self.base.u()[..SECRET], &mut u),
+                (&self.base.macs()[..SECRET], &mut w),
             ],
         );
         Ok(Stock::owner(u, w))
@@ -413,15 +475,20 @@ impl KeyExtension {
     ) -> Result<(Self, Vec<u8>), SilentError> {
         assert_eq!(base.len(), BASE);
         let mut q_rows = ot.extend(at.context, at.nonce, OTS, msg)?;
-        let keys = ot.key_pairs(Domain::SilentOtKeys, at.tweak, &q_rows);
+        let mut keys = ot.key_pairs(Domain::SilentOtKeys, at.tweak, &q_rows);
         q_rows.zeroize();
         let mut rng = rand::rng();
-        let roots: Vec<Block> = (0..TREES).map(|_| rand::RngExt::random(&mut rng)).collect();
+        let mut roots: Vec<Block> = (0..TREES).map(|_| rand::RngExt::random(&mut rng)).collect();
         let (mut leaves, mut sums) = ggm::grow(TREE_DEPTH, &roots, &keys);
+        roots.zeroize();
+        keys.iter_mut().for_each(|(k0, k1)| {
+            k0.zeroize();
+            k1.zeroize();
+        });
         let v = leaf_values(&leaves, at);
         leaves.zeroize();
         for j in 0..TREES {
-            let g = base.macs[SECRET + j] - v[j * BIN..(j + 1) * BIN].iter().copied().sum();
+            let g = base.macs()[SECRET + j] - v[j * BIN..(j + 1) * BIN].iter().copied().sum();
             sums.extend_from_slice(&g.to_bytes());
         }
         let chi = challenges(at, &sums);
@@ -441,7 +508,7 @@ impl KeyExtension {
             got: x_star.len(),
         })?;
         let x_star = Fp::from_bytes(bytes).map_err(|_| SilentError::NonCanonical)?;
-        let mut v_a = self.chi_v - *alpha * x_star - self.base.macs[BASE - 1];
+        let mut v_a = self.chi_v - *alpha * x_star - self.base.macs()[BASE - 1];
         let digest = check_digest(at, &v_a);
         v_a.wipe();
         Ok(digest)
@@ -450,7 +517,7 @@ impl KeyExtension {
     /// Expands: this side's new correlations q.
     pub fn finish(mut self, at: &Position) -> Stock {
         let mut q = std::mem::take(&mut self.v);
-        expand(at, &mut [(&self.base.macs[..SECRET], &mut q)]);
+        expand(at, &mut [(&self.base.macs()[..SECRET], &mut q)]);
         Stock::key(q)
     }
 }
@@ -611,6 +678,48 @@ pub(crate) mod tests {
             KeyExtension::respond(a_base, &mut a_ot, &AT, &msg1),
             Err(SilentError::OtExtension(OtExtError::BadLength { .. }))
         ));
+    }
+
+    /// The base check passes honest stocks and catches one inconsistent base value or a lie in
+    /// the opened combination; either way the mask is gone.
+    #[test]
+    fn the_base_check_catches_an_inconsistent_base_value() {
+        let alpha = Fp::random(&mut rand::rng());
+        let transcript = || {
+            let mut t = BaseTranscript::new(b"pair");
+            t.absorb(b"the digit-VOLE messages");
+            t
+        };
+        let check = |bad_q: Option<usize>, lie: bool| {
+            let (mut owner, mut key) = base(&alpha);
+            if let Some(i) = bad_q {
+                key.macs[i] += Fp::ONE;
+            }
+            let mut msg = prove_base(&mut owner, &transcript());
+            if lie {
+                msg[0] ^= 1;
+            }
+            let r = verify_base(&mut key, &alpha, &transcript(), &msg);
+            assert_eq!((owner.len(), key.len()), (BASE - 1, BASE - 1));
+            r
+        };
+        assert_eq!(check(None, false), Ok(()));
+        for i in [0, 1, BASE - 1] {
+            assert_eq!(
+                check(Some(i), false),
+                Err(SilentError::BaseCheckFailed),
+                "value {i}"
+            );
+        }
+        assert_eq!(check(None, true), Err(SilentError::BaseCheckFailed));
+        // Another transcript means other challenges: the check binds the messages.
+        let (mut owner, mut key) = base(&alpha);
+        let msg = prove_base(&mut owner, &transcript());
+        let other = BaseTranscript::new(b"another pair");
+        assert_eq!(
+            verify_base(&mut key, &alpha, &other, &msg),
+            Err(SilentError::BaseCheckFailed)
+        );
     }
 
     #[test]

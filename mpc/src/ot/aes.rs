@@ -34,6 +34,16 @@ impl Aes {
         }
     }
 
+    /// The portable path only, whatever the processor (to test both paths on any machine).
+    #[cfg(test)]
+    fn portable(key: &[u8; 16]) -> Self {
+        Aes {
+            #[cfg(target_arch = "x86_64")]
+            wide: None,
+            portable: Aes128::new(GenericArray::from_slice(key)),
+        }
+    }
+
     /// Encrypts every block in place.
     pub fn encrypt(&self, blocks: &mut [u128]) {
         #[cfg(target_arch = "x86_64")]
@@ -68,6 +78,15 @@ impl Drop for Aes {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    /// Overwrites round keys left on the stack (they are the PRG seed in another form).
+    fn wipe<T: Copy>(keys: &mut [T], zero: T) {
+        for k in keys.iter_mut() {
+            // SAFETY: a valid, aligned, exclusive reference.
+            unsafe { std::ptr::write_volatile(k, zero) };
+        }
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+    }
 
     /// One step of the AES-128 key schedule.
     #[target_feature(enable = "aes")]
@@ -104,13 +123,15 @@ mod x86 {
         k[8] = step::<0x80>(k[7]);
         k[9] = step::<0x1b>(k[8]);
         k[10] = step::<0x36>(k[9]);
-        k.map(to_u128)
+        let keys = k.map(to_u128);
+        wipe(&mut k, _mm_setzero_si128());
+        keys
     }
 
     /// Encrypts `blocks` in place: sixteen at a time in four 512-bit lanes, the rest one by one.
     #[target_feature(enable = "avx512f,vaes,aes")]
     pub(super) fn encrypt(keys: &[u128; 11], blocks: &mut [u128]) {
-        let wide: [__m512i; 11] = keys.map(|k| _mm512_broadcast_i32x4(from_u128(k)));
+        let mut wide: [__m512i; 11] = keys.map(|k| _mm512_broadcast_i32x4(from_u128(k)));
         let mut chunks = blocks.chunks_exact_mut(16);
         for chunk in &mut chunks {
             let ptr = chunk.as_mut_ptr() as *mut __m512i;
@@ -135,7 +156,8 @@ mod x86 {
                 }
             }
         }
-        let narrow: [__m128i; 11] = keys.map(from_u128);
+        wipe(&mut wide, _mm512_setzero_si512());
+        let mut narrow: [__m128i; 11] = keys.map(from_u128);
         for b in chunks.into_remainder() {
             let mut v = _mm_xor_si128(from_u128(*b), narrow[0]);
             for k in &narrow[1..10] {
@@ -143,6 +165,7 @@ mod x86 {
             }
             *b = to_u128(_mm_aesenclast_si128(v, narrow[10]));
         }
+        wipe(&mut narrow, _mm_setzero_si128());
     }
 }
 
@@ -165,9 +188,19 @@ mod tests {
                     u128::from_le_bytes(g.into())
                 })
                 .collect();
+            let mut portable = blocks.clone();
             Aes::new(&key).encrypt(&mut blocks);
-            assert_eq!(blocks, want, "{n} blocks");
+            assert_eq!(blocks, want, "{n} blocks, detected path");
+            Aes::portable(&key).encrypt(&mut portable);
+            assert_eq!(portable, want, "{n} blocks, portable path");
         }
+    }
+
+    /// The wide path is the one in use wherever the processor has it.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_wide_path_is_chosen_when_available() {
+        assert_eq!(Aes::new(&[7; 16]).wide.is_some(), has_vaes());
     }
 
     /// FIPS-197 appendix C.1.

@@ -40,6 +40,11 @@ fn children(node: &Block) -> (Block, Block) {
     (left, right)
 }
 
+/// All ones when `b`, else zero, without a branch.
+fn mask(b: bool) -> u128 {
+    (b as u128).wrapping_neg()
+}
+
 fn xor(a: &mut Block, b: &Block) {
     a.iter_mut().zip(b).for_each(|(x, y)| *x ^= y);
 }
@@ -76,6 +81,8 @@ pub fn grow(depth: usize, roots: &[Block], keys: &[(Block, Block)]) -> (Vec<Bloc
             level = next;
         }
         leaves.append(&mut level);
+        // Vec's zeroize wipes the whole buffer, where `append` left copies.
+        level.zeroize();
     }
     (leaves, msg)
 }
@@ -103,33 +110,40 @@ pub fn regrow(
         .zip(chosen.chunks_exact(depth))
         .zip(msg.chunks_exact(per_tree))
     {
-        // Nodes of the current level; the one on the path to `point` is unknown (zero).
-        let mut level: Vec<Block> = vec![[0; 16]];
+        // Nodes of the current level; the one on the path to `point` is unknown (zero). No
+        // branch or index depends on the point: every node is expanded and the path node's
+        // children masked out, both level sums are read and one selected, every node is visited.
+        let mut level: Vec<u128> = vec![0];
         for (height, key) in keys.iter().enumerate() {
             let on_path = point >> (depth - 1 - height);
             let path_parent = on_path >> 1;
-            let mut next = vec![[0u8; 16]; 2 * level.len()];
+            let mut next = vec![0u128; 2 * level.len()];
             for (i, node) in level.iter().enumerate() {
-                if i != path_parent {
-                    (next[2 * i], next[2 * i + 1]) = children(node);
-                }
+                let (l, r) = children(&node.to_le_bytes());
+                let keep = mask(i != path_parent);
+                next[2 * i] = u128::from_le_bytes(l) & keep;
+                next[2 * i + 1] = u128::from_le_bytes(r) & keep;
             }
             // The sibling of the path node: its side's masked sum, minus the known nodes.
             let sibling = on_path ^ 1;
             let side = sibling & 1;
-            let at = 32 * height + 16 * side;
-            let mut sum: Block = msg[at..at + 16].try_into().expect("16 bytes");
-            xor(&mut sum, key);
+            let read = |at: usize| u128::from_le_bytes(msg[at..at + 16].try_into().expect("16"));
+            let (left, right) = (read(32 * height), read(32 * height + 16));
+            let on_right = mask(side == 1);
+            let mut sum = ((left & !on_right) | (right & on_right)) ^ u128::from_le_bytes(*key);
             for (i, node) in next.iter().enumerate() {
-                if i & 1 == side && i != sibling {
-                    xor(&mut sum, node);
-                }
+                sum ^= node & mask(i & 1 == side && i != sibling);
             }
-            next[sibling] = sum;
-            level.iter_mut().for_each(|n| n.zeroize());
+            for (i, node) in next.iter_mut().enumerate() {
+                let here = mask(i == sibling);
+                *node = (*node & !here) | (sum & here);
+            }
+            level.zeroize();
             level = next;
         }
-        all.append(&mut level);
+        all.extend(level.iter().map(|n| n.to_le_bytes()));
+        // Vec's zeroize wipes the whole buffer.
+        level.zeroize();
     }
     Ok(all)
 }

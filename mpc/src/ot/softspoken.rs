@@ -235,11 +235,14 @@ impl SoftSender {
 
     /// Both messages of OTs `first_tweak..`: (H(q_j), H(q_j ⊕ Δ)).
     pub fn outputs_all(&self, first_tweak: u64, q_rows: &[u128]) -> (Vec<Fp>, Vec<Fp>) {
-        let flipped: Vec<u128> = q_rows.iter().map(|q| q ^ self.delta).collect();
-        (
+        // q ⊕ Δ and q give Δ: wiped.
+        let mut flipped: Vec<u128> = q_rows.iter().map(|q| q ^ self.delta).collect();
+        let both = (
             hash_rows_to_field(q_rows, first_tweak),
             hash_rows_to_field(&flipped, first_tweak),
-        )
+        );
+        flipped.zeroize();
+        both
     }
 
     /// Both 128-bit keys of OTs `first_tweak..` in `domain`: (H(q_j), H(q_j ⊕ Δ)).
@@ -249,9 +252,11 @@ impl SoftSender {
         first_tweak: u64,
         q_rows: &[u128],
     ) -> Vec<(Block, Block)> {
-        let flipped: Vec<u128> = q_rows.iter().map(|q| q ^ self.delta).collect();
+        // q ⊕ Δ and q give Δ: wiped.
+        let mut flipped: Vec<u128> = q_rows.iter().map(|q| q ^ self.delta).collect();
         let k0 = hash_rows_to_blocks(domain, q_rows, first_tweak);
         let k1 = hash_rows_to_blocks(domain, &flipped, first_tweak);
+        flipped.zeroize();
         k0.into_iter().zip(k1).collect()
     }
 

@@ -347,12 +347,20 @@ fn a_protocol_dropped_in_the_middle_of_a_check_poisons_its_key_for_every_copy() 
             .await
             .expect("setup");
         assert!(!copy.is_poisoned());
+        // Drop the batch once it has revealed its σ and waits for the withheld one, however
+        // long the rounds before take.
+        let (revealed, on_reveal) = oneshot::channel();
+        wire.on_reveal = Some(revealed);
         let batch = Batch::new(&mut keys, small_batch()).unwrap();
-        let outcome = tokio::time::timeout(Duration::from_millis(300), run(batch, &mut wire)).await;
-        assert!(
-            outcome.is_err(),
-            "the honest batch waits for the withheld reveal"
-        );
+        tokio::select! {
+            outcome = run(batch, &mut wire) => {
+                panic!("the honest batch waits for the withheld reveal: {outcome:?}")
+            }
+            _ = async {
+                on_reveal.await.expect("the honest batch reveals");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            } => {}
+        }
         cheater.abort();
     });
     assert!(

@@ -166,6 +166,25 @@ fn a_4096_triple_batch_completes_under_a_16_mib_frame_cap() {
     check_material(alpha, &spec, &outs, 1);
 }
 
+/// Batches that need more than one silent extension, then one whose extension takes its base from
+/// earlier outputs; owners that need different counts (the stock of the one that needs fewer is
+/// trimmed on both sides alike).
+#[test]
+fn batches_that_need_several_extensions_produce_correct_material() {
+    use conclave_mpc::mascot::silent::NET;
+    let spec = BatchSpec {
+        triples: 300,
+        randoms: 35_000,
+        masks: vec![30_000, 0],
+    };
+    assert!(
+        5 * spec.triples + spec.randoms + spec.masks[0] > NET,
+        "two extensions at first"
+    );
+    let (alpha, outs) = produce(2, spec.clone(), 2);
+    check_material(alpha, &spec, &outs, 2);
+}
+
 #[test]
 fn two_parties_produce_correct_authenticated_material() {
     check_outputs(2);

@@ -13,7 +13,7 @@ use conclave_mpc::driver::run;
 use conclave_mpc::mac_check::CheckStage;
 use conclave_mpc::mascot::MascotKeys;
 use conclave_mpc::mascot::base_vole;
-use conclave_mpc::mascot::batch::{Batch, BatchOutput, BatchSpec};
+use conclave_mpc::mascot::batch::{Batch, BatchError, BatchOutput, BatchSpec};
 use conclave_mpc::mascot::setup::Setup;
 use conclave_mpc::mascot::silent::{self, SilentError};
 use conclave_mpc::mascot::vole::{DIGITS, alpha_digits};
@@ -29,6 +29,7 @@ const EXTEND: u32 = BASE + base_vole::ROUNDS as u32;
 const GILBOA: u32 = EXTEND + 1;
 const TREES: u32 = GILBOA + 3;
 const SUMS: u32 = TREES + 1;
+const CONFIRM: u32 = TREES + 3;
 const VOLE: u32 = TREES + 4;
 const OPEN: u32 = VOLE + 3;
 
@@ -55,6 +56,19 @@ enum Cheat {
 
 /// Honest setup, then one batch with `cheater` deviating; each party's batch result.
 fn run_batch(parties: usize, cheater: PartyId, cheat: &Cheat) -> Vec<Result<BatchOutput, Abort>> {
+    run_batch_then_start_another(parties, cheater, cheat)
+        .into_iter()
+        .map(|(result, _)| result)
+        .collect()
+}
+
+/// [`run_batch`], and for each party that got through setup, whether its keys then start
+/// another batch.
+fn run_batch_then_start_another(
+    parties: usize,
+    cheater: PartyId,
+    cheat: &Cheat,
+) -> Vec<(Result<BatchOutput, Abort>, Option<Result<(), BatchError>>)> {
     let alphas: Vec<Fp> = (0..parties).map(|_| Fp::random(&mut rand::rng())).collect();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -77,17 +91,24 @@ fn run_batch(parties: usize, cheater: PartyId, cheat: &Cheat) -> Vec<Result<Batc
                     let mut t =
                         TamperTransport::new(t, tamper.unwrap_or_else(|| Box::new(|_, b| b)));
                     let mut keys: MascotKeys =
-                        run(Setup::new(SESSION, party, parties, key), &mut t).await?;
+                        match run(Setup::new(SESSION, party, parties, key), &mut t).await {
+                            Ok(keys) => keys,
+                            Err(e) => return (Err(e), None),
+                        };
                     if two_batches {
                         let first = Batch::new(&mut keys, spec.clone()).expect("batch");
-                        run(first, &mut t).await?;
+                        if let Err(e) = run(first, &mut t).await {
+                            return (Err(e), None);
+                        }
                     }
                     if wrong_alpha {
                         let other = keys.mac_key().value() + Fp::ONE;
                         keys.replace_mac_key_insecure(MacKeyShare::new(other));
                     }
-                    let batch = Batch::new(&mut keys, spec).expect("batch");
-                    run(batch, &mut t).await
+                    let batch = Batch::new(&mut keys, spec.clone()).expect("batch");
+                    let result = run(batch, &mut t).await;
+                    let next = Batch::new(&mut keys, spec).map(|_| ());
+                    (result, Some(next))
                 })
             })
             .collect();
@@ -231,6 +252,90 @@ fn a_wrong_tree_correction_fails_the_silent_vole_check() {
             error: SilentError::CheckFailed,
         },
     );
+}
+
+/// A key holder whose check digest is wrong: the owner's check fails.
+#[test]
+fn a_wrong_check_digest_fails_the_silent_vole_check() {
+    assert_honest_abort(
+        Cheat::Frames(Box::new(|_| {
+            in_round(CONFIRM, |_, mut f| {
+                if let Body::Bytes(b) = &mut f.body {
+                    b[0] ^= 1;
+                }
+                f
+            })
+        })),
+        |c| Abort::SilentVole {
+            party: c,
+            error: SilentError::CheckFailed,
+        },
+    );
+}
+
+/// A short message in a refill round is a typed error.
+#[test]
+fn a_short_tree_message_is_a_typed_error() {
+    assert_honest_abort(
+        Cheat::Frames(Box::new(|_| {
+            in_round(SUMS, |_, mut f| {
+                if let Body::Bytes(b) = &mut f.body {
+                    b.truncate(100);
+                }
+                f
+            })
+        })),
+        |c| Abort::SilentVole {
+            party: c,
+            error: SilentError::BadLength {
+                expected: silent::SUMS_BYTES,
+                got: 100,
+            },
+        },
+    );
+}
+
+/// After a key holder failed the silent check, the owner never uses that pair again; after a
+/// batch failed its MAC check, the stocks are out of step and no further batch starts.
+#[test]
+fn after_a_failed_check_the_keys_start_no_further_batch() {
+    let wrong_g = Cheat::Frames(Box::new(|_| {
+        in_round(SUMS, |_, mut f| {
+            if let Body::Bytes(b) = &mut f.body {
+                b[silent::TREES * 32 * silent::TREE_DEPTH] ^= 1;
+            }
+            f
+        })
+    }));
+    let flipped_opening = Cheat::Frames(Box::new(|_| {
+        in_round(OPEN, |_, mut f| {
+            if let Body::Values(v) = &mut f.body {
+                v[0] += Fp::ONE;
+            }
+            f
+        })
+    }));
+    let cheater = 1;
+    for (party, (_, next)) in run_batch_then_start_another(3, cheater, &wrong_g)
+        .into_iter()
+        .enumerate()
+        .filter(|(p, _)| *p != cheater)
+    {
+        let next = next.expect("setup passed").err();
+        assert_eq!(
+            next,
+            Some(BatchError::PairDestroyed(cheater)),
+            "party {party}"
+        );
+    }
+    for (party, (_, next)) in run_batch_then_start_another(3, cheater, &flipped_opening)
+        .into_iter()
+        .enumerate()
+        .filter(|(p, _)| *p != cheater)
+    {
+        let next = next.expect("setup passed").err();
+        assert_eq!(next, Some(BatchError::VoleOutOfStep), "party {party}");
+    }
 }
 
 /// An owner whose OT extension for the noise trees is inconsistent fails the OT check, and the
