@@ -45,6 +45,9 @@ pub const MAX_PER_BATCH: usize = 1 << 16;
 const OTS_PER_CANDIDATE: usize = FIELD_BITS;
 /// Triples per Extend/Gilboa segment: a segment's corrections fill at most [`SEGMENT_BYTES`].
 const TRIPLES_PER_SEGMENT: usize = SEGMENT_BYTES / (TAU * OTS_PER_CANDIDATE * 32);
+// Segment nonces stay below bit 19, which the silent VOLE's nonces set (see `refill`).
+const _: () = assert!(MAX_PER_BATCH.div_ceil(TRIPLES_PER_SEGMENT) < 1 << 19);
+
 /// Values per Authenticate segment: one field element each.
 const VALUES_PER_SEGMENT: usize = SEGMENT_BYTES / 32;
 

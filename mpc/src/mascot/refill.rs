@@ -8,7 +8,8 @@
 
 use bytes::Bytes;
 
-use super::silent::{BASE, KeyExtension, NET, OwnerExtension, Position, SilentError};
+use super::batch::MAX_PER_BATCH;
+use super::silent::{BASE, KeyExtension, NET, OUTPUTS, OwnerExtension, Position, SilentError};
 use super::{MascotKeys, pair_context};
 use crate::driver::Outgoing;
 use crate::ot::softspoken::OtExtError;
@@ -35,6 +36,24 @@ pub(crate) fn settle(keys: &mut MascotKeys) {
         }
     }
     keys.vole_in_step = true;
+}
+
+/// The most values one owner authenticates in a batch.
+const MAX_NEED: usize = 6 * MAX_PER_BATCH + 1;
+
+// Positions never collide: a batch runs fewer than 2^8 extensions, an extension hashes fewer than
+// 2^24 leaves, and Gilboa's segment nonces stay below bit 19 (asserted in `batch`).
+const _: () = assert!((MAX_NEED + BASE).div_ceil(NET) < 1 << 8);
+const _: () = assert!(OUTPUTS < 1 << 24);
+
+/// Where extension `ext` of batch `batch` runs its OTs and hashes: a SoftSpokenOT nonce with bit
+/// 19 set (Gilboa's segments use the bits below) and a tweak range of its own.
+fn position(context: &[u8], batch: u64, ext: usize) -> Position<'_> {
+    Position {
+        context,
+        nonce: (batch << 20) | (1 << 19) | ext as u64,
+        tweak: (batch << 32) | ((ext as u64) << 24),
+    }
 }
 
 /// The four messages of one extension.
@@ -98,13 +117,8 @@ impl Refill {
             reply: vec![Vec::new(); parties],
         })
     }
-    /// The owner → key-holder position of extension `ext`: unique per batch and extension.
     fn position<'c>(&self, context: &'c [u8], ext: usize) -> Position<'c> {
-        Position {
-            context,
-            nonce: (self.batch << 20) | (1 << 19) | ext as u64,
-            tweak: (self.batch << 32) | ((ext as u64) << 24),
-        }
+        position(context, self.batch, ext)
     }
 
     fn context(keys: &MascotKeys, owner: PartyId, holder: PartyId) -> Vec<u8> {
@@ -240,4 +254,27 @@ impl Refill {
 
 fn destroyed(party: PartyId) -> Abort {
     Abort::Preprocessing(format!("the OT state with party {party} was destroyed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every (batch, extension) has its own SoftSpokenOT nonce, never one of Gilboa's, and its
+    /// own range of [`OUTPUTS`] tweaks.
+    #[test]
+    fn positions_are_unique() {
+        let mut nonces = std::collections::HashSet::new();
+        let mut tweaks = Vec::new();
+        for batch in [0u64, 1, 2, 1000] {
+            for ext in 0..(MAX_NEED + BASE).div_ceil(NET) {
+                let at = position(b"", batch, ext);
+                assert!(nonces.insert(at.nonce));
+                assert_eq!((at.nonce >> 19) & 1, 1, "Gilboa's nonces have bit 19 clear");
+                tweaks.push(at.tweak..at.tweak + OUTPUTS as u64);
+            }
+        }
+        tweaks.sort_by_key(|r| r.start);
+        assert!(tweaks.windows(2).all(|w| w[0].end <= w[1].start));
+    }
 }
