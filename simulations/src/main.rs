@@ -46,8 +46,16 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime starts its threads, as the conclave binary does.
+    conclave_mpc::alloc::keep_bulk_buffers();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(cli())
+}
+
+async fn cli() -> anyhow::Result<()> {
     conclave_node::init_logging("warn");
     match Args::parse().command {
         Command::Quickstart {

@@ -62,13 +62,16 @@ fn run_batch(parties: usize, cheater: PartyId, cheat: &Cheat) -> Vec<Result<Batc
         .collect()
 }
 
+/// Whether a party's keys started another batch (`None` if setup failed).
+type NextBatch = Option<Result<(), BatchError>>;
+
 /// [`run_batch`], and for each party that got through setup, whether its keys then start
 /// another batch.
 fn run_batch_then_start_another(
     parties: usize,
     cheater: PartyId,
     cheat: &Cheat,
-) -> Vec<(Result<BatchOutput, Abort>, Option<Result<(), BatchError>>)> {
+) -> Vec<(Result<BatchOutput, Abort>, NextBatch)> {
     let alphas: Vec<Fp> = (0..parties).map(|_| Fp::random(&mut rand::rng())).collect();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
