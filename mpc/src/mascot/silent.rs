@@ -426,12 +426,10 @@ impl OwnerExtension {
     pub fn finish(mut self, at: &Position, digest: &[u8]) -> Result<Stock, SilentError> {
         let (_, _, v_b) = self.sparse.as_ref().expect("message 2 came first");
         let want = check_digest(at, v_b);
-        if digest.len() != 32 {
-            return Err(SilentError::BadLength {
-                expected: 32,
-                got: digest.len(),
-            });
-        }
+        let digest: &[u8; 32] = digest.try_into().map_err(|_| SilentError::BadLength {
+            expected: 32,
+            got: digest.len(),
+        })?;
         if !subtle_eq(&want, digest) {
             return Err(SilentError::CheckFailed);
         }
@@ -449,7 +447,7 @@ impl OwnerExtension {
 }
 
 /// Byte equality that does not stop at the first difference.
-fn subtle_eq(a: &[u8; 32], b: &[u8]) -> bool {
+fn subtle_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -720,6 +718,40 @@ pub(crate) mod tests {
             verify_base(&mut key, &alpha, &other, &msg),
             Err(SilentError::BaseCheckFailed)
         );
+    }
+
+    /// `keep` drops and wipes what is past the first n left, counted from the cursor.
+    #[test]
+    fn keep_drops_the_tail_counted_from_the_cursor() {
+        let mut s = Stock::owner(
+            (0..6).map(Fp::from_u64).collect(),
+            (10..16).map(Fp::from_u64).collect(),
+        );
+        drop(s.take(2));
+        s.keep(3);
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            (s.u.len(), s.macs.len()),
+            (5, 5),
+            "elements 5 and 15 dropped"
+        );
+        let (u, w) = s.take(3);
+        assert_eq!(u, [2, 3, 4].map(Fp::from_u64));
+        assert_eq!(w, [12, 13, 14].map(Fp::from_u64));
+        s.keep(10);
+        assert_eq!(s.len(), 0);
+    }
+
+    /// The digest comparison notices any difference, also two that would cancel under XOR.
+    #[test]
+    fn the_digest_comparison_notices_any_difference() {
+        let a = [7u8; 32];
+        assert!(subtle_eq(&a, &a));
+        let mut b = a;
+        b[0] ^= 1;
+        assert!(!subtle_eq(&a, &b));
+        b[1] ^= 1;
+        assert!(!subtle_eq(&a, &b), "two equal differences");
     }
 
     #[test]
