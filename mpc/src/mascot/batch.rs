@@ -843,3 +843,160 @@ impl Protocol for Batch<'_> {
         self.complete().map_err(|e| self.fail(e))
     }
 }
+
+/// Two parties in memory, small enough that mutation testing can run these per mutant: honest
+/// material opens right under α, and a changed Gilboa correction or opened value fails the
+/// batch's MAC check. (The protocol-level tests, for 2–4 parties and every cheat, are in
+/// `tests/it/mascot*.rs`.)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::run;
+    use crate::mascot::base_vole;
+    use crate::mascot::setup::Setup;
+    use crate::transport::{MemoryTransport, Transport, TransportError};
+    use crate::wire::{Frame, SessionId};
+
+    /// The batch's first round, after the setup's three rounds and its base VOLE.
+    const EXTEND: u32 = 3 + base_vole::ROUNDS as u32;
+    const GILBOA: u32 = EXTEND + 1;
+    /// Extend, Gilboa, coin toss (2), one silent extension (4), Authenticate, coin toss (2).
+    const OPEN: u32 = EXTEND + 11;
+
+    /// A transport whose outgoing frames `tamper` may change.
+    struct Tampering {
+        inner: MemoryTransport,
+        tamper: fn(&mut Frame),
+    }
+
+    impl Transport for Tampering {
+        fn party(&self) -> PartyId {
+            self.inner.party()
+        }
+        fn parties(&self) -> usize {
+            self.inner.parties()
+        }
+        async fn send(&mut self, to: PartyId, frame: Bytes) -> Result<(), TransportError> {
+            let mut f = Frame::decode(&frame, usize::MAX).expect("a frame this party built");
+            (self.tamper)(&mut f);
+            self.inner.send(to, f.encode()).await
+        }
+        async fn recv(&mut self, from: PartyId) -> Result<Bytes, TransportError> {
+            self.inner.recv(from).await
+        }
+    }
+
+    fn spec() -> BatchSpec {
+        BatchSpec {
+            triples: 6,
+            randoms: 2,
+            masks: vec![1, 2],
+        }
+    }
+
+    /// Setup and one batch of [`spec`] for two parties, party 1's frames through `tamper`: the
+    /// global α and each party's result.
+    fn two_party_batch(tamper: fn(&mut Frame)) -> (Fp, Vec<Result<BatchOutput, Abort>>) {
+        let alphas = [Fp::random(&mut rand::rng()), Fp::random(&mut rand::rng())];
+        let honest: fn(&mut Frame) = |_| {};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let results = rt.block_on(async {
+            let tasks: Vec<_> = MemoryTransport::mesh(2)
+                .into_iter()
+                .enumerate()
+                .map(|(party, inner)| {
+                    let key = MacKeyShare::new(alphas[party]);
+                    let tamper = if party == 1 { tamper } else { honest };
+                    tokio::spawn(async move {
+                        let mut t = Tampering { inner, tamper };
+                        let session = SessionId([5; 16]);
+                        let mut keys = run(Setup::new(session, party, 2, key), &mut t).await?;
+                        run(Batch::new(&mut keys, spec()).expect("batch"), &mut t).await
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        });
+        (alphas[0] + alphas[1], results)
+    }
+
+    fn open(alpha: Fp, shares: [Share; 2]) -> Fp {
+        let value = shares[0].value + shares[1].value;
+        assert_eq!(shares[0].mac + shares[1].mac, alpha * value, "MAC under α");
+        value
+    }
+
+    #[test]
+    fn an_honest_batch_gives_material_that_opens_under_alpha() {
+        let (alpha, results) = two_party_batch(|_| {});
+        let outs: Vec<BatchOutput> = results.into_iter().map(|r| r.expect("honest")).collect();
+        let both = |f: &dyn Fn(&BatchOutput) -> Share| [f(&outs[0]), f(&outs[1])];
+        for t in 0..spec().triples {
+            let a = open(alpha, both(&|o| o.triples[t].a));
+            let b = open(alpha, both(&|o| o.triples[t].b));
+            let c = open(alpha, both(&|o| o.triples[t].c));
+            assert_eq!(c, a * b, "triple {t}");
+            assert!(!a.is_zero() && !b.is_zero());
+        }
+        for r in 0..spec().randoms {
+            open(alpha, both(&|o| o.randoms[r]));
+        }
+        for (owner, &count) in spec().masks.iter().enumerate() {
+            for k in 0..count {
+                let value = open(alpha, both(&|o| o.masks[owner][k].share));
+                for (p, o) in outs.iter().enumerate() {
+                    let want = (p == owner).then_some(value);
+                    assert_eq!(o.masks[owner][k].clear, want, "mask {k} of {owner} at {p}");
+                }
+            }
+        }
+    }
+
+    /// Every correction changed: one alone matters only if the receiver's choice bit there is 1
+    /// (Gilboa's selective failure, which combining hides), so half the time nothing would fail.
+    #[test]
+    fn changed_gilboa_corrections_fail_the_mac_check() {
+        let (_, results) = two_party_batch(|f| {
+            if let (GILBOA, Body::Values(v)) = (f.round, &mut f.body) {
+                v.iter_mut().for_each(|d| *d += Fp::ONE);
+            }
+        });
+        assert_eq!(
+            results[0].as_ref().err(),
+            Some(&Abort::MacCheckFailed(CheckStage::Preprocessing))
+        );
+    }
+
+    #[test]
+    fn a_changed_opened_value_fails_the_mac_check() {
+        for at in [0, spec().triples] {
+            let tamper: fn(&mut Frame) = if at == 0 {
+                |f| {
+                    if let (OPEN, Body::Values(v)) = (f.round, &mut f.body) {
+                        v[0] += Fp::ONE;
+                    }
+                }
+            } else {
+                |f| {
+                    if let (OPEN, Body::Values(v)) = (f.round, &mut f.body) {
+                        let y = v.len() - 1;
+                        v[y] += Fp::ONE;
+                    }
+                }
+            };
+            let (_, results) = two_party_batch(tamper);
+            assert_eq!(
+                results[0].as_ref().err(),
+                Some(&Abort::MacCheckFailed(CheckStage::Preprocessing)),
+                "opened value {at}"
+            );
+        }
+    }
+}
