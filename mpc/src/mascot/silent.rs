@@ -710,14 +710,18 @@ pub(crate) mod tests {
             );
         }
         assert_eq!(check(None, true), Err(SilentError::BaseCheckFailed));
-        // Another transcript means other challenges: the check binds the messages.
-        let (mut owner, mut key) = base(&alpha);
-        let msg = prove_base(&mut owner, &transcript());
-        let other = BaseTranscript::new(b"another pair");
-        assert_eq!(
-            verify_base(&mut key, &alpha, &other, &msg),
-            Err(SilentError::BaseCheckFailed)
-        );
+        // Another pair or other messages mean other challenges: the check binds both, so an
+        // owner cannot fit its errors to challenges it knows before it sends.
+        let mut other_messages = BaseTranscript::new(b"pair");
+        other_messages.absorb(b"other digit-VOLE messages");
+        for other in [BaseTranscript::new(b"another pair"), other_messages] {
+            let (mut owner, mut key) = base(&alpha);
+            let msg = prove_base(&mut owner, &transcript());
+            assert_eq!(
+                verify_base(&mut key, &alpha, &other, &msg),
+                Err(SilentError::BaseCheckFailed)
+            );
+        }
     }
 
     /// `keep` drops and wipes what is past the first n left, counted from the cursor.
@@ -763,10 +767,12 @@ pub(crate) mod tests {
         s.extend(Stock::owner(vec![Fp::from_u64(5)], vec![Fp::from_u64(15)]));
         let (u, w) = s.take(2);
         assert_eq!((u[1], w[1]), (Fp::from_u64(1), Fp::from_u64(11)));
+        assert!(!s.is_empty());
         let (u, w) = s.take(4);
         assert_eq!(
             (u[3], w[3], s.len()),
             (Fp::from_u64(5), Fp::from_u64(15), 0)
         );
+        assert!(s.is_empty());
     }
 }
