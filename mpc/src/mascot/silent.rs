@@ -614,6 +614,28 @@ pub(crate) mod tests {
         assert!(u.iter().all(|u| !u.is_zero()));
     }
 
+    /// The base splits into the LPN secret, one noise value per tree and one check mask, each
+    /// used once: the noise at tree j is base value SECRET + j, and x* is masked by the last.
+    #[test]
+    fn each_base_value_has_one_role() {
+        let alpha = Fp::random(&mut rand::rng());
+        let (b_ot, mut a_ot) = ot_pair();
+        let (b_base, a_base) = base(&alpha);
+        let base_u = b_base.u().to_vec();
+        let (mut b, msg1) = OwnerExtension::start(b_base, &b_ot, &AT);
+        let (_, msg2) = KeyExtension::respond(a_base, &mut a_ot, &AT, &msg1).unwrap();
+        let x_star = Fp::from_bytes(&b.open(&AT, &msg2).unwrap()).unwrap();
+        let (u, _, _) = b.sparse.as_ref().unwrap();
+        for (j, &beta) in b.points.iter().enumerate() {
+            let tree = &u[j * BIN..(j + 1) * BIN];
+            assert_eq!(tree[beta], base_u[SECRET + j], "noise of tree {j}");
+            assert_eq!(tree.iter().filter(|v| v.is_zero()).count(), BIN - 1);
+        }
+        let chi = challenges(&AT, &msg2);
+        assert_eq!(x_star, inner(&chi, u) - base_u[SECRET + TREES]);
+        assert_eq!(BASE, SECRET + TREES + 1);
+    }
+
     /// A key holder that corrupts a level sum of a tree fails B's check exactly when B's noise
     /// position reads that sum: all it learns is one bit of the position, at the price of an
     /// abort when the bit is the one it hoped against.
