@@ -229,14 +229,12 @@ impl<'k> Batch<'k> {
         first..((seg + 1) * VALUES_PER_SEGMENT).min(len)
     }
 
-    /// The PRG nonce of triple segment `seg`: unique per batch and segment.
     fn nonce(&self, seg: usize) -> u64 {
-        (self.batch << 20) | seg as u64
+        segment_nonce(self.batch, seg)
     }
 
-    /// The hash tweak of this batch's OT `ot`: unique per batch and OT.
     fn tweak(&self, ot: usize) -> u64 {
-        (self.batch << 32) | ot as u64
+        ot_tweak(self.batch, ot)
     }
 
     /// This party's OT-extension messages for triple segment `seg` (choices: its a bits).
@@ -755,6 +753,17 @@ impl Drop for Batch<'_> {
     }
 }
 
+/// The SoftSpokenOT nonce of triple segment `seg` of batch `batch`: unique per batch and segment,
+/// with bit 19 clear (the silent VOLE's nonces set it).
+fn segment_nonce(batch: u64, seg: usize) -> u64 {
+    (batch << 20) | seg as u64
+}
+
+/// The hash tweak of OT `ot` of batch `batch`: unique per batch and OT.
+fn ot_tweak(batch: u64, ot: usize) -> u64 {
+    (batch << 32) | ot as u64
+}
+
 /// How many values party `j` authenticates in a batch of `spec`: a, b, c, â, ĉ per triple, the
 /// randoms, its masks and x₀.
 fn input_len(spec: &BatchSpec, j: PartyId) -> usize {
@@ -931,6 +940,28 @@ mod tests {
         let value = shares[0].value + shares[1].value;
         assert_eq!(shares[0].mac + shares[1].mac, alpha * value, "MAC under α");
         value
+    }
+
+    /// Nonces and tweaks never repeat across batches and segments (a repeat would reuse PRG
+    /// streams and hashes while every output stayed correct), and nonces stay clear of bit 19.
+    #[test]
+    fn nonces_and_tweaks_are_unique() {
+        let segments = MAX_PER_BATCH.div_ceil(TRIPLES_PER_SEGMENT);
+        let mut nonces = std::collections::HashSet::new();
+        for batch in [0u64, 1, 2, 77] {
+            for seg in [0, 1, segments - 1] {
+                let nonce = segment_nonce(batch, seg);
+                assert!(nonces.insert(nonce), "batch {batch} segment {seg}");
+                assert_eq!(nonce & (1 << 19), 0);
+            }
+        }
+        let most_ots = MAX_PER_BATCH * TAU * OTS_PER_CANDIDATE;
+        let mut tweaks = std::collections::HashSet::new();
+        for batch in [0u64, 1, 2, 77] {
+            for ot in [0, 1, most_ots - 1] {
+                assert!(tweaks.insert(ot_tweak(batch, ot)), "batch {batch} OT {ot}");
+            }
+        }
     }
 
     #[test]
