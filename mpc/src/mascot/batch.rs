@@ -557,7 +557,7 @@ impl<'k> Batch<'k> {
             let (mut sa, mut sc, mut sah, mut sch) = (Fp::ZERO, Fp::ZERO, Fp::ZERO, Fp::ZERO);
             for k in 0..TAU {
                 let g = t * TAU + k;
-                let (rk, rhk) = (r[2 * g], r[2 * g + 1]);
+                let (rk, rhk) = coefficients(&r, g);
                 sa += rk * self.a[g];
                 sc += rk * self.c[g];
                 sah += rhk * self.a[g];
@@ -751,6 +751,12 @@ impl Drop for Batch<'_> {
             self.wipe();
         }
     }
+}
+
+/// The tossed coefficients of candidate `g` in a and in â: each element of `r` serves once, so
+/// the sacrificed â is independent of a (the same coefficient for both would open a multiple of a).
+fn coefficients(r: &[Fp], g: usize) -> (Fp, Fp) {
+    (r[2 * g], r[2 * g + 1])
 }
 
 /// The SoftSpokenOT nonce of triple segment `seg` of batch `batch`: unique per batch and segment,
@@ -964,10 +970,31 @@ mod tests {
         }
     }
 
+    /// Each tossed coefficient combines one candidate into one of a and â, never two.
+    #[test]
+    fn every_combining_coefficient_is_used_once() {
+        let r: Vec<Fp> = (0..2 * TAU * 5).map(|i| Fp::from_u64(i as u64)).collect();
+        let mut seen = std::collections::HashSet::new();
+        for g in 0..TAU * 5 {
+            let (a, a_hat) = coefficients(&r, g);
+            assert!(
+                seen.insert(a.to_bytes()) && seen.insert(a_hat.to_bytes()),
+                "{g}"
+            );
+        }
+        assert_eq!(seen.len(), r.len());
+    }
+
     #[test]
     fn an_honest_batch_gives_material_that_opens_under_alpha() {
         let (alpha, results) = two_party_batch(|_| {});
         let outs: Vec<BatchOutput> = results.into_iter().map(|r| r.expect("honest")).collect();
+        for o in &outs {
+            assert_eq!(o.triples.len(), spec().triples);
+            assert_eq!(o.randoms.len(), spec().randoms);
+            let masks: Vec<usize> = o.masks.iter().map(Vec::len).collect();
+            assert_eq!(masks, spec().masks);
+        }
         let both = |f: &dyn Fn(&BatchOutput) -> Share| [f(&outs[0]), f(&outs[1])];
         for t in 0..spec().triples {
             let a = open(alpha, both(&|o| o.triples[t].a));
