@@ -132,7 +132,7 @@ pub fn regrow(
             let on_right = mask(side == 1);
             let mut sum = ((left & !on_right) | (right & on_right)) ^ u128::from_le_bytes(*key);
             for (i, node) in next.iter().enumerate() {
-                sum ^= node & mask(i & 1 == side && i != sibling);
+                sum ^= node & mask((i & 1 == side) & (i != sibling));
             }
             for (i, node) in next.iter_mut().enumerate() {
                 let here = mask(i == sibling);

@@ -4,6 +4,8 @@
 
 use std::sync::OnceLock;
 
+use zeroize::Zeroize;
+
 use super::aes::Aes;
 use crate::field::Fp;
 
@@ -154,6 +156,9 @@ fn tccr<const H: usize>(
             emit(std::array::from_fn(|half| halves[half][k] ^ pi));
         }
     }
+    // π(row) inverts to the row under the public key: wiped like the rows.
+    pi.zeroize();
+    halves.zeroize();
 }
 
 #[cfg(test)]

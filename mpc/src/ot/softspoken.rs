@@ -254,10 +254,14 @@ impl SoftSender {
     ) -> Vec<(Block, Block)> {
         // q ⊕ Δ and q give Δ: wiped.
         let mut flipped: Vec<u128> = q_rows.iter().map(|q| q ^ self.delta).collect();
-        let k0 = hash_rows_to_blocks(domain, q_rows, first_tweak);
-        let k1 = hash_rows_to_blocks(domain, &flipped, first_tweak);
+        let mut k0 = hash_rows_to_blocks(domain, q_rows, first_tweak);
+        let mut k1 = hash_rows_to_blocks(domain, &flipped, first_tweak);
         flipped.zeroize();
-        k0.into_iter().zip(k1).collect()
+        let mut pairs = Vec::with_capacity(k0.len());
+        pairs.extend(k0.iter().copied().zip(k1.iter().copied()));
+        k0.zeroize();
+        k1.zeroize();
+        pairs
     }
 
     fn destroy(&mut self) {
