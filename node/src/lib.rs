@@ -27,6 +27,16 @@ pub mod task;
 
 pub use node::{Node, NodeError, NodeSetup};
 
+/// Runs a binary's `main` on a multi-threaded runtime, after tuning the allocator for MPC's bulk
+/// buffers ([`conclave_mpc::alloc`]), which must happen before the runtime's threads start.
+pub fn run_main(main: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    conclave_mpc::alloc::keep_bulk_buffers();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(main)
+}
+
 /// Structured logs to stderr; `RUST_LOG` overrides `default` (an env-filter directive).
 pub fn init_logging(default: &str) {
     tracing_subscriber::fmt()

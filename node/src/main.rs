@@ -136,12 +136,7 @@ fn load(path: &Path) -> anyhow::Result<NodeConfig> {
 }
 
 fn main() -> anyhow::Result<()> {
-    // Before the runtime starts its threads.
-    conclave_mpc::alloc::keep_bulk_buffers();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(cli())
+    conclave_node::run_main(cli())
 }
 
 async fn cli() -> anyhow::Result<()> {

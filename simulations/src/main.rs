@@ -47,12 +47,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    // Before the runtime starts its threads, as the conclave binary does.
-    conclave_mpc::alloc::keep_bulk_buffers();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(cli())
+    conclave_node::run_main(cli())
 }
 
 async fn cli() -> anyhow::Result<()> {
