@@ -140,6 +140,30 @@ fn assert_honest_abort(cheat: Cheat, expected: impl Fn(PartyId) -> Abort) {
     }
 }
 
+/// A cheater that changes the byte body of its frames of `round`.
+fn bytes_in_round(round: u32, change: fn(&mut Vec<u8>)) -> Cheat {
+    Cheat::Frames(Box::new(move |_| {
+        in_round(round, move |_, mut f| {
+            if let Body::Bytes(b) = &mut f.body {
+                change(b);
+            }
+            f
+        })
+    }))
+}
+
+/// A cheater that changes the field elements of its frames of `round`.
+fn values_in_round(round: u32, change: fn(&mut Vec<Fp>)) -> Cheat {
+    Cheat::Frames(Box::new(move |_| {
+        in_round(round, move |_, mut f| {
+            if let Body::Values(v) = &mut f.body {
+                change(v);
+            }
+            f
+        })
+    }))
+}
+
 fn in_round(round: u32, f: impl Fn(PartyId, Frame) -> Frame + Send + 'static) -> FrameTamper {
     Box::new(move |to, bytes: Bytes| {
         if round_of(&bytes) != round {
@@ -152,15 +176,10 @@ fn in_round(round: u32, f: impl Fn(PartyId, Frame) -> Frame + Send + 'static) ->
 #[test]
 fn flipped_bit_in_an_ot_extension_message_fails_the_ot_extension_check() {
     assert_honest_abort(
-        Cheat::Frames(Box::new(|_| {
-            in_round(EXTEND, |_, mut f| {
-                if let Body::Bytes(b) = &mut f.body {
-                    let last = b.len() - 1;
-                    b[last] ^= 1;
-                }
-                f
-            })
-        })),
+        bytes_in_round(EXTEND, |b| {
+            let last = b.len() - 1;
+            b[last] ^= 1;
+        }),
         |c| Abort::OtCheckFailed { party: c },
     );
 }
@@ -168,14 +187,9 @@ fn flipped_bit_in_an_ot_extension_message_fails_the_ot_extension_check() {
 #[test]
 fn tampered_gilboa_corrections_fail_the_sacrifice() {
     assert_honest_abort(
-        Cheat::Frames(Box::new(|_| {
-            in_round(GILBOA, |_, mut f| {
-                if let Body::Values(v) = &mut f.body {
-                    v.iter_mut().for_each(|d| *d += Fp::ONE);
-                }
-                f
-            })
-        })),
+        values_in_round(GILBOA, |v| {
+            v.iter_mut().for_each(|d| *d += Fp::ONE);
+        }),
         |_| Abort::MacCheckFailed(CheckStage::Preprocessing),
     );
 }
@@ -241,15 +255,10 @@ fn a_changed_element_in_a_base_vole_message_fails_the_base_check() {
 #[test]
 fn a_wrong_tree_correction_fails_the_silent_vole_check() {
     assert_honest_abort(
-        Cheat::Frames(Box::new(|_| {
-            in_round(SUMS, |_, mut f| {
-                if let Body::Bytes(b) = &mut f.body {
-                    let g0 = silent::TREES * 32 * silent::TREE_DEPTH;
-                    b[g0] ^= 1;
-                }
-                f
-            })
-        })),
+        bytes_in_round(SUMS, |b| {
+            let g0 = silent::TREES * 32 * silent::TREE_DEPTH;
+            b[g0] ^= 1;
+        }),
         |c| Abort::SilentVole {
             party: c,
             error: SilentError::CheckFailed,
@@ -261,14 +270,9 @@ fn a_wrong_tree_correction_fails_the_silent_vole_check() {
 #[test]
 fn a_wrong_check_digest_fails_the_silent_vole_check() {
     assert_honest_abort(
-        Cheat::Frames(Box::new(|_| {
-            in_round(CONFIRM, |_, mut f| {
-                if let Body::Bytes(b) = &mut f.body {
-                    b[0] ^= 1;
-                }
-                f
-            })
-        })),
+        bytes_in_round(CONFIRM, |b| {
+            b[0] ^= 1;
+        }),
         |c| Abort::SilentVole {
             party: c,
             error: SilentError::CheckFailed,
@@ -280,14 +284,9 @@ fn a_wrong_check_digest_fails_the_silent_vole_check() {
 #[test]
 fn a_short_tree_message_is_a_typed_error() {
     assert_honest_abort(
-        Cheat::Frames(Box::new(|_| {
-            in_round(SUMS, |_, mut f| {
-                if let Body::Bytes(b) = &mut f.body {
-                    b.truncate(100);
-                }
-                f
-            })
-        })),
+        bytes_in_round(SUMS, |b| {
+            b.truncate(100);
+        }),
         |c| Abort::SilentVole {
             party: c,
             error: SilentError::BadLength {
@@ -346,15 +345,10 @@ fn after_a_failed_check_the_keys_start_no_further_batch() {
 #[test]
 fn a_flipped_bit_in_the_noise_tree_ot_extension_fails_its_check() {
     assert_honest_abort(
-        Cheat::Frames(Box::new(|_| {
-            in_round(TREES, |_, mut f| {
-                if let Body::Bytes(b) = &mut f.body {
-                    let last = b.len() - 1;
-                    b[last] ^= 1;
-                }
-                f
-            })
-        })),
+        bytes_in_round(TREES, |b| {
+            let last = b.len() - 1;
+            b[last] ^= 1;
+        }),
         |c| Abort::OtCheckFailed { party: c },
     );
 }
@@ -390,14 +384,9 @@ fn a_corrupted_seed_tree_of_the_vole_fails_the_base_check() {
 #[test]
 fn flipped_sacrificed_value_fails_the_mac_check() {
     assert_honest_abort(
-        Cheat::Frames(Box::new(|_| {
-            in_round(OPEN, |_, mut f| {
-                if let Body::Values(v) = &mut f.body {
-                    v[0] += Fp::ONE;
-                }
-                f
-            })
-        })),
+        values_in_round(OPEN, |v| {
+            v[0] += Fp::ONE;
+        }),
         |_| Abort::MacCheckFailed(CheckStage::Preprocessing),
     );
 }
