@@ -942,6 +942,80 @@ mod tests {
         (alphas[0] + alphas[1], results)
     }
 
+    /// A transport that notes the round of every frame it sends.
+    struct Recording {
+        inner: MemoryTransport,
+        rounds: Vec<u32>,
+    }
+
+    impl Transport for Recording {
+        fn party(&self) -> PartyId {
+            self.inner.party()
+        }
+        fn parties(&self) -> usize {
+            self.inner.parties()
+        }
+        async fn send(&mut self, to: PartyId, frame: Bytes) -> Result<(), TransportError> {
+            let f = Frame::decode(&frame, usize::MAX).expect("a frame this party built");
+            self.rounds.push(f.round);
+            self.inner.send(to, frame).await
+        }
+        async fn recv(&mut self, from: PartyId) -> Result<Bytes, TransportError> {
+            self.inner.recv(from).await
+        }
+    }
+
+    /// A frame of one batch can never pass a later batch's round gate: the next batch starts
+    /// after the last round of the one before (both sides agreeing on a reused round number would
+    /// keep every output correct while letting a replayed frame in).
+    #[test]
+    fn batches_never_reuse_a_round_number() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let rounds = rt.block_on(async {
+            let tasks: Vec<_> = MemoryTransport::mesh(2)
+                .into_iter()
+                .enumerate()
+                .map(|(party, inner)| {
+                    tokio::spawn(async move {
+                        let mut t = Recording {
+                            inner,
+                            rounds: Vec::new(),
+                        };
+                        let key = MacKeyShare::new(Fp::random(&mut rand::rng()));
+                        let mut keys = run(Setup::new(SessionId([6; 16]), party, 2, key), &mut t)
+                            .await
+                            .unwrap();
+                        let mut per_batch = Vec::new();
+                        for _ in 0..2 {
+                            t.rounds.clear();
+                            run(Batch::new(&mut keys, spec()).unwrap(), &mut t)
+                                .await
+                                .expect("honest batch");
+                            per_batch.push(std::mem::take(&mut t.rounds));
+                        }
+                        per_batch
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        });
+        for (party, per_batch) in rounds.iter().enumerate() {
+            let last_of_first = per_batch[0].iter().max().unwrap();
+            let first_of_second = per_batch[1].iter().min().unwrap();
+            assert!(
+                first_of_second > last_of_first,
+                "party {party}: batch 2 starts at round {first_of_second}, batch 1 ended at {last_of_first}"
+            );
+        }
+    }
+
     fn open(alpha: Fp, shares: [Share; 2]) -> Fp {
         let value = shares[0].value + shares[1].value;
         assert_eq!(shares[0].mac + shares[1].mac, alpha * value, "MAC under α");
