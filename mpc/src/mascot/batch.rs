@@ -965,7 +965,18 @@ mod tests {
         }
     }
 
-    /// A frame of one batch can never pass a later batch's round gate: the next batch starts
+    /// What each side has left of every random-VOLE stock is what the public count says: a count
+    /// above the stock would run a later batch out of VOLEs, one below would waste them.
+    fn stocks_match_their_counts(keys: &MascotKeys) {
+        for (j, pair) in keys.pairs.iter().enumerate() {
+            let Some(pair) = pair else { continue };
+            assert_eq!(pair.owner_stock.len(), keys.vole_left[keys.party], "own stock with {j}");
+            assert_eq!(pair.key_stock.len(), keys.vole_left[j], "{j}'s stock");
+        }
+    }
+
+    /// A frame of one batch can never pass a later batch's round gate (and the stocks stay in
+    /// step with their counts): the next batch starts
     /// after the last round of the one before (both sides agreeing on a reused round number would
     /// keep every output correct while letting a replayed frame in).
     #[test]
@@ -995,6 +1006,7 @@ mod tests {
                                 .await
                                 .expect("honest batch");
                             per_batch.push(std::mem::take(&mut t.rounds));
+                            stocks_match_their_counts(&keys);
                         }
                         per_batch
                     })

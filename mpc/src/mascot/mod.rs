@@ -107,3 +107,37 @@ fn pair_context(session: SessionId, first: PartyId, second: PartyId, label: &str
     c.extend_from_slice(label.as_bytes());
     c
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::driver::run;
+    use crate::transport::MemoryTransport;
+
+    /// Both parties' keys after a two-party setup over memory.
+    pub(crate) fn two_party_keys() -> Vec<MascotKeys> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let tasks: Vec<_> = MemoryTransport::mesh(2)
+                .into_iter()
+                .enumerate()
+                .map(|(party, mut t)| {
+                    tokio::spawn(async move {
+                        let key = MacKeyShare::new(Fp::random(&mut rand::rng()));
+                        run(setup::Setup::new(SessionId([9; 16]), party, 2, key), &mut t)
+                            .await
+                            .expect("honest setup")
+                    })
+                })
+                .collect();
+            let mut keys = Vec::new();
+            for t in tasks {
+                keys.push(t.await.unwrap());
+            }
+            keys
+        })
+    }
+}

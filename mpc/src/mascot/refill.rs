@@ -16,7 +16,7 @@ use crate::ot::softspoken::OtExtError;
 use crate::rounds::RoundGate;
 use crate::session::Abort;
 use crate::share::PartyId;
-use crate::wire::{Body, BodyView};
+use crate::wire::{Body, BodyView, SessionId};
 
 /// The most random VOLEs an owner keeps between batches: every pair runs as many extensions as
 /// the neediest owner, so an owner that needs fewer would otherwise pile up outputs batch after
@@ -36,6 +36,11 @@ pub(crate) fn settle(keys: &mut MascotKeys) {
         }
     }
     keys.vole_in_step = true;
+}
+
+/// The hash domain of the silent VOLE that `owner` runs under `holder`'s key share.
+fn silent_context(session: SessionId, owner: PartyId, holder: PartyId) -> Vec<u8> {
+    pair_context(session, owner, holder, "silent VOLE")
 }
 
 /// The most values one owner authenticates in a batch.
@@ -121,10 +126,6 @@ impl Refill {
         position(context, self.batch, ext)
     }
 
-    fn context(keys: &MascotKeys, owner: PartyId, holder: PartyId) -> Vec<u8> {
-        pair_context(keys.session, owner, holder, "silent VOLE")
-    }
-
     /// This round's frames for every peer.
     pub(crate) fn frames(
         &mut self,
@@ -135,7 +136,7 @@ impl Refill {
         let mut frames = vec![Bytes::new(); gate.parties];
         for j in gate.peers() {
             let msg = if self.phase == Phase::Trees {
-                let context = Self::context(keys, me, j);
+                let context = silent_context(keys.session, me, j);
                 let at = self.position(&context, self.ext);
                 let pair = keys.pairs[j].as_mut().ok_or_else(|| destroyed(j))?;
                 let base = pair.owner_stock.split_off_front(BASE);
@@ -165,7 +166,7 @@ impl Refill {
         match self.phase {
             // As key holder: the owner `from`'s OT extension.
             Phase::Trees => {
-                let context = Self::context(keys, from, me);
+                let context = silent_context(keys.session, from, me);
                 let at = self.position(&context, ext);
                 let pair = keys.pairs[from].as_mut().ok_or_else(|| destroyed(from))?;
                 let base = pair.key_stock.split_off_front(BASE);
@@ -188,14 +189,14 @@ impl Refill {
             }
             // As owner: the key holder `from`'s sums.
             Phase::Sums => {
-                let context = Self::context(keys, me, from);
+                let context = silent_context(keys.session, me, from);
                 let at = self.position(&context, ext);
                 let state = self.owner[from].as_mut().expect("started in Trees");
                 self.reply[from] = state.open(&at, msg).map_err(silent)?.to_vec();
             }
             // As key holder: the owner's x*.
             Phase::Challenge => {
-                let context = Self::context(keys, from, me);
+                let context = silent_context(keys.session, from, me);
                 let at = self.position(&context, ext);
                 let state = self.key[from].as_ref().expect("responded in Trees");
                 let alpha = keys.key.value();
@@ -203,7 +204,7 @@ impl Refill {
             }
             // As owner: the key holder's digest; a wrong one means it cheated.
             Phase::Confirm => {
-                let context = Self::context(keys, me, from);
+                let context = silent_context(keys.session, me, from);
                 let at = self.position(&context, ext);
                 let state = self.owner[from].take().expect("started in Trees");
                 match state.finish(&at, msg) {
@@ -234,7 +235,7 @@ impl Refill {
                 // As key holder, this side's outputs are final once its digest went out.
                 let me = gate.party;
                 for j in gate.peers() {
-                    let context = Self::context(keys, j, me);
+                    let context = silent_context(keys.session, j, me);
                     let at = self.position(&context, self.ext);
                     if let (Some(state), Some(pair)) = (self.key[j].take(), keys.pairs[j].as_mut())
                     {
@@ -276,5 +277,30 @@ mod tests {
         }
         tweaks.sort_by_key(|r| r.start);
         assert!(tweaks.windows(2).all(|w| w[0].end <= w[1].start));
+    }
+
+    /// Each ordered pair of each session hashes in its own domain: one domain for both
+    /// directions of a pair, or for two sessions, would let one VOLE's hashes stand for another's.
+    #[test]
+    fn each_ordered_pair_and_session_has_its_own_context() {
+        let mut seen = std::collections::HashSet::new();
+        for session in [SessionId([1; 16]), SessionId([2; 16])] {
+            for (owner, holder) in [(0, 1), (1, 0), (0, 2), (2, 1)] {
+                assert!(seen.insert(silent_context(session, owner, holder)));
+            }
+        }
+        assert!(!seen.contains(&pair_context(SessionId([1; 16]), 0, 1, "")));
+    }
+
+    /// Settling trims what an owner has left to one extension's worth (the base and the net
+    /// outputs), on both sides alike, so that stocks cannot pile up batch after batch.
+    #[test]
+    fn settling_trims_the_stock_counts() {
+        let mut keys = crate::mascot::tests::two_party_keys().remove(0);
+        keys.vole_left = vec![usize::MAX / 2, 3];
+        keys.vole_in_step = false;
+        settle(&mut keys);
+        assert_eq!(keys.vole_left, vec![BASE + NET, 3]);
+        assert!(keys.vole_in_step);
     }
 }
