@@ -6,32 +6,43 @@ import {NodeRegistry} from "./NodeRegistry.sol";
 import {ProjectRegistry} from "./ProjectRegistry.sol";
 import {Sortition} from "./Sortition.sol";
 
-/// @title Accepts a task's result when enough of the task's committee signed it.
-/// @notice Time is cut into epochs of `epochLength` blocks. Anyone may open the next epoch once the
-/// current one is over; the contract then records the previous block's hash as the epoch's seed and
-/// the total active stake, so neither a task's submitter nor a node can choose the draw. A task id
-/// carries its epoch in its top 64 bits. A result is accepted while its epoch is at most
-/// `maxTaskAge` epochs old, once, with at least `threshold` EIP-712 signatures from distinct
-/// candidates of the task's committee draw (see Sortition), given in ascending signer order.
+/// @title Opens tasks and accepts a task's result when enough of its seats signed it.
+/// @notice `openTask` assigns the id, snapshots the project's configuration and the registry's
+/// total units, and records the block. The committee's seed is the hash of the *next* block, so
+/// whoever opens a task cannot choose its committee (only that block's proposer has a say: see
+/// docs/chain.md). A result is accepted once, until the task's deadline, with EIP-712 signatures
+/// from distinct signers in ascending order, each claiming its seats of this task as a bit mask;
+/// each claimed seat costs one hash to check, and the seats must reach the task's threshold.
+/// Anyone holding two signatures of one signer on different outputs of one task gets it slashed.
 contract TaskRouter {
-    /// How many candidates the draw aims for, per committee seat (spares replace failed members).
-    uint256 public constant CANDIDATES_PER_SEAT = 3;
     uint256 public constant MAX_OUTPUT_BYTES = 4096;
     uint256 public constant RECEIVER_GAS = 200_000;
+    /// Signers beyond this many are refused (the seats are random around the committee size).
+    uint256 public constant MAX_SIGNERS = 64;
 
     bytes32 public constant RESULT_TYPEHASH =
         keccak256("Result(uint256 projectId,uint256 taskId,bytes32 outputHash,bytes32 proofHash)");
     bytes32 private constant DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     bytes32 private constant NAME_HASH = keccak256("Conclave TaskRouter");
-    bytes32 private constant VERSION_HASH = keccak256("1");
+    bytes32 private constant VERSION_HASH = keccak256("2");
     /// secp256k1 order / 2: signatures with a larger s are malleable copies and are refused.
     uint256 private constant HALF_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
-    struct Epoch {
-        bytes32 seed;
-        uint256 totalStake;
-        uint64 startBlock;
+    /// A task: the project's configuration when it was opened, and the draw's snapshot.
+    struct Task {
+        uint256 projectId;
+        bytes32 programHash;
+        address receiver;
+        address opener;
+        uint8 proverKind;
+        uint16 committeeSize;
+        uint16 threshold;
+        uint64 openedAt; // block
+        uint64 deadline; // last block a result is accepted in
+        uint256 totalUnits;
+        bytes32 seed; // 0 until fixed
+        bool published;
     }
 
     struct Result {
@@ -43,14 +54,17 @@ contract TaskRouter {
 
     NodeRegistry public immutable nodes;
     ProjectRegistry public immutable projects;
-    uint64 public immutable epochLength;
-    uint64 public immutable maxTaskAge;
+    /// Blocks from opening to a task's deadline.
+    uint64 public immutable taskWindow;
 
-    uint64 public currentEpoch;
-    mapping(uint64 => Epoch) private epochs;
-    mapping(uint256 => mapping(uint256 => Result)) private results;
+    uint256 public taskCount;
+    mapping(uint256 => Task) private tasks;
+    mapping(uint256 => Result) private results;
 
-    event EpochOpened(uint64 indexed epoch, bytes32 seed, uint256 totalStake, uint64 startBlock);
+    event TaskOpened(
+        uint256 indexed taskId, uint256 indexed projectId, address indexed opener, uint64 openedAt, uint64 deadline
+    );
+    event SeedFixed(uint256 indexed taskId, bytes32 seed);
     event ResultPublished(
         uint256 indexed projectId,
         uint256 indexed taskId,
@@ -58,84 +72,139 @@ contract TaskRouter {
         bytes32 proofHash,
         bytes output,
         address submitter,
-        uint256 signers
+        uint256 seats
     );
     event ReceiverFailed(uint256 indexed projectId, uint256 indexed taskId, address receiver);
+    event Equivocation(uint256 indexed taskId, address indexed signer, address reporter);
 
-    error EpochNotOver(uint64 nextAt);
+    error WindowLongerThanWithdrawDelay(uint64 window, uint64 withdrawDelay);
+    error MayNotOpen(uint256 projectId, address caller);
     error NoActiveStake();
-    error UnknownProject(uint256 projectId);
-    error ProjectPaused(uint256 projectId);
-    error UnknownEpoch(uint64 epoch);
-    error TaskExpired(uint64 taskEpoch, uint64 currentEpoch);
-    error AlreadyPublished(uint256 projectId, uint256 taskId);
+    error UnknownTask(uint256 taskId);
+    error SeedNotYet(uint64 fromBlock);
+    error SeedLost(uint256 taskId);
+    error TaskExpired(uint256 taskId, uint64 deadline);
+    error AlreadyPublished(uint256 taskId);
     error OutputTooLarge(uint256 length);
-    error TooFewSignatures(uint256 given, uint256 needed);
+    error SignatureCount(uint256 signatures, uint256 seatMasks);
     error TooManySignatures(uint256 given, uint256 limit);
+    error TooFewSeats(uint256 given, uint256 needed);
     error InvalidSignature(uint256 index);
     error SignersNotAscending(uint256 index);
-    error DuplicateSigner(address signer);
-    error NotCommitteeMember(address signer);
+    error NotSeatHolder(address signer);
+    error SameOutput();
+    error NotEquivocation();
     error NotEnoughGasForReceiver();
 
-    constructor(NodeRegistry nodes_, ProjectRegistry projects_, uint64 epochLength_, uint64 maxTaskAge_) {
+    constructor(NodeRegistry nodes_, ProjectRegistry projects_, uint64 taskWindow_) {
+        uint64 window = taskWindow_ == 0 ? 1 : taskWindow_;
+        // A signer must not get its stake back while it can still sign for a task it was drawn
+        // for, nor for another task window after that, while evidence of equivocation comes in.
+        if (2 * uint256(window) > nodes_.withdrawDelay()) {
+            revert WindowLongerThanWithdrawDelay(window, nodes_.withdrawDelay());
+        }
         nodes = nodes_;
         projects = projects_;
-        epochLength = epochLength_ == 0 ? 1 : epochLength_;
-        maxTaskAge = maxTaskAge_;
+        taskWindow = window;
     }
 
-    /// Opens the next epoch; anyone may call it once the current epoch has lasted `epochLength`.
-    function openEpoch() external returns (uint64 epoch) {
-        if (currentEpoch != 0) {
-            uint64 nextAt = epochs[currentEpoch].startBlock + epochLength;
-            if (block.number < nextAt) revert EpochNotOver(nextAt);
+    /// Opens a task of `projectId` with the project's configuration as it is now.
+    function openTask(uint256 projectId) external returns (uint256 taskId) {
+        if (!projects.mayOpen(projectId, msg.sender)) revert MayNotOpen(projectId, msg.sender);
+        ProjectRegistry.Project memory p = projects.getProject(projectId);
+        uint256 units = nodes.unitsAtBlockStart();
+        if (units == 0) revert NoActiveStake();
+        taskId = ++taskCount;
+        uint64 deadline = uint64(block.number) + taskWindow;
+        tasks[taskId] = Task(
+            projectId,
+            p.programHash,
+            p.receiver,
+            msg.sender,
+            p.proverKind,
+            p.committeeSize,
+            p.threshold,
+            uint64(block.number),
+            deadline,
+            units,
+            bytes32(0),
+            false
+        );
+        emit TaskOpened(taskId, projectId, msg.sender, uint64(block.number), deadline);
+    }
+
+    /// Stores the task's seed; anyone may call it from two blocks after the opening on, and must
+    /// within 256 blocks of it (after that the hash is gone and the task can never publish).
+    function fixSeed(uint256 taskId) external returns (bytes32 seed) {
+        Task storage t = _task(taskId);
+        if (t.seed == bytes32(0)) {
+            t.seed = _drawSeed(taskId, t.openedAt);
+            emit SeedFixed(taskId, t.seed);
         }
-        uint256 total = nodes.totalActiveStake();
-        if (total == 0) revert NoActiveStake();
-        epoch = ++currentEpoch;
-        bytes32 seed = keccak256(abi.encode(blockhash(block.number - 1), epoch));
-        epochs[epoch] = Epoch(seed, total, uint64(block.number));
-        emit EpochOpened(epoch, seed, total, uint64(block.number));
+        return t.seed;
+    }
+
+    /// The task's seed: stored, or read from the next block's hash.
+    function seedOf(uint256 taskId) public view returns (bytes32) {
+        Task storage t = _task(taskId);
+        return t.seed != bytes32(0) ? t.seed : _drawSeed(taskId, t.openedAt);
     }
 
     function submit(
-        uint256 projectId,
         uint256 taskId,
         bytes calldata output,
         bytes32 proofHash,
-        bytes[] calldata signatures
+        bytes[] calldata signatures,
+        uint256[] calldata seatMasks
     ) external {
-        ProjectRegistry.Project memory project = projects.getProject(projectId);
-        if (project.paused) revert ProjectPaused(projectId);
-        uint64 taskEpoch = epochOf(taskId);
-        if (taskEpoch == 0 || taskEpoch > currentEpoch) revert UnknownEpoch(taskEpoch);
-        if (currentEpoch - taskEpoch > maxTaskAge) revert TaskExpired(taskEpoch, currentEpoch);
-        if (results[projectId][taskId].publishedBlock != 0) revert AlreadyPublished(projectId, taskId);
+        Task storage t = _task(taskId);
+        if (t.published) revert AlreadyPublished(taskId);
+        if (block.number > t.deadline) revert TaskExpired(taskId, t.deadline);
         if (output.length > MAX_OUTPUT_BYTES) revert OutputTooLarge(output.length);
-        if (signatures.length < project.threshold) revert TooFewSignatures(signatures.length, project.threshold);
-        uint256 expected = CANDIDATES_PER_SEAT * project.committeeSize;
-        if (signatures.length > expected) revert TooManySignatures(signatures.length, expected);
+        if (signatures.length != seatMasks.length) revert SignatureCount(signatures.length, seatMasks.length);
+        if (signatures.length > MAX_SIGNERS) revert TooManySignatures(signatures.length, MAX_SIGNERS);
+        if (t.seed == bytes32(0)) {
+            t.seed = _drawSeed(taskId, t.openedAt);
+            emit SeedFixed(taskId, t.seed);
+        }
 
-        _checkSigners(projectId, taskId, resultDigest(projectId, taskId, keccak256(output), proofHash), signatures, expected, epochs[taskEpoch]);
+        bytes32 digest = resultDigest(t.projectId, taskId, keccak256(output), proofHash);
+        uint256 seats = _countSeats(taskId, t, digest, signatures, seatMasks);
+        if (seats < t.threshold) revert TooFewSeats(seats, t.threshold);
 
-        results[projectId][taskId] = Result(output, proofHash, uint64(block.number), msg.sender);
-        emit ResultPublished(projectId, taskId, keccak256(output), proofHash, output, msg.sender, signatures.length);
-        if (project.receiver != address(0)) _notify(project.receiver, projectId, taskId, output, proofHash);
+        t.published = true;
+        results[taskId] = Result(output, proofHash, uint64(block.number), msg.sender);
+        emit ResultPublished(t.projectId, taskId, keccak256(output), proofHash, output, msg.sender, seats);
+        if (t.receiver != address(0)) _notify(t.receiver, t.projectId, taskId, output, proofHash);
     }
 
-    /// The epoch a task belongs to: the top 64 bits of its id.
-    function epochOf(uint256 taskId) public pure returns (uint64) {
-        return uint64(taskId >> 192);
+    /// Slashes a signer that signed two different outputs of one task; the caller gets half the
+    /// stake. Works whether or not either output was published.
+    function reportEquivocation(
+        uint256 taskId,
+        bytes32 outputHashA,
+        bytes32 proofHashA,
+        bytes calldata signatureA,
+        bytes32 outputHashB,
+        bytes32 proofHashB,
+        bytes calldata signatureB
+    ) external {
+        Task storage t = _task(taskId);
+        if (outputHashA == outputHashB) revert SameOutput();
+        address a = _recover(resultDigest(t.projectId, taskId, outputHashA, proofHashA), signatureA);
+        address b = _recover(resultDigest(t.projectId, taskId, outputHashB, proofHashB), signatureB);
+        if (a == address(0) || a != b) revert NotEquivocation();
+        emit Equivocation(taskId, a, msg.sender);
+        nodes.slash(a, msg.sender);
     }
 
-    function getEpoch(uint64 epoch) external view returns (Epoch memory) {
-        return epochs[epoch];
+    function getTask(uint256 taskId) external view returns (Task memory) {
+        return _task(taskId);
     }
 
     /// The stored result; `publishedBlock` is 0 when there is none.
-    function getResult(uint256 projectId, uint256 taskId) external view returns (Result memory) {
-        return results[projectId][taskId];
+    function getResult(uint256 taskId) external view returns (Result memory) {
+        return results[taskId];
     }
 
     /// The EIP-712 digest a committee member signs for a result.
@@ -149,71 +218,68 @@ contract TaskRouter {
         return keccak256(abi.encodePacked("\x19\x01", domain, structHash));
     }
 
-    /// Whether `operator` is a candidate of the task's committee draw.
-    function isCandidate(uint256 projectId, uint256 taskId, address operator) external view returns (bool) {
-        ProjectRegistry.Project memory project = projects.getProject(projectId);
-        Epoch storage e = epochs[epochOf(taskId)];
-        if (e.startBlock == 0) return false;
-        return Sortition.isCandidate(
-            e.seed,
-            e.totalStake,
-            CANDIDATES_PER_SEAT * project.committeeSize,
-            projectId,
-            taskId,
-            operator,
-            nodes.stakeAt(operator, e.startBlock)
+    /// The seats of `operator` in the task, as a mask (bit u: unit u won). For nodes and views.
+    function seatsOf(uint256 taskId, address operator) external view returns (uint256) {
+        Task storage t = _task(taskId);
+        uint256 units = nodes.unitsAt(operator, t.openedAt);
+        return Sortition.seats(
+            seedOf(taskId), taskId, operator, units, Sortition.cutoff(t.totalUnits, t.committeeSize)
         );
     }
 
-    /// The task's candidates in rank order; the first `committeeSize` are its committee.
-    /// Reads the whole registry: for off-chain use.
-    function committee(uint256 projectId, uint256 taskId) external view returns (address[] memory) {
-        ProjectRegistry.Project memory project = projects.getProject(projectId);
-        Epoch storage e = epochs[epochOf(taskId)];
-        if (e.startBlock == 0) revert UnknownEpoch(epochOf(taskId));
-        address[] memory operators = nodes.allOperators();
-        uint256[] memory stakes = new uint256[](operators.length);
-        for (uint256 i; i < operators.length; ++i) {
-            stakes[i] = nodes.stakeAt(operators[i], e.startBlock);
-        }
-        return Sortition.rank(
-            e.seed, e.totalStake, CANDIDATES_PER_SEAT * project.committeeSize, projectId, taskId, operators, stakes
-        );
+    /// The seats of a node on explicit inputs, so that anyone can check an implementation.
+    function draw(bytes32 seed, uint256 taskId, address operator, uint256 units, uint256 totalUnits, uint256 expected)
+        external
+        pure
+        returns (uint256)
+    {
+        return Sortition.seats(seed, taskId, operator, units, Sortition.cutoff(totalUnits, expected));
     }
 
-    /// The draw on explicit inputs, so that anyone can check an implementation against this one.
-    function draw(
-        bytes32 seed,
-        uint256 totalStake,
-        uint256 expected,
-        uint256 projectId,
+    /// Sums the seats the signers claim, reverting on a bad signature, an unsorted or repeated
+    /// signer, or a claim that is not the signer's seat.
+    function _countSeats(
         uint256 taskId,
-        address[] calldata operators,
-        uint256[] calldata stakes
-    ) external pure returns (address[] memory) {
-        return Sortition.rank(seed, totalStake, expected, projectId, taskId, operators, stakes);
-    }
-
-    function _checkSigners(
-        uint256 projectId,
-        uint256 taskId,
+        Task storage t,
         bytes32 digest,
         bytes[] calldata signatures,
-        uint256 expected,
-        Epoch storage e
-    ) private view {
+        uint256[] calldata seatMasks
+    ) private view returns (uint256 seats) {
+        uint256 limit = Sortition.cutoff(t.totalUnits, t.committeeSize);
         address previous;
         for (uint256 i; i < signatures.length; ++i) {
             address signer = _recover(digest, signatures[i]);
             if (signer == address(0)) revert InvalidSignature(i);
-            if (signer == previous) revert DuplicateSigner(signer);
-            if (signer < previous) revert SignersNotAscending(i);
-            uint256 stake = nodes.stakeAt(signer, e.startBlock);
-            if (!Sortition.isCandidate(e.seed, e.totalStake, expected, projectId, taskId, signer, stake)) {
-                revert NotCommitteeMember(signer);
-            }
+            if (signer <= previous) revert SignersNotAscending(i);
+            uint256 claimed = _claimedSeats(taskId, t, limit, signer, seatMasks[i]);
+            if (claimed == 0) revert NotSeatHolder(signer);
+            seats += claimed;
             previous = signer;
         }
+    }
+
+    /// How many seats of the task `mask` claims for `signer`; 0 if any claimed seat is not its.
+    function _claimedSeats(uint256 taskId, Task storage t, uint256 limit, address signer, uint256 mask)
+        private
+        view
+        returns (uint256)
+    {
+        uint256 units = nodes.unitsAt(signer, t.openedAt);
+        return Sortition.countClaimed(t.seed, taskId, signer, units, limit, mask);
+    }
+
+    function _task(uint256 taskId) private view returns (Task storage t) {
+        t = tasks[taskId];
+        if (t.openedAt == 0) revert UnknownTask(taskId);
+    }
+
+    /// keccak256(abi.encode(hash of block openedAt + 1, taskId)).
+    function _drawSeed(uint256 taskId, uint64 openedAt) private view returns (bytes32) {
+        uint256 seedBlock = uint256(openedAt) + 1;
+        if (block.number <= seedBlock) revert SeedNotYet(uint64(seedBlock + 1));
+        bytes32 h = blockhash(seedBlock);
+        if (h == bytes32(0)) revert SeedLost(taskId);
+        return keccak256(abi.encode(h, taskId));
     }
 
     /// Calls the receiver with at most RECEIVER_GAS and ignores what it returns: a failing receiver

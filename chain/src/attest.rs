@@ -51,7 +51,7 @@ pub enum AttestError {
 pub fn domain(chain_id: u64, router: Address) -> Eip712Domain {
     eip712_domain! {
         name: "Conclave TaskRouter",
-        version: "1",
+        version: "2",
         chain_id: chain_id,
         verifying_contract: router,
     }
@@ -107,11 +107,15 @@ impl TaskResult {
     }
 }
 
-/// Orders attestations as `TaskRouter.submit` wants them: ascending signer, one per signer.
-pub fn order_for_submission(mut attestations: Vec<Attestation>) -> Vec<Bytes> {
-    attestations.sort_by_key(|a| a.signer);
-    attestations.dedup_by_key(|a| a.signer);
-    attestations.into_iter().map(|a| a.signature).collect()
+/// Orders attestations with their signers' seat masks as `TaskRouter.submit` wants them:
+/// ascending signer, one per signer.
+pub fn order_for_submission(mut seated: Vec<(Attestation, U256)>) -> (Vec<Bytes>, Vec<U256>) {
+    seated.sort_by_key(|(a, _)| a.signer);
+    seated.dedup_by_key(|(a, _)| a.signer);
+    seated
+        .into_iter()
+        .map(|(a, mask)| (a.signature, mask))
+        .unzip()
 }
 
 #[cfg(test)]

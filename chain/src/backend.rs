@@ -75,3 +75,23 @@ pub trait DevChain: Chain {
     async fn set_balance(&self, who: Address, amount: U256) -> Result<(), ChainError>;
     async fn mine(&self, blocks: u64) -> Result<(), ChainError>;
 }
+
+/// Mines an empty block on a development chain every `every`, as a real chain produces blocks
+/// whether or not anyone sends a transaction (a task's committee seed comes from the block after
+/// its opening, which a devnet that mines only on transactions would never produce). Stops when
+/// the returned handle is aborted or dropped with its runtime.
+pub fn spawn_block_ticker(
+    chain: std::sync::Arc<dyn DevChain>,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = chain.mine(1).await {
+                tracing::warn!(error = %e, "block ticker could not mine");
+            }
+        }
+    })
+}

@@ -16,6 +16,7 @@ use crate::bindings::{
     TaskRouter::{self, TaskRouterErrors},
 };
 use crate::deploy::Addresses;
+use crate::identity::NodeIdentity;
 use crate::sortition::Draw;
 
 /// A revert, decoded.
@@ -126,6 +127,20 @@ pub struct ProjectSpec {
     pub receiver: Address,
 }
 
+impl ProjectSpec {
+    /// The registry's form of this configuration.
+    pub fn config(&self) -> ProjectRegistry::Config {
+        ProjectRegistry::Config {
+            programHash: self.program_hash,
+            programUri: self.program_uri.clone(),
+            proverKind: self.prover_kind as u8,
+            committeeSize: self.committee_size,
+            threshold: self.threshold,
+            receiver: self.receiver,
+        }
+    }
+}
+
 /// Prover kinds (`ProjectRegistry.PROVER_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -154,15 +169,8 @@ pub struct Published {
     pub tx_hash: B256,
 }
 
-/// A task id: its epoch in the top 64 bits, anything the node chooses below (`local < 2^192`).
-pub fn task_id(epoch: u64, local: U256) -> U256 {
-    (U256::from(epoch) << 192) | (local & ((U256::from(1) << 192) - U256::from(1)))
-}
-
-/// The epoch a task id belongs to (`TaskRouter.epochOf`).
-pub fn epoch_of(task_id: U256) -> u64 {
-    u64::try_from(task_id >> 192).unwrap_or(u64::MAX)
-}
+/// A task as `TaskRouter` snapshot it when it was opened.
+pub type Task = TaskRouter::Task;
 
 /// Conclave's contracts on one chain.
 #[derive(Clone)]
@@ -224,15 +232,18 @@ impl Contracts {
 
     // ---- NodeRegistry ----
 
-    /// Registers `operator`'s node with its libp2p peer id (bytes) and a stake.
+    /// Registers `operator`'s node: its libp2p peer id (bytes), X25519 input key, the peer key's
+    /// proof of possession over both (see [`crate::identity`]) and a stake.
     pub async fn register_node(
         &self,
         operator: &PrivateKeySigner,
-        peer_id: &[u8],
+        identity: &NodeIdentity,
         stake: U256,
     ) -> Result<Receipt, ContractError> {
         let call = NodeRegistry::registerCall {
-            peerId: Bytes::copy_from_slice(peer_id),
+            peerId: Bytes::copy_from_slice(&identity.peer_id),
+            inputKey: identity.input_key,
+            proofOfPossession: Bytes::copy_from_slice(&identity.proof_of_possession),
         };
         self.transact(operator, Target::Nodes, call, stake).await
     }
@@ -283,12 +294,7 @@ impl Contracts {
         spec: &ProjectSpec,
     ) -> Result<U256, ContractError> {
         let call = ProjectRegistry::registerCall {
-            programHash: spec.program_hash,
-            programUri: spec.program_uri.clone(),
-            proverKind: spec.prover_kind as u8,
-            committeeSize: spec.committee_size,
-            threshold: spec.threshold,
-            receiver: spec.receiver,
+            config: spec.config(),
         };
         let receipt = self
             .transact(owner, Target::Projects, call, U256::ZERO)
@@ -298,6 +304,7 @@ impl Contracts {
         Ok(event.projectId)
     }
 
+    /// Schedules a new configuration; it applies to tasks opened from `changeDelay` blocks on.
     pub async fn update_project(
         &self,
         owner: &PrivateKeySigner,
@@ -306,12 +313,38 @@ impl Contracts {
     ) -> Result<Receipt, ContractError> {
         let call = ProjectRegistry::updateCall {
             projectId: project_id,
-            programHash: spec.program_hash,
-            programUri: spec.program_uri.clone(),
-            proverKind: spec.prover_kind as u8,
-            committeeSize: spec.committee_size,
-            threshold: spec.threshold,
-            receiver: spec.receiver,
+            config: spec.config(),
+        };
+        self.transact(owner, Target::Projects, call, U256::ZERO)
+            .await
+    }
+
+    /// Restricts opening the project's tasks to its owner and its openers (or lifts that).
+    pub async fn set_restrict_openers(
+        &self,
+        owner: &PrivateKeySigner,
+        project_id: U256,
+        restricted: bool,
+    ) -> Result<Receipt, ContractError> {
+        let call = ProjectRegistry::setRestrictOpenersCall {
+            projectId: project_id,
+            restricted,
+        };
+        self.transact(owner, Target::Projects, call, U256::ZERO)
+            .await
+    }
+
+    pub async fn set_opener(
+        &self,
+        owner: &PrivateKeySigner,
+        project_id: U256,
+        opener: Address,
+        allowed: bool,
+    ) -> Result<Receipt, ContractError> {
+        let call = ProjectRegistry::setOpenerCall {
+            projectId: project_id,
+            opener,
+            allowed,
         };
         self.transact(owner, Target::Projects, call, U256::ZERO)
             .await
@@ -341,149 +374,197 @@ impl Contracts {
         self.view(Target::Projects, call).await
     }
 
-    // ---- TaskRouter: epochs and committees ----
+    // ---- TaskRouter: tasks and committees ----
 
-    /// Opens the next epoch; returns its number.
-    pub async fn open_epoch(&self, signer: &PrivateKeySigner) -> Result<u64, ContractError> {
-        let call = TaskRouter::openEpochCall {};
-        let receipt = self
-            .transact(signer, Target::Router, call, U256::ZERO)
-            .await?;
-        let event: TaskRouter::EpochOpened =
-            first_event(&receipt.logs).ok_or(ContractError::MissingEvent("EpochOpened"))?;
-        Ok(event.epoch)
-    }
-
-    pub async fn current_epoch(&self) -> Result<u64, ContractError> {
-        let call = TaskRouter::currentEpochCall {};
-        self.view(Target::Router, call).await
-    }
-
-    pub async fn epoch(&self, epoch: u64) -> Result<TaskRouter::Epoch, ContractError> {
-        let call = TaskRouter::getEpochCall { epoch };
-        self.view(Target::Router, call).await
-    }
-
-    /// The task's candidates in rank order, as the contract computes them.
-    pub async fn committee_on_chain(
+    /// Opens a task of `project_id`; returns its id and the block it was opened in.
+    pub async fn open_task(
         &self,
+        opener: &PrivateKeySigner,
         project_id: U256,
-        task_id: U256,
-    ) -> Result<Vec<Address>, ContractError> {
-        let call = TaskRouter::committeeCall {
+    ) -> Result<(U256, u64), ContractError> {
+        let call = TaskRouter::openTaskCall {
             projectId: project_id,
-            taskId: task_id,
         };
+        let receipt = self
+            .transact(opener, Target::Router, call, U256::ZERO)
+            .await?;
+        let event: TaskRouter::TaskOpened =
+            first_event(&receipt.logs).ok_or(ContractError::MissingEvent("TaskOpened"))?;
+        Ok((event.taskId, event.openedAt))
+    }
+
+    /// The task as opened (reverts with `UnknownTask` when there is none).
+    pub async fn task(&self, task_id: U256) -> Result<Task, ContractError> {
+        let call = TaskRouter::getTaskCall { taskId: task_id };
         self.view(Target::Router, call).await
     }
 
-    /// The draw parameters of a task, read from chain, and every registered operator with the
-    /// stake it has in the task's epoch (0 when it has none).
-    pub async fn draw_inputs(
-        &self,
-        project_id: U256,
-        task_id: U256,
-    ) -> Result<(Draw, Vec<(Address, U256)>), ContractError> {
-        let project = self.project(project_id).await?;
-        let epoch = self.epoch(epoch_of(task_id)).await?;
-        if epoch.startBlock == 0 {
-            return Err(ContractError::Revert(Revert::Router(
-                TaskRouterErrors::UnknownEpoch(TaskRouter::UnknownEpoch {
-                    epoch: epoch_of(task_id),
-                }),
-            )));
+    /// The task's seed, or `None` while the block it comes from is not yet mined.
+    pub async fn seed(&self, task_id: U256) -> Result<Option<B256>, ContractError> {
+        match self
+            .view(Target::Router, TaskRouter::seedOfCall { taskId: task_id })
+            .await
+        {
+            Ok(seed) => Ok(Some(seed)),
+            Err(ContractError::Revert(Revert::Router(TaskRouterErrors::SeedNotYet(_)))) => Ok(None),
+            Err(e) => Err(e),
         }
-        let draw = Draw::for_committee(
-            epoch.seed,
-            epoch.totalStake,
-            project.committeeSize,
-            project_id,
+    }
+
+    /// Stores the task's seed on chain (needed within 256 blocks of the opening).
+    pub async fn fix_seed(
+        &self,
+        signer: &PrivateKeySigner,
+        task_id: U256,
+    ) -> Result<Receipt, ContractError> {
+        let call = TaskRouter::fixSeedCall { taskId: task_id };
+        self.transact(signer, Target::Router, call, U256::ZERO)
+            .await
+    }
+
+    /// The units `operator` draws with in a task opened at block `opened_at`.
+    pub async fn units_at(&self, operator: Address, opened_at: u64) -> Result<u64, ContractError> {
+        let call = NodeRegistry::unitsAtCall {
+            operator,
+            openedAt: opened_at,
+        };
+        let units = self.view(Target::Nodes, call).await?;
+        Ok(u64::try_from(units).unwrap_or(u64::MAX))
+    }
+
+    /// The task's draw, or `None` while its seed is not yet known.
+    pub async fn draw(&self, task_id: U256) -> Result<Option<(Draw, Task)>, ContractError> {
+        let task = self.task(task_id).await?;
+        let Some(seed) = self.seed(task_id).await? else {
+            return Ok(None);
+        };
+        let draw = Draw {
+            seed,
             task_id,
-        );
+            total_units: task.totalUnits,
+            expected: U256::from(task.committeeSize),
+        };
+        Ok(Some((draw, task)))
+    }
+
+    /// The task's committee, computed here: every registered node with a seat, its seat mask, in
+    /// ascending operator order; `None` while the seed is not yet known.
+    pub async fn committee(
+        &self,
+        task_id: U256,
+    ) -> Result<Option<Vec<(Address, U256)>>, ContractError> {
+        let Some((draw, task)) = self.draw(task_id).await? else {
+            return Ok(None);
+        };
         let operators = self
             .view(Target::Nodes, NodeRegistry::allOperatorsCall {})
             .await?;
         let mut nodes = Vec::with_capacity(operators.len());
         for operator in operators {
-            let call = NodeRegistry::stakeAtCall {
-                operator,
-                epochStart: epoch.startBlock,
-            };
-            let stake = self.view(Target::Nodes, call).await?;
-            nodes.push((operator, stake));
+            nodes.push((operator, self.units_at(operator, task.openedAt).await?));
         }
-        Ok((draw, nodes))
+        Ok(Some(draw.committee(&nodes)))
     }
 
-    /// The task's candidates in rank order, computed here by the Rust draw.
-    pub async fn committee(
+    /// `operator`'s seats in the task, as the contract computes them.
+    pub async fn seats_on_chain(
         &self,
-        project_id: U256,
         task_id: U256,
-    ) -> Result<Vec<Address>, ContractError> {
-        let (draw, nodes) = self.draw_inputs(project_id, task_id).await?;
-        Ok(draw.rank(&nodes))
+        operator: Address,
+    ) -> Result<U256, ContractError> {
+        let call = TaskRouter::seatsOfCall {
+            taskId: task_id,
+            operator,
+        };
+        self.view(Target::Router, call).await
     }
 
-    /// The draw on explicit inputs, run by the contract (`TaskRouter.draw`).
+    /// The seats of a node on explicit inputs, run by the contract (`TaskRouter.draw`).
     pub async fn draw_on_chain(
         &self,
         draw: &Draw,
-        nodes: &[(Address, U256)],
-    ) -> Result<Vec<Address>, ContractError> {
+        operator: Address,
+        units: u64,
+    ) -> Result<U256, ContractError> {
         let call = TaskRouter::drawCall {
             seed: draw.seed,
-            totalStake: draw.total_stake,
-            expected: draw.expected,
-            projectId: draw.project_id,
             taskId: draw.task_id,
-            operators: nodes.iter().map(|n| n.0).collect(),
-            stakes: nodes.iter().map(|n| n.1).collect(),
+            operator,
+            units: U256::from(units),
+            totalUnits: draw.total_units,
+            expected: draw.expected,
         };
         self.view(Target::Router, call).await
     }
 
     // ---- TaskRouter: results ----
 
-    /// Submits a result with the members' attestations (ordered and deduplicated here).
+    /// Submits a result with the members' attestations (ordered and deduplicated here), each
+    /// claiming its signer's seats of the task's committee; attestations of signers without a
+    /// seat are left out.
     pub async fn submit_result(
         &self,
         submitter: &PrivateKeySigner,
         result: &TaskResult,
         attestations: Vec<Attestation>,
     ) -> Result<Receipt, ContractError> {
-        self.submit_signatures(submitter, result, order_for_submission(attestations))
+        let committee = self.committee(result.task_id).await?.unwrap_or_default();
+        let seated = attestations
+            .into_iter()
+            .filter_map(|a| {
+                let (_, mask) = committee.iter().find(|(who, _)| *who == a.signer)?;
+                Some((a, *mask))
+            })
+            .collect();
+        let (signatures, masks) = order_for_submission(seated);
+        self.submit_signatures(submitter, result, signatures, masks)
             .await
     }
 
-    /// Submits a result with signatures exactly as given (no ordering, no deduplication).
+    /// Submits a result with signatures and seat masks exactly as given.
     pub async fn submit_signatures(
         &self,
         submitter: &PrivateKeySigner,
         result: &TaskResult,
         signatures: Vec<Bytes>,
+        seat_masks: Vec<U256>,
     ) -> Result<Receipt, ContractError> {
         let call = TaskRouter::submitCall {
-            projectId: result.project_id,
             taskId: result.task_id,
             output: result.output.clone(),
             proofHash: result.proof_hash,
             signatures,
+            seatMasks: seat_masks,
         };
         self.transact(submitter, Target::Router, call, U256::ZERO)
             .await
     }
 
-    /// The stored result of a task, if one was published.
-    pub async fn result(
+    /// Reports two signatures of one signer on different outputs of one task; the signer is
+    /// slashed and the reporter gets half its stake.
+    pub async fn report_equivocation(
         &self,
-        project_id: U256,
+        reporter: &PrivateKeySigner,
         task_id: U256,
-    ) -> Result<Option<StoredResult>, ContractError> {
-        let call = TaskRouter::getResultCall {
-            projectId: project_id,
+        a: (&TaskResult, &Bytes),
+        b: (&TaskResult, &Bytes),
+    ) -> Result<Receipt, ContractError> {
+        let call = TaskRouter::reportEquivocationCall {
             taskId: task_id,
+            outputHashA: alloy::primitives::keccak256(&a.0.output),
+            proofHashA: a.0.proof_hash,
+            signatureA: a.1.clone(),
+            outputHashB: alloy::primitives::keccak256(&b.0.output),
+            proofHashB: b.0.proof_hash,
+            signatureB: b.1.clone(),
         };
+        self.transact(reporter, Target::Router, call, U256::ZERO)
+            .await
+    }
+
+    /// The stored result of a task, if one was published.
+    pub async fn result(&self, task_id: U256) -> Result<Option<StoredResult>, ContractError> {
+        let call = TaskRouter::getResultCall { taskId: task_id };
         let r = self.view(Target::Router, call).await?;
         Ok((r.publishedBlock != 0).then(|| StoredResult {
             output: r.output,

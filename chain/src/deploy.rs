@@ -4,7 +4,7 @@ use std::path::Path;
 
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolConstructor;
+use alloy::sol_types::{SolCall, SolConstructor};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Chain, ChainError, TxRequest};
@@ -68,41 +68,40 @@ impl Addresses {
 /// Deployment parameters. Block counts, not seconds, so that every backend agrees.
 #[derive(Clone, Copy, Debug)]
 pub struct DeployConfig {
-    /// Smallest stake a node may register with (wei).
+    /// Smallest stake a node may register with (wei); stakes count in whole units of it.
     pub min_stake: U256,
     /// Blocks between deactivating and withdrawing a stake.
     pub withdraw_delay: u64,
-    /// Blocks per epoch.
-    pub epoch_length: u64,
-    /// How many epochs after its own a task's result is still accepted.
-    pub max_task_age: u64,
+    /// Blocks from opening a task to the last block its result is accepted in.
+    pub task_window: u64,
+    /// Blocks before a project's configuration change applies to newly opened tasks.
+    pub change_delay: u64,
 }
 
 impl Default for DeployConfig {
     fn default() -> Self {
         DeployConfig {
             min_stake: U256::from(10u64).pow(U256::from(18)),
-            withdraw_delay: 100,
-            epoch_length: 20,
-            max_task_age: 2,
+            withdraw_delay: 2_000,
+            task_window: 1_000,
+            change_delay: 100,
         }
     }
 }
 
 impl DeployConfig {
-    /// A stake must stay locked for as long as its node can sign for an epoch it was drawn in.
+    /// A stake must stay locked for as long as its node can sign for a task it was drawn for, and
+    /// one more task window in which evidence of equivocation can be reported.
     pub fn check(&self) -> Result<(), ChainError> {
-        let exposure = (self.max_task_age + 1).saturating_mul(self.epoch_length);
-        if self.withdraw_delay < exposure {
+        if self.withdraw_delay < self.task_window.saturating_mul(2) {
             return Err(ChainError::Invalid(format!(
-                "withdraw delay {} blocks is shorter than the {} blocks a node can sign for",
-                self.withdraw_delay, exposure
+                "withdraw delay {} blocks is shorter than twice the task window of {} blocks \
+                 (a stake stays locked while its node can sign, and one more window for reports)",
+                self.withdraw_delay, self.task_window
             )));
         }
-        if self.epoch_length == 0 {
-            return Err(ChainError::Invalid(
-                "epoch length must be at least 1".into(),
-            ));
+        if self.task_window == 0 {
+            return Err(ChainError::Invalid("task window must be at least 1".into()));
         }
         Ok(())
     }
@@ -126,7 +125,16 @@ pub async fn deploy(
         .abi_encode(),
     )
     .await?;
-    let project_registry = create(chain, deployer, &ProjectRegistry::BYTECODE, Vec::new()).await?;
+    let project_registry = create(
+        chain,
+        deployer,
+        &ProjectRegistry::BYTECODE,
+        ProjectRegistry::constructorCall {
+            changeDelay_: config.change_delay,
+        }
+        .abi_encode(),
+    )
+    .await?;
     let task_router = create(
         chain,
         deployer,
@@ -134,12 +142,25 @@ pub async fn deploy(
         TaskRouter::constructorCall {
             nodes_: node_registry,
             projects_: project_registry,
-            epochLength_: config.epoch_length,
-            maxTaskAge_: config.max_task_age,
+            taskWindow_: config.task_window,
         }
         .abi_encode(),
     )
     .await?;
+    // The router is the registry's one slasher; naming it ends the deployer's part.
+    let set_slasher = NodeRegistry::setSlasherCall {
+        slasher_: task_router,
+    };
+    chain
+        .send(
+            deployer,
+            TxRequest {
+                to: Some(node_registry),
+                data: set_slasher.abi_encode().into(),
+                value: U256::ZERO,
+            },
+        )
+        .await?;
     Ok(Addresses {
         chain_id: chain.chain_id().await?,
         node_registry,
@@ -171,4 +192,27 @@ pub async fn create(
     receipt
         .contract_address
         .ok_or_else(|| ChainError::Invalid("deployment receipt has no contract address".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stake_must_outlast_two_task_windows() {
+        let ok = DeployConfig {
+            withdraw_delay: 200,
+            task_window: 100,
+            ..DeployConfig::default()
+        };
+        assert!(ok.check().is_ok());
+        for (withdraw_delay, task_window) in [(199, 100), (100, 100), (10, 0)] {
+            let bad = DeployConfig {
+                withdraw_delay,
+                task_window,
+                ..DeployConfig::default()
+            };
+            assert!(bad.check().is_err(), "{withdraw_delay} / {task_window}");
+        }
+    }
 }

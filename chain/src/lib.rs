@@ -8,7 +8,8 @@
 //! - [`backend`]: the `Chain` trait and its types.
 //! - [`embedded`], [`rpc`]: the two backends; [`anvil`] starts a local anvil.
 //! - [`bindings`]: `sol!` bindings; [`contracts`]: typed calls with decoded reverts.
-//! - [`sortition`]: the committee draw (twin of `Sortition.sol`).
+//! - [`sortition`]: committee seats (twin of `Sortition.sol`); [`identity`]: what binds a
+//!   node's operator, peer id and input key.
 //! - [`attest`]: EIP-712 result signatures; [`deploy`]: deployment and its addresses file;
 //!   [`watch`]: confirmed `ResultPublished` events.
 
@@ -19,6 +20,7 @@ pub mod bindings;
 pub mod contracts;
 pub mod deploy;
 pub mod embedded;
+pub mod identity;
 pub mod rpc;
 pub mod sortition;
 pub mod watch;

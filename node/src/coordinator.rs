@@ -6,22 +6,26 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
+use conclave_chain::ContractError;
 use conclave_chain::attest::{Attestation, TaskResult};
-use conclave_chain::bindings::TaskRouter::TaskRouterErrors;
-use conclave_chain::contracts::{ProverKind, task_id};
+use conclave_chain::contracts::ProverKind;
 use conclave_chain::watch::ResultWatcher;
-use conclave_chain::{ContractError, Revert};
 use conclave_p2p::messages::{GossipMessage, ResultAnnouncement, TaskAnnouncement};
 use futures::future::join_all;
 use libp2p::PeerId;
 use tokio::task::JoinHandle;
 
+use crate::committee::SeatHolder;
 use crate::messages::{Member, RefusalKind, Request, Response, TaskId, TaskInfo};
 use crate::node::{ANSWER_WAIT, Inner, NodeError, now_ms};
 use crate::program::Program;
 use crate::store::{ProjectRecord, TaskRecord};
 use crate::task::{TaskEvent, TaskState};
 
+/// How long to wait for the block a new task's committee seed comes from.
+const SEED_WAIT: Duration = Duration::from_secs(60);
+/// How often to look for that block.
+const SEED_POLL: Duration = Duration::from_millis(50);
 /// How long the committee may take to compute and sign.
 const RUN_WAIT: Duration = Duration::from_secs(120);
 /// How often the coordinator checks whether every slot's input arrived at every member.
@@ -30,6 +34,9 @@ const CLOSE_POLL: Duration = Duration::from_millis(25);
 const LOST_AFTER: Duration = Duration::from_secs(5);
 /// How many tasks (the first and its re-runs) a project's work gets.
 pub const MAX_ATTEMPTS: u32 = 3;
+/// How many draws an opening tries before giving up: the seats are random, and a draw whose
+/// answering seat holders fall short of the threshold costs only an `openTask`.
+pub const MAX_DRAWS: u32 = 8;
 /// How long to wait for the published result to be confirmed.
 const CONFIRM_WAIT: Duration = Duration::from_secs(600);
 
@@ -108,9 +115,21 @@ impl Inner {
         Ok(())
     }
 
-    /// Opens a task for `project`, forms its committee and starts its preprocessing.
+    /// Opens a task for `project`, forms its committee and starts its preprocessing. The size
+    /// of a committee is random (DESIGN.md, "Tasks"): a draw whose answering seat holders fall
+    /// short of the threshold fails, and the work goes to a newly opened task, up to
+    /// [`MAX_DRAWS`] tasks.
     pub(crate) async fn open_task(&self, project: u64) -> Result<TaskInfo, NodeError> {
-        self.open_attempt(project, 1).await
+        let mut draw = 1;
+        loop {
+            match self.open_attempt(project, 1).await {
+                Err(e @ NodeError::TooFewSeats { .. }) if draw < MAX_DRAWS => {
+                    tracing::info!(project, draw, error = %e, "opening another task");
+                    draw += 1;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     async fn open_attempt(&self, project: u64, attempt: u32) -> Result<TaskInfo, NodeError> {
@@ -139,17 +158,11 @@ impl Inner {
         }
         let program = Program::from_chain(&p.programUri, p.programHash)
             .map_err(|e| NodeError::Task(e.to_string()))?;
-        let epoch = self.epoch_for_new_task().await?;
+        let (task, _opened_at) = self
+            .contracts
+            .open_task(&self.operator, U256::from(project))
+            .await?;
         let me = self.network.peer_id();
-        let local = keccak256(
-            [
-                me.to_bytes().as_slice(),
-                &now_ms().to_be_bytes(),
-                &rand::random::<[u8; 8]>(),
-            ]
-            .concat(),
-        );
-        let task = task_id(epoch, U256::from_be_bytes(local.0));
         let task_bytes: TaskId = task.to_be_bytes();
         let mut record = TaskRecord {
             project_id: project,
@@ -168,7 +181,7 @@ impl Inner {
         self.store.put_task(&record)?;
 
         let committee = match self
-            .form_committee(project, task, task_bytes, usize::from(p.committeeSize))
+            .form_committee(project, task, task_bytes, p.threshold)
             .await
         {
             Ok(c) => c,
@@ -221,39 +234,46 @@ impl Inner {
         Ok(info)
     }
 
-    /// The epoch a new task belongs to: the next one if the current epoch is over (so nodes that
-    /// registered since take part and old tasks expire), else the current one.
-    async fn epoch_for_new_task(&self) -> Result<u64, NodeError> {
-        match self.contracts.open_epoch(&self.operator).await {
-            Ok(epoch) => Ok(epoch),
-            Err(ContractError::Revert(Revert::Router(TaskRouterErrors::EpochNotOver(_)))) => {
-                Ok(self.contracts.current_epoch().await?)
+    /// The task's seat holders with valid identity records, once the block its seed comes from
+    /// is mined; the seed is then stored on chain, since the block hash it comes from is readable
+    /// for 256 blocks only.
+    async fn seated(&self, task: U256) -> Result<Vec<SeatHolder>, NodeError> {
+        let deadline = Instant::now() + SEED_WAIT;
+        let seated = loop {
+            if let Some(seated) = self.seat_holders(task).await? {
+                break seated;
             }
-            Err(e) => Err(e.into()),
+            if Instant::now() >= deadline {
+                return Err(NodeError::Task(
+                    "no block after the task's opening was mined in time to draw its committee"
+                        .into(),
+                ));
+            }
+            tokio::time::sleep(SEED_POLL).await;
+        };
+        if let Err(e) = self.contracts.fix_seed(&self.operator, task).await {
+            tracing::warn!(error = %e, "could not store the task's seed on chain");
         }
+        Ok(seated)
     }
 
-    /// Walks the draw's ranking: live candidates that answer `Prepare` join, in rank order.
+    /// Asks every seat holder that is live to prepare; those that answer form the committee,
+    /// which must hold at least `threshold` seats (the seats of absent holders are lost).
     async fn form_committee(
         &self,
         project: u64,
         task: U256,
         task_bytes: TaskId,
-        size: usize,
+        threshold: u16,
     ) -> Result<Vec<Member>, NodeError> {
-        let ranked = self.contracts.committee(U256::from(project), task).await?;
+        let seated = self.seated(task).await?;
         let live = self.live_set().await?;
-        let mut members = Vec::with_capacity(size);
-        for operator in ranked {
-            if members.len() == size {
-                break;
-            }
-            let node = self.contracts.node(operator).await?;
-            let Ok(peer) = PeerId::from_bytes(&node.peerId) else {
-                continue;
-            };
+        let mut members = Vec::with_capacity(seated.len());
+        let mut seats = 0u32;
+        for holder in seated {
+            let peer = holder.peer;
             if !live.contains(&peer) {
-                tracing::debug!(%peer, "candidate not live; next in rank");
+                tracing::debug!(%peer, "seat holder not live; its seats are lost");
                 continue;
             }
             let prepare = Request::Prepare {
@@ -261,19 +281,24 @@ impl Inner {
                 project_id: project,
             };
             match tokio::time::timeout(ANSWER_WAIT, self.ask(peer, prepare)).await {
-                Ok(Ok(Response::Prepared { key })) => members.push(Member {
-                    peer: peer.to_bytes(),
-                    operator: operator.0.0,
-                    key,
-                }),
-                other => tracing::info!(%peer, ?other, "candidate did not prepare; next in rank"),
+                Ok(Ok(Response::Prepared { key })) if key == holder.input_key => {
+                    seats += holder.seats;
+                    members.push(Member {
+                        peer: peer.to_bytes(),
+                        operator: holder.operator.0.0,
+                        key,
+                    });
+                }
+                other => {
+                    tracing::info!(%peer, ?other, "seat holder did not prepare with its registered key")
+                }
             }
         }
-        if members.len() < size {
-            return Err(NodeError::Task(format!(
-                "only {} of {size} committee members answered",
-                members.len()
-            )));
+        if seats < u32::from(threshold) || members.len() < 2 {
+            return Err(NodeError::TooFewSeats {
+                seats,
+                needed: threshold.max(2),
+            });
         }
         Ok(members)
     }

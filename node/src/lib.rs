@@ -11,10 +11,12 @@
 
 pub mod api;
 pub mod client;
+pub mod committee;
 pub mod config;
 pub mod coordinator;
 pub mod entry;
 pub mod envelope;
+pub mod identity;
 pub mod keys;
 pub mod member;
 pub mod messages;

@@ -77,8 +77,6 @@ enum Command {
     Result {
         #[arg(long, default_value = "node.toml")]
         config: PathBuf,
-        #[arg(long)]
-        project: u64,
         /// Task id (hex).
         task: String,
     },
@@ -174,12 +172,20 @@ async fn cli() -> anyhow::Result<()> {
         Command::Register { config, stake } => {
             let config = load(&config)?;
             let operator = keys::operator_key(&config.data_dir, &passphrase()?)?;
-            let peer = keys::node_key(&config.data_dir)?.public().to_peer_id();
+            let keypair = keys::node_key(&config.data_dir)?;
+            let peer = keypair.public().to_peer_id();
+            let input = keys::input_key(&config.data_dir)?.public();
             let stake = parse_ether(&stake).context("stake must be a number of coins")?;
-            let receipt = contracts(&config)
-                .await?
-                .register_node(&operator, &peer.to_bytes(), stake)
-                .await?;
+            let contracts = contracts(&config).await?;
+            let a = contracts.addresses();
+            let identity = conclave_node::identity::node_identity(
+                &keypair,
+                input,
+                a.chain_id,
+                a.node_registry,
+                operator.address(),
+            )?;
+            let receipt = contracts.register_node(&operator, &identity, stake).await?;
             println!(
                 "registered {peer} for {} with stake {stake} wei in tx {}",
                 operator.address(),
@@ -228,19 +234,11 @@ async fn cli() -> anyhow::Result<()> {
                 done.slot
             );
         }
-        Command::Result {
-            config,
-            project,
-            task,
-        } => {
+        Command::Result { config, task } => {
             let config = load(&config)?;
             let task = U256::from_str_radix(task.trim_start_matches("0x"), 16)
                 .context("task id must be hex")?;
-            match contracts(&config)
-                .await?
-                .result(U256::from(project), task)
-                .await?
-            {
+            match contracts(&config).await?.result(task).await? {
                 None => println!("no result published for this task yet"),
                 Some(r) => match Average::decode(&r.output) {
                     Some(a) => println!(

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::envelope;
 use crate::messages::{RefusalKind, Request, Response, TaskId, TaskInfo};
-use crate::node::{Inner, PrepStatus, now_ms};
+use crate::node::{Inner, NodeError, PrepStatus, now_ms};
 use crate::program::Average;
 use crate::store::{TaskRecord, TripleRecord};
 use crate::task::TaskState;
@@ -57,6 +57,23 @@ fn closed() -> Response {
     Response::refused(RefusalKind::Closed, "the input window is closed")
 }
 
+/// The fewest inputs a computation may run over: fewer would let one device learn another's
+/// input from the output.
+pub const MIN_RUN_INPUTS: usize = 2;
+
+/// A run must cover at least [`MIN_RUN_INPUTS`] inputs and at least 90 % of the inputs this
+/// member holds (some may be missing at other members when a device failed midway): a
+/// coordinator that picks a small subset (one victim's slot beside its own devices') would
+/// otherwise read the victim's input from the output.
+fn check_run_covers(slots: usize, stored: usize) -> Result<(), Response> {
+    if slots < MIN_RUN_INPUTS || slots * 10 < stored * 9 {
+        return Err(refuse(format!(
+            "a run must cover at least {MIN_RUN_INPUTS} inputs and 90 % of the {stored} this member holds, not {slots}"
+        )));
+    }
+    Ok(())
+}
+
 fn fp(bytes: &[u8; 32]) -> Result<Fp, Response> {
     Fp::from_bytes(bytes).map_err(|_| invalid("not a canonical field element"))
 }
@@ -68,7 +85,7 @@ impl Inner {
             Request::Prepare { .. } => Ok(Response::Prepared {
                 key: self.input_key.public(),
             }),
-            Request::Start(info) => self.start(from, info),
+            Request::Start(info) => self.start(from, info).await,
             Request::TripleShares {
                 task_id,
                 slot,
@@ -109,7 +126,7 @@ impl Inner {
         Ok((record, info))
     }
 
-    fn start(&self, from: PeerId, info: TaskInfo) -> Result<Response, Response> {
+    async fn start(&self, from: PeerId, info: TaskInfo) -> Result<Response, Response> {
         if info.coordinator != from.to_bytes() {
             return Err(refuse("only the task's coordinator starts it"));
         }
@@ -125,6 +142,13 @@ impl Inner {
             .store
             .task(&info.task_id)
             .map_err(|e| refuse(e.to_string()))?;
+        if let Some(known) = existing.as_ref().and_then(|r| r.info.as_ref()) {
+            if *known != info {
+                return Err(refuse("this task was started with another committee"));
+            }
+        } else {
+            self.check_start_against_chain(from, &info).await?;
+        }
         let mut record = existing.unwrap_or(TaskRecord {
             project_id: info.project_id,
             task_id: info.task_id,
@@ -155,6 +179,58 @@ impl Inner {
             .map_err(|e| refuse(e.to_string()))?;
         self.spawn_preprocessing(info.task_id, peers, info.max_inputs as usize);
         Ok(Response::Started)
+    }
+
+    /// A `Start` must describe a task opened on chain, by the operator whose node sends it, for
+    /// the project it names, with a committee of seat holders of that task's draw (each with the
+    /// peer id and input key of its valid registry record) holding at least the task's threshold
+    /// of seats. Anything else is a forged or hijacked task.
+    async fn check_start_against_chain(
+        &self,
+        from: PeerId,
+        info: &TaskInfo,
+    ) -> Result<(), Response> {
+        let chain = |e: NodeError| refuse(format!("checking the task on chain: {e}"));
+        let task_id = U256::from_be_bytes(info.task_id);
+        let task = match self.contracts.task(task_id).await {
+            Ok(task) => task,
+            Err(e) if e.revert().is_some() => return Err(unknown("no such task on chain")),
+            Err(e) => return Err(chain(e.into())),
+        };
+        if task.projectId != U256::from(info.project_id) {
+            return Err(invalid("the task belongs to another project"));
+        }
+        if self.verified_peer(task.opener).await.map_err(chain)? != Some(from) {
+            return Err(refuse("only the node of the task's opener coordinates it"));
+        }
+        let holders = self
+            .seat_holders(task_id)
+            .await
+            .map_err(chain)?
+            .ok_or_else(|| refuse("the task's seed is not drawn yet"))?;
+        let mut seats = 0u32;
+        let mut seen = std::collections::HashSet::new();
+        for member in &info.committee {
+            let holder = holders
+                .iter()
+                .find(|h| h.peer.to_bytes() == member.peer)
+                .ok_or_else(|| refuse("a listed member holds no seat in this task"))?;
+            if holder.operator.0.0 != member.operator || holder.input_key != member.key {
+                return Err(refuse(
+                    "a listed member's operator or key is not its registered one",
+                ));
+            }
+            if !seen.insert(holder.peer) {
+                return Err(invalid("a member is listed twice"));
+            }
+            seats += holder.seats;
+        }
+        if seats < u32::from(task.threshold) {
+            return Err(refuse(
+                "the listed members hold fewer seats than the threshold",
+            ));
+        }
+        Ok(())
     }
 
     /// Runs MASCOT for the task in the background and stores the material.
@@ -341,12 +417,6 @@ impl Inner {
         if slots.is_empty() || slots.windows(2).any(|w| w[0] >= w[1]) {
             return Err(invalid("slots must be ascending and not empty"));
         }
-        if record.state == TaskState::Committee {
-            record.state = TaskState::Running;
-            self.store
-                .put_task(&record)
-                .map_err(|e| refuse(e.to_string()))?;
-        }
         let alpha = self.ready(&task).await?;
         if self
             .store
@@ -357,6 +427,12 @@ impl Inner {
                 "the task's MAC key is poisoned: a check under it failed or was abandoned",
             ));
         }
+        let stored_count = self
+            .store
+            .inputs(&task)
+            .map_err(|e| refuse(e.to_string()))?
+            .len();
+        check_run_covers(slots.len(), stored_count)?;
         // One run per task: a second run under the same MAC key could pair a check whose σ was
         // revealed with a forged one (each run has its own key state), or open another subset.
         if !self
@@ -365,6 +441,13 @@ impl Inner {
             .map_err(|e| refuse(e.to_string()))?
         {
             return Err(refuse("this task already ran here; a task runs once"));
+        }
+        // Inputs close here only once a run was accepted: a refused one changes nothing.
+        if record.state == TaskState::Committee {
+            record.state = TaskState::Running;
+            self.store
+                .put_task(&record)
+                .map_err(|e| refuse(e.to_string()))?;
         }
         let stored: BTreeMap<u32, [u8; 32]> = self
             .store

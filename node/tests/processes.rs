@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use conclave_chain::anvil::Anvil;
+use conclave_chain::backend::spawn_block_ticker;
 use conclave_chain::contracts::{ProjectSpec, ProverKind};
 use conclave_chain::watch::ResultWatcher;
 use conclave_chain::{Chain, Contracts, DeployConfig, DevChain, RpcChain, deploy};
@@ -72,7 +73,20 @@ struct Mesh {
     project: U256,
     from_block: u64,
     _root: tempfile::TempDir,
+    _ticker: AbortOnDrop,
     _anvil: Anvil,
+}
+
+/// How often the test's anvil mines a block without transactions.
+const BLOCK_TIME: Duration = Duration::from_millis(200);
+
+/// Stops the block ticker with the mesh.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Mesh {
@@ -89,6 +103,7 @@ impl Mesh {
             .await
             .unwrap();
         let contracts = Contracts::new(chain.clone() as Arc<dyn Chain>, addresses);
+        let ticker = spawn_block_ticker(chain.clone(), BLOCK_TIME);
 
         let root = tempfile::tempdir().unwrap();
         let mut nodes = Vec::new();
@@ -133,6 +148,7 @@ impl Mesh {
             project: U256::ZERO,
             from_block: 0,
             _root: root,
+            _ticker: AbortOnDrop(ticker),
             _anvil: anvil,
         };
         for i in 0..4 {
@@ -159,7 +175,6 @@ impl Mesh {
             )
             .await
             .unwrap();
-        mesh.contracts.open_epoch(&owner).await.unwrap();
         mesh.from_block = chain.block_number().await.unwrap();
         mesh
     }
@@ -254,12 +269,7 @@ async fn four_processes_publish_a_correct_result_on_anvil() {
     assert_eq!(avg.sum, readings.iter().sum::<i64>());
     assert_eq!(avg.count, readings.len() as u64);
     let wanted = U256::from_str_radix(&task.task_id, 16).unwrap();
-    let stored = mesh
-        .contracts
-        .result(mesh.project, wanted)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = mesh.contracts.result(wanted).await.unwrap().unwrap();
     assert_eq!(stored.output, output);
     // The first member in rank order submitted it.
     let submitter = stored.submitter.to_string().to_lowercase();
@@ -369,10 +379,7 @@ async fn a_member_killed_mid_task_is_replaced_and_the_work_is_published_by_a_new
     assert_eq!((avg.sum, avg.count), (110, 4));
     let first_result = mesh
         .contracts
-        .result(
-            mesh.project,
-            U256::from_str_radix(&first.task_id, 16).unwrap(),
-        )
+        .result(U256::from_str_radix(&first.task_id, 16).unwrap())
         .await
         .unwrap();
     assert!(first_result.is_none(), "the failed task published nothing");

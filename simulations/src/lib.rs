@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, bail};
+use conclave_chain::backend::spawn_block_ticker;
 use conclave_chain::contracts::{ProjectSpec, ProverKind};
 use conclave_chain::{Chain, Contracts, DeployConfig, DevChain, EmbeddedChain, deploy};
 use conclave_node::envelope::SecretKey;
+use conclave_node::identity::node_identity;
 use conclave_node::program::Program;
 use conclave_node::ratelimit::Limits;
 use conclave_node::store::Store;
@@ -31,9 +33,16 @@ pub struct Cluster {
     pub chain: Arc<EmbeddedChain>,
     pub contracts: Contracts,
     pub nodes: Vec<Node>,
+    /// Node i's operator key (for scenarios where an operator misbehaves on chain).
+    pub operators: Vec<PrivateKeySigner>,
     pub owner: PrivateKeySigner,
+    /// Mines a block every [`BLOCK_TIME`] while the cluster runs.
+    ticker: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
+
+/// How often the embedded chain mines a block when nobody sends a transaction.
+pub const BLOCK_TIME: Duration = Duration::from_millis(100);
 
 impl Cluster {
     /// Starts `n` nodes and waits until every node sees every other one live.
@@ -49,6 +58,7 @@ impl Cluster {
         let dir = tempfile::tempdir()?;
         let mut nodes: Vec<Node> = Vec::with_capacity(n);
         let mut operators = Vec::with_capacity(n);
+        let mut identities = Vec::with_capacity(n);
         for i in 0..n {
             let operator = PrivateKeySigner::random();
             operators.push(operator.clone());
@@ -56,6 +66,14 @@ impl Cluster {
                 .set_balance(operator.address(), coin() * U256::from(100))
                 .await?;
             let keypair = Keypair::generate_ed25519();
+            let input_key = SecretKey::generate();
+            identities.push(node_identity(
+                &keypair,
+                input_key.public(),
+                addresses.chain_id,
+                addresses.node_registry,
+                operator.address(),
+            )?);
             let mut network = NetworkConfig::local(keypair);
             network.mdns = false;
             network.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
@@ -72,7 +90,7 @@ impl Cluster {
                 network,
                 contracts: contracts.clone(),
                 operator,
-                input_key: SecretKey::generate(),
+                input_key,
                 store,
                 http: "127.0.0.1:0".parse()?,
                 // Every simulated device shares the loopback address, so one client may use the
@@ -89,9 +107,9 @@ impl Cluster {
             nodes.push(node);
         }
         progress("nodes started");
-        for (node, op) in nodes.iter().zip(&operators) {
+        for (identity, op) in identities.iter().zip(&operators) {
             contracts
-                .register_node(op, &node.peer_id().to_bytes(), coin() * U256::from(10))
+                .register_node(op, identity, coin() * U256::from(10))
                 .await?;
         }
         progress("nodes registered with stakes");
@@ -114,16 +132,19 @@ impl Cluster {
         chain
             .set_balance(owner.address(), coin() * U256::from(10))
             .await?;
+        let ticker = spawn_block_ticker(chain.clone(), BLOCK_TIME);
         Ok(Cluster {
             chain,
+            ticker,
             contracts,
             nodes,
+            operators,
             owner,
             _dir: dir,
         })
     }
 
-    /// Registers a private-average project and opens an epoch that includes every node.
+    /// Registers a private-average project.
     pub async fn private_average_project(
         &self,
         committee: u16,
@@ -141,9 +162,6 @@ impl Cluster {
             receiver: alloy::primitives::Address::ZERO,
         };
         let id = self.contracts.register_project(&self.owner, &spec).await?;
-        if self.contracts.current_epoch().await? == 0 {
-            self.contracts.open_epoch(&self.owner).await?;
-        }
         Ok(id.to::<u64>())
     }
 
@@ -158,6 +176,7 @@ impl Cluster {
     }
 
     pub async fn shutdown(self) {
+        self.ticker.abort();
         for node in self.nodes {
             node.shutdown().await;
         }

@@ -26,15 +26,15 @@ struct Args {
     /// Smallest stake a node may register with, in wei.
     #[arg(long, default_value = "1000000000000000000")]
     min_stake: U256,
-    /// Blocks between deactivating a node and withdrawing its stake.
-    #[arg(long, default_value_t = 100)]
+    /// Blocks between deactivating a node and withdrawing its stake (at least the task window).
+    #[arg(long, default_value_t = 2_000)]
     withdraw_delay: u64,
-    /// Blocks per epoch (the committee seed changes every epoch).
-    #[arg(long, default_value_t = 20)]
-    epoch_length: u64,
-    /// Epochs after its own during which a task's result is still accepted.
-    #[arg(long, default_value_t = 2)]
-    max_task_age: u64,
+    /// Blocks from opening a task to the last block its result is accepted in.
+    #[arg(long, default_value_t = 1_000)]
+    task_window: u64,
+    /// Blocks before a project's configuration change applies to newly opened tasks.
+    #[arg(long, default_value_t = 100)]
+    change_delay: u64,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -51,8 +51,8 @@ async fn main() -> anyhow::Result<()> {
     let config = DeployConfig {
         min_stake: args.min_stake,
         withdraw_delay: args.withdraw_delay,
-        epoch_length: args.epoch_length,
-        max_task_age: args.max_task_age,
+        task_window: args.task_window,
+        change_delay: args.change_delay,
     };
     let addresses = deploy(&chain, &key, config).await.context("deploying")?;
     addresses.write(&args.out)?;

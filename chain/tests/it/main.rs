@@ -3,6 +3,10 @@
 
 mod artifacts;
 mod client;
+mod equivocation;
+mod gas;
+mod identity;
+mod opening;
 mod retries;
 mod scenario;
 mod sortition_equivalence;

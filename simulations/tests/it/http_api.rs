@@ -13,8 +13,9 @@ async fn status_of(r: reqwest::Response) -> (u16, serde_json::Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_4xx_and_the_node_keeps_serving() {
     let cluster = Cluster::start(3, |_| {}).await.unwrap();
-    // A project that takes a single input, so its window closes after one.
-    let project = cluster.private_average_project(2, 2, 1, 60).await.unwrap();
+    // A project that takes a single input, so its window closes after one (8 expected seats
+    // over 3 nodes: every draw gives a committee).
+    let project = cluster.private_average_project(8, 2, 1, 60).await.unwrap();
     let api = cluster.api(0);
     let http = reqwest::Client::new();
     let client = Client::new(api.clone());

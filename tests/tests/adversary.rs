@@ -1,0 +1,647 @@
+//! One test per attack of DESIGN.md's trust model, over real nodes (libp2p over loopback, redb,
+//! HTTP APIs) and the embedded chain. Each attacker tries, and each test asserts what it got
+//! (nothing) and, where honest work is under way, that it still completes.
+//!
+//! Still to come (issue 11): `fake_committee_to_device`, `member_requests_foreign_mask`,
+//! `second_run_or_subset_run`, `slot_squatting`, `out_of_range_input_excluded`,
+//! `unauthenticated_work_is_bounded`, `memory_caps_hold_under_spam`,
+//! `result_not_duplicated_after_timeout`, `material_deleted_after_task`.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::signers::local::PrivateKeySigner;
+use conclave_chain::Revert;
+use conclave_chain::attest::{Attestation, TaskResult};
+use conclave_chain::bindings::TaskRouter::TaskRouterErrors;
+use conclave_chain::contracts::{ContractError, ProjectSpec, ProverKind};
+use conclave_chain::identity::NodeIdentity;
+use conclave_chain::sortition::seat_count;
+use conclave_chain::watch::ResultWatcher;
+use conclave_chain::{Chain, DeployConfig, DevChain};
+use conclave_node::api::TaskJson;
+use conclave_node::client::Client;
+use conclave_node::messages::{self, Member, Request, Response, TaskInfo};
+use conclave_node::program::{Average, Program};
+use conclave_sim::{Cluster, coin};
+use libp2p::PeerId;
+
+const NODES: usize = 4;
+
+fn router_error(e: ContractError) -> TaskRouterErrors {
+    match e {
+        ContractError::Revert(Revert::Router(e)) => e,
+        other => panic!("expected a TaskRouter revert, got {other:?}"),
+    }
+}
+
+fn task_id(task: &TaskJson) -> U256 {
+    U256::from_str_radix(&task.task_id, 16).unwrap()
+}
+
+/// A cluster, a private-average project (`committee` expected seats, `threshold`, `inputs`
+/// inputs), the block before its first task, and that task, opened through node 0's API.
+async fn running_task(
+    committee: u16,
+    threshold: u16,
+    inputs: u32,
+    window_secs: u64,
+) -> (Cluster, u64, u64, TaskJson) {
+    let cluster = Cluster::start(NODES, |_| {}).await.unwrap();
+    let project = cluster
+        .private_average_project(committee, threshold, inputs, window_secs)
+        .await
+        .unwrap();
+    let from = cluster.contracts.chain().block_number().await.unwrap();
+    let task = Client::new(cluster.api(0)).task(project).await.unwrap();
+    (cluster, project, from, task)
+}
+
+/// A task of `project` opened through node 0's API, every slot filled by a device, and its
+/// published result.
+async fn honest_task(cluster: &Cluster, project: u64, readings: &[i64]) -> (TaskJson, Average) {
+    let from = cluster.contracts.chain().block_number().await.unwrap();
+    let task = Client::new(cluster.api(0)).task(project).await.unwrap();
+    fill(cluster, &task, readings, 0).await;
+    let average = published(cluster, &task, from).await;
+    (task, average)
+}
+
+/// Devices submit `readings`, the first through node `first`'s API and the rest through the
+/// following nodes'.
+async fn fill(cluster: &Cluster, task: &TaskJson, readings: &[i64], first: usize) {
+    for (i, &r) in readings.iter().enumerate() {
+        Client::new(cluster.api((first + i) % NODES))
+            .submit_to(task, r)
+            .await
+            .unwrap();
+    }
+}
+
+/// The task's published result (scanning from block `from`).
+async fn published(cluster: &Cluster, task: &TaskJson, from: u64) -> Average {
+    let published = ResultWatcher::new(cluster.contracts.clone(), from, 0)
+        .with_poll_interval(Duration::from_millis(20))
+        .wait_for_task(task_id(task), Duration::from_secs(120))
+        .await
+        .unwrap()
+        .expect("the honest task publishes");
+    Average::decode(&published.event.output).unwrap()
+}
+
+/// A project registered by the cluster's owner with a program taking `inputs` inputs.
+async fn project(cluster: &Cluster, committee: u16, threshold: u16, inputs: u32) -> U256 {
+    let program = Program::private_average(inputs, 120);
+    let spec = ProjectSpec {
+        program_hash: B256::from(program.hash()),
+        program_uri: program.uri,
+        prover_kind: ProverKind::Spdz,
+        committee_size: committee,
+        threshold,
+        receiver: Address::ZERO,
+    };
+    cluster
+        .contracts
+        .register_project(&cluster.owner, &spec)
+        .await
+        .unwrap()
+}
+
+/// Opens a task from the test (no node coordinates it) and waits for its seats: (id, seat
+/// holders with their masks).
+async fn open_drawn_task(cluster: &Cluster, project: U256) -> (U256, Vec<(Address, U256)>) {
+    let (task, _) = cluster
+        .contracts
+        .open_task(&cluster.owner, project)
+        .await
+        .unwrap();
+    cluster.chain.mine(2).await.unwrap();
+    let seated = cluster.contracts.committee(task).await.unwrap().unwrap();
+    (task, seated)
+}
+
+fn forged(project: U256, task: U256) -> TaskResult {
+    TaskResult {
+        project_id: project,
+        task_id: task,
+        output: Bytes::from_static(b"forged output"),
+        proof_hash: B256::ZERO,
+    }
+}
+
+fn sign(result: &TaskResult, key: &PrivateKeySigner, cluster: &Cluster) -> Attestation {
+    let a = cluster.contracts.addresses();
+    result.sign(key, a.chain_id, a.task_router).unwrap()
+}
+
+fn operator_key(cluster: &Cluster, operator: Address) -> &PrivateKeySigner {
+    cluster
+        .operators
+        .iter()
+        .find(|k| k.address() == operator)
+        .expect("a cluster operator")
+}
+
+/// Old code let the opener pick the task id; now the contract assigns it, so ids cannot be
+/// ground against the seed, a result for an id nobody opened is refused, and a project that
+/// restricts opening keeps strangers from buying draws.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grind_task_id() {
+    let cluster = Cluster::start(NODES, |_| {}).await.unwrap();
+    let project = project(&cluster, 3, 2, 4).await;
+    let attacker = &cluster.operators[1];
+    let (first, _) = cluster
+        .contracts
+        .open_task(attacker, project)
+        .await
+        .unwrap();
+    let (second, _) = cluster
+        .contracts
+        .open_task(&cluster.owner, project)
+        .await
+        .unwrap();
+    assert_eq!(
+        second,
+        first + U256::from(1),
+        "ids are the contract's, in order"
+    );
+
+    // A result for an id of the attacker's choosing, signed by every operator it could muster.
+    let chosen = U256::from(0xdead_beefu64) << 192;
+    let result = forged(project, chosen);
+    let attestations = cluster
+        .operators
+        .iter()
+        .map(|k| sign(&result, k, &cluster))
+        .collect();
+    let e = cluster
+        .contracts
+        .submit_result(attacker, &result, attestations)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ContractError::Revert(Revert::Router(TaskRouterErrors::UnknownTask(_)))
+        ),
+        "{e:?}"
+    );
+
+    cluster
+        .contracts
+        .set_restrict_openers(&cluster.owner, project, true)
+        .await
+        .unwrap();
+    let e = router_error(
+        cluster
+            .contracts
+            .open_task(attacker, project)
+            .await
+            .unwrap_err(),
+    );
+    assert!(matches!(e, TaskRouterErrors::MayNotOpen(_)), "{e:?}");
+    let opened = cluster.contracts.task(second).await.unwrap();
+    assert_eq!(opened.opener, cluster.owner.address());
+    cluster.shutdown().await;
+}
+
+/// A registered node without a seat in the task signs: its signature alone, or added to the
+/// real seat holders', is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_member_signs() {
+    let cluster = Cluster::start(NODES, |_| {}).await.unwrap();
+    let project = project(&cluster, 3, 1, 4).await;
+    // 4 nodes × 10 units and 3 expected seats: a node misses a task's seats about half the time.
+    let (task, seated, outsider) = loop {
+        let (task, seated) = open_drawn_task(&cluster, project).await;
+        let outsider = cluster
+            .operators
+            .iter()
+            .find(|k| seated.iter().all(|(who, _)| *who != k.address()));
+        if let (Some(outsider), false) = (outsider, seated.is_empty()) {
+            break (task, seated, outsider.clone());
+        }
+    };
+    let result = forged(project, task);
+    let alone = sign(&result, &outsider, &cluster);
+    for mask in [U256::ZERO, U256::from(1)] {
+        let e = router_error(
+            cluster
+                .contracts
+                .submit_signatures(
+                    &outsider,
+                    &result,
+                    vec![alone.signature.clone()],
+                    vec![mask],
+                )
+                .await
+                .unwrap_err(),
+        );
+        assert!(matches!(e, TaskRouterErrors::NotSeatHolder(_)), "{e:?}");
+    }
+    // With the genuine seat holders: the outsider's claim spoils the submission.
+    let mut signed: Vec<(Address, Bytes, U256)> = seated
+        .iter()
+        .map(|(who, mask)| {
+            let key = operator_key(&cluster, *who);
+            (*who, sign(&result, key, &cluster).signature, *mask)
+        })
+        .collect();
+    signed.push((outsider.address(), alone.signature, U256::from(1)));
+    signed.sort_by_key(|s| s.0);
+    let e = router_error(
+        cluster
+            .contracts
+            .submit_signatures(
+                &outsider,
+                &result,
+                signed.iter().map(|s| s.1.clone()).collect(),
+                signed.iter().map(|s| s.2).collect(),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert!(matches!(e, TaskRouterErrors::NotSeatHolder(_)), "{e:?}");
+    assert!(cluster.contracts.result(task).await.unwrap().is_none());
+    cluster.shutdown().await;
+}
+
+/// Seat holders with fewer than the threshold's seats sign a wrong output: refused, and the
+/// honest committee then publishes the right one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minority_submits_wrong_output() {
+    let (cluster, project_id, from, task) = running_task(3, 2, 3, 120).await;
+    let id = task_id(&task);
+    let seated = cluster.contracts.committee(id).await.unwrap().unwrap();
+    let threshold = cluster.contracts.task(id).await.unwrap().threshold;
+    // The largest set of seat holders short of the threshold: one with fewer seats than it.
+    let (minority, mask) = seated
+        .iter()
+        .find(|(_, m)| seat_count(*m) < u32::from(threshold))
+        .copied()
+        .unwrap_or_else(|| {
+            // Every holder has the threshold alone: a single seat of one is still a minority.
+            let (who, m) = seated[0];
+            (who, m & (!m + U256::from(1)))
+        });
+    let result = forged(U256::from(project_id), id);
+    let key = operator_key(&cluster, minority);
+    let e = router_error(
+        cluster
+            .contracts
+            .submit_signatures(
+                key,
+                &result,
+                vec![sign(&result, key, &cluster).signature],
+                vec![mask],
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert!(matches!(e, TaskRouterErrors::TooFewSeats(_)), "{e:?}");
+
+    fill(&cluster, &task, &[10, 20, 30], 0).await;
+    let avg = published(&cluster, &task, from).await;
+    assert_eq!((avg.sum, avg.count), (60, 3));
+    cluster.shutdown().await;
+}
+
+/// A member signs two outputs of one task: anyone holding both signatures has it slashed, the
+/// reporter earns half its stake, and its seats stop counting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equivocating_member_slashed() {
+    let cluster = Cluster::start(NODES, |_| {}).await.unwrap();
+    let project = project(&cluster, 3, 1, 4).await;
+    let (task, seated) = loop {
+        let (task, seated) = open_drawn_task(&cluster, project).await;
+        if !seated.is_empty() {
+            break (task, seated);
+        }
+    };
+    let (cheat, mask) = seated[0];
+    let key = operator_key(&cluster, cheat).clone();
+    let one = forged(project, task);
+    let two = TaskResult {
+        output: Bytes::from_static(b"another output"),
+        ..one.clone()
+    };
+    let (sig_one, sig_two) = (sign(&one, &key, &cluster), sign(&two, &key, &cluster));
+
+    let reporter = PrivateKeySigner::random();
+    cluster
+        .chain
+        .set_balance(reporter.address(), coin())
+        .await
+        .unwrap();
+    let before = cluster.chain.balance(reporter.address()).await.unwrap();
+    let stake = cluster.contracts.node(cheat).await.unwrap().stake;
+    cluster
+        .contracts
+        .report_equivocation(
+            &reporter,
+            task,
+            (&one, &sig_one.signature),
+            (&two, &sig_two.signature),
+        )
+        .await
+        .unwrap();
+    let record = cluster.contracts.node(cheat).await.unwrap();
+    assert!(record.slashed);
+    assert_eq!(record.stake, U256::ZERO);
+    // The embedded chain charges no gas: the reporter's balance grew by exactly half the stake.
+    let after = cluster.chain.balance(reporter.address()).await.unwrap();
+    assert_eq!(after - before, stake / U256::from(2));
+
+    // Its seats no longer count, even for the output it signed first.
+    let e = router_error(
+        cluster
+            .contracts
+            .submit_signatures(&key, &one, vec![sig_one.signature.clone()], vec![mask])
+            .await
+            .unwrap_err(),
+    );
+    assert!(matches!(e, TaskRouterErrors::NotSeatHolder(_)), "{e:?}");
+    // The same output twice is no equivocation, and nobody is slashed twice.
+    let e = router_error(
+        cluster
+            .contracts
+            .report_equivocation(
+                &reporter,
+                task,
+                (&one, &sig_one.signature),
+                (&one, &sig_one.signature),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert!(matches!(e, TaskRouterErrors::SameOutput(_)), "{e:?}");
+    cluster.shutdown().await;
+}
+
+/// The owner changes the project while a task is open: the task keeps the threshold, committee
+/// size, receiver and program it was opened with, and the change reaches only tasks opened after
+/// the delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_changes_live_task() {
+    let cluster = Cluster::start(NODES, |_| {}).await.unwrap();
+    let project = project(&cluster, 8, 6, 4).await;
+    let (task, seated) = open_drawn_task(&cluster, project).await;
+    let before = cluster.contracts.task(task).await.unwrap();
+    let program = Program::private_average(1, 1);
+    let lax = ProjectSpec {
+        program_hash: B256::from(program.hash()),
+        program_uri: program.uri,
+        prover_kind: ProverKind::Spdz,
+        committee_size: 1,
+        threshold: 1,
+        receiver: Address::repeat_byte(0xee),
+    };
+    cluster
+        .contracts
+        .update_project(&cluster.owner, project, &lax)
+        .await
+        .unwrap();
+    let after = cluster.contracts.task(task).await.unwrap();
+    assert_eq!(before, after, "the open task's snapshot is untouched");
+    let now = cluster.contracts.project(project).await.unwrap();
+    assert_eq!(
+        (now.committeeSize, now.threshold),
+        (8, 6),
+        "not before the delay"
+    );
+
+    // One seat holder with fewer than the snapshot's six seats cannot publish under the new
+    // threshold of one.
+    if let Some((who, mask)) = seated.iter().find(|(_, m)| seat_count(*m) < 6) {
+        let key = operator_key(&cluster, *who);
+        let result = forged(project, task);
+        let e = router_error(
+            cluster
+                .contracts
+                .submit_signatures(
+                    key,
+                    &result,
+                    vec![sign(&result, key, &cluster).signature],
+                    vec![*mask],
+                )
+                .await
+                .unwrap_err(),
+        );
+        assert!(matches!(e, TaskRouterErrors::TooFewSeats(_)), "{e:?}");
+    }
+    // Pausing does not kill the open task either: its seed can still be fixed and it can publish.
+    cluster
+        .contracts
+        .set_project_paused(&cluster.owner, project, true)
+        .await
+        .unwrap();
+    cluster
+        .contracts
+        .fix_seed(&cluster.owner, task)
+        .await
+        .unwrap();
+    cluster.shutdown().await;
+}
+
+/// Someone registers a running node's peer id under its own operator address, ahead of the
+/// node's own registration, with the node's proof of possession copied (it cannot make its own):
+/// the record fails the identity check, so no node lists it on a committee, the victim keeps its
+/// seats, and the honest task publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_peer_id_registration() {
+    let cluster = Cluster::start(NODES, |_| {}).await.unwrap();
+    let victim_key = cluster.operators[2].clone();
+    let victim = victim_key.address();
+    let record = cluster.contracts.node(victim).await.unwrap();
+    // The victim leaves and comes back, so that the squatter's record is the older one.
+    cluster
+        .contracts
+        .deactivate_node(&victim_key)
+        .await
+        .unwrap();
+    cluster
+        .chain
+        .mine(DeployConfig::default().withdraw_delay)
+        .await
+        .unwrap();
+    cluster.contracts.withdraw_stake(&victim_key).await.unwrap();
+    let squatter = PrivateKeySigner::random();
+    cluster
+        .chain
+        .set_balance(squatter.address(), coin() * U256::from(1000))
+        .await
+        .unwrap();
+    let copied = NodeIdentity {
+        peer_id: record.peerId.to_vec(),
+        input_key: B256::repeat_byte(0x5a),
+        proof_of_possession: record.proofOfPossession.to_vec(),
+    };
+    // Large stakes for both, so that each holds seats in nearly every task.
+    let big = coin() * U256::from(200);
+    cluster
+        .contracts
+        .register_node(&squatter, &copied, big)
+        .await
+        .unwrap();
+    cluster
+        .chain
+        .set_balance(victim, coin() * U256::from(1000))
+        .await
+        .unwrap();
+    let own = NodeIdentity {
+        peer_id: record.peerId.to_vec(),
+        input_key: record.inputKey,
+        proof_of_possession: record.proofOfPossession.to_vec(),
+    };
+    cluster
+        .contracts
+        .register_node(&victim_key, &own, big)
+        .await
+        .unwrap();
+    cluster.chain.mine(1).await.unwrap();
+
+    // 16 expected seats over 430 units: the victim misses a task's seats with odds about 6e-4.
+    let project_id = cluster
+        .private_average_project(16, 2, 3, 120)
+        .await
+        .unwrap();
+    let (task, avg) = honest_task(&cluster, project_id, &[1, 2, 3]).await;
+    assert_eq!((avg.sum, avg.count), (6, 3));
+    let operators: Vec<Address> = task
+        .committee
+        .iter()
+        .map(|m| m.operator.parse().unwrap())
+        .collect();
+    assert!(!operators.contains(&squatter.address()), "{operators:?}");
+    let seated = cluster
+        .contracts
+        .committee(task_id(&task))
+        .await
+        .unwrap()
+        .unwrap();
+    if seated.iter().any(|(who, _)| *who == victim) {
+        assert!(
+            operators.contains(&victim),
+            "the victim kept its seats: {operators:?}"
+        );
+    }
+    cluster.shutdown().await;
+}
+
+/// A peer that did not open a task announces it to a member (`Start` naming itself as
+/// coordinator), and another announces a task that was never opened on chain: both refused,
+/// and the real task still publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_task_announcement() {
+    let (cluster, project_id, from, task) = running_task(3, 2, 3, 120).await;
+
+    let coordinator: PeerId = task.coordinator.parse().unwrap();
+    let attacker = cluster
+        .nodes
+        .iter()
+        .find(|n| n.peer_id() != coordinator)
+        .unwrap();
+    let members: Vec<Member> = task
+        .committee
+        .iter()
+        .map(|m| Member {
+            peer: m.peer_id.parse::<PeerId>().unwrap().to_bytes(),
+            operator: m.operator.parse::<Address>().unwrap().0.0,
+            key: from_hex(&m.key),
+        })
+        .collect();
+    let hijacked = TaskInfo {
+        project_id,
+        task_id: task_id(&task).to_be_bytes(),
+        coordinator: attacker.peer_id().to_bytes(),
+        committee: members.clone(),
+        max_inputs: 3,
+        closes_at_ms: u64::MAX / 2,
+    };
+    let made_up = TaskInfo {
+        task_id: (U256::from(77u64) << 200usize).to_be_bytes::<32>(),
+        ..hijacked.clone()
+    };
+    for info in [hijacked, made_up] {
+        for member in &members {
+            let peer = PeerId::from_bytes(&member.peer).unwrap();
+            if peer == attacker.peer_id() {
+                continue;
+            }
+            let answer = attacker
+                .network()
+                .request(peer, messages::encode(&Request::Start(info.clone())))
+                .await
+                .unwrap();
+            let answer: Response = messages::decode(&answer).unwrap();
+            assert!(
+                matches!(answer, Response::Refused { .. }),
+                "{peer} accepted a forged Start: {answer:?}"
+            );
+        }
+    }
+
+    fill(&cluster, &task, &[4, 5, 6], 0).await;
+    let avg = published(&cluster, &task, from).await;
+    assert_eq!((avg.sum, avg.count), (15, 3));
+    cluster.shutdown().await;
+}
+
+fn from_hex(s: &str) -> [u8; 32] {
+    let s = s.trim_start_matches("0x");
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
+
+/// The coordinator (here: a node whose operator turned malicious) asks the members to compute
+/// over one victim's slot, and after the honest run, to run again: both refused, so the output
+/// covers every agreed input once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_run_or_subset_run() {
+    let (cluster, _, from, task) = running_task(6, 2, 3, 120).await;
+    let coordinator: PeerId = task.coordinator.parse().unwrap();
+    let node = cluster
+        .nodes
+        .iter()
+        .find(|n| n.peer_id() == coordinator)
+        .unwrap();
+    let members: Vec<PeerId> = task
+        .committee
+        .iter()
+        .map(|m| m.peer_id.parse().unwrap())
+        .filter(|p| *p != coordinator)
+        .collect();
+    let run = |slots: Vec<u32>| Request::Run {
+        task_id: task_id(&task).to_be_bytes(),
+        slots,
+    };
+    let refused_everywhere = |request: Request| {
+        let members = members.clone();
+        async move {
+            for &member in &members {
+                let answer = node
+                    .network()
+                    .request(member, messages::encode(&request))
+                    .await
+                    .unwrap();
+                let answer: Response = messages::decode(&answer).unwrap();
+                assert!(
+                    matches!(answer, Response::Refused { .. }),
+                    "{member} answered {answer:?}"
+                );
+            }
+        }
+    };
+
+    fill(&cluster, &task, &[100, 200], 0).await;
+    refused_everywhere(run(vec![0])).await;
+    fill(&cluster, &task, &[300], 2).await;
+    let avg = published(&cluster, &task, from).await;
+    assert_eq!((avg.sum, avg.count), (600, 3));
+    refused_everywhere(run(vec![0, 1, 2])).await;
+    refused_everywhere(run(vec![2])).await;
+    cluster.shutdown().await;
+}
