@@ -2,14 +2,19 @@
 //!
 //! It asks the entry node for the open task, gets a slot with each member's triple shares sealed
 //! for a fresh X25519 key of its own, checks a·b = c, and sends y = x − a sealed for each member.
-//! The entry node sees only envelopes; a member sees only y, which a hides.
+//! The entry node sees only envelopes; a member sees only y, which a hides. A client given the
+//! chain ([`Client::with_chain`]) first checks the committee and keys the entry node announced
+//! against the task's draw on chain, so a lying entry node cannot point it at a fake committee.
 
+use conclave_chain::Contracts;
 use conclave_mpc::Fp;
 use serde::de::DeserializeOwned;
 
 use crate::api::{InputRequest, SealedJson, SlotJson, SlotRequest, StatusJson, TaskJson, hex32};
+use crate::committee::check_committee;
 use crate::envelope::{self, SecretKey};
 use crate::member::{input_context, shares_context};
+use crate::messages::Member;
 
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +27,8 @@ pub enum ClientError {
     Answer(String),
     #[error("the committee's triple for slot {0} does not satisfy a·b = c: a member cheated")]
     BadTriple(u32),
+    #[error("the announced committee does not match the chain: {0}")]
+    Committee(#[from] crate::committee::CommitteeError),
 }
 
 /// Times a client waits out a 429 before reporting it.
@@ -33,6 +40,8 @@ const MAX_RETRY_AFTER_SECS: u64 = 10;
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    /// The chain to check announced committees against.
+    chain: Option<Contracts>,
 }
 
 /// What the node acknowledged.
@@ -48,7 +57,50 @@ impl Client {
         Client {
             http: reqwest::Client::new(),
             base: base.into().trim_end_matches('/').to_string(),
+            chain: None,
         }
+    }
+
+    /// Checks every announced committee against `contracts` before sending anything to it.
+    pub fn with_chain(mut self, contracts: Contracts) -> Self {
+        self.chain = Some(contracts);
+        self
+    }
+
+    /// The task's committee checked against chain (when this client has it).
+    async fn check_committee(&self, task: &TaskJson, task_id: [u8; 32]) -> Result<(), ClientError> {
+        let Some(contracts) = &self.chain else {
+            return Ok(());
+        };
+        let bad = |what: &str| ClientError::Answer(format!("bad member {what}"));
+        let members = task
+            .committee
+            .iter()
+            .map(|m| {
+                Ok(Member {
+                    peer: m
+                        .peer_id
+                        .parse::<libp2p::PeerId>()
+                        .map_err(|_| bad("peer id"))?
+                        .to_bytes(),
+                    operator: m
+                        .operator
+                        .parse::<alloy::primitives::Address>()
+                        .map_err(|_| bad("operator"))?
+                        .0
+                        .0,
+                    key: hex32(&m.key, "member key").map_err(|_| bad("key"))?,
+                })
+            })
+            .collect::<Result<Vec<_>, ClientError>>()?;
+        check_committee(
+            contracts,
+            alloy::primitives::U256::from_be_bytes(task_id),
+            task.project_id,
+            &members,
+        )
+        .await?;
+        Ok(())
     }
 
     async fn answer<T: DeserializeOwned>(r: reqwest::Response) -> Result<T, ClientError> {
@@ -165,6 +217,7 @@ impl Client {
     pub async fn submit_to(&self, task: &TaskJson, reading: i64) -> Result<Submitted, ClientError> {
         let bad = |e: crate::api::ApiError| ClientError::Answer(e.message);
         let task_id = hex32(&task.task_id, "task id").map_err(bad)?;
+        self.check_committee(task, task_id).await?;
         let key = SecretKey::generate();
         let grant: SlotJson = self
             .post(

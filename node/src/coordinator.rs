@@ -15,7 +15,8 @@ use futures::future::join_all;
 use libp2p::PeerId;
 use tokio::task::JoinHandle;
 
-use crate::committee::SeatHolder;
+use crate::committee::{SeatHolder, seat_holders};
+
 use crate::messages::{Member, RefusalKind, Request, Response, TaskId, TaskInfo};
 use crate::node::{ANSWER_WAIT, Inner, NodeError, now_ms};
 use crate::program::Program;
@@ -34,9 +35,9 @@ const CLOSE_POLL: Duration = Duration::from_millis(25);
 const LOST_AFTER: Duration = Duration::from_secs(5);
 /// How many tasks (the first and its re-runs) a project's work gets.
 pub const MAX_ATTEMPTS: u32 = 3;
-/// How many draws an opening tries before giving up: the seats are random, and a draw whose
-/// answering seat holders fall short of the threshold costs only an `openTask`.
-pub const MAX_DRAWS: u32 = 8;
+/// How many draws an opening tries before giving up: the seats are random, and a draw that
+/// cannot form a committee costs only an `openTask`.
+pub const MAX_DRAWS: u32 = 16;
 /// How long to wait for the published result to be confirmed.
 const CONFIRM_WAIT: Duration = Duration::from_secs(600);
 
@@ -115,15 +116,14 @@ impl Inner {
         Ok(())
     }
 
-    /// Opens a task for `project`, forms its committee and starts its preprocessing. The size
-    /// of a committee is random (DESIGN.md, "Tasks"): a draw whose answering seat holders fall
-    /// short of the threshold fails, and the work goes to a newly opened task, up to
-    /// [`MAX_DRAWS`] tasks.
+    /// Opens a task for `project`, forms its committee and starts its preprocessing. The seats
+    /// are random (DESIGN.md, "Tasks"): a draw that cannot form a committee (too few seats, a
+    /// seat holder absent) fails, and the work goes to a newly opened task, up to [`MAX_DRAWS`].
     pub(crate) async fn open_task(&self, project: u64) -> Result<TaskInfo, NodeError> {
         let mut draw = 1;
         loop {
             match self.open_attempt(project, 1).await {
-                Err(e @ NodeError::TooFewSeats { .. }) if draw < MAX_DRAWS => {
+                Err(e @ NodeError::DrawUnusable(_)) if draw < MAX_DRAWS => {
                     tracing::info!(project, draw, error = %e, "opening another task");
                     draw += 1;
                 }
@@ -240,7 +240,7 @@ impl Inner {
     async fn seated(&self, task: U256) -> Result<Vec<SeatHolder>, NodeError> {
         let deadline = Instant::now() + SEED_WAIT;
         let seated = loop {
-            if let Some(seated) = self.seat_holders(task).await? {
+            if let Some(seated) = seat_holders(&self.contracts, task).await? {
                 break seated;
             }
             if Instant::now() >= deadline {
@@ -257,8 +257,10 @@ impl Inner {
         Ok(seated)
     }
 
-    /// Asks every seat holder that is live to prepare; those that answer form the committee,
-    /// which must hold at least `threshold` seats (the seats of absent holders are lost).
+    /// Asks every seat holder to prepare. The committee is all of them (devices and members
+    /// refuse a committee that leaves one out), so one that is not live or does not answer with
+    /// its registered key gives up the draw, as does a draw with fewer than the threshold's seats
+    /// or fewer than two members.
     async fn form_committee(
         &self,
         project: u64,
@@ -267,14 +269,21 @@ impl Inner {
         threshold: u16,
     ) -> Result<Vec<Member>, NodeError> {
         let seated = self.seated(task).await?;
+        let seats: u32 = seated.iter().map(|h| h.seats).sum();
+        if seats < u32::from(threshold) || seated.len() < 2 {
+            return Err(NodeError::DrawUnusable(format!(
+                "{} seat holders with {seats} seats; the task needs {threshold} seats and two members",
+                seated.len()
+            )));
+        }
         let live = self.live_set().await?;
         let mut members = Vec::with_capacity(seated.len());
-        let mut seats = 0u32;
         for holder in seated {
             let peer = holder.peer;
             if !live.contains(&peer) {
-                tracing::debug!(%peer, "seat holder not live; its seats are lost");
-                continue;
+                return Err(NodeError::DrawUnusable(format!(
+                    "seat holder {peer} is not live"
+                )));
             }
             let prepare = Request::Prepare {
                 task_id: task_bytes,
@@ -282,7 +291,6 @@ impl Inner {
             };
             match tokio::time::timeout(ANSWER_WAIT, self.ask(peer, prepare)).await {
                 Ok(Ok(Response::Prepared { key })) if key == holder.input_key => {
-                    seats += holder.seats;
                     members.push(Member {
                         peer: peer.to_bytes(),
                         operator: holder.operator.0.0,
@@ -290,15 +298,11 @@ impl Inner {
                     });
                 }
                 other => {
-                    tracing::info!(%peer, ?other, "seat holder did not prepare with its registered key")
+                    return Err(NodeError::DrawUnusable(format!(
+                        "seat holder {peer} did not prepare with its registered key: {other:?}"
+                    )));
                 }
             }
-        }
-        if seats < u32::from(threshold) || members.len() < 2 {
-            return Err(NodeError::TooFewSeats {
-                seats,
-                needed: threshold.max(2),
-            });
         }
         Ok(members)
     }

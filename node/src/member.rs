@@ -17,9 +17,10 @@ use conclave_provers::spdz::{self, SumJob};
 use libp2p::PeerId;
 use tokio::sync::watch;
 
+use crate::committee::{CommitteeError, check_committee, verified_peer};
 use crate::envelope;
 use crate::messages::{RefusalKind, Request, Response, TaskId, TaskInfo};
-use crate::node::{Inner, NodeError, PrepStatus, now_ms};
+use crate::node::{Inner, PrepStatus, now_ms};
 use crate::program::Average;
 use crate::store::{TaskRecord, TripleRecord};
 use crate::task::TaskState;
@@ -190,45 +191,18 @@ impl Inner {
         from: PeerId,
         info: &TaskInfo,
     ) -> Result<(), Response> {
-        let chain = |e: NodeError| refuse(format!("checking the task on chain: {e}"));
         let task_id = U256::from_be_bytes(info.task_id);
-        let task = match self.contracts.task(task_id).await {
-            Ok(task) => task,
-            Err(e) if e.revert().is_some() => return Err(unknown("no such task on chain")),
-            Err(e) => return Err(chain(e.into())),
-        };
-        if task.projectId != U256::from(info.project_id) {
-            return Err(invalid("the task belongs to another project"));
-        }
-        if self.verified_peer(task.opener).await.map_err(chain)? != Some(from) {
-            return Err(refuse("only the node of the task's opener coordinates it"));
-        }
-        let holders = self
-            .seat_holders(task_id)
+        let task = check_committee(&self.contracts, task_id, info.project_id, &info.committee)
             .await
-            .map_err(chain)?
-            .ok_or_else(|| refuse("the task's seed is not drawn yet"))?;
-        let mut seats = 0u32;
-        let mut seen = std::collections::HashSet::new();
-        for member in &info.committee {
-            let holder = holders
-                .iter()
-                .find(|h| h.peer.to_bytes() == member.peer)
-                .ok_or_else(|| refuse("a listed member holds no seat in this task"))?;
-            if holder.operator.0.0 != member.operator || holder.input_key != member.key {
-                return Err(refuse(
-                    "a listed member's operator or key is not its registered one",
-                ));
-            }
-            if !seen.insert(holder.peer) {
-                return Err(invalid("a member is listed twice"));
-            }
-            seats += holder.seats;
-        }
-        if seats < u32::from(task.threshold) {
-            return Err(refuse(
-                "the listed members hold fewer seats than the threshold",
-            ));
+            .map_err(|e| match e {
+                CommitteeError::UnknownTask => unknown("no such task on chain"),
+                other => refuse(other.to_string()),
+            })?;
+        let opener = verified_peer(&self.contracts, task.opener)
+            .await
+            .map_err(|e| refuse(format!("checking the task on chain: {e}")))?;
+        if opener != Some(from) {
+            return Err(refuse("only the node of the task's opener coordinates it"));
         }
         Ok(())
     }

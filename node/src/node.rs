@@ -56,8 +56,8 @@ pub enum NodeError {
     },
     #[error("unknown task")]
     UnknownTask,
-    #[error("the draw gave the members that answered {seats} seats; the task needs {needed}")]
-    TooFewSeats { seats: u32, needed: u16 },
+    #[error("the task's draw cannot form a committee: {0}")]
+    DrawUnusable(String),
     #[error("{0}")]
     Unavailable(String),
 }

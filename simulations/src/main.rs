@@ -100,7 +100,9 @@ async fn run_task(
     let started = Instant::now();
     let submits = readings.iter().enumerate().map(|(i, &reading)| {
         let entry = &cluster.nodes[i % cluster.nodes.len()];
-        let client = Client::new(format!("http://{}", entry.http_addr()));
+        // Devices check the committee the entry node announces against chain.
+        let client = Client::new(format!("http://{}", entry.http_addr()))
+            .with_chain(cluster.contracts.clone());
         let task = task.clone();
         let bar = bar.clone();
         async move {

@@ -645,3 +645,37 @@ async fn second_run_or_subset_run() {
     refused_everywhere(run(vec![2])).await;
     cluster.shutdown().await;
 }
+
+/// An entry node announces a committee of its own making (its own keys, or a member list cut
+/// to the members it controls): a device that reads the chain refuses it before sending
+/// anything, and with the real committee it still submits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_committee_to_device() {
+    let (cluster, _, _, task) = running_task(6, 2, 3, 120).await;
+    let device = Client::new(cluster.api(1)).with_chain(cluster.contracts.clone());
+
+    let mut own_keys = task.clone();
+    for m in &mut own_keys.committee {
+        m.key = "5a".repeat(32);
+    }
+    let mut cut = task.clone();
+    cut.committee.truncate(1);
+    let mut stranger = task.clone();
+    stranger.committee[0].peer_id = PeerId::random().to_string();
+    let mut other_task = task.clone();
+    other_task.task_id = format!("{:064x}", task_id(&task) + U256::from(1000));
+    for (what, fake) in [
+        ("keys", own_keys),
+        ("cut", cut),
+        ("stranger", stranger),
+        ("task", other_task),
+    ] {
+        let e = device.submit_to(&fake, 42).await.unwrap_err();
+        assert!(
+            matches!(e, conclave_node::client::ClientError::Committee(_)),
+            "{what}: {e:?}"
+        );
+    }
+    device.submit_to(&task, 42).await.unwrap();
+    cluster.shutdown().await;
+}

@@ -970,7 +970,11 @@ mod tests {
     fn stocks_match_their_counts(keys: &MascotKeys) {
         for (j, pair) in keys.pairs.iter().enumerate() {
             let Some(pair) = pair else { continue };
-            assert_eq!(pair.owner_stock.len(), keys.vole_left[keys.party], "own stock with {j}");
+            assert_eq!(
+                pair.owner_stock.len(),
+                keys.vole_left[keys.party],
+                "own stock with {j}"
+            );
             assert_eq!(pair.key_stock.len(), keys.vole_left[j], "{j}'s stock");
         }
     }
