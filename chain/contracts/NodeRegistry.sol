@@ -12,8 +12,9 @@ import {Sortition} from "./Sortition.sol";
 /// A stake cannot change while registered; it counts in whole units of `minStake` (at most
 /// Sortition.MAX_UNITS). An operator can deactivate at any time and withdraw `withdrawDelay` blocks
 /// later. The TaskRouter (set once, by the deployer, right after deployment) slashes an operator
-/// that signed two outputs of one task: half the stake goes to the reporter, the rest stays locked,
-/// and the record stays, so that the operator cannot register again.
+/// that signed two outputs of one task: a tenth of the stake goes to the reporter (a bounty small
+/// enough that reporting oneself is no way out), the rest stays locked for good, and the record
+/// stays, so that the operator cannot register again.
 contract NodeRegistry {
     struct Node {
         bytes peerId;
@@ -110,7 +111,10 @@ contract NodeRegistry {
         emit NodeWithdrawn(msg.sender, stake);
     }
 
-    /// Takes `operator`'s stake: half to `reporter`, the rest locked for good. Slasher only.
+    /// The share of a slashed stake the reporter gets (the rest is locked for good).
+    uint256 public constant BOUNTY_DIVISOR = 10;
+
+    /// Takes `operator`'s stake: a tenth to `reporter`, the rest locked for good. Slasher only.
     function slash(address operator, address reporter) external {
         if (msg.sender != slasher || slasher == address(0)) revert NotSlasher(msg.sender);
         Node storage n = nodes[operator];
@@ -121,7 +125,7 @@ contract NodeRegistry {
         n.stake = 0;
         n.slashed = true;
         emit NodeSlashed(operator, reporter, stake);
-        (bool ok,) = reporter.call{value: stake / 2}("");
+        (bool ok,) = reporter.call{value: stake / BOUNTY_DIVISOR}("");
         if (!ok) revert TransferFailed();
     }
 

@@ -72,7 +72,8 @@ contract TaskRouter {
         bytes32 proofHash,
         bytes output,
         address submitter,
-        uint256 seats
+        uint256 seats,
+        address opener
     );
     event ReceiverFailed(uint256 indexed projectId, uint256 indexed taskId, address receiver);
     event Equivocation(uint256 indexed taskId, address indexed signer, address reporter);
@@ -174,12 +175,12 @@ contract TaskRouter {
 
         t.published = true;
         results[taskId] = Result(output, proofHash, uint64(block.number), msg.sender);
-        emit ResultPublished(t.projectId, taskId, keccak256(output), proofHash, output, msg.sender, seats);
+        emit ResultPublished(t.projectId, taskId, keccak256(output), proofHash, output, msg.sender, seats, t.opener);
         if (t.receiver != address(0)) _notify(t.receiver, t.projectId, taskId, output, proofHash);
     }
 
-    /// Slashes a signer that signed two different outputs of one task; the caller gets half the
-    /// stake. Works whether or not either output was published.
+    /// Slashes a signer that signed two different outputs of one task; the caller gets a tenth of
+    /// the stake. Works whether or not either output was published.
     function reportEquivocation(
         uint256 taskId,
         bytes32 outputHashA,

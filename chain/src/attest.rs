@@ -92,6 +92,7 @@ impl TaskResult {
         chain_id: u64,
         router: Address,
     ) -> Result<(), AttestError> {
+        check_submittable(&attestation.signature)?;
         let signature = alloy::primitives::Signature::try_from(attestation.signature.as_ref())
             .map_err(|e| AttestError::Malformed(e.to_string()))?;
         let recovered = signature
@@ -105,6 +106,29 @@ impl TaskResult {
         }
         Ok(())
     }
+}
+
+/// secp256k1's order / 2: `TaskRouter` refuses signatures with a larger s.
+const HALF_ORDER: U256 = alloy::primitives::uint!(
+    0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0_U256
+);
+
+/// What `TaskRouter` accepts: 65 bytes, v ∈ {27, 28} (or 0, 1), s at most half the order. A
+/// signature the library would normalise but the contract refuses would sink a whole submission.
+fn check_submittable(signature: &[u8]) -> Result<(), AttestError> {
+    if signature.len() != 65 {
+        return Err(AttestError::Malformed(format!(
+            "{} bytes, not 65",
+            signature.len()
+        )));
+    }
+    if ![0, 1, 27, 28].contains(&signature[64]) {
+        return Err(AttestError::Malformed(format!("v = {}", signature[64])));
+    }
+    if U256::from_be_slice(&signature[32..64]) > HALF_ORDER {
+        return Err(AttestError::Malformed("s is in the upper half".into()));
+    }
+    Ok(())
 }
 
 /// Orders attestations with their signers' seat masks as `TaskRouter.submit` wants them:
@@ -144,5 +168,38 @@ mod tests {
             Err(AttestError::WrongSigner { .. })
         ));
         assert!(result.verify(&att, 1, router).is_err());
+    }
+
+    /// Copies the library would accept but the contract refuses: high s, v = 37, a byte short.
+    #[test]
+    fn signatures_the_contract_refuses_are_refused_here() {
+        let key = PrivateKeySigner::random();
+        let router = Address::repeat_byte(0x42);
+        let result = TaskResult {
+            project_id: U256::from(1),
+            task_id: U256::from(2),
+            output: Bytes::from_static(b"out"),
+            proof_hash: B256::ZERO,
+        };
+        let att = result.sign(&key, 7, router).unwrap();
+        let order = U256::from_be_slice(&alloy::primitives::hex!(
+            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"
+        ));
+        let mut high = att.signature.to_vec();
+        let s = U256::from_be_slice(&high[32..64]);
+        high[32..64].copy_from_slice(&(order - s).to_be_bytes::<32>());
+        high[64] = if high[64] == 27 { 28 } else { 27 };
+        let mut v37 = att.signature.to_vec();
+        v37[64] = 37 + (v37[64] - 27);
+        for bad in [high, v37, att.signature[..64].to_vec()] {
+            let forged = Attestation {
+                signer: key.address(),
+                signature: Bytes::from(bad),
+            };
+            assert!(matches!(
+                result.verify(&forged, 7, router),
+                Err(AttestError::Malformed(_))
+            ));
+        }
     }
 }

@@ -45,8 +45,8 @@ pub enum CommitteeError {
 }
 
 /// The task's seat holders with valid records, in ascending operator order, or `None` while the
-/// block the seed comes from is not mined. A peer id claimed by two valid records (its key signed
-/// for two operators) counts once, for the earlier registration.
+/// block the seed comes from is not mined. A peer id or input key in two valid records (its key
+/// signed for two operators) counts once, for the earlier registration.
 pub async fn seat_holders(
     contracts: &Contracts,
     task: U256,
@@ -74,8 +74,11 @@ pub async fn seat_holders(
         }
     }
     holders.sort_by_key(|(at, h)| (*at, h.operator));
-    let mut seen = std::collections::HashSet::new();
-    holders.retain(|(_, h)| seen.insert(h.peer));
+    // One node per peer id and per input key: a second valid record for either (the key holder
+    // signed twice) gets no separate place.
+    let mut peers = std::collections::HashSet::new();
+    let mut keys = std::collections::HashSet::new();
+    holders.retain(|(_, h)| peers.insert(h.peer) & keys.insert(h.input_key));
     let mut holders: Vec<SeatHolder> = holders.into_iter().map(|(_, h)| h).collect();
     holders.sort_by_key(|h| h.operator);
     Ok(Some(holders))

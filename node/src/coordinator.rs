@@ -163,6 +163,14 @@ impl Inner {
             .open_task(&self.operator, U256::from(project))
             .await?;
         let me = self.network.peer_id();
+        // The task runs what it was opened with, which a project change may have made differ from
+        // what was read above.
+        let snapshot = self.contracts.task(task).await?;
+        if snapshot.programHash != program.hash() || snapshot.proverKind != ProverKind::Spdz as u8 {
+            return Err(NodeError::Task(
+                "the project changed while the task was opened; its snapshot differs".into(),
+            ));
+        }
         let task_bytes: TaskId = task.to_be_bytes();
         let mut record = TaskRecord {
             project_id: project,
@@ -181,7 +189,7 @@ impl Inner {
         self.store.put_task(&record)?;
 
         let committee = match self
-            .form_committee(project, task, task_bytes, p.threshold)
+            .form_committee(project, task, task_bytes, snapshot.threshold)
             .await
         {
             Ok(c) => c,
@@ -236,7 +244,7 @@ impl Inner {
 
     /// The task's seat holders with valid identity records, once the block its seed comes from
     /// is mined; the seed is then stored on chain, since the block hash it comes from is readable
-    /// for 256 blocks only.
+    /// for 256 blocks only (a failure to store it gives up the task).
     async fn seated(&self, task: U256) -> Result<Vec<SeatHolder>, NodeError> {
         let deadline = Instant::now() + SEED_WAIT;
         let seated = loop {
@@ -251,9 +259,8 @@ impl Inner {
             }
             tokio::time::sleep(SEED_POLL).await;
         };
-        if let Err(e) = self.contracts.fix_seed(&self.operator, task).await {
-            tracing::warn!(error = %e, "could not store the task's seed on chain");
-        }
+        // Without the stored seed the task could never publish once the block hash is gone.
+        self.contracts.fix_seed(&self.operator, task).await?;
         Ok(seated)
     }
 

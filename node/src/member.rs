@@ -21,9 +21,10 @@ use crate::committee::{CommitteeError, check_committee, verified_peer};
 use crate::envelope;
 use crate::messages::{RefusalKind, Request, Response, TaskId, TaskInfo};
 use crate::node::{Inner, PrepStatus, now_ms};
-use crate::program::Average;
+use crate::program::{Average, Program};
 use crate::store::{TaskRecord, TripleRecord};
 use crate::task::TaskState;
+use conclave_chain::contracts::ProverKind;
 
 /// How long a triple-shares request waits for preprocessing to finish.
 const PREP_WAIT: Duration = Duration::from_secs(120);
@@ -198,11 +199,34 @@ impl Inner {
                 CommitteeError::UnknownTask => unknown("no such task on chain"),
                 other => refuse(other.to_string()),
             })?;
+        let chain =
+            |e: conclave_chain::ContractError| refuse(format!("checking the task on chain: {e}"));
         let opener = verified_peer(&self.contracts, task.opener)
             .await
-            .map_err(|e| refuse(format!("checking the task on chain: {e}")))?;
+            .map_err(chain)?;
         if opener != Some(from) {
             return Err(refuse("only the node of the task's opener coordinates it"));
+        }
+        let now = self
+            .contracts
+            .chain()
+            .block_number()
+            .await
+            .map_err(|e| refuse(format!("reading the chain: {e}")))?;
+        if task.published || now > task.deadline {
+            return Err(refuse("the task is over"));
+        }
+        // What this member computes (a private average of `max_inputs` inputs) must be the program
+        // the task was opened with.
+        let project = self
+            .contracts
+            .project(task.projectId)
+            .await
+            .map_err(chain)?;
+        let program = Program::from_chain(&project.programUri, task.programHash)
+            .map_err(|e| refuse(format!("the task's program: {e}")))?;
+        if task.proverKind != ProverKind::Spdz as u8 || program.max_inputs != info.max_inputs {
+            return Err(refuse("the Start does not match the task's program"));
         }
         Ok(())
     }

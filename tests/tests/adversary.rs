@@ -167,25 +167,27 @@ async fn grind_task_id() {
     );
 
     // A result for an id of the attacker's choosing, signed by every operator it could muster.
+    // A result for an id of the attacker's choosing, signed by every operator it could muster,
+    // each claiming every unit it has.
     let chosen = U256::from(0xdead_beefu64) << 192;
     let result = forged(project, chosen);
-    let attestations = cluster
-        .operators
-        .iter()
-        .map(|k| sign(&result, k, &cluster))
-        .collect();
-    let e = cluster
-        .contracts
-        .submit_result(attacker, &result, attestations)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            ContractError::Revert(Revert::Router(TaskRouterErrors::UnknownTask(_)))
-        ),
-        "{e:?}"
+    let mut keys: Vec<&PrivateKeySigner> = cluster.operators.iter().collect();
+    keys.sort_by_key(|k| k.address());
+    let e = router_error(
+        cluster
+            .contracts
+            .submit_signatures(
+                attacker,
+                &result,
+                keys.iter()
+                    .map(|k| sign(&result, k, &cluster).signature)
+                    .collect(),
+                vec![U256::MAX; keys.len()],
+            )
+            .await
+            .unwrap_err(),
     );
+    assert!(matches!(e, TaskRouterErrors::UnknownTask(_)), "{e:?}");
 
     cluster
         .contracts
@@ -307,7 +309,8 @@ async fn minority_submits_wrong_output() {
 }
 
 /// A member signs two outputs of one task: anyone holding both signatures has it slashed, the
-/// reporter earns half its stake, and its seats stop counting.
+/// reporter earns a tenth of its stake (the rest is locked for good), and its seats stop
+/// counting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn equivocating_member_slashed() {
     let cluster = Cluster::start(NODES, |_| {}).await.unwrap();
@@ -348,9 +351,9 @@ async fn equivocating_member_slashed() {
     let record = cluster.contracts.node(cheat).await.unwrap();
     assert!(record.slashed);
     assert_eq!(record.stake, U256::ZERO);
-    // The embedded chain charges no gas: the reporter's balance grew by exactly half the stake.
+    // The embedded chain charges no gas: the reporter's balance grew by exactly a tenth.
     let after = cluster.chain.balance(reporter.address()).await.unwrap();
-    assert_eq!(after - before, stake / U256::from(2));
+    assert_eq!(after - before, stake / U256::from(10));
 
     // Its seats no longer count, even for the output it signed first.
     let e = router_error(
@@ -385,7 +388,12 @@ async fn equivocating_member_slashed() {
 async fn owner_changes_live_task() {
     let cluster = Cluster::start(NODES, |_| {}).await.unwrap();
     let project = project(&cluster, 8, 6, 4).await;
-    let (task, seated) = open_drawn_task(&cluster, project).await;
+    let (task, seated) = loop {
+        let (task, seated) = open_drawn_task(&cluster, project).await;
+        if !seated.is_empty() {
+            break (task, seated);
+        }
+    };
     let before = cluster.contracts.task(task).await.unwrap();
     let program = Program::private_average(1, 1);
     let lax = ProjectSpec {
@@ -401,34 +409,47 @@ async fn owner_changes_live_task() {
         .update_project(&cluster.owner, project, &lax)
         .await
         .unwrap();
-    let after = cluster.contracts.task(task).await.unwrap();
-    assert_eq!(before, after, "the open task's snapshot is untouched");
     let now = cluster.contracts.project(project).await.unwrap();
     assert_eq!(
         (now.committeeSize, now.threshold),
         (8, 6),
         "not before the delay"
     );
+    cluster
+        .chain
+        .mine(DeployConfig::default().change_delay)
+        .await
+        .unwrap();
+    let now = cluster.contracts.project(project).await.unwrap();
+    assert_eq!(
+        (now.committeeSize, now.threshold),
+        (1, 1),
+        "in effect after it"
+    );
+    let after = cluster.contracts.task(task).await.unwrap();
+    assert_eq!(before, after, "the open task's snapshot is untouched");
 
-    // One seat holder with fewer than the snapshot's six seats cannot publish under the new
-    // threshold of one.
-    if let Some((who, mask)) = seated.iter().find(|(_, m)| seat_count(*m) < 6) {
-        let key = operator_key(&cluster, *who);
-        let result = forged(project, task);
-        let e = router_error(
-            cluster
-                .contracts
-                .submit_signatures(
-                    key,
-                    &result,
-                    vec![sign(&result, key, &cluster).signature],
-                    vec![*mask],
-                )
-                .await
-                .unwrap_err(),
-        );
-        assert!(matches!(e, TaskRouterErrors::TooFewSeats(_)), "{e:?}");
-    }
+    // A seat holder with fewer than the snapshot's six seats (about two of the eight expected)
+    // cannot publish under the project's new threshold of one.
+    let (who, mask) = seated
+        .iter()
+        .find(|(_, m)| seat_count(*m) < 6)
+        .expect("a seat holder with fewer than six seats");
+    let key = operator_key(&cluster, *who);
+    let result = forged(project, task);
+    let e = router_error(
+        cluster
+            .contracts
+            .submit_signatures(
+                key,
+                &result,
+                vec![sign(&result, key, &cluster).signature],
+                vec![*mask],
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert!(matches!(e, TaskRouterErrors::TooFewSeats(_)), "{e:?}");
     // Pausing does not kill the open task either: its seed can still be fixed and it can publish.
     cluster
         .contracts
@@ -562,8 +583,30 @@ async fn forged_task_announcement() {
         task_id: (U256::from(77u64) << 200usize).to_be_bytes::<32>(),
         ..hijacked.clone()
     };
-    for info in [hijacked, made_up] {
-        for member in &members {
+    // A real task that no node opened (its opener is the project owner's plain account), with
+    // its real, complete committee: only the node of the opener may start it.
+    let (unowned, seated) = loop {
+        let (task, seated) = open_drawn_task(&cluster, U256::from(project_id)).await;
+        if seated.len() >= 2 {
+            break (task, seated);
+        }
+    };
+    let mut real_committee = Vec::new();
+    for (operator, _) in &seated {
+        let record = cluster.contracts.node(*operator).await.unwrap();
+        real_committee.push(Member {
+            peer: record.peerId.to_vec(),
+            operator: operator.0.0,
+            key: record.inputKey.0,
+        });
+    }
+    let not_opened_by_attacker = TaskInfo {
+        task_id: unowned.to_be_bytes::<32>(),
+        committee: real_committee,
+        ..hijacked.clone()
+    };
+    for info in [hijacked, made_up, not_opened_by_attacker] {
+        for member in &info.committee {
             let peer = PeerId::from_bytes(&member.peer).unwrap();
             if peer == attacker.peer_id() {
                 continue;
@@ -601,7 +644,7 @@ fn from_hex(s: &str) -> [u8; 32] {
 /// covers every agreed input once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_run_or_subset_run() {
-    let (cluster, _, from, task) = running_task(6, 2, 3, 120).await;
+    let (cluster, _, from, task) = running_task(6, 2, 4, 120).await;
     let coordinator: PeerId = task.coordinator.parse().unwrap();
     let node = cluster
         .nodes
@@ -636,12 +679,17 @@ async fn second_run_or_subset_run() {
         }
     };
 
-    fill(&cluster, &task, &[100, 200], 0).await;
+    // One input stored: a run over it alone is below the minimum of two.
+    fill(&cluster, &task, &[100], 0).await;
     refused_everywhere(run(vec![0])).await;
-    fill(&cluster, &task, &[300], 2).await;
+    // Three stored: a run over two of them leaves out more than a tenth.
+    fill(&cluster, &task, &[200, 300], 1).await;
+    refused_everywhere(run(vec![0, 1])).await;
+    fill(&cluster, &task, &[400], 3).await;
     let avg = published(&cluster, &task, from).await;
-    assert_eq!((avg.sum, avg.count), (600, 3));
-    refused_everywhere(run(vec![0, 1, 2])).await;
+    assert_eq!((avg.sum, avg.count), (1000, 4));
+    // After the run: no second one, over all the slots or over one.
+    refused_everywhere(run(vec![0, 1, 2, 3])).await;
     refused_everywhere(run(vec![2])).await;
     cluster.shutdown().await;
 }

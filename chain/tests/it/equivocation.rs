@@ -1,4 +1,4 @@
-//! Slashing: a signer that signed two different outputs of one task loses its stake (half to
+//! Slashing: a signer that signed two different outputs of one task loses its stake (a tenth to
 //! whoever reports it) and its seats; only the router may slash, and it is named once.
 
 use crate::support::{
@@ -123,7 +123,7 @@ async fn signing_two_outputs_of_a_task_costs_the_stake_and_the_seats() {
     assert!(matches!(e, TaskRouterErrors::UnknownTask(_)));
     assert!(!c.node(cheat.address()).await.unwrap().slashed);
 
-    // Equivocation: anyone reports it; the signer is slashed, the reporter gets half the stake.
+    // Equivocation: anyone reports it; the signer is slashed, the reporter gets a tenth of the stake.
     let reporter_before = c.chain().balance(reporter.address()).await.unwrap();
     let stake_before = c.total_active_stake().await.unwrap();
     let units_before = total_active_units(&c).await;
@@ -152,16 +152,16 @@ async fn signing_two_outputs_of_a_task_costs_the_stake_and_the_seats() {
     assert_eq!(node.deactivatedAt, receipt.block_number);
     assert_eq!(
         c.chain().balance(reporter.address()).await.unwrap(),
-        reporter_before + cheat_stake / U256::from(2),
-        "the embedded chain charges no gas: the reporter gains exactly half the stake"
+        reporter_before + cheat_stake / U256::from(10),
+        "the embedded chain charges no gas: the reporter gains exactly a tenth of the stake"
     );
     assert_eq!(
         c.chain()
             .balance(c.addresses().node_registry)
             .await
             .unwrap(),
-        registry_before - cheat_stake / U256::from(2),
-        "the other half stays locked"
+        registry_before - cheat_stake / U256::from(10),
+        "the rest stays locked"
     );
     assert_eq!(
         c.total_active_stake().await.unwrap(),
