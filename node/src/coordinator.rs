@@ -330,10 +330,28 @@ impl Inner {
         let Err(e) = self.drive_inner(task).await else {
             return;
         };
-        tracing::warn!(task = %hex::encode(task), error = %e, "task failed");
         let Ok(Some(mut record)) = self.store.task(&task) else {
             return;
         };
+        // A wait that timed out after the result went on chain is no failure: re-running would
+        // publish the work twice.
+        match self.published_on_chain(task).await {
+            Ok(Some((tx_hash, block))) => {
+                tracing::info!(task = %hex::encode(task), error = %e, "published after all");
+                let _ = self.set_state(&mut record, TaskEvent::FoundOnChain { tx_hash, block });
+                self.volatile().open.retain(|_, (t, _, _)| *t != task);
+                return;
+            }
+            Ok(None) => {}
+            Err(chain) => {
+                tracing::warn!(task = %hex::encode(task), error = %chain, "cannot tell whether the task published; not re-running it");
+                let reason = format!("{e}; whether it published is unknown: {chain}");
+                let _ = self.set_state(&mut record, TaskEvent::Failed(reason));
+                self.volatile().open.retain(|_, (t, _, _)| *t != task);
+                return;
+            }
+        }
+        tracing::warn!(task = %hex::encode(task), error = %e, "task failed");
         let _ = self.set_state(&mut record, TaskEvent::Failed(e.to_string()));
         self.volatile().open.retain(|_, (t, _, _)| *t != task);
         if record.attempt >= MAX_ATTEMPTS {
@@ -351,6 +369,24 @@ impl Inner {
             }
             Err(e) => tracing::warn!(error = %e, "could not re-run the task"),
         }
+    }
+
+    /// The transaction and block that published the task's result, if one did.
+    async fn published_on_chain(&self, task: TaskId) -> Result<Option<([u8; 32], u64)>, NodeError> {
+        let id = U256::from_be_bytes(task);
+        let Some(stored) = self.contracts.result(id).await? else {
+            return Ok(None);
+        };
+        let block = stored.published_block;
+        let tx = self
+            .contracts
+            .published(block, block)
+            .await?
+            .into_iter()
+            .find(|p| p.event.taskId == id)
+            .map(|p| p.tx_hash.0)
+            .unwrap_or_default();
+        Ok(Some((tx, block)))
     }
 
     /// Members (other than this node) missing from the live view.

@@ -59,6 +59,20 @@ fn closed() -> Response {
     Response::refused(RefusalKind::Closed, "the input window is closed")
 }
 
+/// Deletes a task's material when dropped.
+struct ForgetMaterial<'a> {
+    store: &'a crate::store::Store,
+    task: TaskId,
+}
+
+impl Drop for ForgetMaterial<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.store.forget_material(&self.task) {
+            tracing::error!(error = %e, "could not delete a finished task's material");
+        }
+    }
+}
+
 /// The fewest inputs a computation may run over: fewer would let one device learn another's
 /// input from the output.
 pub const MIN_RUN_INPUTS: usize = 2;
@@ -440,6 +454,12 @@ impl Inner {
         {
             return Err(refuse("this task already ran here; a task runs once"));
         }
+        // Whatever comes of the run, the task's masks, key share and y values are not needed
+        // again (a task runs once): they go when this function returns.
+        let _forget = ForgetMaterial {
+            store: &self.store,
+            task,
+        };
         // Inputs close here only once a run was accepted: a refused one changes nothing.
         if record.state == TaskState::Committee {
             record.state = TaskState::Running;

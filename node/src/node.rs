@@ -227,6 +227,15 @@ impl Node {
         Ok(self.inner.store.task(task)?)
     }
 
+    /// Whether this node still stores any secret material of a task: its MAC key share, a
+    /// triple share or a masked input.
+    pub fn holds_material(&self, task: &TaskId) -> Result<bool, NodeError> {
+        let store = &self.inner.store;
+        Ok(store.alpha(task)?.is_some()
+            || store.triple(task, 0)?.is_some()
+            || !store.inputs(task)?.is_empty())
+    }
+
     /// Prometheus text: the node's metrics and libp2p's.
     pub fn metrics_text(&self) -> String {
         self.inner.metrics_text()

@@ -261,6 +261,26 @@ impl Store {
             .transpose()
     }
 
+    /// Deletes a task's MAC key share, triple shares and masked inputs, in one transaction, once
+    /// the task has run (or can no longer run). The run and poison flags stay: they are what
+    /// refuses a second run.
+    pub fn forget_material(&self, task: &TaskId) -> Result<(), StoreError> {
+        let (lo, hi) = (slot_key(task, 0), slot_key(task, u32::MAX));
+        let txn = self.db.begin_write().map_err(db)?;
+        {
+            for table in [TRIPLES, INPUTS] {
+                let mut t = txn.open_table(table).map_err(db)?;
+                t.retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)
+                    .map_err(db)?;
+            }
+            txn.open_table(MATERIAL)
+                .map_err(db)?
+                .remove(task.as_slice())
+                .map_err(db)?;
+        }
+        txn.commit().map_err(db)
+    }
+
     /// Every stored masked input of a task, by slot.
     pub fn inputs(&self, task: &TaskId) -> Result<Vec<(u32, [u8; 32])>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
@@ -294,6 +314,30 @@ fn decode_triple(bytes: &[u8]) -> Result<TripleRecord, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A finished task's masks, key share and inputs go; another task's stay, and so does the
+    /// flag that refuses a second run.
+    #[test]
+    fn forgetting_a_task_deletes_its_material_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("node.redb")).unwrap();
+        let triple = [[1; 32], [2; 32], [3; 32], [4; 32]];
+        for task in [[3; 32], [4; 32]] {
+            s.put_material(&task, &[5; 32], &[triple; 3]).unwrap();
+            s.put_input(&task, 0, &[7; 32]).unwrap();
+            s.put_input(&task, 2, &[8; 32]).unwrap();
+        }
+        assert!(s.claim_run(&[3; 32]).unwrap());
+        s.forget_material(&[3; 32]).unwrap();
+        assert_eq!(s.alpha(&[3; 32]).unwrap(), None);
+        assert_eq!(s.triple(&[3; 32], 0).unwrap(), None);
+        assert_eq!(s.triple(&[3; 32], 2).unwrap(), None);
+        assert!(s.inputs(&[3; 32]).unwrap().is_empty());
+        assert!(!s.claim_run(&[3; 32]).unwrap(), "still ran");
+        assert_eq!(s.alpha(&[4; 32]).unwrap(), Some([5; 32]));
+        assert_eq!(s.triple(&[4; 32], 2).unwrap(), Some(triple));
+        assert_eq!(s.inputs(&[4; 32]).unwrap().len(), 2);
+    }
 
     #[test]
     fn records_survive_reopening() {

@@ -27,7 +27,15 @@ pub enum TaskEvent {
     CommitteeFormed,
     InputsClosed,
     Computed,
-    Published { tx_hash: [u8; 32], block: u64 },
+    Published {
+        tx_hash: [u8; 32],
+        block: u64,
+    },
+    /// The chain shows the task's result although this node's own wait for it failed.
+    FoundOnChain {
+        tx_hash: [u8; 32],
+        block: u64,
+    },
     Failed(String),
 }
 
@@ -58,6 +66,12 @@ impl TaskState {
     pub fn apply(&self, event: TaskEvent) -> Result<TaskState, TransitionError> {
         let next = match (self, &event) {
             (s, TaskEvent::Failed(reason)) if !s.is_final() => TaskState::Failed(reason.clone()),
+            (s, TaskEvent::FoundOnChain { tx_hash, block }) if !s.is_final() => {
+                TaskState::Published {
+                    tx_hash: *tx_hash,
+                    block: *block,
+                }
+            }
             (TaskState::Pending, TaskEvent::CommitteeFormed) => TaskState::Committee,
             (TaskState::Committee, TaskEvent::InputsClosed) => TaskState::Running,
             (TaskState::Running, TaskEvent::Computed) => TaskState::Attesting,
@@ -94,6 +108,29 @@ impl TaskState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A result found on chain ends any open state as published, and no final one.
+    #[test]
+    fn a_result_found_on_chain_publishes_an_open_task() {
+        let found = TaskEvent::FoundOnChain {
+            tx_hash: [1; 32],
+            block: 9,
+        };
+        for s in [
+            TaskState::Committee,
+            TaskState::Running,
+            TaskState::Attesting,
+        ] {
+            assert_eq!(
+                s.apply(found.clone()).unwrap(),
+                TaskState::Published {
+                    tx_hash: [1; 32],
+                    block: 9
+                }
+            );
+        }
+        assert!(TaskState::Failed("x".into()).apply(found).is_err());
+    }
 
     #[test]
     fn happy_path_and_refusals() {

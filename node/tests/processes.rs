@@ -277,15 +277,7 @@ async fn four_processes_publish_a_correct_result_on_anvil() {
         task.committee[0].operator, submitter,
         "submitted by the rank-0 member"
     );
-    let shown = conclave(
-        &mesh.nodes[1].0,
-        &[
-            "result",
-            "--project",
-            &mesh.project.to_string(),
-            &task.task_id,
-        ],
-    );
+    let shown = conclave(&mesh.nodes[1].0, &["result", &task.task_id]);
     assert!(
         shown.contains(&format!("sum {} count 8", avg.sum)),
         "{shown}"

@@ -727,3 +727,108 @@ async fn fake_committee_to_device() {
     device.submit_to(&task, 42).await.unwrap();
     cluster.shutdown().await;
 }
+
+/// Once a task has run, no member keeps its MAC key share, triple shares or masked inputs: a
+/// member that turns malicious later (or whose disk is stolen) finds nothing to combine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn material_deleted_after_task() {
+    let (cluster, _, from, task) = running_task(6, 2, 3, 120).await;
+    let id = task_id(&task).to_be_bytes::<32>();
+    let members: Vec<PeerId> = task
+        .committee
+        .iter()
+        .map(|m| m.peer_id.parse().unwrap())
+        .collect();
+    fill(&cluster, &task, &[7, 8], 0).await;
+    // Before the run, every member holds the material (the check below is not vacuous).
+    for node in cluster
+        .nodes
+        .iter()
+        .filter(|n| members.contains(&n.peer_id()))
+    {
+        assert!(node.holds_material(&id).unwrap(), "{}", node.peer_id());
+    }
+    fill(&cluster, &task, &[9], 2).await;
+    let avg = published(&cluster, &task, from).await;
+    assert_eq!((avg.sum, avg.count), (24, 3));
+    // Every member ran (the result needed their shares); each deletes as its run returns.
+    for node in cluster
+        .nodes
+        .iter()
+        .filter(|n| members.contains(&n.peer_id()))
+    {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while node.holds_material(&id).unwrap() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} still holds the task's material",
+                node.peer_id()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    cluster.shutdown().await;
+}
+
+/// The result reaches the chain while the coordinator's own path fails (here: the seat holders'
+/// signatures were submitted by someone else first, so its own submission reverts). It must
+/// notice the published result and not re-run the work as a new task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_not_duplicated_after_timeout() {
+    let (cluster, project_id, _, task) = running_task(6, 2, 3, 120).await;
+    let id = task_id(&task);
+    // The result the committee will compute, signed by every seat holder and published early.
+    let output = Average { sum: 6, count: 3 }.encode();
+    let result = TaskResult {
+        project_id: U256::from(project_id),
+        task_id: id,
+        output: Bytes::from(output),
+        proof_hash: B256::ZERO,
+    };
+    let seated = cluster.contracts.committee(id).await.unwrap().unwrap();
+    let attestations = seated
+        .iter()
+        .map(|(who, _)| sign(&result, operator_key(&cluster, *who), &cluster))
+        .collect();
+    cluster
+        .contracts
+        .submit_result(&cluster.owner, &result, attestations)
+        .await
+        .unwrap();
+    fill(&cluster, &task, &[1, 2, 3], 0).await;
+
+    let coordinator: PeerId = task.coordinator.parse().unwrap();
+    let node = cluster
+        .nodes
+        .iter()
+        .find(|n| n.peer_id() == coordinator)
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let record = loop {
+        let record = node.task(&id.to_be_bytes::<32>()).unwrap().unwrap();
+        if record.state.is_final() {
+            break record;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", record.state);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        matches!(
+            record.state,
+            conclave_node::task::TaskState::Published { .. }
+        ),
+        "{:?}",
+        record.state
+    );
+    assert_eq!(record.retried_as, None);
+    let later = cluster
+        .contracts
+        .task(id + U256::from(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        router_error(later),
+        TaskRouterErrors::UnknownTask(_)
+    ));
+    cluster.shutdown().await;
+}

@@ -1060,6 +1060,64 @@ mod tests {
         }
     }
 
+    /// More values than one Authenticate segment holds (5 per triple, plus the masks): the last
+    /// masks, in the second segment, still open under α (a wrong segment count would leave the
+    /// tail unauthenticated).
+    #[test]
+    fn values_beyond_one_authenticate_segment_are_all_authenticated() {
+        let (triples, masks) = (13_108, MAX_PER_BATCH);
+        assert!(
+            input_len(
+                &BatchSpec {
+                    triples,
+                    randoms: 0,
+                    masks: vec![masks, 0]
+                },
+                0
+            ) > VALUES_PER_SEGMENT
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let alphas = [Fp::random(&mut rand::rng()), Fp::random(&mut rand::rng())];
+        let outs = rt.block_on(async {
+            let tasks: Vec<_> = MemoryTransport::mesh(2)
+                .into_iter()
+                .enumerate()
+                .map(|(party, mut t)| {
+                    let key = MacKeyShare::new(alphas[party]);
+                    tokio::spawn(async move {
+                        let mut keys = run(Setup::new(SessionId([7; 16]), party, 2, key), &mut t)
+                            .await
+                            .unwrap();
+                        let spec = BatchSpec {
+                            triples,
+                            randoms: 0,
+                            masks: vec![masks, 0],
+                        };
+                        run(Batch::new(&mut keys, spec).unwrap(), &mut t)
+                            .await
+                            .expect("honest batch")
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        });
+        let alpha = alphas[0] + alphas[1];
+        assert_eq!(outs[0].masks[0].len(), masks);
+        for k in [0, masks / 2, masks - 2, masks - 1] {
+            open(
+                alpha,
+                [outs[0].masks[0][k].share, outs[1].masks[0][k].share],
+            );
+        }
+    }
+
     /// Each tossed coefficient combines one candidate into one of a and â, never two.
     #[test]
     fn every_combining_coefficient_is_used_once() {
