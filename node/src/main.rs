@@ -64,7 +64,8 @@ enum Command {
         #[command(subcommand)]
         command: ProjectCommand,
     },
-    /// As a device: secret-share VALUE into the project's open task through a node's API.
+    /// As a device: secret-share VALUE into the project's open task through a node's API, after
+    /// checking the committee the node announces against chain.
     Submit {
         #[arg(long, default_value = "http://127.0.0.1:7001")]
         api: String,
@@ -72,6 +73,15 @@ enum Command {
         project: u64,
         #[arg(long, allow_hyphen_values = true)]
         value: i64,
+        /// JSON-RPC endpoint of the chain the committee is checked against.
+        #[arg(long)]
+        rpc: Option<String>,
+        /// The deployment's addresses file (from conclave-deploy).
+        #[arg(long, default_value = "addresses.json")]
+        addresses: PathBuf,
+        /// Trust the entry node's committee without checking it against chain.
+        #[arg(long)]
+        unchecked: bool,
     },
     /// Read a task's published result from chain.
     Result {
@@ -115,18 +125,19 @@ fn passphrase() -> anyhow::Result<String> {
 }
 
 async fn contracts(config: &NodeConfig) -> anyhow::Result<Contracts> {
-    let addresses = Addresses::read(&config.chain.addresses)?;
-    let chain = RpcChain::connect(&config.chain.rpc)
+    connect(&config.chain.rpc, &config.chain.addresses).await
+}
+
+/// The deployment in `addresses` on the chain at `rpc`, which must be that deployment's chain.
+async fn connect(rpc: &str, addresses: &Path) -> anyhow::Result<Contracts> {
+    let deployed = Addresses::read(addresses)?;
+    let chain = RpcChain::connect(rpc)
         .await
-        .with_context(|| format!("connecting to {}", config.chain.rpc))?;
-    if chain.chain_id().await? != addresses.chain_id {
-        bail!(
-            "{} is not the chain of {}",
-            config.chain.rpc,
-            config.chain.addresses.display()
-        );
+        .with_context(|| format!("connecting to {rpc}"))?;
+    if chain.chain_id().await? != deployed.chain_id {
+        bail!("{rpc} is not the chain of {}", addresses.display());
     }
-    Ok(Contracts::new(Arc::new(chain), addresses))
+    Ok(Contracts::new(Arc::new(chain), deployed))
 }
 
 fn load(path: &Path) -> anyhow::Result<NodeConfig> {
@@ -226,8 +237,23 @@ async fn cli() -> anyhow::Result<()> {
             api,
             project,
             value,
+            rpc,
+            addresses,
+            unchecked,
         } => {
-            let done = Client::new(api).submit(project, value).await?;
+            let client = match (rpc, unchecked) {
+                (Some(rpc), _) => Client::new(api).with_chain(
+                    connect(&rpc, &addresses)
+                        .await
+                        .context("the chain to check the committee against")?,
+                ),
+                (None, true) => Client::new(api),
+                (None, false) => bail!(
+                    "give --rpc (and --addresses) so that the committee can be checked against \
+                     chain, or --unchecked to trust the entry node"
+                ),
+            };
+            let done = client.submit(project, value).await?;
             println!(
                 "accepted: task 0x{} slot {}",
                 hex::encode(done.task_id),

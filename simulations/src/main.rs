@@ -24,8 +24,8 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// 5 nodes, an embedded chain, 20 devices: a private average computed by a committee of 3
-    /// with SPDZ and published on chain.
+    /// 5 nodes, an embedded chain, 20 devices: a private average computed with SPDZ by a
+    /// committee drawn with 3 expected seats, and published on chain.
     Quickstart {
         #[arg(long, default_value_t = 5)]
         nodes: usize,
