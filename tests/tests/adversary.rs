@@ -120,6 +120,21 @@ async fn open_drawn_task(cluster: &Cluster, project: U256) -> (U256, Vec<(Addres
     (task, seated)
 }
 
+/// Opens tasks until one's seats satisfy `wanted` (at most 50 tries): (id, seat holders).
+async fn drawn_task_where(
+    cluster: &Cluster,
+    project: U256,
+    wanted: impl Fn(&[(Address, U256)]) -> bool,
+) -> (U256, Vec<(Address, U256)>) {
+    for _ in 0..50 {
+        let (task, seated) = open_drawn_task(cluster, project).await;
+        if wanted(&seated) {
+            return (task, seated);
+        }
+    }
+    panic!("50 draws and none as wanted");
+}
+
 fn forged(project: U256, task: U256) -> TaskResult {
     TaskResult {
         project_id: project,
@@ -214,16 +229,16 @@ async fn non_member_signs() {
     let cluster = Cluster::start(NODES, |_| {}).await.unwrap();
     let project = project(&cluster, 3, 1, 4).await;
     // 4 nodes × 10 units and 3 expected seats: a node misses a task's seats about half the time.
-    let (task, seated, outsider) = loop {
-        let (task, seated) = open_drawn_task(&cluster, project).await;
-        let outsider = cluster
+    let outside = |seated: &[(Address, U256)]| {
+        cluster
             .operators
             .iter()
-            .find(|k| seated.iter().all(|(who, _)| *who != k.address()));
-        if let (Some(outsider), false) = (outsider, seated.is_empty()) {
-            break (task, seated, outsider.clone());
-        }
+            .find(|k| seated.iter().all(|(who, _)| *who != k.address()))
+            .cloned()
     };
+    let (task, seated) =
+        drawn_task_where(&cluster, project, |s| !s.is_empty() && outside(s).is_some()).await;
+    let outsider = outside(&seated).unwrap();
     let result = forged(project, task);
     let alone = sign(&result, &outsider, &cluster);
     for mask in [U256::ZERO, U256::from(1)] {
@@ -315,12 +330,7 @@ async fn minority_submits_wrong_output() {
 async fn equivocating_member_slashed() {
     let cluster = Cluster::start(NODES, |_| {}).await.unwrap();
     let project = project(&cluster, 3, 1, 4).await;
-    let (task, seated) = loop {
-        let (task, seated) = open_drawn_task(&cluster, project).await;
-        if !seated.is_empty() {
-            break (task, seated);
-        }
-    };
+    let (task, seated) = drawn_task_where(&cluster, project, |s| !s.is_empty()).await;
     let (cheat, mask) = seated[0];
     let key = operator_key(&cluster, cheat).clone();
     let one = forged(project, task);
@@ -388,12 +398,7 @@ async fn equivocating_member_slashed() {
 async fn owner_changes_live_task() {
     let cluster = Cluster::start(NODES, |_| {}).await.unwrap();
     let project = project(&cluster, 8, 6, 4).await;
-    let (task, seated) = loop {
-        let (task, seated) = open_drawn_task(&cluster, project).await;
-        if !seated.is_empty() {
-            break (task, seated);
-        }
-    };
+    let (task, seated) = drawn_task_where(&cluster, project, |s| !s.is_empty()).await;
     let before = cluster.contracts.task(task).await.unwrap();
     let program = Program::private_average(1, 1);
     let lax = ProjectSpec {
@@ -585,12 +590,8 @@ async fn forged_task_announcement() {
     };
     // A real task that no node opened (its opener is the project owner's plain account), with
     // its real, complete committee: only the node of the opener may start it.
-    let (unowned, seated) = loop {
-        let (task, seated) = open_drawn_task(&cluster, U256::from(project_id)).await;
-        if seated.len() >= 2 {
-            break (task, seated);
-        }
-    };
+    let (unowned, seated) =
+        drawn_task_where(&cluster, U256::from(project_id), |s| s.len() >= 2).await;
     let mut real_committee = Vec::new();
     for (operator, _) in &seated {
         let record = cluster.contracts.node(*operator).await.unwrap();
