@@ -215,11 +215,7 @@ impl<'k> Batch<'k> {
 
     /// The candidates of triple segment `seg`, and the index of its first OT in the batch.
     fn candidates(&self, seg: usize) -> (std::ops::Range<usize>, usize) {
-        let first = seg * TRIPLES_PER_SEGMENT;
-        let last = ((seg + 1) * TRIPLES_PER_SEGMENT).min(self.spec.triples);
-        let range = first * TAU..last.max(first) * TAU;
-        let first_ot = range.start * OTS_PER_CANDIDATE;
-        (range, first_ot)
+        segment_candidates(self.spec.triples, seg)
     }
 
     /// Party `j`'s values in value segment `seg`.
@@ -772,6 +768,16 @@ fn ot_tweak(batch: u64, ot: usize) -> u64 {
 
 /// How many values party `j` authenticates in a batch of `spec`: a, b, c, â, ĉ per triple, the
 /// randoms, its masks and x₀.
+/// The candidates of triple segment `seg` of a batch of `triples`, and the index of the
+/// segment's first OT in the batch (its OTs hash under their own tweaks: `ot_tweak`).
+fn segment_candidates(triples: usize, seg: usize) -> (std::ops::Range<usize>, usize) {
+    let first = seg * TRIPLES_PER_SEGMENT;
+    let last = ((seg + 1) * TRIPLES_PER_SEGMENT).min(triples);
+    let range = first * TAU..last.max(first) * TAU;
+    let first_ot = range.start * OTS_PER_CANDIDATE;
+    (range, first_ot)
+}
+
 fn input_len(spec: &BatchSpec, j: PartyId) -> usize {
     5 * spec.triples + spec.randoms + spec.masks[j] + 1
 }
@@ -1116,6 +1122,24 @@ mod tests {
                 [outs[0].masks[0][k].share, outs[1].masks[0][k].share],
             );
         }
+    }
+
+    /// The segments of the largest batch cover its candidates once, in order, and their OT
+    /// indices follow on without a gap or an overlap (an overlap would hash two segments' OTs
+    /// under the same tweaks while every output stayed correct).
+    #[test]
+    fn segments_cover_every_candidate_and_ot_once() {
+        let segments = MAX_PER_BATCH.div_ceil(TRIPLES_PER_SEGMENT);
+        assert!(segments > 2);
+        let (mut next, mut next_ot) = (0, 0);
+        for seg in 0..segments {
+            let (range, first_ot) = segment_candidates(MAX_PER_BATCH, seg);
+            assert_eq!((range.start, first_ot), (next, next_ot), "segment {seg}");
+            assert!(!range.is_empty());
+            next_ot = first_ot + range.len() * OTS_PER_CANDIDATE;
+            next = range.end;
+        }
+        assert_eq!(next, MAX_PER_BATCH * TAU);
     }
 
     /// Each tossed coefficient combines one candidate into one of a and â, never two.
