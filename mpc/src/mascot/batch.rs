@@ -1189,6 +1189,32 @@ mod tests {
         }
     }
 
+    /// A values frame one element short or long is refused as such, not read in part.
+    #[test]
+    fn a_values_frame_of_the_wrong_length_is_a_typed_error() {
+        let short: fn(&mut Frame) = |f| {
+            if let (GILBOA, Body::Values(v)) = (f.round, &mut f.body) {
+                v.pop();
+            }
+        };
+        let long: fn(&mut Frame) = |f| {
+            if let (GILBOA, Body::Values(v)) = (f.round, &mut f.body) {
+                v.push(Fp::ONE);
+            }
+        };
+        for tamper in [short, long] {
+            let (_, results) = two_party_batch(tamper);
+            assert!(
+                matches!(
+                    results[0].as_ref().err(),
+                    Some(Abort::WrongLength { from: 1, .. })
+                ),
+                "{:?}",
+                results[0].as_ref().err()
+            );
+        }
+    }
+
     /// Every correction changed: one alone matters only if the receiver's choice bit there is 1
     /// (Gilboa's selective failure, which combining hides), so half the time nothing would fail.
     #[test]
