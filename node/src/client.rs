@@ -171,6 +171,14 @@ impl Client {
     /// Secret-shares `reading` into the project's open task.
     pub async fn submit(&self, project: u64, reading: i64) -> Result<Submitted, ClientError> {
         let task = self.task(project).await?;
+        // An entry node could answer with another project's task (one whose output would
+        // reveal this reading); the chain check below confirms the task's project.
+        if task.project_id != project {
+            return Err(ClientError::Answer(format!(
+                "asked for project {project}, the node answered with a task of project {}",
+                task.project_id
+            )));
+        }
         self.submit_to(&task, reading).await
     }
 

@@ -17,7 +17,7 @@ use conclave_provers::spdz::{self, SumJob};
 use libp2p::PeerId;
 use tokio::sync::watch;
 
-use crate::committee::{CommitteeError, check_committee, verified_peer};
+use crate::committee::{check_committee, verified_peer};
 use crate::envelope;
 use crate::messages::{RefusalKind, Request, Response, TaskId, TaskInfo};
 use crate::node::{Inner, PrepStatus, now_ms};
@@ -206,15 +206,19 @@ impl Inner {
         from: PeerId,
         info: &TaskInfo,
     ) -> Result<(), Response> {
+        // The cheap checks first (a few reads), so that a stranger's Start costs no more: the
+        // committee check reads every registered operator's units.
         let task_id = U256::from_be_bytes(info.task_id);
-        let task = check_committee(&self.contracts, task_id, info.project_id, &info.committee)
-            .await
-            .map_err(|e| match e {
-                CommitteeError::UnknownTask => unknown("no such task on chain"),
-                other => refuse(other.to_string()),
-            })?;
         let chain =
             |e: conclave_chain::ContractError| refuse(format!("checking the task on chain: {e}"));
+        let task = match self.contracts.task(task_id).await {
+            Ok(task) => task,
+            Err(e) if e.revert().is_some() => return Err(unknown("no such task on chain")),
+            Err(e) => return Err(chain(e)),
+        };
+        if task.projectId != U256::from(info.project_id) {
+            return Err(invalid("the task belongs to another project"));
+        }
         let opener = verified_peer(&self.contracts, task.opener)
             .await
             .map_err(chain)?;
@@ -242,6 +246,9 @@ impl Inner {
         if task.proverKind != ProverKind::Spdz as u8 || program.max_inputs != info.max_inputs {
             return Err(refuse("the Start does not match the task's program"));
         }
+        check_committee(&self.contracts, task_id, info.project_id, &info.committee)
+            .await
+            .map_err(|e| refuse(e.to_string()))?;
         Ok(())
     }
 
