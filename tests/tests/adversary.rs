@@ -149,6 +149,23 @@ fn sign(result: &TaskResult, key: &PrivateKeySigner, cluster: &Cluster) -> Attes
     result.sign(key, a.chain_id, a.task_router).unwrap()
 }
 
+/// One signer submits `result` alone, claiming the seats in `mask`: the contract's refusal.
+async fn submitted_alone(
+    cluster: &Cluster,
+    key: &PrivateKeySigner,
+    result: &TaskResult,
+    mask: U256,
+) -> TaskRouterErrors {
+    let signature = sign(result, key, cluster).signature;
+    router_error(
+        cluster
+            .contracts
+            .submit_signatures(key, result, vec![signature], vec![mask])
+            .await
+            .unwrap_err(),
+    )
+}
+
 fn operator_key(cluster: &Cluster, operator: Address) -> &PrivateKeySigner {
     cluster
         .operators
@@ -240,22 +257,11 @@ async fn non_member_signs() {
         drawn_task_where(&cluster, project, |s| !s.is_empty() && outside(s).is_some()).await;
     let outsider = outside(&seated).unwrap();
     let result = forged(project, task);
-    let alone = sign(&result, &outsider, &cluster);
     for mask in [U256::ZERO, U256::from(1)] {
-        let e = router_error(
-            cluster
-                .contracts
-                .submit_signatures(
-                    &outsider,
-                    &result,
-                    vec![alone.signature.clone()],
-                    vec![mask],
-                )
-                .await
-                .unwrap_err(),
-        );
+        let e = submitted_alone(&cluster, &outsider, &result, mask).await;
         assert!(matches!(e, TaskRouterErrors::NotSeatHolder(_)), "{e:?}");
     }
+    let alone = sign(&result, &outsider, &cluster);
     // With the genuine seat holders: the outsider's claim spoils the submission.
     let mut signed: Vec<(Address, Bytes, U256)> = seated
         .iter()
@@ -302,19 +308,7 @@ async fn minority_submits_wrong_output() {
             (who, m & (!m + U256::from(1)))
         });
     let result = forged(U256::from(project_id), id);
-    let key = operator_key(&cluster, minority);
-    let e = router_error(
-        cluster
-            .contracts
-            .submit_signatures(
-                key,
-                &result,
-                vec![sign(&result, key, &cluster).signature],
-                vec![mask],
-            )
-            .await
-            .unwrap_err(),
-    );
+    let e = submitted_alone(&cluster, operator_key(&cluster, minority), &result, mask).await;
     assert!(matches!(e, TaskRouterErrors::TooFewSeats(_)), "{e:?}");
 
     fill(&cluster, &task, &[10, 20, 30], 0).await;
@@ -366,13 +360,7 @@ async fn equivocating_member_slashed() {
     assert_eq!(after - before, stake / U256::from(10));
 
     // Its seats no longer count, even for the output it signed first.
-    let e = router_error(
-        cluster
-            .contracts
-            .submit_signatures(&key, &one, vec![sig_one.signature.clone()], vec![mask])
-            .await
-            .unwrap_err(),
-    );
+    let e = submitted_alone(&cluster, &key, &one, mask).await;
     assert!(matches!(e, TaskRouterErrors::NotSeatHolder(_)), "{e:?}");
     // The same output twice is no equivocation, and nobody is slashed twice.
     let e = router_error(
@@ -440,20 +428,8 @@ async fn owner_changes_live_task() {
         .iter()
         .find(|(_, m)| seat_count(*m) < 6)
         .expect("a seat holder with fewer than six seats");
-    let key = operator_key(&cluster, *who);
     let result = forged(project, task);
-    let e = router_error(
-        cluster
-            .contracts
-            .submit_signatures(
-                key,
-                &result,
-                vec![sign(&result, key, &cluster).signature],
-                vec![*mask],
-            )
-            .await
-            .unwrap_err(),
-    );
+    let e = submitted_alone(&cluster, operator_key(&cluster, *who), &result, *mask).await;
     assert!(matches!(e, TaskRouterErrors::TooFewSeats(_)), "{e:?}");
     // Pausing does not kill the open task either: its seed can still be fixed and it can publish.
     cluster
