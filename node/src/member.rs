@@ -340,6 +340,15 @@ impl Inner {
         }
         self.ready(&task).await?;
         let t = self.triple(&task, slot)?;
+        // A slot's mask shares go to one device key, once: anyone else who got them (a member
+        // asking every other member, say) would read that slot's input as y + a.
+        if !self
+            .store
+            .release_slot_to(&task, slot, &client_key)
+            .map_err(|e| refuse(e.to_string()))?
+        {
+            return Err(refuse("this slot's shares went to another key"));
+        }
         let plaintext = [t[0], t[2], t[3]].concat();
         let context = shares_context(&task, slot, &self.network.peer_id());
         let sealed =

@@ -24,6 +24,8 @@ const RUNS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("runs");
 /// task → (empty): the task's MAC key share is poisoned (a MAC check under it failed or was
 /// abandoned); nothing may run under it again, restart or not.
 const POISONED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("poisoned");
+/// (task, slot) → the client key a slot's mask shares were released to.
+const RELEASED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("released");
 
 /// A project as this node last read it from the ProjectRegistry (the chain stays authoritative;
 /// this records what the node's tasks ran under).
@@ -261,6 +263,35 @@ impl Store {
             .transpose()
     }
 
+    /// Binds a slot's mask shares to `client_key`, durably: true for the first key that asks and
+    /// for that key again, false for any other.
+    pub fn release_slot_to(
+        &self,
+        task: &TaskId,
+        slot: u32,
+        client_key: &[u8; 32],
+    ) -> Result<bool, StoreError> {
+        let key = slot_key(task, slot);
+        let txn = self.db.begin_write().map_err(db)?;
+        let allowed = {
+            let mut t = txn.open_table(RELEASED).map_err(db)?;
+            let bound = t
+                .get(key.as_slice())
+                .map_err(db)?
+                .map(|v| v.value().to_vec());
+            match bound {
+                Some(bound) => bound == client_key,
+                None => {
+                    t.insert(key.as_slice(), client_key.as_slice())
+                        .map_err(db)?;
+                    true
+                }
+            }
+        };
+        txn.commit().map_err(db)?;
+        Ok(allowed)
+    }
+
     /// Deletes a task's MAC key share, triple shares and masked inputs, in one transaction, once
     /// the task has run (or can no longer run). The run and poison flags stay: they are what
     /// refuses a second run.
@@ -314,6 +345,26 @@ fn decode_triple(bytes: &[u8]) -> Result<TripleRecord, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A slot's shares go to one key: the first that asks, again to it, never to another.
+    #[test]
+    fn a_slot_is_released_to_one_key_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.redb");
+        {
+            let s = Store::open(&path).unwrap();
+            assert!(s.release_slot_to(&[3; 32], 0, &[1; 32]).unwrap());
+            assert!(s.release_slot_to(&[3; 32], 0, &[1; 32]).unwrap());
+            assert!(!s.release_slot_to(&[3; 32], 0, &[2; 32]).unwrap());
+            assert!(s.release_slot_to(&[3; 32], 1, &[2; 32]).unwrap());
+            assert!(s.release_slot_to(&[4; 32], 0, &[2; 32]).unwrap());
+        }
+        let s = Store::open(&path).unwrap();
+        assert!(
+            !s.release_slot_to(&[3; 32], 0, &[2; 32]).unwrap(),
+            "after a restart too"
+        );
+    }
 
     /// A finished task's masks, key share and inputs go; another task's stay, and so does the
     /// flag that refuses a second run.

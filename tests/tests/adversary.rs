@@ -2,10 +2,8 @@
 //! HTTP APIs) and the embedded chain. Each attacker tries, and each test asserts what it got
 //! (nothing) and, where honest work is under way, that it still completes.
 //!
-//! Still to come (issue 11): `fake_committee_to_device`, `member_requests_foreign_mask`,
-//! `second_run_or_subset_run`, `slot_squatting`, `out_of_range_input_excluded`,
-//! `unauthenticated_work_is_bounded`, `memory_caps_hold_under_spam`,
-//! `result_not_duplicated_after_timeout`, `material_deleted_after_task`.
+//! Still to come (issue 11): `slot_squatting`, `out_of_range_input_excluded`,
+//! `unauthenticated_work_is_bounded`, `memory_caps_hold_under_spam`.
 
 use std::time::Duration;
 
@@ -807,5 +805,43 @@ async fn result_not_duplicated_after_timeout() {
         router_error(later),
         TaskRouterErrors::UnknownTask(_)
     ));
+    cluster.shutdown().await;
+}
+
+/// A member (or any peer) asks every member for the mask shares of a slot a device already
+/// filled, sealed to its own key: refused everywhere, so y + a stays out of its reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_requests_foreign_mask() {
+    let (cluster, _, _, task) = running_task(6, 2, 3, 120).await;
+    let device = Client::new(cluster.api(1)).with_chain(cluster.contracts.clone());
+    let filled = device.submit_to(&task, 42).await.unwrap();
+    let members: Vec<PeerId> = task
+        .committee
+        .iter()
+        .map(|m| m.peer_id.parse().unwrap())
+        .collect();
+    let attacker = cluster
+        .nodes
+        .iter()
+        .find(|n| members.contains(&n.peer_id()))
+        .unwrap();
+    let request = Request::TripleShares {
+        task_id: filled.task_id,
+        slot: filled.slot,
+        client_key: [0x66; 32],
+    };
+    for &member in members.iter().filter(|m| **m != attacker.peer_id()) {
+        let answer = attacker
+            .network()
+            .request(member, messages::encode(&request))
+            .await
+            .unwrap();
+        let answer: Response = messages::decode(&answer).unwrap();
+        assert!(
+            matches!(answer, Response::Refused { .. }),
+            "{member} released slot {}'s shares again: {answer:?}",
+            filled.slot
+        );
+    }
     cluster.shutdown().await;
 }
