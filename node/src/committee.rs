@@ -84,17 +84,11 @@ pub async fn seat_holders(
     Ok(Some(holders))
 }
 
-/// Checks a committee someone announced for a task against chain: the task exists and belongs to
-/// `project`, the list is exactly the task's seat holders with valid records (each with its
-/// registered operator and input key), and they hold at least the task's threshold of seats.
-/// Returns the task. A list that leaves a seat holder out is refused even with enough seats:
-/// privacy needs the honest seat holders in, and whoever announces the committee could otherwise
-/// drop them as "absent" and keep the ones it controls.
-pub async fn check_committee(
+/// The task, read from chain, if it exists and belongs to `project`.
+pub async fn task_of_project(
     contracts: &Contracts,
     task_id: U256,
     project: u64,
-    committee: &[Member],
 ) -> Result<Task, CommitteeError> {
     let task = match contracts.task(task_id).await {
         Ok(task) => task,
@@ -107,6 +101,34 @@ pub async fn check_committee(
             actual: task.projectId,
         });
     }
+    Ok(task)
+}
+
+/// Checks a committee someone announced for a task against chain: the task exists and belongs to
+/// `project`, and the list is exactly its valid seat holders ([`check_members`]). Returns the
+/// task.
+pub async fn check_committee(
+    contracts: &Contracts,
+    task_id: U256,
+    project: u64,
+    committee: &[Member],
+) -> Result<Task, CommitteeError> {
+    let task = task_of_project(contracts, task_id, project).await?;
+    check_members(contracts, task_id, &task, committee).await?;
+    Ok(task)
+}
+
+/// The list must be exactly the task's seat holders with valid records (each with its registered
+/// operator and input key), holding at least the task's threshold of seats. A list that leaves a
+/// seat holder out is refused even with enough seats: privacy needs the honest seat holders in,
+/// and whoever announces the committee could otherwise drop them as "absent" and keep the ones
+/// it controls. This reads every registered operator's units: do the cheap checks first.
+pub async fn check_members(
+    contracts: &Contracts,
+    task_id: U256,
+    task: &Task,
+    committee: &[Member],
+) -> Result<(), CommitteeError> {
     let holders = seat_holders(contracts, task_id)
         .await?
         .ok_or(CommitteeError::SeedNotYet)?;
@@ -137,7 +159,7 @@ pub async fn check_committee(
             needed: task.threshold,
         });
     }
-    Ok(task)
+    Ok(())
 }
 
 /// The peer id of `operator`'s node, if its record passes the identity check.

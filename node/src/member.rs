@@ -17,7 +17,7 @@ use conclave_provers::spdz::{self, SumJob};
 use libp2p::PeerId;
 use tokio::sync::watch;
 
-use crate::committee::{check_committee, verified_peer};
+use crate::committee::{CommitteeError, check_members, task_of_project, verified_peer};
 use crate::envelope;
 use crate::messages::{RefusalKind, Request, Response, TaskId, TaskInfo};
 use crate::node::{Inner, PrepStatus, now_ms};
@@ -211,14 +211,12 @@ impl Inner {
         let task_id = U256::from_be_bytes(info.task_id);
         let chain =
             |e: conclave_chain::ContractError| refuse(format!("checking the task on chain: {e}"));
-        let task = match self.contracts.task(task_id).await {
-            Ok(task) => task,
-            Err(e) if e.revert().is_some() => return Err(unknown("no such task on chain")),
-            Err(e) => return Err(chain(e)),
-        };
-        if task.projectId != U256::from(info.project_id) {
-            return Err(invalid("the task belongs to another project"));
-        }
+        let task = task_of_project(&self.contracts, task_id, info.project_id)
+            .await
+            .map_err(|e| match e {
+                CommitteeError::UnknownTask => unknown("no such task on chain"),
+                other => refuse(other.to_string()),
+            })?;
         let opener = verified_peer(&self.contracts, task.opener)
             .await
             .map_err(chain)?;
@@ -246,7 +244,7 @@ impl Inner {
         if task.proverKind != ProverKind::Spdz as u8 || program.max_inputs != info.max_inputs {
             return Err(refuse("the Start does not match the task's program"));
         }
-        check_committee(&self.contracts, task_id, info.project_id, &info.committee)
+        check_members(&self.contracts, task_id, &task, &info.committee)
             .await
             .map_err(|e| refuse(e.to_string()))?;
         Ok(())

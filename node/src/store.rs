@@ -139,6 +139,27 @@ impl Store {
         Ok(t.get(key).map_err(db)?.map(|v| v.value().to_vec()))
     }
 
+    /// Inserts `value` under `key` unless something is there, in one write transaction; returns
+    /// what was there.
+    fn insert_if_absent(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        let existing = {
+            let mut t = txn.open_table(table).map_err(db)?;
+            let existing = t.get(key).map_err(db)?.map(|v| v.value().to_vec());
+            if existing.is_none() {
+                t.insert(key, value).map_err(db)?;
+            }
+            existing
+        };
+        txn.commit().map_err(db)?;
+        Ok(existing)
+    }
+
     pub fn put_task(&self, task: &TaskRecord) -> Result<(), StoreError> {
         self.put(TASKS, &task.task_id, &enc(task))
     }
@@ -204,17 +225,7 @@ impl Store {
     /// before it returns, so neither a second request nor a restart gets a second run under the
     /// same MAC key.
     pub fn claim_run(&self, task: &TaskId) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(db)?;
-        let fresh = {
-            let mut t = txn.open_table(RUNS).map_err(db)?;
-            let fresh = t.get(task.as_slice()).map_err(db)?.is_none();
-            if fresh {
-                t.insert(task.as_slice(), [].as_slice()).map_err(db)?;
-            }
-            fresh
-        };
-        txn.commit().map_err(db)?;
-        Ok(fresh)
+        Ok(self.insert_if_absent(RUNS, task, &[])?.is_none())
     }
 
     /// Marks the task's MAC key share as never to be used again.
@@ -241,21 +252,7 @@ impl Store {
         slot: u32,
         y: &[u8; 32],
     ) -> Result<Option<[u8; 32]>, StoreError> {
-        let key = slot_key(task, slot);
-        let txn = self.db.begin_write().map_err(db)?;
-        let existing = {
-            let mut t = txn.open_table(INPUTS).map_err(db)?;
-            let existing = t
-                .get(key.as_slice())
-                .map_err(db)?
-                .map(|v| v.value().to_vec());
-            if existing.is_none() {
-                t.insert(key.as_slice(), y.as_slice()).map_err(db)?;
-            }
-            existing
-        };
-        txn.commit().map_err(db)?;
-        existing
+        self.insert_if_absent(INPUTS, &slot_key(task, slot), y)?
             .map(|v| {
                 v.try_into()
                     .map_err(|_| StoreError::Corrupt("input of wrong length".into()))
@@ -271,25 +268,8 @@ impl Store {
         slot: u32,
         client_key: &[u8; 32],
     ) -> Result<bool, StoreError> {
-        let key = slot_key(task, slot);
-        let txn = self.db.begin_write().map_err(db)?;
-        let allowed = {
-            let mut t = txn.open_table(RELEASED).map_err(db)?;
-            let bound = t
-                .get(key.as_slice())
-                .map_err(db)?
-                .map(|v| v.value().to_vec());
-            match bound {
-                Some(bound) => bound == client_key,
-                None => {
-                    t.insert(key.as_slice(), client_key.as_slice())
-                        .map_err(db)?;
-                    true
-                }
-            }
-        };
-        txn.commit().map_err(db)?;
-        Ok(allowed)
+        let bound = self.insert_if_absent(RELEASED, &slot_key(task, slot), client_key)?;
+        Ok(bound.is_none_or(|b| b == client_key))
     }
 
     /// Deletes a task's MAC key share, triple shares and masked inputs, in one transaction, once

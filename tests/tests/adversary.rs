@@ -529,8 +529,9 @@ async fn foreign_peer_id_registration() {
 }
 
 /// A peer that did not open a task announces it to a member (`Start` naming itself as
-/// coordinator), and another announces a task that was never opened on chain: both refused,
-/// and the real task still publishes.
+/// coordinator), another announces a task that was never opened on chain, and a task's rightful
+/// opener announces it with an honest seat holder left out: all refused, and the real task still
+/// publishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_task_announcement() {
     let (cluster, project_id, from, task) = running_task(3, 2, 3, 120).await;
@@ -580,7 +581,46 @@ async fn forged_task_announcement() {
         committee: real_committee,
         ..hijacked.clone()
     };
-    for info in [hijacked, made_up, not_opened_by_attacker] {
+    // A task the attacker's own operator opened (so its node is the rightful coordinator),
+    // announced with one honest seat holder left out: the rest refuse an incomplete committee.
+    let opener_key = operator_key(&cluster, attacker.operator()).clone();
+    let mut cut = None;
+    for _ in 0..50 {
+        let (own, _) = cluster
+            .contracts
+            .open_task(&opener_key, U256::from(project_id))
+            .await
+            .unwrap();
+        cluster.chain.mine(2).await.unwrap();
+        let seated = cluster.contracts.committee(own).await.unwrap().unwrap();
+        if seated.len() >= 3 {
+            cut = Some((own, seated));
+            break;
+        }
+    }
+    let (own, seated) = cut.expect("a draw with three seat holders in 50");
+    let dropped = seated
+        .iter()
+        .position(|(who, _)| *who != attacker.operator())
+        .unwrap();
+    let mut cut_committee = Vec::new();
+    for (i, (operator, _)) in seated.iter().enumerate() {
+        if i == dropped {
+            continue;
+        }
+        let record = cluster.contracts.node(*operator).await.unwrap();
+        cut_committee.push(Member {
+            peer: record.peerId.to_vec(),
+            operator: operator.0.0,
+            key: record.inputKey.0,
+        });
+    }
+    let incomplete = TaskInfo {
+        task_id: own.to_be_bytes::<32>(),
+        committee: cut_committee,
+        ..hijacked.clone()
+    };
+    for info in [hijacked, made_up, not_opened_by_attacker, incomplete] {
         for member in &info.committee {
             let peer = PeerId::from_bytes(&member.peer).unwrap();
             if peer == attacker.peer_id() {

@@ -875,6 +875,7 @@ mod tests {
     use crate::driver::run;
     use crate::mascot::base_vole;
     use crate::mascot::setup::Setup;
+    use crate::mascot::tests::two_parties;
     use crate::transport::{MemoryTransport, Transport, TransportError};
     use crate::wire::{Frame, SessionId};
 
@@ -920,30 +921,15 @@ mod tests {
     fn two_party_batch(tamper: fn(&mut Frame)) -> (Fp, Vec<Result<BatchOutput, Abort>>) {
         let alphas = [Fp::random(&mut rand::rng()), Fp::random(&mut rand::rng())];
         let honest: fn(&mut Frame) = |_| {};
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let results = rt.block_on(async {
-            let tasks: Vec<_> = MemoryTransport::mesh(2)
-                .into_iter()
-                .enumerate()
-                .map(|(party, inner)| {
-                    let key = MacKeyShare::new(alphas[party]);
-                    let tamper = if party == 1 { tamper } else { honest };
-                    tokio::spawn(async move {
-                        let mut t = Tampering { inner, tamper };
-                        let session = SessionId([5; 16]);
-                        let mut keys = run(Setup::new(session, party, 2, key), &mut t).await?;
-                        run(Batch::new(&mut keys, spec()).expect("batch"), &mut t).await
-                    })
-                })
-                .collect();
-            let mut out = Vec::new();
-            for t in tasks {
-                out.push(t.await.unwrap());
+        let results = two_parties(|party, inner| {
+            let key = MacKeyShare::new(alphas[party]);
+            let tamper = if party == 1 { tamper } else { honest };
+            async move {
+                let mut t = Tampering { inner, tamper };
+                let session = SessionId([5; 16]);
+                let mut keys = run(Setup::new(session, party, 2, key), &mut t).await?;
+                run(Batch::new(&mut keys, spec()).expect("batch"), &mut t).await
             }
-            out
         });
         (alphas[0] + alphas[1], results)
     }
@@ -991,42 +977,25 @@ mod tests {
     /// keep every output correct while letting a replayed frame in).
     #[test]
     fn batches_never_reuse_a_round_number() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let rounds = rt.block_on(async {
-            let tasks: Vec<_> = MemoryTransport::mesh(2)
-                .into_iter()
-                .enumerate()
-                .map(|(party, inner)| {
-                    tokio::spawn(async move {
-                        let mut t = Recording {
-                            inner,
-                            rounds: Vec::new(),
-                        };
-                        let key = MacKeyShare::new(Fp::random(&mut rand::rng()));
-                        let mut keys = run(Setup::new(SessionId([6; 16]), party, 2, key), &mut t)
-                            .await
-                            .unwrap();
-                        let mut per_batch = Vec::new();
-                        for _ in 0..2 {
-                            t.rounds.clear();
-                            run(Batch::new(&mut keys, spec()).unwrap(), &mut t)
-                                .await
-                                .expect("honest batch");
-                            per_batch.push(std::mem::take(&mut t.rounds));
-                            stocks_match_their_counts(&keys);
-                        }
-                        per_batch
-                    })
-                })
-                .collect();
-            let mut out = Vec::new();
-            for t in tasks {
-                out.push(t.await.unwrap());
+        let rounds = two_parties(|party, inner| async move {
+            let mut t = Recording {
+                inner,
+                rounds: Vec::new(),
+            };
+            let key = MacKeyShare::new(Fp::random(&mut rand::rng()));
+            let mut keys = run(Setup::new(SessionId([6; 16]), party, 2, key), &mut t)
+                .await
+                .unwrap();
+            let mut per_batch = Vec::new();
+            for _ in 0..2 {
+                t.rounds.clear();
+                run(Batch::new(&mut keys, spec()).unwrap(), &mut t)
+                    .await
+                    .expect("honest batch");
+                per_batch.push(std::mem::take(&mut t.rounds));
+                stocks_match_their_counts(&keys);
             }
-            out
+            per_batch
         });
         for (party, per_batch) in rounds.iter().enumerate() {
             let last_of_first = per_batch[0].iter().max().unwrap();
@@ -1082,37 +1051,22 @@ mod tests {
                 0
             ) > VALUES_PER_SEGMENT
         );
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
         let alphas = [Fp::random(&mut rand::rng()), Fp::random(&mut rand::rng())];
-        let outs = rt.block_on(async {
-            let tasks: Vec<_> = MemoryTransport::mesh(2)
-                .into_iter()
-                .enumerate()
-                .map(|(party, mut t)| {
-                    let key = MacKeyShare::new(alphas[party]);
-                    tokio::spawn(async move {
-                        let mut keys = run(Setup::new(SessionId([7; 16]), party, 2, key), &mut t)
-                            .await
-                            .unwrap();
-                        let spec = BatchSpec {
-                            triples,
-                            randoms: 0,
-                            masks: vec![masks, 0],
-                        };
-                        run(Batch::new(&mut keys, spec).unwrap(), &mut t)
-                            .await
-                            .expect("honest batch")
-                    })
-                })
-                .collect();
-            let mut out = Vec::new();
-            for t in tasks {
-                out.push(t.await.unwrap());
+        let outs = two_parties(|party, mut t| {
+            let key = MacKeyShare::new(alphas[party]);
+            async move {
+                let mut keys = run(Setup::new(SessionId([7; 16]), party, 2, key), &mut t)
+                    .await
+                    .unwrap();
+                let spec = BatchSpec {
+                    triples,
+                    randoms: 0,
+                    masks: vec![masks, 0],
+                };
+                run(Batch::new(&mut keys, spec).unwrap(), &mut t)
+                    .await
+                    .expect("honest batch")
             }
-            out
         });
         let alpha = alphas[0] + alphas[1];
         assert_eq!(outs[0].masks[0].len(), masks);

@@ -114,8 +114,14 @@ pub(crate) mod tests {
     use crate::driver::run;
     use crate::transport::MemoryTransport;
 
-    /// Both parties' keys after a two-party setup over memory.
-    pub(crate) fn two_party_keys() -> Vec<MascotKeys> {
+    /// Runs `party(i, transport)` for parties 0 and 1 over a memory mesh, each in its own task
+    /// on a fresh runtime; their results in party order.
+    pub(crate) fn two_parties<T, F, Fut>(party: F) -> Vec<T>
+    where
+        T: Send + 'static,
+        F: Fn(PartyId, MemoryTransport) -> Fut,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+    {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -124,20 +130,23 @@ pub(crate) mod tests {
             let tasks: Vec<_> = MemoryTransport::mesh(2)
                 .into_iter()
                 .enumerate()
-                .map(|(party, mut t)| {
-                    tokio::spawn(async move {
-                        let key = MacKeyShare::new(Fp::random(&mut rand::rng()));
-                        run(setup::Setup::new(SessionId([9; 16]), party, 2, key), &mut t)
-                            .await
-                            .expect("honest setup")
-                    })
-                })
+                .map(|(i, t)| tokio::spawn(party(i, t)))
                 .collect();
-            let mut keys = Vec::new();
+            let mut out = Vec::new();
             for t in tasks {
-                keys.push(t.await.unwrap());
+                out.push(t.await.unwrap());
             }
-            keys
+            out
+        })
+    }
+
+    /// Both parties' keys after a two-party setup over memory.
+    pub(crate) fn two_party_keys() -> Vec<MascotKeys> {
+        two_parties(|party, mut t| async move {
+            let key = MacKeyShare::new(Fp::random(&mut rand::rng()));
+            run(setup::Setup::new(SessionId([9; 16]), party, 2, key), &mut t)
+                .await
+                .expect("honest setup")
         })
     }
 }
