@@ -29,7 +29,7 @@ use crate::ratelimit::{Limits, RateLimiter, Refusal};
 use crate::task::TaskState;
 
 /// Largest request body.
-pub const MAX_BODY: usize = 64 * 1024;
+pub const MAX_BODY: usize = 256 * 1024;
 
 /// An envelope in JSON: hex fields.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -54,6 +54,8 @@ pub struct TaskJson {
     pub coordinator: String,
     pub committee: Vec<MemberJson>,
     pub max_inputs: u32,
+    /// Bits per input: a reading must lie in [−2^(input_bits−1), 2^(input_bits−1)).
+    pub input_bits: u32,
     pub closes_at_ms: u64,
 }
 
@@ -216,6 +218,7 @@ impl TaskJson {
                 })
                 .collect(),
             max_inputs: info.max_inputs,
+            input_bits: info.input_bits,
             closes_at_ms: info.closes_at_ms,
         }
     }

@@ -1,8 +1,10 @@
 //! The device client: secret-shares a reading for a project's task through any node's HTTP API.
 //!
-//! It asks the entry node for the open task, gets a slot with each member's triple shares sealed
-//! for a fresh X25519 key of its own, checks a·b = c, and sends y = x − a sealed for each member.
-//! The entry node sees only envelopes; a member sees only y, which a hides. A client given the
+//! It asks the entry node for the open task, gets a slot granted to a fresh X25519 key of its own
+//! with each member's triple shares sealed for that key, checks a_j·b_j = c_j for each bit's
+//! triple, and sends y_j = β_j − a_j for each bit β_j of its offset reading, sealed for each member
+//! by that key (so that only it can fill its slot). The entry node sees only envelopes; a member
+//! sees only the y_j, which the a_j hide. A client given the
 //! chain ([`Client::with_chain`]) first checks the committee and keys the entry node announced
 //! against the task's draw on chain, so a lying entry node cannot point it at a fake committee.
 
@@ -27,6 +29,8 @@ pub enum ClientError {
     Answer(String),
     #[error("the committee's triple for slot {0} does not satisfy a·b = c: a member cheated")]
     BadTriple(u32),
+    #[error(transparent)]
+    OutOfRange(#[from] crate::program::OutOfRange),
     #[error("the announced committee does not match the chain: {0}")]
     Committee(#[from] crate::committee::CommitteeError),
 }
@@ -42,6 +46,14 @@ pub struct Client {
     base: String,
     /// The chain to check announced committees against.
     chain: Option<Contracts>,
+}
+
+/// A slot granted to this device: its key and the masks a_j of its bits (sum of the members'
+/// shares).
+pub struct DeviceSlot {
+    pub slot: u32,
+    pub key: SecretKey,
+    pub masks: Vec<Fp>,
 }
 
 /// What the node acknowledged.
@@ -223,9 +235,22 @@ impl Client {
 
     /// Secret-shares `reading` into `task`.
     pub async fn submit_to(&self, task: &TaskJson, reading: i64) -> Result<Submitted, ClientError> {
-        let bad = |e: crate::api::ApiError| ClientError::Answer(e.message);
-        let task_id = hex32(&task.task_id, "task id").map_err(bad)?;
+        let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
         self.check_committee(task, task_id).await?;
+        // Refused here, before taking a slot: the members would leave it out anyway.
+        let bits: Vec<Fp> = crate::program::reading_bits(reading, task.input_bits)?
+            .into_iter()
+            .map(|b| Fp::from_u64(u64::from(b)))
+            .collect();
+        let slot = self.take_slot(task).await?;
+        self.send_bits(task, &slot, &bits).await
+    }
+
+    /// Has the task's coordinator grant a slot to a fresh key of this device, and opens and
+    /// checks the members' shares of the slot's masks (a_j·b_j = c_j for each bit's triple).
+    /// Does not check the committee against chain: [`Client::submit_to`] does.
+    pub async fn take_slot(&self, task: &TaskJson) -> Result<DeviceSlot, ClientError> {
+        let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
         let key = SecretKey::generate();
         let grant: SlotJson = self
             .post(
@@ -241,43 +266,83 @@ impl Client {
                 "shares do not match the committee".into(),
             ));
         }
-        let (mut a, mut b, mut c) = (Fp::from_u64(0), Fp::from_u64(0), Fp::from_u64(0));
+        let width = task.input_bits as usize;
+        let zero = || vec![Fp::ZERO; width];
+        let (mut a, mut b, mut c) = (zero(), zero(), zero());
         for (member, sealed) in task.committee.iter().zip(&grant.shares) {
             let peer: libp2p::PeerId = member
                 .peer_id
                 .parse()
                 .map_err(|_| ClientError::Answer("bad member peer id".into()))?;
-            let sealed = sealed.to_sealed().map_err(bad)?;
+            let sealed = sealed.to_sealed().map_err(bad_answer)?;
             let plain = envelope::open(&key, &shares_context(&task_id, grant.slot, &peer), &sealed)
                 .map_err(|e| ClientError::Answer(format!("member {peer}: {e}")))?;
-            if plain.len() != 96 {
-                return Err(ClientError::Answer("triple shares must be 96 bytes".into()));
+            if plain.len() != 96 * width {
+                return Err(ClientError::Answer(format!(
+                    "triple shares must be {} bytes",
+                    96 * width
+                )));
             }
-            let field = |i: usize| {
-                let bytes: [u8; 32] = plain[i * 32..(i + 1) * 32].try_into().expect("32 bytes");
+            let field = |bytes: &[u8]| {
+                let bytes: [u8; 32] = bytes.try_into().expect("32-byte chunks");
                 Fp::from_bytes(&bytes)
                     .map_err(|_| ClientError::Answer("non-canonical share".into()))
             };
-            a += field(0)?;
-            b += field(1)?;
-            c += field(2)?;
+            for (j, triple) in plain.chunks_exact(96).enumerate() {
+                a[j] += field(&triple[..32])?;
+                b[j] += field(&triple[32..64])?;
+                c[j] += field(&triple[64..])?;
+            }
         }
-        if a * b != c {
+        if (0..width).any(|j| a[j] * b[j] != c[j]) {
             return Err(ClientError::BadTriple(grant.slot));
         }
-        let y = (Fp::from_i64(reading) - a).to_bytes();
+        Ok(DeviceSlot {
+            slot: grant.slot,
+            key,
+            masks: a,
+        })
+    }
+
+    /// Sends `bits` (the bits of an offset reading, least significant first) into the granted
+    /// slot, masked and sealed for each member by the slot's key. Members leave an input out if
+    /// any of its values is not a bit.
+    pub async fn send_bits(
+        &self,
+        task: &TaskJson,
+        slot: &DeviceSlot,
+        bits: &[Fp],
+    ) -> Result<Submitted, ClientError> {
+        let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
+        if bits.len() != slot.masks.len() {
+            return Err(ClientError::Answer(format!(
+                "{} bits for a slot of {}",
+                bits.len(),
+                slot.masks.len()
+            )));
+        }
+        let y: Vec<u8> = bits
+            .iter()
+            .zip(&slot.masks)
+            .flat_map(|(bit, a)| (*bit - *a).to_bytes())
+            .collect();
         let mut sealed = Vec::with_capacity(task.committee.len());
         for member in &task.committee {
-            let member_key = hex32(&member.key, "member key").map_err(bad)?;
-            let s = envelope::seal(&member_key, &input_context(&task_id, grant.slot), &y)
-                .map_err(|e| ClientError::Answer(e.to_string()))?;
+            let member_key = hex32(&member.key, "member key").map_err(bad_answer)?;
+            let s = envelope::seal_from(
+                &slot.key,
+                &member_key,
+                &input_context(&task_id, slot.slot),
+                &y,
+            )
+            .map_err(|e| ClientError::Answer(e.to_string()))?;
             sealed.push(SealedJson::from_sealed(&s));
         }
         let _: serde_json::Value = self
             .post(
                 &format!("/v1/tasks/{}/inputs", task.task_id),
                 &InputRequest {
-                    slot: grant.slot,
+                    slot: slot.slot,
                     sealed,
                     coordinator: Some(task.coordinator.clone()),
                 },
@@ -285,7 +350,11 @@ impl Client {
             .await?;
         Ok(Submitted {
             task_id,
-            slot: grant.slot,
+            slot: slot.slot,
         })
     }
+}
+
+fn bad_answer(e: crate::api::ApiError) -> ClientError {
+    ClientError::Answer(e.message)
 }

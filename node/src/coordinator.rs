@@ -16,6 +16,7 @@ use libp2p::PeerId;
 use tokio::task::JoinHandle;
 
 use crate::committee::{SeatHolder, seat_holders};
+use crate::identity::issue_ticket;
 
 use crate::messages::{Member, RefusalKind, Request, Response, TaskId, TaskInfo};
 use crate::node::{ANSWER_WAIT, Inner, NodeError, now_ms};
@@ -53,7 +54,10 @@ impl Inner {
                 Ok(_) => Response::refused(RefusalKind::Unknown, "not coordinating this task"),
                 Err(e) => Response::refused(RefusalKind::Failed, e.to_string()),
             },
-            Request::AllocateSlot { task_id } => self.allocate_slot(task_id),
+            Request::AllocateSlot {
+                task_id,
+                client_key,
+            } => self.allocate_slot(task_id, client_key),
             Request::Status { task_id } => match self.store.task(&task_id) {
                 Ok(Some(r)) if r.coordinating => Response::Status {
                     state: r.state,
@@ -67,7 +71,8 @@ impl Inner {
         }
     }
 
-    fn allocate_slot(&self, task: TaskId) -> Response {
+    /// Grants the next slot to `client_key`, with a ticket members check.
+    fn allocate_slot(&self, task: TaskId, client_key: [u8; 32]) -> Response {
         // One allocation at a time: the read-increment-write below must not interleave.
         let _serial = self.volatile();
         let mut record = match self.store.task(&task) {
@@ -85,11 +90,15 @@ impl Inner {
             return Response::refused(RefusalKind::Closed, "the input window is closed");
         }
         let slot = record.next_slot;
+        let ticket = match issue_ticket(&self.keypair, task, slot, client_key) {
+            Ok(t) => t,
+            Err(e) => return Response::refused(RefusalKind::Failed, e.to_string()),
+        };
         record.next_slot += 1;
         if let Err(e) = self.store.put_task(&record) {
             return Response::refused(RefusalKind::Failed, e.to_string());
         }
-        Response::Slot(slot)
+        Response::Slot(ticket)
     }
 
     /// Notes how long a phase took, in the metrics and in the task's stored timings.
@@ -204,6 +213,7 @@ impl Inner {
             coordinator: me.to_bytes(),
             committee,
             max_inputs: program.max_inputs,
+            input_bits: program.input_bits,
             closes_at_ms: now_ms() + program.window_secs * 1000,
         };
         record.info = Some(info.clone());

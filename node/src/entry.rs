@@ -103,7 +103,8 @@ impl Inner {
         info.peers().map_err(|e| NodeError::Task(e.to_string()))
     }
 
-    /// Allocates a slot at the coordinator and collects every member's sealed triple shares.
+    /// Has the coordinator grant a slot to `client_key` and collects every member's sealed triple
+    /// shares for it.
     pub(crate) async fn grant_slot(
         &self,
         task: TaskId,
@@ -113,25 +114,25 @@ impl Inner {
         let info = self.known_info(&task, hint).await?;
         let coordinator = PeerId::from_bytes(&info.coordinator)
             .map_err(|_| NodeError::Task("bad coordinator peer id".into()))?;
-        let slot = match self
-            .ask(coordinator, Request::AllocateSlot { task_id: task })
-            .await?
-        {
-            Response::Slot(s) => s,
+        let allocate = Request::AllocateSlot {
+            task_id: task,
+            client_key,
+        };
+        let ticket = match self.ask(coordinator, allocate).await? {
+            Response::Slot(t) if t.task_id == task && t.client_key == client_key => t,
             other => return Err(NodeError::Task(format!("unexpected answer {other:?}"))),
         };
-        let asks = Self::peers(&info)?.into_iter().map(|peer| async move {
-            let r = Request::TripleShares {
-                task_id: task,
-                slot,
-                client_key,
-            };
-            // Preprocessing may still be running at the member: allow it time.
-            match tokio::time::timeout(ANSWER_WAIT * 12, self.ask(peer, r)).await {
-                Ok(Ok(Response::Shares(s))) => Ok(s),
-                Ok(Ok(other)) => Err(NodeError::Task(format!("unexpected answer {other:?}"))),
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(NodeError::Task(format!("{peer} did not send its shares"))),
+        let slot = ticket.slot;
+        let asks = Self::peers(&info)?.into_iter().map(|peer| {
+            let r = Request::TripleShares(ticket.clone());
+            async move {
+                // Preprocessing may still be running at the member: allow it time.
+                match tokio::time::timeout(ANSWER_WAIT * 12, self.ask(peer, r)).await {
+                    Ok(Ok(Response::Shares(s))) => Ok(s),
+                    Ok(Ok(other)) => Err(NodeError::Task(format!("unexpected answer {other:?}"))),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(NodeError::Task(format!("{peer} did not send its shares"))),
+                }
             }
         });
         let shares = join_all(asks).await.into_iter().collect::<Result<_, _>>()?;

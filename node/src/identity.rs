@@ -9,6 +9,8 @@ use conclave_chain::identity::{NodeIdentity, binding_message};
 use libp2p::PeerId;
 use libp2p::identity::{Keypair, PublicKey};
 
+use crate::messages::{SlotTicket, TaskId};
+
 /// Why a registry record is not a valid binding.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdentityError {
@@ -71,6 +73,34 @@ pub fn verify_record(
 }
 
 /// The public key an identity-multihash peer id carries.
+/// A slot ticket for `client_key`, signed with the coordinator's libp2p key.
+pub(crate) fn issue_ticket(
+    keypair: &Keypair,
+    task_id: TaskId,
+    slot: u32,
+    client_key: [u8; 32],
+) -> Result<SlotTicket, IdentityError> {
+    let signature = keypair
+        .sign(&SlotTicket::message(&task_id, slot, &client_key))
+        .map_err(|e| IdentityError::Sign(e.to_string()))?;
+    Ok(SlotTicket {
+        task_id,
+        slot,
+        client_key,
+        signature,
+    })
+}
+
+/// Whether `ticket` was signed by the node `coordinator`.
+pub(crate) fn ticket_is_from(ticket: &SlotTicket, coordinator: &PeerId) -> bool {
+    inline_key(coordinator).is_some_and(|key| {
+        key.verify(
+            &SlotTicket::message(&ticket.task_id, ticket.slot, &ticket.client_key),
+            &ticket.signature,
+        )
+    })
+}
+
 fn inline_key(peer: &PeerId) -> Option<PublicKey> {
     let multihash = peer.as_ref();
     if multihash.code() != 0 {
@@ -130,5 +160,34 @@ mod tests {
             verify_record(&garbage, 31337, registry, operator),
             Err(IdentityError::BadPeerId)
         );
+    }
+
+    /// A ticket verifies for its coordinator only, and not once any field changed.
+    #[test]
+    fn tickets_verify_for_their_coordinator_and_fields_only() {
+        let coordinator = Keypair::generate_ed25519();
+        let ticket = issue_ticket(&coordinator, [1; 32], 4, [2; 32]).unwrap();
+        let peer = coordinator.public().to_peer_id();
+        assert!(ticket_is_from(&ticket, &peer));
+        assert!(!ticket_is_from(
+            &ticket,
+            &Keypair::generate_ed25519().public().to_peer_id()
+        ));
+        for altered in [
+            SlotTicket {
+                slot: 5,
+                ..ticket.clone()
+            },
+            SlotTicket {
+                client_key: [3; 32],
+                ..ticket.clone()
+            },
+            SlotTicket {
+                task_id: [9; 32],
+                ..ticket.clone()
+            },
+        ] {
+            assert!(!ticket_is_from(&altered, &peer));
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! A committee member's side of a task: answering the coordinator and entry nodes.
 //!
-//! Preprocessing runs in the background after `Start`; triple shares are handed out (sealed for
-//! the client) only once it has finished; masked inputs are opened, checked and stored durably
-//! before `Accepted` goes back; `Run` computes the sum by SPDZ and signs the result.
+//! Preprocessing runs in the background after `Start`; a slot's triple shares are handed out
+//! (sealed for the client) only once it has finished, only for a slot ticket the coordinator
+//! signed, and only to the ticket's key; masked inputs are accepted only from that key, checked
+//! and stored durably before `Accepted` goes back; `Run` computes the range-checked sum by SPDZ
+//! and signs the result.
 
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use std::collections::BTreeMap;
 use alloy::primitives::{B256, Bytes, U256};
 use conclave_chain::attest::{Attestation, TaskResult};
 use conclave_mpc::Fp;
+use conclave_mpc::prep::Triple;
 use conclave_mpc::share::Share;
 use conclave_provers::Prover;
 use conclave_provers::spdz::{self, SumJob};
@@ -19,17 +22,20 @@ use tokio::sync::watch;
 
 use crate::committee::{CommitteeError, check_members, task_of_project, verified_peer};
 use crate::envelope;
+use crate::identity::ticket_is_from;
+use crate::messages::SlotTicket;
 use crate::messages::{RefusalKind, Request, Response, TaskId, TaskInfo};
 use crate::node::{Inner, PrepStatus, now_ms};
 use crate::program::{Average, Program};
-use crate::store::{TaskRecord, TripleRecord};
+use crate::store::{MaskedInput, TaskRecord, TripleRecord};
 use crate::task::TaskState;
 use conclave_chain::contracts::ProverKind;
 
 /// How long a triple-shares request waits for preprocessing to finish.
 const PREP_WAIT: Duration = Duration::from_secs(120);
 
-pub(crate) fn shares_context(task: &TaskId, slot: u32, member: &PeerId) -> Vec<u8> {
+/// What a member's sealed triple shares for a slot are bound to.
+pub fn shares_context(task: &TaskId, slot: u32, member: &PeerId) -> Vec<u8> {
     [
         b"conclave shares".as_slice(),
         task,
@@ -39,7 +45,8 @@ pub(crate) fn shares_context(task: &TaskId, slot: u32, member: &PeerId) -> Vec<u
     .concat()
 }
 
-pub(crate) fn input_context(task: &TaskId, slot: u32) -> Vec<u8> {
+/// What a device's sealed masked input for a slot is bound to.
+pub fn input_context(task: &TaskId, slot: u32) -> Vec<u8> {
     [b"conclave input".as_slice(), task, &slot.to_be_bytes()].concat()
 }
 
@@ -102,11 +109,7 @@ impl Inner {
                 key: self.input_key.public(),
             }),
             Request::Start(info) => self.start(from, info).await,
-            Request::TripleShares {
-                task_id,
-                slot,
-                client_key,
-            } => self.triple_shares(task_id, slot, client_key).await,
+            Request::TripleShares(ticket) => self.triple_shares(ticket).await,
             Request::Input {
                 task_id,
                 slot,
@@ -151,8 +154,13 @@ impl Inner {
             return Err(refuse("not in this committee"));
         }
         let peers = info.peers().map_err(|e| refuse(e.to_string()))?;
-        if info.max_inputs == 0 || info.max_inputs > crate::program::MAX_INPUTS {
-            return Err(invalid("bad input count"));
+        if info.max_inputs == 0
+            || info.max_inputs > crate::program::MAX_INPUTS
+            || !(1..=spdz::MAX_INPUT_BITS).contains(&info.input_bits)
+            || u64::from(info.max_inputs) * u64::from(info.input_bits)
+                > crate::program::MAX_TASK_TRIPLES
+        {
+            return Err(invalid("bad input count or width"));
         }
         let existing = self
             .store
@@ -193,7 +201,12 @@ impl Inner {
         self.store
             .put_task(&record)
             .map_err(|e| refuse(e.to_string()))?;
-        self.spawn_preprocessing(info.task_id, peers, info.max_inputs as usize);
+        self.spawn_preprocessing(
+            info.task_id,
+            peers,
+            info.max_inputs as usize,
+            info.input_bits as usize,
+        );
         Ok(Response::Started)
     }
 
@@ -241,7 +254,10 @@ impl Inner {
             .map_err(chain)?;
         let program = Program::from_chain(&project.programUri, task.programHash)
             .map_err(|e| refuse(format!("the task's program: {e}")))?;
-        if task.proverKind != ProverKind::Spdz as u8 || program.max_inputs != info.max_inputs {
+        if task.proverKind != ProverKind::Spdz as u8
+            || program.max_inputs != info.max_inputs
+            || program.input_bits != info.input_bits
+        {
             return Err(refuse("the Start does not match the task's program"));
         }
         check_members(&self.contracts, task_id, &task, &info.committee)
@@ -250,31 +266,40 @@ impl Inner {
         Ok(())
     }
 
-    /// Runs MASCOT for the task in the background and stores the material.
-    pub(crate) fn spawn_preprocessing(&self, task: TaskId, committee: Vec<PeerId>, slots: usize) {
+    /// Runs MASCOT for the task in the background and stores the material: `bits` triples for
+    /// each of `slots` slots.
+    pub(crate) fn spawn_preprocessing(
+        &self,
+        task: TaskId,
+        committee: Vec<PeerId>,
+        slots: usize,
+        bits: usize,
+    ) {
         let (tx, rx) = watch::channel(PrepStatus::Running);
         self.volatile().prep.insert(task, rx);
         let inner = self.me();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let (session, _) = spdz::session_ids(&task, 0);
-            let outcome = spdz::prepare(inner.network.mpc(), session, &committee, slots).await;
+            let outcome =
+                spdz::prepare(inner.network.mpc(), session, &committee, slots * bits).await;
             let stored = outcome.map_err(|e| e.to_string()).and_then(|material| {
-                let triples: Vec<_> = material
+                let records: Vec<TripleRecord> = material
                     .triples
                     .iter()
                     .map(|t| {
-                        [
-                            t.a.value.to_bytes(),
-                            t.a.mac.to_bytes(),
-                            t.b.value.to_bytes(),
-                            t.c.value.to_bytes(),
-                        ]
+                        [t.a, t.b, t.c]
+                            .map(|s| [s.value.to_bytes(), s.mac.to_bytes()])
+                            .concat()
+                            .try_into()
+                            .expect("three shares of two elements")
                     })
                     .collect();
+                let per_slot: Vec<Vec<TripleRecord>> =
+                    records.chunks(bits).map(<[TripleRecord]>::to_vec).collect();
                 inner
                     .store
-                    .put_material(&task, &material.alpha.to_bytes(), &triples)
+                    .put_material(&task, &material.alpha.to_bytes(), &per_slot)
                     .map_err(|e| e.to_string())
             });
             let status = match stored {
@@ -319,38 +344,48 @@ impl Inner {
             .ok_or_else(|| refuse("material missing"))
     }
 
-    fn triple(&self, task: &TaskId, slot: u32) -> Result<TripleRecord, Response> {
+    fn triples(&self, task: &TaskId, slot: u32) -> Result<Vec<TripleRecord>, Response> {
         self.store
-            .triple(task, slot)
+            .triples(task, slot)
             .map_err(|e| refuse(e.to_string()))?
             .ok_or_else(|| invalid("no such slot"))
     }
 
-    async fn triple_shares(
-        &self,
-        task: TaskId,
-        slot: u32,
-        client_key: [u8; 32],
-    ) -> Result<Response, Response> {
-        let (record, _) = self.member_task(&task)?;
+    async fn triple_shares(&self, ticket: SlotTicket) -> Result<Response, Response> {
+        let task = ticket.task_id;
+        let (record, info) = self.member_task(&task)?;
         if record.state != TaskState::Committee {
             return Err(closed());
         }
+        // Only the coordinator grants slots, each to one device key: without its ticket anyone
+        // could take (or squat) a slot before the device it was granted to.
+        let coordinator =
+            PeerId::from_bytes(&info.coordinator).map_err(|_| refuse("bad coordinator"))?;
+        if !ticket_is_from(&ticket, &coordinator) {
+            return Err(invalid("the slot ticket is not the coordinator's"));
+        }
+        if ticket.slot >= info.max_inputs {
+            return Err(invalid("no such slot"));
+        }
         self.ready(&task).await?;
-        let t = self.triple(&task, slot)?;
+        let triples = self.triples(&task, ticket.slot)?;
         // A slot's mask shares go to one device key, once: anyone else who got them (a member
         // asking every other member, say) would read that slot's input as y + a.
         if !self
             .store
-            .release_slot_to(&task, slot, &client_key)
+            .release_slot_to(&task, ticket.slot, &ticket.client_key)
             .map_err(|e| refuse(e.to_string()))?
         {
             return Err(refuse("this slot's shares went to another key"));
         }
-        let plaintext = [t[0], t[2], t[3]].concat();
-        let context = shares_context(&task, slot, &self.network.peer_id());
-        let sealed =
-            envelope::seal(&client_key, &context, &plaintext).map_err(|e| refuse(e.to_string()))?;
+        // a, b and c values of each bit's triple (not the MACs).
+        let plaintext: Vec<u8> = triples
+            .iter()
+            .flat_map(|t| [t[0], t[2], t[4]].concat())
+            .collect();
+        let context = shares_context(&task, ticket.slot, &self.network.peer_id());
+        let sealed = envelope::seal(&ticket.client_key, &context, &plaintext)
+            .map_err(|e| refuse(e.to_string()))?;
         Ok(Response::Shares(sealed))
     }
 
@@ -367,12 +402,33 @@ impl Inner {
         if slot >= info.max_inputs {
             return Err(invalid("no such slot"));
         }
-        let y = envelope::open(&self.input_key, &input_context(&task, slot), sealed)
-            .map_err(|e| invalid(e.to_string()))?;
-        let y: [u8; 32] = y
-            .try_into()
-            .map_err(|_| invalid("masked input must be 32 bytes"))?;
-        fp(&y)?;
+        // The input must come from the key the slot's shares went to (a key the coordinator's
+        // ticket named): anyone else's envelope does not open.
+        let device = self
+            .store
+            .released_to(&task, slot)
+            .map_err(|e| refuse(e.to_string()))?
+            .ok_or_else(|| invalid("this slot was not granted here"))?;
+        let plain = envelope::open_from(
+            &self.input_key,
+            &device,
+            &input_context(&task, slot),
+            sealed,
+        )
+        .map_err(|e| invalid(e.to_string()))?;
+        if plain.len() != 32 * info.input_bits as usize {
+            return Err(invalid(format!(
+                "a masked input is {} field elements",
+                info.input_bits
+            )));
+        }
+        let y: Vec<[u8; 32]> = plain
+            .chunks_exact(32)
+            .map(|c| c.try_into().expect("32-byte chunks"))
+            .collect();
+        for element in &y {
+            fp(element)?;
+        }
         let existing = self
             .store
             .put_input(&task, slot, &y)
@@ -430,7 +486,7 @@ impl Inner {
         Ok(Response::Digest(
             inputs
                 .into_iter()
-                .map(|(slot, y)| (slot, *blake3::hash(&y).as_bytes()))
+                .map(|(slot, y)| (slot, *blake3::hash(&y.concat()).as_bytes()))
                 .collect(),
         ))
     }
@@ -481,7 +537,7 @@ impl Inner {
                 .put_task(&record)
                 .map_err(|e| refuse(e.to_string()))?;
         }
-        let stored: BTreeMap<u32, [u8; 32]> = self
+        let stored: BTreeMap<u32, MaskedInput> = self
             .store
             .inputs(&task)
             .map_err(|e| refuse(e.to_string()))?
@@ -494,23 +550,44 @@ impl Inner {
             digest.update(&m.operator);
         }
         for &slot in &slots {
-            let y = *stored
+            let y = stored
                 .get(&slot)
                 .ok_or_else(|| refuse(format!("no input for slot {slot}")))?;
-            let t = self.triple(&task, slot)?;
-            let a = Share {
-                value: fp(&t[0])?,
-                mac: fp(&t[1])?,
-            };
+            let triples = self.triples(&task, slot)?;
+            if triples.len() != y.len() {
+                return Err(refuse(format!(
+                    "slot {slot}'s input and triples differ in width"
+                )));
+            }
             digest.update(&slot.to_be_bytes());
-            digest.update(&y);
-            inputs.push((a, fp(&y)?));
+            let mut input = spdz::SlotInput {
+                triples: Vec::with_capacity(triples.len()),
+                masked_bits: Vec::with_capacity(y.len()),
+            };
+            for (t, y) in triples.iter().zip(y) {
+                let share = |value: usize| -> Result<Share, Response> {
+                    Ok(Share {
+                        value: fp(&t[value])?,
+                        mac: fp(&t[value + 1])?,
+                    })
+                };
+                input.triples.push(Triple {
+                    a: share(0)?,
+                    b: share(2)?,
+                    c: share(4)?,
+                });
+                digest.update(y);
+                input.masked_bits.push(fp(y)?);
+            }
+            inputs.push(input);
         }
         let job = SumJob {
-            session: spdz::session_ids(&task, 0).1,
+            sessions: spdz::session_ids(&task, 0).1,
             committee: info.peers().map_err(|e| refuse(e.to_string()))?,
             alpha: fp(&alpha)?,
+            bits: info.input_bits,
             inputs,
+            min_counted: MIN_RUN_INPUTS,
             proof_context: *digest.finalize().as_bytes(),
         };
         let started = std::time::Instant::now();
@@ -523,10 +600,17 @@ impl Inner {
             refuse(format!("computation failed: {e}"))
         })?;
         self.metrics.observe_phase("online", started.elapsed());
-        let sum = proven.outputs[0];
+        let (sum, counted) = (proven.outputs[0], proven.outputs[1] as u64);
+        if counted < slots.len() as u64 {
+            tracing::warn!(
+                task = %hex::encode(task),
+                excluded = slots.len() as u64 - counted,
+                "inputs out of range were left out"
+            );
+        }
         let output = Average {
             sum,
-            count: slots.len() as u64,
+            count: counted,
         }
         .encode();
         let result = TaskResult {

@@ -31,6 +31,8 @@ pub struct TaskInfo {
     /// Committee in party order.
     pub committee: Vec<Member>,
     pub max_inputs: u32,
+    /// Bits per input (the program's range): a device sends one masked bit each.
+    pub input_bits: u32,
     pub closes_at_ms: u64,
 }
 
@@ -45,6 +47,30 @@ impl TaskInfo {
     }
 }
 
+/// A slot granted to one device key, signed by the task's coordinator (its libp2p key): members
+/// release the slot's mask shares to that key only and accept the slot's input only from it, so
+/// nobody fills or takes over a slot the coordinator did not grant them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotTicket {
+    pub task_id: TaskId,
+    pub slot: u32,
+    pub client_key: [u8; 32],
+    pub signature: Vec<u8>,
+}
+
+impl SlotTicket {
+    /// What the coordinator signs.
+    pub fn message(task_id: &TaskId, slot: u32, client_key: &[u8; 32]) -> Vec<u8> {
+        [
+            b"conclave slot ticket v1".as_slice(),
+            task_id,
+            &slot.to_be_bytes(),
+            client_key,
+        ]
+        .concat()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// Coordinator → candidate: are you there, and what is your input key?
@@ -53,15 +79,15 @@ pub enum Request {
     Start(TaskInfo),
     /// Entry node → coordinator: the task's committee and window.
     GetTask { task_id: TaskId },
-    /// Entry node → coordinator: a slot for one more input.
-    AllocateSlot { task_id: TaskId },
-    /// Entry node → member: your shares of slot's triple, sealed for the client's key.
-    TripleShares {
+    /// Entry node → coordinator: a slot for one more input, granted to the device's key.
+    AllocateSlot {
         task_id: TaskId,
-        slot: u32,
         client_key: [u8; 32],
     },
-    /// Entry node → member: a client's masked input y = x − a, sealed for this member.
+    /// Entry node → member: your shares of the ticket's slot's triples, sealed for its key.
+    TripleShares(SlotTicket),
+    /// Entry node → member: a client's masked input bits y_j = β_j − a_j, sealed for this
+    /// member by the key the slot was granted to.
     Input {
         task_id: TaskId,
         slot: u32,
@@ -90,7 +116,7 @@ pub enum Response {
     },
     Started,
     Task(TaskInfo),
-    Slot(u32),
+    Slot(SlotTicket),
     Shares(Sealed),
     Accepted,
     Digest(Vec<(u32, [u8; 32])>),

@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     pub contracts: Contracts,
     pub operator: PrivateKeySigner,
     pub input_key: SecretKey,
+    /// The node's libp2p identity (signs slot tickets).
+    pub keypair: libp2p::identity::Keypair,
     pub store: Store,
     pub metrics: Metrics,
     pub prover: conclave_provers::spdz::SpdzProver,
@@ -156,6 +158,7 @@ pub struct Node {
 impl Node {
     /// Starts the mesh, the request and gossip loops and the HTTP API, and resumes stored tasks.
     pub async fn start(setup: NodeSetup) -> Result<Node, NodeError> {
+        let keypair = setup.network.keypair.clone();
         let network = Network::start(setup.network).await?;
         let requests = network
             .requests()
@@ -170,6 +173,7 @@ impl Node {
             contracts: setup.contracts,
             operator: setup.operator,
             input_key: setup.input_key,
+            keypair,
             store: setup.store,
             metrics: Metrics::new(),
             prover,
@@ -232,7 +236,7 @@ impl Node {
     pub fn holds_material(&self, task: &TaskId) -> Result<bool, NodeError> {
         let store = &self.inner.store;
         Ok(store.alpha(task)?.is_some()
-            || store.triple(task, 0)?.is_some()
+            || store.triples(task, 0)?.is_some()
             || !store.inputs(task)?.is_empty())
     }
 

@@ -1,5 +1,6 @@
 //! Durable state in redb: projects as last read from chain, tasks and their state, each member's
-//! preprocessed material, accepted client inputs (masked: y = x − a, never x) and results. A
+//! preprocessed material, accepted client inputs (masked bits: y_j = β_j − a_j, never x) and
+//! results. A
 //! write returns only after its transaction committed, so an input is durable before the node
 //! acknowledges it.
 
@@ -15,8 +16,9 @@ const TASKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tasks");
 /// task → the member's MAC key share; written with the task's triples, so its presence means the
 /// material is complete.
 const MATERIAL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("material");
-/// task ‖ slot → the member's shares of that slot's triple: (a value, a MAC, b value, c value).
+/// task ‖ slot → the member's shares of that slot's triples, one per input bit.
 const TRIPLES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("triples");
+/// task ‖ slot → the slot's masked input bits y_j, 32 bytes each.
 const INPUTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inputs");
 const PROJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("projects");
 /// task → (empty): this member has started the task's computation; it never starts another.
@@ -65,8 +67,12 @@ pub struct TaskRecord {
     pub timings: Vec<(String, u64)>,
 }
 
-/// A member's shares of one slot's triple (a value, a MAC, b value, c value), canonical encodings.
-pub type TripleRecord = [[u8; 32]; 4];
+/// A member's shares of one triple (a value, a MAC, b value, b MAC, c value, c MAC), canonical
+/// encodings.
+pub type TripleRecord = [[u8; 32]; 6];
+
+/// A slot's masked input: one field element per input bit.
+pub type MaskedInput = Vec<[u8; 32]>;
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +114,9 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let database = Database::create(path).map_err(db)?;
         let txn = database.begin_write().map_err(db)?;
-        for table in [TASKS, MATERIAL, TRIPLES, INPUTS, PROJECTS, RUNS, POISONED] {
+        for table in [
+            TASKS, MATERIAL, TRIPLES, INPUTS, PROJECTS, RUNS, POISONED, RELEASED,
+        ] {
             txn.open_table(table).map_err(db)?;
         }
         txn.commit().map_err(db)?;
@@ -194,13 +202,14 @@ impl Store {
         &self,
         task: &TaskId,
         alpha: &[u8; 32],
-        triples: &[TripleRecord],
+        slots: &[Vec<TripleRecord>],
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db)?;
         {
             let mut t = txn.open_table(TRIPLES).map_err(db)?;
-            for (slot, triple) in (0u32..).zip(triples) {
-                t.insert(slot_key(task, slot).as_slice(), triple.concat().as_slice())
+            for (slot, triples) in (0u32..).zip(slots) {
+                let bytes: Vec<u8> = triples.iter().flat_map(|r| r.concat()).collect();
+                t.insert(slot_key(task, slot).as_slice(), bytes.as_slice())
                     .map_err(db)?;
             }
             txn.open_table(MATERIAL)
@@ -238,10 +247,14 @@ impl Store {
         Ok(self.get(POISONED, task)?.is_some())
     }
 
-    /// The member's shares of one slot's triple.
-    pub fn triple(&self, task: &TaskId, slot: u32) -> Result<Option<TripleRecord>, StoreError> {
+    /// The member's shares of one slot's triples.
+    pub fn triples(
+        &self,
+        task: &TaskId,
+        slot: u32,
+    ) -> Result<Option<Vec<TripleRecord>>, StoreError> {
         self.get(TRIPLES, &slot_key(task, slot))?
-            .map(|v| decode_triple(&v))
+            .map(|v| decode_triples(&v))
             .transpose()
     }
 
@@ -250,12 +263,19 @@ impl Store {
         &self,
         task: &TaskId,
         slot: u32,
-        y: &[u8; 32],
-    ) -> Result<Option<[u8; 32]>, StoreError> {
-        self.insert_if_absent(INPUTS, &slot_key(task, slot), y)?
+        y: &[[u8; 32]],
+    ) -> Result<Option<MaskedInput>, StoreError> {
+        self.insert_if_absent(INPUTS, &slot_key(task, slot), &y.concat())?
+            .map(|v| decode_input(&v))
+            .transpose()
+    }
+
+    /// The client key a slot's mask shares went to, if any.
+    pub fn released_to(&self, task: &TaskId, slot: u32) -> Result<Option<[u8; 32]>, StoreError> {
+        self.get(RELEASED, &slot_key(task, slot))?
             .map(|v| {
                 v.try_into()
-                    .map_err(|_| StoreError::Corrupt("input of wrong length".into()))
+                    .map_err(|_| StoreError::Corrupt("client key of wrong length".into()))
             })
             .transpose()
     }
@@ -293,7 +313,7 @@ impl Store {
     }
 
     /// Every stored masked input of a task, by slot.
-    pub fn inputs(&self, task: &TaskId) -> Result<Vec<(u32, [u8; 32])>, StoreError> {
+    pub fn inputs(&self, task: &TaskId) -> Result<Vec<(u32, MaskedInput)>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let t = txn.open_table(INPUTS).map_err(db)?;
         let (lo, hi) = (slot_key(task, 0), slot_key(task, u32::MAX));
@@ -301,25 +321,36 @@ impl Store {
         for row in t.range(lo.as_slice()..=hi.as_slice()).map_err(db)? {
             let (k, v) = row.map_err(db)?;
             let slot = u32::from_be_bytes(k.value()[32..36].try_into().expect("36-byte key"));
-            let y: [u8; 32] = v
-                .value()
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("input of wrong length".into()))?;
-            out.push((slot, y));
+            out.push((slot, decode_input(v.value())?));
         }
         Ok(out)
     }
 }
 
-fn decode_triple(bytes: &[u8]) -> Result<TripleRecord, StoreError> {
-    if bytes.len() != 128 {
-        return Err(StoreError::Corrupt("triple of wrong length".into()));
+fn decode_triples(bytes: &[u8]) -> Result<Vec<TripleRecord>, StoreError> {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(192) {
+        return Err(StoreError::Corrupt("triples of wrong length".into()));
     }
-    let mut t = [[0u8; 32]; 4];
-    for (i, part) in t.iter_mut().enumerate() {
-        part.copy_from_slice(&bytes[i * 32..(i + 1) * 32]);
+    Ok(bytes
+        .chunks_exact(192)
+        .map(|record| {
+            let mut t = [[0u8; 32]; 6];
+            for (part, bytes) in t.iter_mut().zip(record.chunks_exact(32)) {
+                part.copy_from_slice(bytes);
+            }
+            t
+        })
+        .collect())
+}
+
+fn decode_input(bytes: &[u8]) -> Result<MaskedInput, StoreError> {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(32) {
+        return Err(StoreError::Corrupt("input of wrong length".into()));
     }
-    Ok(t)
+    Ok(bytes
+        .chunks_exact(32)
+        .map(|c| c.try_into().expect("32-byte chunks"))
+        .collect())
 }
 
 #[cfg(test)]
@@ -352,21 +383,22 @@ mod tests {
     fn forgetting_a_task_deletes_its_material_only() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("node.redb")).unwrap();
-        let triple = [[1; 32], [2; 32], [3; 32], [4; 32]];
+        let triples = vec![[[1; 32], [2; 32], [3; 32], [4; 32], [5; 32], [6; 32]]; 2];
         for task in [[3; 32], [4; 32]] {
-            s.put_material(&task, &[5; 32], &[triple; 3]).unwrap();
-            s.put_input(&task, 0, &[7; 32]).unwrap();
-            s.put_input(&task, 2, &[8; 32]).unwrap();
+            s.put_material(&task, &[5; 32], &vec![triples.clone(); 3])
+                .unwrap();
+            s.put_input(&task, 0, &[[7; 32], [8; 32]]).unwrap();
+            s.put_input(&task, 2, &[[8; 32], [9; 32]]).unwrap();
         }
         assert!(s.claim_run(&[3; 32]).unwrap());
         s.forget_material(&[3; 32]).unwrap();
         assert_eq!(s.alpha(&[3; 32]).unwrap(), None);
-        assert_eq!(s.triple(&[3; 32], 0).unwrap(), None);
-        assert_eq!(s.triple(&[3; 32], 2).unwrap(), None);
+        assert_eq!(s.triples(&[3; 32], 0).unwrap(), None);
+        assert_eq!(s.triples(&[3; 32], 2).unwrap(), None);
         assert!(s.inputs(&[3; 32]).unwrap().is_empty());
         assert!(!s.claim_run(&[3; 32]).unwrap(), "still ran");
         assert_eq!(s.alpha(&[4; 32]).unwrap(), Some([5; 32]));
-        assert_eq!(s.triple(&[4; 32], 2).unwrap(), Some(triple));
+        assert_eq!(s.triples(&[4; 32], 2).unwrap(), Some(triples));
         assert_eq!(s.inputs(&[4; 32]).unwrap().len(), 2);
     }
 
@@ -374,6 +406,7 @@ mod tests {
     fn records_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.redb");
+        let record = [[1; 32], [2; 32], [3; 32], [4; 32], [5; 32], [6; 32]];
         let task = TaskRecord {
             project_id: 1,
             task_id: [3; 32],
@@ -391,20 +424,17 @@ mod tests {
         {
             let s = Store::open(&path).unwrap();
             s.put_task(&task).unwrap();
-            assert_eq!(s.put_input(&[3; 32], 2, &[9; 32]).unwrap(), None);
+            assert_eq!(s.put_input(&[3; 32], 2, &[[9; 32]]).unwrap(), None);
             assert_eq!(
-                s.put_input(&[3; 32], 2, &[8; 32]).unwrap(),
-                Some([9; 32]),
+                s.put_input(&[3; 32], 2, &[[8; 32]]).unwrap(),
+                Some(vec![[9; 32]]),
                 "first input stays"
             );
-            s.put_material(
-                &[3; 32],
-                &[5; 32],
-                &[[[1; 32], [2; 32], [3; 32], [4; 32]]; 2],
-            )
-            .unwrap();
-            s.put_input(&[3; 32], 0, &[7; 32]).unwrap();
-            s.put_input(&[4; 32], 0, &[1; 32]).unwrap();
+            s.put_material(&[3; 32], &[5; 32], &[vec![record], vec![record]])
+                .unwrap();
+            s.put_input(&[3; 32], 0, &[[7; 32]]).unwrap();
+            s.put_input(&[4; 32], 0, &[[1; 32]]).unwrap();
+            assert!(s.release_slot_to(&[3; 32], 1, &[6; 32]).unwrap());
         }
         let s = Store::open(&path).unwrap();
         assert_eq!(s.task(&[3; 32]).unwrap(), Some(task));
@@ -417,11 +447,10 @@ mod tests {
         assert!(s.claim_run(&[3; 32]).unwrap());
         assert!(!s.claim_run(&[3; 32]).unwrap());
         assert!(s.claim_run(&[4; 32]).unwrap());
-        assert_eq!(
-            s.triple(&[3; 32], 1).unwrap(),
-            Some([[1; 32], [2; 32], [3; 32], [4; 32]])
-        );
-        assert_eq!(s.triple(&[3; 32], 2).unwrap(), None);
+        assert_eq!(s.triples(&[3; 32], 1).unwrap(), Some(vec![record]));
+        assert_eq!(s.triples(&[3; 32], 2).unwrap(), None);
+        assert_eq!(s.released_to(&[3; 32], 1).unwrap(), Some([6; 32]));
+        assert_eq!(s.released_to(&[3; 32], 0).unwrap(), None);
         let project = ProjectRecord {
             project_id: 7,
             owner: [1; 20],
@@ -437,7 +466,7 @@ mod tests {
         assert_eq!(s.project(8).unwrap(), None);
         assert_eq!(
             s.inputs(&[3; 32]).unwrap(),
-            vec![(0, [7; 32]), (2, [9; 32])]
+            vec![(0, vec![[7; 32]]), (2, vec![[9; 32]])]
         );
         assert_eq!(s.tasks().unwrap().len(), 1);
     }

@@ -35,6 +35,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// Node i's operator key (for scenarios where an operator misbehaves on chain).
     pub operators: Vec<PrivateKeySigner>,
+    /// Node i's libp2p identity (for scenarios where a node signs what it should not).
+    pub keypairs: Vec<Keypair>,
     pub owner: PrivateKeySigner,
     /// Mines a block every [`BLOCK_TIME`] while the cluster runs.
     ticker: tokio::task::JoinHandle<()>,
@@ -59,6 +61,7 @@ impl Cluster {
         let mut nodes: Vec<Node> = Vec::with_capacity(n);
         let mut operators = Vec::with_capacity(n);
         let mut identities = Vec::with_capacity(n);
+        let mut keypairs = Vec::with_capacity(n);
         for i in 0..n {
             let operator = PrivateKeySigner::random();
             operators.push(operator.clone());
@@ -74,6 +77,7 @@ impl Cluster {
                 addresses.node_registry,
                 operator.address(),
             )?);
+            keypairs.push(keypair.clone());
             let mut network = NetworkConfig::local(keypair);
             network.mdns = false;
             network.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
@@ -138,6 +142,7 @@ impl Cluster {
             ticker,
             contracts,
             nodes,
+            keypairs,
             operators,
             owner,
             _dir: dir,

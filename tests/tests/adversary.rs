@@ -2,8 +2,7 @@
 //! HTTP APIs) and the embedded chain. Each attacker tries, and each test asserts what it got
 //! (nothing) and, where honest work is under way, that it still completes.
 //!
-//! Still to come (issue 11): `slot_squatting`, `out_of_range_input_excluded`,
-//! `unauthenticated_work_is_bounded`, `memory_caps_hold_under_spam`.
+//! Still to come (issue 11): `unauthenticated_work_is_bounded`, `memory_caps_hold_under_spam`.
 
 use std::time::Duration;
 
@@ -17,9 +16,12 @@ use conclave_chain::identity::NodeIdentity;
 use conclave_chain::sortition::seat_count;
 use conclave_chain::watch::ResultWatcher;
 use conclave_chain::{Chain, DeployConfig, DevChain};
+use conclave_mpc::Fp;
 use conclave_node::api::TaskJson;
 use conclave_node::client::Client;
-use conclave_node::messages::{self, Member, Request, Response, TaskInfo};
+use conclave_node::envelope::{self, SecretKey};
+use conclave_node::member::input_context;
+use conclave_node::messages::{self, Member, Request, Response, SlotTicket, TaskInfo};
 use conclave_node::program::{Average, Program};
 use conclave_sim::{Cluster, coin};
 use libp2p::PeerId;
@@ -557,6 +559,7 @@ async fn forged_task_announcement() {
         coordinator: attacker.peer_id().to_bytes(),
         committee: members.clone(),
         max_inputs: 3,
+        input_bits: conclave_node::program::DEFAULT_INPUT_BITS,
         closes_at_ms: u64::MAX / 2,
     };
     let made_up = TaskInfo {
@@ -848,40 +851,164 @@ async fn result_not_duplicated_after_timeout() {
     cluster.shutdown().await;
 }
 
-/// A member (or any peer) asks every member for the mask shares of a slot a device already
-/// filled, sealed to its own key: refused everywhere, so y + a stays out of its reach.
+/// The peer ids of a task's committee.
+fn committee_peers(task: &TaskJson) -> Vec<PeerId> {
+    task.committee
+        .iter()
+        .map(|m| m.peer_id.parse().unwrap())
+        .collect()
+}
+
+/// A slot ticket signed by cluster node `signer`'s libp2p key.
+fn ticket(cluster: &Cluster, signer: usize, task: &TaskJson, slot: u32, key: [u8; 32]) -> Request {
+    let task_id = task_id(task).to_be_bytes::<32>();
+    let signature = cluster.keypairs[signer]
+        .sign(&SlotTicket::message(&task_id, slot, &key))
+        .unwrap();
+    Request::TripleShares(SlotTicket {
+        task_id,
+        slot,
+        client_key: key,
+        signature,
+    })
+}
+
+/// `from` asks `to` directly over the mesh.
+async fn ask(from: &conclave_node::Node, to: PeerId, request: &Request) -> Response {
+    let answer = from
+        .network()
+        .request(to, messages::encode(request))
+        .await
+        .unwrap();
+    messages::decode(&answer).unwrap()
+}
+
+/// The task's coordinator issues itself a second ticket for a slot a device already filled
+/// and asks every other member for that slot's mask shares: refused everywhere (a slot's shares
+/// go to one key), so y + a stays out of its reach.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_requests_foreign_mask() {
     let (cluster, _, _, task) = running_task(6, 2, 3, 120).await;
     let device = Client::new(cluster.api(1)).with_chain(cluster.contracts.clone());
     let filled = device.submit_to(&task, 42).await.unwrap();
-    let members: Vec<PeerId> = task
-        .committee
-        .iter()
-        .map(|m| m.peer_id.parse().unwrap())
-        .collect();
-    let attacker = cluster
+    let coordinator: PeerId = task.coordinator.parse().unwrap();
+    let c = cluster
         .nodes
         .iter()
-        .find(|n| members.contains(&n.peer_id()))
+        .position(|n| n.peer_id() == coordinator)
         .unwrap();
-    let request = Request::TripleShares {
-        task_id: filled.task_id,
-        slot: filled.slot,
-        client_key: [0x66; 32],
-    };
-    for &member in members.iter().filter(|m| **m != attacker.peer_id()) {
-        let answer = attacker
-            .network()
-            .request(member, messages::encode(&request))
-            .await
-            .unwrap();
-        let answer: Response = messages::decode(&answer).unwrap();
+    let request = ticket(&cluster, c, &task, filled.slot, [0x66; 32]);
+    for member in committee_peers(&task)
+        .into_iter()
+        .filter(|m| *m != coordinator)
+    {
+        let answer = ask(&cluster.nodes[c], member, &request).await;
         assert!(
             matches!(answer, Response::Refused { .. }),
             "{member} released slot {}'s shares again: {answer:?}",
             filled.slot
         );
     }
+    cluster.shutdown().await;
+}
+
+/// A peer that is not the coordinator tries to take slots: the shares of a slot under a ticket
+/// it signed itself, an input into a slot granted to a device's key (sealed by its own key, or
+/// with no sender), an input into a slot nobody was granted. Every member refuses each, and the
+/// devices' task publishes their average alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slot_squatting() {
+    let (cluster, _, from, task) = running_task(6, 2, 3, 120).await;
+    let id = task_id(&task).to_be_bytes::<32>();
+    let coordinator: PeerId = task.coordinator.parse().unwrap();
+    let a = cluster
+        .nodes
+        .iter()
+        .position(|n| n.peer_id() != coordinator)
+        .unwrap();
+    let attacker = &cluster.nodes[a];
+    // A device holds slot 0 and has not sent its input yet.
+    let device = Client::new(cluster.api(1));
+    let granted = device.take_slot(&task).await.unwrap();
+    let squatter = SecretKey::generate();
+    let y = vec![0u8; 32 * task.input_bits as usize];
+    for member in &task.committee {
+        let peer: PeerId = member.peer_id.parse().unwrap();
+        if peer == attacker.peer_id() {
+            continue;
+        }
+        let key = from_hex(&member.key);
+        let input = |slot: u32, sealed| Request::Input {
+            task_id: id,
+            slot,
+            sealed,
+        };
+        let attempts = [
+            (
+                "an input sealed by another key into the device's slot",
+                input(
+                    granted.slot,
+                    envelope::seal_from(&squatter, &key, &input_context(&id, granted.slot), &y)
+                        .unwrap(),
+                ),
+            ),
+            (
+                "an input with no sender into the device's slot",
+                input(
+                    granted.slot,
+                    envelope::seal(&key, &input_context(&id, granted.slot), &y).unwrap(),
+                ),
+            ),
+            (
+                "an input into a slot nobody was granted",
+                input(
+                    2,
+                    envelope::seal_from(&squatter, &key, &input_context(&id, 2), &y).unwrap(),
+                ),
+            ),
+            (
+                "shares under a ticket the attacker signed",
+                ticket(&cluster, a, &task, 1, squatter.public()),
+            ),
+        ];
+        for (what, request) in attempts {
+            let answer = ask(attacker, peer, &request).await;
+            assert!(
+                matches!(answer, Response::Refused { .. }),
+                "{peer} accepted {what}: {answer:?}"
+            );
+        }
+    }
+    let bits: Vec<Fp> = conclave_node::program::reading_bits(10, task.input_bits)
+        .unwrap()
+        .into_iter()
+        .map(|b| Fp::from_u64(u64::from(b)))
+        .collect();
+    device.send_bits(&task, &granted, &bits).await.unwrap();
+    fill(&cluster, &task, &[20, 30], 2).await;
+    assert_eq!(
+        published(&cluster, &task, from).await,
+        Average { sum: 60, count: 3 }
+    );
+    cluster.shutdown().await;
+}
+
+/// A device sends values that are not bits in its slot (a huge field element and a 2): once
+/// such an input overflowed the sum and sank the task and its re-runs. Now the members leave it
+/// out, and the task publishes the average of the honest inputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_input_excluded() {
+    let (cluster, _, from, task) = running_task(6, 2, 3, 120).await;
+    fill(&cluster, &task, &[10, -4], 1).await;
+    let cheat = Client::new(cluster.api(0));
+    let slot = cheat.take_slot(&task).await.unwrap();
+    let mut bits = vec![Fp::ZERO; task.input_bits as usize];
+    bits[0] = Fp::from_u64(1 << 62);
+    bits[5] = Fp::from_u64(2);
+    cheat.send_bits(&task, &slot, &bits).await.unwrap();
+    assert_eq!(
+        published(&cluster, &task, from).await,
+        Average { sum: 6, count: 2 }
+    );
     cluster.shutdown().await;
 }
