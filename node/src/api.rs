@@ -157,6 +157,10 @@ impl From<NodeError> for ApiError {
                 kind: RefusalKind::Invalid,
                 ..
             } => (StatusCode::BAD_REQUEST, "refused"),
+            NodeError::Refused {
+                kind: RefusalKind::Busy,
+                ..
+            } => (StatusCode::TOO_MANY_REQUESTS, "busy"),
             NodeError::Unavailable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unavailable"),
             _ => (StatusCode::BAD_GATEWAY, "upstream"),
         };

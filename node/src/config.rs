@@ -52,6 +52,10 @@ pub struct ApiSection {
     /// Requests per second the node serves on `/v1` over all clients.
     #[serde(default = "default_total")]
     pub requests_total: NonZeroU32,
+    /// Tasks the node opens per minute for devices (each costs the operator `openTask` and
+    /// `fixSeed`); more are answered 429.
+    #[serde(default = "default_openings")]
+    pub task_openings_per_minute: NonZeroU32,
 }
 
 impl ApiSection {
@@ -60,6 +64,7 @@ impl ApiSection {
         Limits {
             per_client: self.requests_per_client,
             total: self.requests_total,
+            openings_per_minute: self.task_openings_per_minute,
         }
     }
 }
@@ -91,6 +96,9 @@ fn default_per_client() -> NonZeroU32 {
 fn default_total() -> NonZeroU32 {
     Limits::default().total
 }
+fn default_openings() -> NonZeroU32 {
+    Limits::default().openings_per_minute
+}
 fn default_confirmations() -> u64 {
     1
 }
@@ -112,6 +120,7 @@ impl Default for ApiSection {
             listen: default_api(),
             requests_per_client: default_per_client(),
             requests_total: default_total(),
+            task_openings_per_minute: default_openings(),
         }
     }
 }
@@ -223,6 +232,9 @@ listen = "{api}"
 # are answered 429 with Retry-After.
 requests_per_client = {per_client}
 requests_total = {total}
+# Tasks opened per minute for devices asking for a project with no open task (each costs the
+# operator an openTask and a fixSeed transaction); more are answered 429.
+task_openings_per_minute = {openings}
 
 [chain]
 # JSON-RPC endpoint of the chain the contracts are deployed on.
@@ -234,6 +246,7 @@ confirmations = 1
 "#,
         per_client = Limits::default().per_client,
         total = Limits::default().total,
+        openings = Limits::default().openings_per_minute,
     )
 }
 

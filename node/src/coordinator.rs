@@ -142,6 +142,20 @@ impl Inner {
     }
 
     async fn open_attempt(&self, project: u64, attempt: u32) -> Result<TaskInfo, NodeError> {
+        // Every draw costs the operator two transactions, and any device can ask for any
+        // project: the node pays for a bounded number a minute.
+        if !self
+            .openings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(std::time::Instant::now())
+        {
+            return Err(NodeError::Refused {
+                peer: self.network.peer_id(),
+                kind: RefusalKind::Busy,
+                reason: "this node's budget of task openings is spent for now".into(),
+            });
+        }
         let started = Instant::now();
         let p = self.contracts.project(U256::from(project)).await?;
         self.store.put_project(&ProjectRecord {
@@ -234,10 +248,11 @@ impl Inner {
                 return Err(e);
             }
         }
-        self.volatile()
-            .open
-            .insert(project, (task_bytes, me, info.closes_at_ms));
-        self.volatile().infos.insert(task_bytes, info.clone());
+        {
+            let mut v = self.volatile();
+            v.note_open(project, task_bytes, me, info.closes_at_ms);
+            v.cache_info(&info);
+        }
         let _ = self
             .network
             .publish(GossipMessage::Task(TaskAnnouncement {
@@ -652,7 +667,7 @@ impl Inner {
                 continue;
             }
             if let Some(info) = &record.info {
-                self.volatile().infos.insert(record.task_id, info.clone());
+                self.volatile().cache_info(info);
                 if record.coordinating {
                     handles.push(tokio::spawn(self.me().driving(record.task_id)));
                 }

@@ -2,10 +2,12 @@
 //! with the members' sealed triple shares, and pass the device's sealed masked input to every
 //! member. The entry node relays envelopes it cannot open.
 
+use alloy::primitives::U256;
 use futures::future::join_all;
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
+use crate::committee::{task_of_project, verified_peer};
 use crate::envelope::Sealed;
 use crate::messages::{Request, Response, TaskId, TaskInfo};
 use crate::node::{ANSWER_WAIT, Inner, NodeError, now_ms};
@@ -26,14 +28,18 @@ impl Inner {
             && closes_at > now_ms() + 1000
         {
             match self.task_info(task, coordinator).await {
-                Ok(info) => return Ok(info),
+                Ok(info) if info.project_id == project => return Ok(info),
+                Ok(_) => tracing::debug!("a gossiped task of another project; opening one"),
                 Err(e) => tracing::debug!(error = %e, "known task unusable; opening another"),
             }
         }
         self.open_task(project).await
     }
 
-    /// A task's committee and window, from the cache or its coordinator.
+    /// A task's committee and window, from the cache or its coordinator. A coordinator's answer
+    /// is kept only if the task is on chain for the project it names and `coordinator` is the
+    /// node of its opener: any peer can gossip a task, and a stranger's would otherwise be handed
+    /// to devices (members and chain-checking devices refuse it anyway).
     pub(crate) async fn task_info(
         &self,
         task: TaskId,
@@ -42,16 +48,27 @@ impl Inner {
         if let Some(info) = self.volatile().infos.get(&task) {
             return Ok(info.clone());
         }
-        match self
+        let info = match self
             .ask(coordinator, Request::GetTask { task_id: task })
             .await?
         {
-            Response::Task(info) if info.task_id == task => {
-                self.volatile().infos.insert(task, info.clone());
-                Ok(info)
+            Response::Task(info)
+                if info.task_id == task && info.coordinator == coordinator.to_bytes() =>
+            {
+                info
             }
-            other => Err(NodeError::Task(format!("unexpected answer {other:?}"))),
+            other => return Err(NodeError::Task(format!("unexpected answer {other:?}"))),
+        };
+        let on_chain = task_of_project(&self.contracts, U256::from_be_bytes(task), info.project_id)
+            .await
+            .map_err(|e| NodeError::Task(format!("announced task: {e}")))?;
+        if verified_peer(&self.contracts, on_chain.opener).await? != Some(coordinator) {
+            return Err(NodeError::Task(
+                "the announced coordinator is not the node of the task's opener".into(),
+            ));
         }
+        self.volatile().cache_info(&info);
+        Ok(info)
     }
 
     /// A task's info: cached, stored, or asked of its coordinator (from gossip or the device's

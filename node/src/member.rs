@@ -25,7 +25,7 @@ use crate::envelope;
 use crate::identity::ticket_is_from;
 use crate::messages::SlotTicket;
 use crate::messages::{RefusalKind, Request, Response, TaskId, TaskInfo};
-use crate::node::{Inner, PrepStatus, now_ms};
+use crate::node::{Inner, MAX_PREPARING, PrepStatus, now_ms};
 use crate::program::{Average, Program};
 use crate::store::{MaskedInput, TaskRecord, TripleRecord};
 use crate::task::TaskState;
@@ -66,15 +66,16 @@ fn closed() -> Response {
     Response::refused(RefusalKind::Closed, "the input window is closed")
 }
 
-/// Deletes a task's material when dropped.
+/// Deletes a task's material (and forgets its preprocessing) when dropped.
 struct ForgetMaterial<'a> {
-    store: &'a crate::store::Store,
+    inner: &'a Inner,
     task: TaskId,
 }
 
 impl Drop for ForgetMaterial<'_> {
     fn drop(&mut self) {
-        if let Err(e) = self.store.forget_material(&self.task) {
+        self.inner.volatile().prep.remove(&self.task);
+        if let Err(e) = self.inner.store.forget_material(&self.task) {
             tracing::error!(error = %e, "could not delete a finished task's material");
         }
     }
@@ -115,7 +116,7 @@ impl Inner {
                 slot,
                 sealed,
             } => self.accept_input(task_id, slot, &sealed),
-            Request::Digest { task_id } => self.digest(task_id),
+            Request::Digest { task_id } => self.digest(from, task_id),
             Request::Run { task_id, slots } => self.run(from, task_id, slots).await,
             Request::Submit {
                 task_id,
@@ -187,21 +188,40 @@ impl Inner {
             retried_as: None,
             timings: Vec::new(),
         });
-        let started = self.volatile().prep.contains_key(&info.task_id)
-            || self
-                .store
-                .alpha(&info.task_id)
-                .map_err(|e| refuse(e.to_string()))?
-                .is_some();
-        if started {
+        let stored =
+            |r: Result<bool, crate::store::StoreError>| r.map_err(|e| refuse(e.to_string()));
+        // A task that ran here never preprocesses again: its material is gone for good.
+        if stored(self.store.has_run(&info.task_id))? {
+            return Err(refuse("this task already ran here"));
+        }
+        if stored(self.store.alpha(&info.task_id).map(|a| a.is_some()))? {
             return Ok(Response::Started);
         }
+        // Claimed under one lock, so two Starts at once spawn one preprocessing; and each run is
+        // a MASCOT session of real work, so a node takes on a few at once.
+        let status = {
+            let mut v = self.volatile();
+            if v.prep.contains_key(&info.task_id) {
+                return Ok(Response::Started);
+            }
+            if v.preparing() >= MAX_PREPARING {
+                return Err(Response::refused(
+                    RefusalKind::Busy,
+                    "preprocessing for too many tasks already",
+                ));
+            }
+            let (tx, rx) = watch::channel(PrepStatus::Running);
+            v.prep.insert(info.task_id, rx);
+            tx
+        };
         record.member = true;
         record.info = Some(info.clone());
-        self.store
-            .put_task(&record)
-            .map_err(|e| refuse(e.to_string()))?;
+        if let Err(e) = self.store.put_task(&record) {
+            self.volatile().prep.remove(&info.task_id);
+            return Err(refuse(e.to_string()));
+        }
         self.spawn_preprocessing(
+            status,
             info.task_id,
             peers,
             info.max_inputs as usize,
@@ -267,16 +287,15 @@ impl Inner {
     }
 
     /// Runs MASCOT for the task in the background and stores the material: `bits` triples for
-    /// each of `slots` slots.
+    /// each of `slots` slots; reports through `tx` (whose receiver is in the `prep` map).
     pub(crate) fn spawn_preprocessing(
         &self,
+        tx: watch::Sender<PrepStatus>,
         task: TaskId,
         committee: Vec<PeerId>,
         slots: usize,
         bits: usize,
     ) {
-        let (tx, rx) = watch::channel(PrepStatus::Running);
-        self.volatile().prep.insert(task, rx);
         let inner = self.me();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
@@ -477,8 +496,13 @@ impl Inner {
         })
     }
 
-    fn digest(&self, task: TaskId) -> Result<Response, Response> {
-        self.member_task(&task)?;
+    /// Which slots this member holds, with a hash of each masked input: for the coordinator
+    /// only, which closes the window over the slots every member agrees on.
+    fn digest(&self, from: PeerId, task: TaskId) -> Result<Response, Response> {
+        let (_, info) = self.member_task(&task)?;
+        if info.coordinator != from.to_bytes() {
+            return Err(refuse("only the coordinator asks which inputs arrived"));
+        }
         let inputs = self
             .store
             .inputs(&task)
@@ -526,10 +550,7 @@ impl Inner {
         }
         // Whatever comes of the run, the task's masks, key share and y values are not needed
         // again (a task runs once): they go when this function returns.
-        let _forget = ForgetMaterial {
-            store: &self.store,
-            task,
-        };
+        let _forget = ForgetMaterial { inner: self, task };
         // Inputs close here only once a run was accepted: a refused one changes nothing.
         if record.state == TaskState::Committee {
             record.state = TaskState::Running;

@@ -152,6 +152,8 @@ pub enum RefusalKind {
     Invalid,
     /// The peer could not do it (storage, preprocessing, computation, chain).
     Failed,
+    /// The peer is at its limit for this asker or for everyone: retry later.
+    Busy,
 }
 
 impl Response {

@@ -33,6 +33,7 @@ pub struct Metrics {
     pub submissions: Family<OutcomeLabel, Counter>,
     pub live_peers: Gauge,
     pub pool_triples: Gauge,
+    pub requests_refused_busy: Counter,
 }
 
 impl Metrics {
@@ -45,6 +46,7 @@ impl Metrics {
         let submissions = Family::<OutcomeLabel, Counter>::default();
         let live_peers = Gauge::default();
         let pool_triples = Gauge::default();
+        let requests_refused_busy = Counter::default();
         let mut registry = Registry::with_prefix("conclave");
         registry.register("tasks", "Tasks by state", tasks.clone());
         registry.register(
@@ -72,6 +74,11 @@ impl Metrics {
             "Preprocessed triples held for open tasks",
             pool_triples.clone(),
         );
+        registry.register(
+            "requests_refused_busy",
+            "Peer requests refused at the per-peer, node or in-flight limit",
+            requests_refused_busy.clone(),
+        );
         Metrics {
             registry: std::sync::Mutex::new(registry),
             tasks,
@@ -80,6 +87,7 @@ impl Metrics {
             submissions,
             live_peers,
             pool_triples,
+            requests_refused_busy,
         }
     }
 

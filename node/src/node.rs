@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::envelope::SecretKey;
 use crate::messages::{self, Request, Response, TaskId, TaskInfo};
 use crate::metrics::Metrics;
+use crate::ratelimit::{Limits, RateLimiter};
 use crate::store::{Store, StoreError};
 
 pub(crate) fn now_ms() -> u64 {
@@ -79,13 +80,94 @@ pub struct NodeSetup {
     pub confirmations: u64,
 }
 
-/// Per-process state that is rebuilt after a restart.
+/// Projects whose open task this node remembers (from gossip or its own openings).
+pub const MAX_KNOWN_OPEN: usize = 1024;
+/// Task infos cached for the devices this node serves.
+pub const MAX_CACHED_INFOS: usize = 4096;
+/// Tasks this node preprocesses for at once; a `Start` beyond is refused as busy.
+pub const MAX_PREPARING: usize = 8;
+/// Latest input close time a gossiped task may announce: a day ahead.
+const MAX_ANNOUNCED_WINDOW_MS: u64 = 86_400_000;
+
+/// Per-process state that is rebuilt after a restart. Gossip and any device's requests add to
+/// it, so every map is capped: a full map forgets an arbitrary entry (these are hints and
+/// caches; the chain and the store stay authoritative).
 #[derive(Default)]
 pub(crate) struct Volatile {
-    /// Open task and its coordinator, per project.
+    /// Open task, its coordinator and its input close time, per project.
     pub open: HashMap<u64, (TaskId, PeerId, u64)>,
     pub infos: HashMap<TaskId, TaskInfo>,
     pub prep: HashMap<TaskId, watch::Receiver<PrepStatus>>,
+}
+
+/// Inserts into a map holding at most `cap` entries, forgetting an arbitrary other one if full.
+fn insert_capped<K: std::hash::Hash + Eq + Copy, V>(
+    map: &mut HashMap<K, V>,
+    cap: usize,
+    key: K,
+    value: V,
+) {
+    if map.len() >= cap
+        && !map.contains_key(&key)
+        && let Some(other) = map.keys().next().copied()
+    {
+        map.remove(&other);
+    }
+    map.insert(key, value);
+}
+
+impl Volatile {
+    /// Remembers `project`'s open task if its close time is later than the one known (and not
+    /// past, nor absurdly far ahead).
+    pub fn note_open(&mut self, project: u64, task: TaskId, coordinator: PeerId, closes: u64) {
+        let now = now_ms();
+        if closes <= now || closes > now + MAX_ANNOUNCED_WINDOW_MS {
+            return;
+        }
+        if self
+            .open
+            .get(&project)
+            .is_some_and(|(_, _, c)| *c >= closes)
+        {
+            return;
+        }
+        if self.open.len() >= MAX_KNOWN_OPEN {
+            self.open.retain(|_, (_, _, c)| *c > now);
+        }
+        insert_capped(
+            &mut self.open,
+            MAX_KNOWN_OPEN,
+            project,
+            (task, coordinator, closes),
+        );
+    }
+
+    pub fn cache_info(&mut self, info: &TaskInfo) {
+        insert_capped(
+            &mut self.infos,
+            MAX_CACHED_INFOS,
+            info.task_id,
+            info.clone(),
+        );
+    }
+
+    /// Preprocessing runs still going.
+    pub fn preparing(&self) -> usize {
+        self.prep
+            .values()
+            .filter(|rx| *rx.borrow() == PrepStatus::Running)
+            .count()
+    }
+}
+
+/// How much a node holds in its bounded maps, parked streams and request handlers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryUse {
+    pub known_open: usize,
+    pub cached_infos: usize,
+    pub preparing: usize,
+    pub parked_streams: usize,
+    pub requests_in_flight: usize,
 }
 
 pub(crate) struct Inner {
@@ -102,8 +184,12 @@ pub(crate) struct Inner {
     pub router: Address,
     pub confirmations: u64,
     volatile: Mutex<Volatile>,
+    /// Permits for peers' requests being handled ([`MAX_REQUESTS_IN_FLIGHT`]).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Serialises task opening per project at this node.
     pub opening: tokio::sync::Mutex<()>,
+    /// Draws (task openings) this node may still pay for.
+    pub openings: Mutex<crate::ratelimit::Budget>,
     weak: Weak<Inner>,
 }
 
@@ -181,7 +267,12 @@ impl Node {
             router,
             confirmations: setup.confirmations,
             volatile: Mutex::new(Volatile::default()),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
             opening: tokio::sync::Mutex::new(()),
+            openings: Mutex::new(crate::ratelimit::Budget::per_minute(
+                setup.rate_limits.openings_per_minute,
+                std::time::Instant::now(),
+            )),
             weak: weak.clone(),
         });
         let listener = tokio::net::TcpListener::bind(setup.http)
@@ -240,6 +331,18 @@ impl Node {
             || !store.inputs(task)?.is_empty())
     }
 
+    /// What the node holds now in its capped maps, parked streams and request handlers.
+    pub fn memory_use(&self) -> MemoryUse {
+        let v = self.inner.volatile();
+        MemoryUse {
+            known_open: v.open.len(),
+            cached_infos: v.infos.len(),
+            preparing: v.preparing(),
+            parked_streams: self.inner.network.mpc().parked(),
+            requests_in_flight: MAX_REQUESTS_IN_FLIGHT - self.inner.in_flight.available_permits(),
+        }
+    }
+
     /// Prometheus text: the node's metrics and libp2p's.
     pub fn metrics_text(&self) -> String {
         self.inner.metrics_text()
@@ -267,13 +370,13 @@ impl Inner {
                         state: t.state.name().into(),
                     })
                     .inc();
-                // A collecting member with complete material holds one triple per slot.
+                // A collecting member with complete material holds a triple per bit per slot.
                 if t.member
                     && t.state == crate::task::TaskState::Committee
                     && let Some(info) = &t.info
                     && matches!(self.store.alpha(&t.task_id), Ok(Some(_)))
                 {
-                    triples += i64::from(info.max_inputs);
+                    triples += i64::from(info.max_inputs) * i64::from(info.input_bits);
                 }
             }
             self.metrics.pool_triples.set(triples);
@@ -284,11 +387,27 @@ impl Inner {
     }
 }
 
+/// Requests from peers handled at once; more are refused as busy until one finishes (a request
+/// may wait on preprocessing, so each holds memory and a task while it runs).
+pub const MAX_REQUESTS_IN_FLIGHT: usize = 512;
+
+/// Answers peers' requests: each peer within its rate ([`crate::ratelimit::Limits::peers`]),
+/// all of them within the node's rate and [`MAX_REQUESTS_IN_FLIGHT`]; the rest are refused as
+/// busy at once, before any decoding or work.
 async fn serve_requests(
     inner: Arc<Inner>,
     mut requests: tokio::sync::mpsc::Receiver<InboundRequest>,
 ) {
+    let mut limiter = RateLimiter::<PeerId>::new(Limits::peers(), std::time::Instant::now());
     while let Some(r) = requests.recv().await {
+        let admitted = limiter.admit(r.from, std::time::Instant::now());
+        let permit = inner.in_flight.clone().try_acquire_owned();
+        let (Ok(()), Ok(permit)) = (admitted, permit) else {
+            inner.metrics.requests_refused_busy.inc();
+            let busy = Response::refused(messages::RefusalKind::Busy, "at the request limit");
+            let _ = r.reply.send(messages::encode(&busy));
+            continue;
+        };
         let inner = inner.clone();
         tokio::spawn(async move {
             let response = match messages::decode::<Request>(&r.body) {
@@ -296,6 +415,7 @@ async fn serve_requests(
                 Err(e) => Response::refused(messages::RefusalKind::Invalid, e.to_string()),
             };
             let _ = r.reply.send(messages::encode(&response));
+            drop(permit);
         });
     }
 }
@@ -309,15 +429,9 @@ async fn follow_gossip(inner: Arc<Inner>) {
                 from,
                 message: GossipMessage::Task(t),
             }) => {
-                let mut v = inner.volatile();
-                let newer = v
-                    .open
-                    .get(&t.project_id)
-                    .is_none_or(|(_, _, closes)| *closes < t.inputs_closed_at_ms);
-                if newer {
-                    v.open
-                        .insert(t.project_id, (t.task_id, from, t.inputs_closed_at_ms));
-                }
+                inner
+                    .volatile()
+                    .note_open(t.project_id, t.task_id, from, t.inputs_closed_at_ms);
             }
             Ok(NetworkEvent::PeerLive(_)) | Ok(NetworkEvent::PeerExpired(_)) => {
                 if let Ok(live) = inner.network.live_peers().await {

@@ -1,8 +1,10 @@
-//! Admission for the HTTP API: a token bucket per client address and one for the whole node, so
-//! one noisy device is slowed down without starving the others, and a crowd cannot overwhelm the
-//! node. Sans-IO: the caller passes the time.
+//! Admission: a token bucket per client and one for the whole node, so one noisy client is
+//! slowed down without starving the others, and a crowd cannot overwhelm the node. The HTTP API
+//! keys clients by address; the mesh's request handler by peer id. Sans-IO: the caller passes
+//! the time.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Instant;
@@ -12,6 +14,9 @@ use std::time::Instant;
 pub struct Limits {
     pub per_client: NonZeroU32,
     pub total: NonZeroU32,
+    /// Tasks (each a draw: `openTask` and `fixSeed`, paid by the operator) the node opens per
+    /// minute for devices that ask for a project with no open task.
+    pub openings_per_minute: NonZeroU32,
 }
 
 impl Default for Limits {
@@ -19,6 +24,20 @@ impl Default for Limits {
         Limits {
             per_client: NonZeroU32::new(100).expect("non-zero"),
             total: NonZeroU32::new(500).expect("non-zero"),
+            openings_per_minute: NonZeroU32::new(20).expect("non-zero"),
+        }
+    }
+}
+
+impl Limits {
+    /// What the mesh's request handler admits per peer and in all. An entry node relays every
+    /// device's slot and input requests to each member, and a coordinator polls its members, so
+    /// a peer's rate is well above one device's.
+    pub fn peers() -> Self {
+        Limits {
+            per_client: NonZeroU32::new(200).expect("non-zero"),
+            total: NonZeroU32::new(2000).expect("non-zero"),
+            ..Limits::default()
         }
     }
 }
@@ -56,15 +75,52 @@ impl Bucket {
     }
 }
 
-/// The node's admission state.
+/// A budget of actions: up to `burst` at once, refilling at `per_minute`.
 #[derive(Debug)]
-pub struct RateLimiter {
-    limits: Limits,
-    total: Bucket,
-    clients: HashMap<IpAddr, Bucket>,
+pub struct Budget {
+    per_second: f64,
+    burst: f64,
+    bucket: Bucket,
 }
 
-impl RateLimiter {
+impl Budget {
+    /// `per_minute` actions a minute, all of them available at once.
+    pub fn per_minute(per_minute: NonZeroU32, now: Instant) -> Self {
+        let burst = f64::from(per_minute.get());
+        Budget {
+            per_second: burst / 60.0,
+            burst,
+            bucket: Bucket {
+                tokens: burst,
+                last: now,
+            },
+        }
+    }
+
+    /// Takes one action from the budget, or says it is spent.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now
+            .saturating_duration_since(self.bucket.last)
+            .as_secs_f64();
+        self.bucket.tokens = (self.bucket.tokens + elapsed * self.per_second).min(self.burst);
+        self.bucket.last = now;
+        if self.bucket.tokens < 1.0 {
+            return false;
+        }
+        self.bucket.tokens -= 1.0;
+        true
+    }
+}
+
+/// The node's admission state.
+#[derive(Debug)]
+pub struct RateLimiter<K = IpAddr> {
+    limits: Limits,
+    total: Bucket,
+    clients: HashMap<K, Bucket>,
+}
+
+impl<K: Hash + Eq> RateLimiter<K> {
     pub fn new(limits: Limits, now: Instant) -> Self {
         RateLimiter {
             limits,
@@ -74,7 +130,7 @@ impl RateLimiter {
     }
 
     /// Takes one token from `client`'s bucket and the node's, or says which was empty.
-    pub fn admit(&mut self, client: IpAddr, now: Instant) -> Result<(), Refusal> {
+    pub fn admit(&mut self, client: K, now: Instant) -> Result<(), Refusal> {
         let per_client = f64::from(self.limits.per_client.get());
         let total = f64::from(self.limits.total.get());
         if !self.clients.contains_key(&client) && self.clients.len() >= MAX_CLIENTS {
@@ -122,13 +178,26 @@ mod tests {
         Limits {
             per_client: NonZeroU32::new(per_client).unwrap(),
             total: NonZeroU32::new(total).unwrap(),
+            ..Limits::default()
         }
+    }
+
+    #[test]
+    fn a_budget_allows_its_burst_then_refills_per_minute() {
+        let now = Instant::now();
+        let mut b = Budget::per_minute(NonZeroU32::new(6).unwrap(), now);
+        assert_eq!((0..10).filter(|_| b.take(now)).count(), 6);
+        // One more every ten seconds, never more than the burst.
+        assert!(!b.take(now + Duration::from_secs(9)));
+        assert!(b.take(now + Duration::from_secs(11)));
+        let later = now + Duration::from_secs(3600);
+        assert_eq!((0..10).filter(|_| b.take(later)).count(), 6);
     }
 
     #[test]
     fn a_noisy_client_is_refused_while_others_are_served() {
         let now = Instant::now();
-        let mut l = RateLimiter::new(limits(10, 25), now);
+        let mut l: RateLimiter = RateLimiter::new(limits(10, 25), now);
         for _ in 0..10 {
             assert_eq!(l.admit(ip(1), now), Ok(()));
         }
@@ -139,7 +208,7 @@ mod tests {
     #[test]
     fn the_node_limit_holds_across_clients() {
         let now = Instant::now();
-        let mut l = RateLimiter::new(limits(10, 25), now);
+        let mut l: RateLimiter = RateLimiter::new(limits(10, 25), now);
         let served = (0..50).filter(|i| l.admit(ip(*i), now).is_ok()).count();
         assert_eq!(served, 25);
         assert_eq!(l.admit(ip(200), now), Err(Refusal::Node));
@@ -148,7 +217,7 @@ mod tests {
     #[test]
     fn buckets_refill_with_time_up_to_one_second_of_burst() {
         let now = Instant::now();
-        let mut l = RateLimiter::new(limits(10, 25), now);
+        let mut l: RateLimiter = RateLimiter::new(limits(10, 25), now);
         while l.admit(ip(1), now).is_ok() {}
         let later = now + Duration::from_millis(500);
         let served = (0..20).filter(|_| l.admit(ip(1), later).is_ok()).count();
@@ -163,7 +232,7 @@ mod tests {
     #[test]
     fn idle_clients_are_forgotten_when_the_table_is_full() {
         let now = Instant::now();
-        let mut l = RateLimiter::new(limits(1, u32::MAX), now);
+        let mut l: RateLimiter = RateLimiter::new(limits(1, u32::MAX), now);
         for i in 0..MAX_CLIENTS as u32 {
             assert!(l.admit(IpAddr::from(i.to_be_bytes()), now).is_ok());
         }

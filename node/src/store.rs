@@ -237,6 +237,11 @@ impl Store {
         Ok(self.insert_if_absent(RUNS, task, &[])?.is_none())
     }
 
+    /// Whether the task's computation started here (see [`Store::claim_run`]).
+    pub fn has_run(&self, task: &TaskId) -> Result<bool, StoreError> {
+        Ok(self.get(RUNS, task)?.is_some())
+    }
+
     /// Marks the task's MAC key share as never to be used again.
     pub fn poison_key(&self, task: &TaskId) -> Result<(), StoreError> {
         self.put(POISONED, task, &[])

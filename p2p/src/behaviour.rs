@@ -10,7 +10,8 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, Swarm, autonat, dcutr, identify, kad, mdns, noise, ping, relay, tcp, yamux,
+    StreamProtocol, Swarm, autonat, connection_limits, dcutr, identify, kad, mdns, noise, ping,
+    relay, tcp, yamux,
 };
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +48,7 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/1/kad");
 /// Everything a Conclave node speaks.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    pub limits: connection_limits::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -137,6 +139,12 @@ fn behaviour(
         None
     };
     Ok(Behaviour {
+        limits: connection_limits::Behaviour::new(
+            connection_limits::ConnectionLimits::default()
+                .with_max_established_incoming(Some(cfg.max_incoming))
+                .with_max_pending_incoming(Some(cfg.max_incoming / 4 + 1))
+                .with_max_established_per_peer(Some(cfg.max_per_peer)),
+        ),
         identify: identify::Behaviour::new(
             identify::Config::new("/conclave/1/id".into(), key.public())
                 .with_agent_version(format!("conclave/{}", cfg.version)),

@@ -23,6 +23,13 @@ use tokio::sync::{mpsc, oneshot};
 pub const MPC_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/1/mpc");
 /// How long an opener has to send its session id, and a parked stream waits to be claimed.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Incoming streams waiting for their session id at once; more are closed unread. Anyone may
+/// open streams, so each waiting one is memory a stranger could claim.
+pub const MAX_HANDSHAKES: usize = 256;
+/// Streams parked (waiting to be claimed by a session) at once, and per peer: a stream for a
+/// session this node never joins stays until [`HANDSHAKE_TIMEOUT`]; beyond these it is closed.
+pub const MAX_PARKED: usize = 1024;
+pub const MAX_PARKED_PER_PEER: usize = 64;
 
 /// Why channels could not be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,10 +66,15 @@ impl MpcChannels {
             .accept(MPC_PROTOCOL)
             .expect("the MPC protocol is registered once");
         let shared = rendezvous.clone();
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             while let Some((peer, mut stream)) = incoming.next().await {
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    continue;
+                };
                 let shared = shared.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let mut id = [0u8; 16];
                     let read =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut id)).await;
@@ -79,7 +91,10 @@ impl MpcChannels {
                             let _ = waiter.send(stream);
                         }
                         None => {
-                            r.parked.insert(key, (stream, now));
+                            let of_peer = r.parked.keys().filter(|(_, p)| *p == peer).count();
+                            if r.parked.len() < MAX_PARKED && of_peer < MAX_PARKED_PER_PEER {
+                                r.parked.insert(key, (stream, now));
+                            }
                         }
                     }
                 });
@@ -95,6 +110,15 @@ impl MpcChannels {
     /// This node's peer id.
     pub fn me(&self) -> PeerId {
         self.me
+    }
+
+    /// Streams parked now, waiting to be claimed by a session.
+    pub fn parked(&self) -> usize {
+        self.rendezvous
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .parked
+            .len()
     }
 
     /// Channels to every other party of `session`; `parties[i]` is party i. Frames longer than

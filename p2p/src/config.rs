@@ -45,6 +45,10 @@ pub struct NetworkConfig {
     pub chain_address: [u8; 20],
     pub version: String,
     pub free_capacity: u32,
+    /// Incoming connections established at once, and per peer (libp2p's connection limits):
+    /// a crowd of strangers cannot take every socket.
+    pub max_incoming: u32,
+    pub max_per_peer: u32,
 }
 
 impl NetworkConfig {
@@ -71,6 +75,8 @@ impl NetworkConfig {
             chain_address: [0; 20],
             version: env!("CARGO_PKG_VERSION").to_string(),
             free_capacity: 1,
+            max_incoming: 1024,
+            max_per_peer: 4,
         }
     }
 

@@ -28,6 +28,16 @@ pub fn coin() -> U256 {
     U256::from(10u64).pow(U256::from(18))
 }
 
+/// What a simulated node's API admits: every simulated device shares the loopback address, so
+/// one client may use the node's whole rate; benchmarks open tasks back to back.
+pub fn sim_limits() -> Limits {
+    Limits {
+        per_client: Limits::default().total,
+        openings_per_minute: std::num::NonZeroU32::new(600).expect("non-zero"),
+        ..Limits::default()
+    }
+}
+
 /// Nodes, chain and contracts in this process.
 pub struct Cluster {
     pub chain: Arc<EmbeddedChain>,
@@ -48,7 +58,16 @@ pub const BLOCK_TIME: Duration = Duration::from_millis(100);
 
 impl Cluster {
     /// Starts `n` nodes and waits until every node sees every other one live.
-    pub async fn start(n: usize, mut progress: impl FnMut(&str)) -> anyhow::Result<Cluster> {
+    pub async fn start(n: usize, progress: impl FnMut(&str)) -> anyhow::Result<Cluster> {
+        Cluster::start_with_limits(n, sim_limits(), progress).await
+    }
+
+    /// Starts `n` nodes whose APIs admit `limits`.
+    pub async fn start_with_limits(
+        n: usize,
+        limits: Limits,
+        mut progress: impl FnMut(&str),
+    ) -> anyhow::Result<Cluster> {
         let chain = Arc::new(EmbeddedChain::new());
         let deployer = PrivateKeySigner::random();
         chain
@@ -97,12 +116,7 @@ impl Cluster {
                 input_key,
                 store,
                 http: "127.0.0.1:0".parse()?,
-                // Every simulated device shares the loopback address, so one client may use the
-                // node's whole rate.
-                rate_limits: Limits {
-                    per_client: Limits::default().total,
-                    ..Limits::default()
-                },
+                rate_limits: limits,
                 confirmations: 0,
             })
             .await

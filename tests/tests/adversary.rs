@@ -1,9 +1,8 @@
 //! One test per attack of DESIGN.md's trust model, over real nodes (libp2p over loopback, redb,
 //! HTTP APIs) and the embedded chain. Each attacker tries, and each test asserts what it got
 //! (nothing) and, where honest work is under way, that it still completes.
-//!
-//! Still to come (issue 11): `unauthenticated_work_is_bounded`, `memory_caps_hold_under_spam`.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
@@ -17,14 +16,23 @@ use conclave_chain::sortition::seat_count;
 use conclave_chain::watch::ResultWatcher;
 use conclave_chain::{Chain, DeployConfig, DevChain};
 use conclave_mpc::Fp;
+use conclave_mpc::wire::SessionId;
 use conclave_node::api::TaskJson;
-use conclave_node::client::Client;
+use conclave_node::client::{Client, ClientError};
 use conclave_node::envelope::{self, SecretKey};
 use conclave_node::member::input_context;
-use conclave_node::messages::{self, Member, Request, Response, SlotTicket, TaskInfo};
+use conclave_node::messages::{self, Member, RefusalKind, Request, Response, SlotTicket, TaskInfo};
+use conclave_node::node::MAX_KNOWN_OPEN;
 use conclave_node::program::{Average, Program};
+use conclave_node::ratelimit::Limits;
+use conclave_p2p::channel::MAX_PARKED_PER_PEER;
+use conclave_p2p::config::NetworkConfig;
+use conclave_p2p::messages::{GossipMessage, TaskAnnouncement};
+use conclave_p2p::network::Network;
 use conclave_sim::{Cluster, coin};
+use futures::StreamExt;
 use libp2p::PeerId;
+use libp2p::identity::Keypair;
 
 const NODES: usize = 4;
 
@@ -1010,5 +1018,202 @@ async fn out_of_range_input_excluded() {
         published(&cluster, &task, from).await,
         Average { sum: 6, count: 2 }
     );
+    cluster.shutdown().await;
+}
+
+/// A peer no registry knows (a fresh libp2p identity), connected to every node.
+async fn stranger(cluster: &Cluster) -> Network {
+    let mut config = NetworkConfig::local(Keypair::generate_ed25519());
+    config.mdns = false;
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    for node in &cluster.nodes {
+        config
+            .bootstrap
+            .extend(node.network().listen_addrs().await.unwrap());
+    }
+    let network = Network::start(config).await.unwrap();
+    network.wait_listening().await.unwrap();
+    network
+}
+
+/// How `stranger`'s request to `to` was answered.
+async fn stranger_asks(stranger: &Network, to: PeerId, request: &Request) -> Response {
+    let answer = stranger
+        .request(to, messages::encode(request))
+        .await
+        .unwrap();
+    messages::decode(&answer).unwrap()
+}
+
+/// A stranger (a peer in no registry) asks a member, again and again, to start the live task
+/// with itself as coordinator and floods the task's coordinator with requests; a device asks an
+/// entry node for project after project with no open task. The member starts no preprocessing
+/// and spends no gas; the flood is answered "busy" beyond a peer's rate; the entry node opens no
+/// more tasks than its budget. The honest task still publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_work_is_bounded() {
+    let limits = Limits {
+        openings_per_minute: NonZeroU32::new(2).unwrap(),
+        ..conclave_sim::sim_limits()
+    };
+    let cluster = Cluster::start_with_limits(NODES, limits, |_| {})
+        .await
+        .unwrap();
+    let project = cluster.private_average_project(6, 2, 3, 120).await.unwrap();
+    let from = cluster.contracts.chain().block_number().await.unwrap();
+    let task = Client::new(cluster.api(0)).task(project).await.unwrap();
+    let id = task_id(&task).to_be_bytes::<32>();
+    let stranger = stranger(&cluster).await;
+    // One device's input: its shares come once the members' preprocessing has finished.
+    fill(&cluster, &task, &[1], 0).await;
+
+    let member = committee_peers(&task)[0];
+    let m = cluster
+        .nodes
+        .iter()
+        .position(|n| n.peer_id() == member)
+        .unwrap();
+    let operator = cluster.operators[m].address();
+    let balance = cluster.chain.balance(operator).await.unwrap();
+    let made_up = TaskInfo {
+        project_id: project,
+        task_id: id,
+        coordinator: stranger.peer_id().to_bytes(),
+        committee: task
+            .committee
+            .iter()
+            .map(|c| Member {
+                peer: c.peer_id.parse::<PeerId>().unwrap().to_bytes(),
+                operator: c.operator.parse::<Address>().unwrap().0.0,
+                key: from_hex(&c.key),
+            })
+            .collect(),
+        max_inputs: 3,
+        input_bits: conclave_node::program::DEFAULT_INPUT_BITS,
+        closes_at_ms: u64::MAX / 2,
+    };
+    for _ in 0..50 {
+        let answer = stranger_asks(&stranger, member, &Request::Start(made_up.clone())).await;
+        assert!(matches!(answer, Response::Refused { .. }), "{answer:?}");
+    }
+    assert_eq!(cluster.nodes[m].memory_use().preparing, 0);
+    assert_eq!(cluster.chain.balance(operator).await.unwrap(), balance);
+
+    let coordinator: PeerId = task.coordinator.parse().unwrap();
+    let status = Request::Status { task_id: id };
+    let started = std::time::Instant::now();
+    let answers: Vec<Response> = futures::stream::iter(0..1500)
+        .map(|_| stranger_asks(&stranger, coordinator, &status))
+        .buffer_unordered(50)
+        .collect()
+        .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let served = answers
+        .iter()
+        .filter(|a| matches!(a, Response::Status { .. }))
+        .count();
+    let busy = answers
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Response::Refused {
+                    kind: RefusalKind::Busy,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(served + busy, answers.len());
+    assert!(busy > 0, "1,500 requests at once outrun any peer's rate");
+    let rate = f64::from(Limits::peers().per_client.get());
+    assert!(
+        (served as f64) <= rate * (1.0 + elapsed) + 1.0,
+        "{served} served in {elapsed:.2} s"
+    );
+
+    // The task above took one opening of node 0's budget of two; node 1's is whole.
+    let device = Client::new(cluster.api(1));
+    let mut opened = 0;
+    let mut refused = 0;
+    for _ in 0..4 {
+        let other = cluster.private_average_project(6, 2, 3, 120).await.unwrap();
+        match device.task(other).await {
+            Ok(_) => opened += 1,
+            Err(ClientError::Status { status: 429, .. }) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(
+        opened <= 2 && refused >= 2,
+        "{opened} opened, {refused} refused"
+    );
+
+    fill(&cluster, &task, &[2, 3], 1).await;
+    assert_eq!(
+        published(&cluster, &task, from).await,
+        Average { sum: 6, count: 3 }
+    );
+    stranger.shutdown().await;
+    cluster.shutdown().await;
+}
+
+/// A stranger floods a node with task announcements for thousands of made-up projects and MPC
+/// streams for sessions nobody runs. The node's maps and parked streams stay within their caps,
+/// and an honest task still publishes afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_caps_hold_under_spam() {
+    let (cluster, _, from, task) = running_task(6, 2, 3, 120).await;
+    let stranger = stranger(&cluster).await;
+    let target = &cluster.nodes[0];
+    // Give gossipsub a heartbeat to take the stranger in.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let closes = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 600_000;
+    let announcements = MAX_KNOWN_OPEN as u64 * 2;
+    for i in 0..announcements {
+        let mut task_id = [7u8; 32];
+        task_id[..8].copy_from_slice(&i.to_be_bytes());
+        stranger
+            .publish(GossipMessage::Task(TaskAnnouncement {
+                project_id: 1_000_000 + i,
+                task_id,
+                inputs_closed_at_ms: closes,
+            }))
+            .await
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while target.memory_use().known_open < MAX_KNOWN_OPEN && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Saturated, never above the cap.
+    assert_eq!(target.memory_use().known_open, MAX_KNOWN_OPEN);
+
+    let parties = [stranger.peer_id(), target.peer_id()];
+    for i in 0..(MAX_PARKED_PER_PEER as u8) * 3 {
+        let session = SessionId([i; 16]);
+        stranger
+            .mpc()
+            .connect(session, &parties, 1024)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let parked = target.memory_use().parked_streams;
+    assert!(
+        parked > 0 && parked <= MAX_PARKED_PER_PEER,
+        "{parked} streams parked"
+    );
+
+    fill(&cluster, &task, &[4, 5, 6], 0).await;
+    assert_eq!(
+        published(&cluster, &task, from).await,
+        Average { sum: 15, count: 3 }
+    );
+    stranger.shutdown().await;
     cluster.shutdown().await;
 }
