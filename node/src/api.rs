@@ -1,5 +1,5 @@
 //! The HTTP API devices and operators use (axum). JSON in and out; every error is a 4xx/5xx with
-//! `{"error": code, "message": text}`; bodies over 64 KiB are refused, and a client (by address)
+//! `{"error": code, "message": text}`; bodies over 256 KiB are refused, and a client (by address)
 //! or the node over its request rate gets 429 with `Retry-After`.
 //!
 //! - `GET  /health`, `GET /metrics` (Prometheus text)

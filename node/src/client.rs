@@ -251,6 +251,12 @@ impl Client {
     /// Does not check the committee against chain: [`Client::submit_to`] does.
     pub async fn take_slot(&self, task: &TaskJson) -> Result<DeviceSlot, ClientError> {
         let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
+        if !(1..=conclave_provers::spdz::MAX_INPUT_BITS).contains(&task.input_bits) {
+            return Err(ClientError::Answer(format!(
+                "inputs of {} bits",
+                task.input_bits
+            )));
+        }
         let key = SecretKey::generate();
         let grant: SlotJson = self
             .post(
@@ -275,8 +281,16 @@ impl Client {
                 .parse()
                 .map_err(|_| ClientError::Answer("bad member peer id".into()))?;
             let sealed = sealed.to_sealed().map_err(bad_answer)?;
-            let plain = envelope::open(&key, &shares_context(&task_id, grant.slot, &peer), &sealed)
-                .map_err(|e| ClientError::Answer(format!("member {peer}: {e}")))?;
+            // Sealed by the member's input key (the one checked against chain): shares an entry
+            // node made up would not open.
+            let member_key = hex32(&member.key, "member key").map_err(bad_answer)?;
+            let plain = envelope::open_from(
+                &key,
+                &member_key,
+                &shares_context(&task_id, grant.slot, &peer),
+                &sealed,
+            )
+            .map_err(|e| ClientError::Answer(format!("member {peer}: {e}")))?;
             if plain.len() != 96 * width {
                 return Err(ClientError::Answer(format!(
                     "triple shares must be {} bytes",

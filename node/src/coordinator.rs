@@ -73,6 +73,9 @@ impl Inner {
 
     /// Grants the next slot to `client_key`, with a ticket members check.
     fn allocate_slot(&self, task: TaskId, client_key: [u8; 32]) -> Response {
+        if crate::envelope::check_public_key(&client_key).is_err() {
+            return Response::refused(RefusalKind::Invalid, "not a usable X25519 key");
+        }
         // One allocation at a time: the read-increment-write below must not interleave.
         let _serial = self.volatile();
         let mut record = match self.store.task(&task) {
@@ -250,7 +253,7 @@ impl Inner {
         }
         {
             let mut v = self.volatile();
-            v.note_open(project, task_bytes, me, info.closes_at_ms);
+            v.note_open(project, task_bytes, me, info.closes_at_ms, true);
             v.cache_info(&info);
         }
         let _ = self

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::committee::{task_of_project, verified_peer};
 use crate::envelope::Sealed;
-use crate::messages::{Request, Response, TaskId, TaskInfo};
+use crate::messages::{RefusalKind, Request, Response, TaskId, TaskInfo};
+
+/// How often an entry node asks a member still preprocessing for a slot's shares again.
+const SHARES_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
 use crate::node::{ANSWER_WAIT, Inner, NodeError, now_ms};
 
 /// A slot and, per member in committee order, its triple shares sealed for the device.
@@ -32,6 +35,11 @@ impl Inner {
                 Ok(_) => tracing::debug!("a gossiped task of another project; opening one"),
                 Err(e) => tracing::debug!(error = %e, "known task unusable; opening another"),
             }
+            // Not asked again: a stranger's gossip would otherwise cost every device request a
+            // wait on its made-up coordinator.
+            self.volatile()
+                .open
+                .retain(|p, (t, _, _)| *p != project || *t != task);
         }
         self.open_task(project).await
     }
@@ -143,12 +151,26 @@ impl Inner {
         let asks = Self::peers(&info)?.into_iter().map(|peer| {
             let r = Request::TripleShares(ticket.clone());
             async move {
-                // Preprocessing may still be running at the member: allow it time.
-                match tokio::time::timeout(ANSWER_WAIT * 12, self.ask(peer, r)).await {
-                    Ok(Ok(Response::Shares(s))) => Ok(s),
-                    Ok(Ok(other)) => Err(NodeError::Task(format!("unexpected answer {other:?}"))),
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err(NodeError::Task(format!("{peer} did not send its shares"))),
+                // Preprocessing may still be running at the member, which then answers busy at
+                // once: ask again until it is done.
+                let deadline = tokio::time::Instant::now() + ANSWER_WAIT * 12;
+                loop {
+                    match tokio::time::timeout(ANSWER_WAIT, self.ask(peer, r.clone())).await {
+                        Ok(Ok(Response::Shares(s))) => return Ok(s),
+                        Ok(Err(NodeError::Refused {
+                            kind: RefusalKind::Busy,
+                            ..
+                        })) if tokio::time::Instant::now() < deadline => {
+                            tokio::time::sleep(SHARES_RETRY).await;
+                        }
+                        Ok(Ok(other)) => {
+                            return Err(NodeError::Task(format!("unexpected answer {other:?}")));
+                        }
+                        Ok(Err(e)) => return Err(e),
+                        Err(_) => {
+                            return Err(NodeError::Task(format!("{peer} did not send its shares")));
+                        }
+                    }
                 }
             }
         });

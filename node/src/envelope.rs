@@ -68,6 +68,12 @@ fn agree(secret: &[u8; 32], their_public: &[u8; 32]) -> Result<[u8; 32], Envelop
     Ok(shared)
 }
 
+/// Refuses a public key no envelope can be sealed for (a low-order point: every key agreement
+/// with it gives the same secret).
+pub fn check_public_key(public: &[u8; 32]) -> Result<(), EnvelopeError> {
+    agree(&[1; 32], public).map(|_| ())
+}
+
 /// The envelope's cipher from the ephemeral key agreement and, for an authenticated envelope,
 /// the static one with the sender's public key.
 fn cipher(

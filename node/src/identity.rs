@@ -72,7 +72,6 @@ pub fn verify_record(
     Ok((peer, record.inputKey.0))
 }
 
-/// The public key an identity-multihash peer id carries.
 /// A slot ticket for `client_key`, signed with the coordinator's libp2p key.
 pub(crate) fn issue_ticket(
     keypair: &Keypair,
@@ -101,6 +100,7 @@ pub(crate) fn ticket_is_from(ticket: &SlotTicket, coordinator: &PeerId) -> bool 
     })
 }
 
+/// The public key an identity-multihash peer id carries.
 fn inline_key(peer: &PeerId) -> Option<PublicKey> {
     let multihash = peer.as_ref();
     if multihash.code() != 0 {

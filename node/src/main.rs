@@ -114,6 +114,8 @@ struct ProjectFile {
     threshold: u16,
     max_inputs: u32,
     window_secs: u64,
+    /// Bits per reading (default 32): readings lie in [−2^(bits−1), 2^(bits−1)).
+    input_bits: Option<u32>,
     receiver: Option<Address>,
 }
 
@@ -214,8 +216,11 @@ async fn cli() -> anyhow::Result<()> {
             if p.program != "private-average" || p.prover != "spdz" {
                 bail!("only program \"private-average\" with prover \"spdz\" runs today");
             }
-            let program = Program::private_average(p.max_inputs, p.window_secs);
-            Program::parse(&program.uri)?;
+            let mut uri = Program::private_average(p.max_inputs, p.window_secs).uri;
+            if let Some(bits) = p.input_bits {
+                uri.push_str(&format!("&input_bits={bits}"));
+            }
+            let program = Program::parse(&uri)?;
             let operator = keys::operator_key(&config.data_dir, &passphrase()?)?;
             let id = contracts(&config)
                 .await?

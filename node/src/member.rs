@@ -31,8 +31,11 @@ use crate::store::{MaskedInput, TaskRecord, TripleRecord};
 use crate::task::TaskState;
 use conclave_chain::contracts::ProverKind;
 
-/// How long a triple-shares request waits for preprocessing to finish.
+/// How long a `Run` waits for preprocessing to finish.
 const PREP_WAIT: Duration = Duration::from_secs(120);
+/// How long preprocessing may take in all: a member that dribbles messages cannot hold one of
+/// the node's [`MAX_PREPARING`] runs for longer.
+const PREP_DEADLINE: Duration = Duration::from_secs(600);
 
 /// What a member's sealed triple shares for a slot are bound to.
 pub fn shares_context(task: &TaskId, slot: u32, member: &PeerId) -> Vec<u8> {
@@ -300,9 +303,16 @@ impl Inner {
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let (session, _) = spdz::session_ids(&task, 0);
-            let outcome =
-                spdz::prepare(inner.network.mpc(), session, &committee, slots * bits).await;
-            let stored = outcome.map_err(|e| e.to_string()).and_then(|material| {
+            let outcome = tokio::time::timeout(
+                PREP_DEADLINE,
+                spdz::prepare(inner.network.mpc(), session, &committee, slots * bits),
+            )
+            .await;
+            let stored = match outcome {
+                Ok(outcome) => outcome.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("not done within {PREP_DEADLINE:?}")),
+            };
+            let stored = stored.and_then(|material| {
                 let records: Vec<TripleRecord> = material
                     .triples
                     .iter()
@@ -339,8 +349,9 @@ impl Inner {
         });
     }
 
-    /// The task's MAC key share once its material is complete, waiting for preprocessing.
-    async fn ready(&self, task: &TaskId) -> Result<[u8; 32], Response> {
+    /// The task's MAC key share once its material is complete, waiting up to `patience` for
+    /// preprocessing (then refusing as busy: ask again).
+    async fn ready(&self, task: &TaskId, patience: Duration) -> Result<[u8; 32], Response> {
         if let Some(alpha) = self.store.alpha(task).map_err(|e| refuse(e.to_string()))? {
             return Ok(alpha);
         }
@@ -349,13 +360,19 @@ impl Inner {
             return Err(refuse("no preprocessing for this task"));
         };
         let wait = rx.wait_for(|s| !matches!(s, PrepStatus::Running));
-        match tokio::time::timeout(PREP_WAIT, wait).await {
+        match tokio::time::timeout(patience, wait).await {
             Ok(Ok(status)) => {
                 if let PrepStatus::Failed(reason) = &*status {
                     return Err(refuse(format!("preprocessing failed: {reason}")));
                 }
             }
-            _ => return Err(refuse("preprocessing is not finished")),
+            Ok(Err(_)) => return Err(refuse("preprocessing stopped")),
+            Err(_) => {
+                return Err(Response::refused(
+                    RefusalKind::Busy,
+                    "preprocessing is not finished; ask again",
+                ));
+            }
         }
         self.store
             .alpha(task)
@@ -386,8 +403,20 @@ impl Inner {
         if ticket.slot >= info.max_inputs {
             return Err(invalid("no such slot"));
         }
-        self.ready(&task).await?;
+        // No waiting here: a request that waited would hold one of the node's request permits
+        // for as long as preprocessing takes, and anyone holding a ticket could send many.
+        self.ready(&task, Duration::ZERO).await?;
         let triples = self.triples(&task, ticket.slot)?;
+        // a, b and c values of each bit's triple (not the MACs), sealed by this member's input
+        // key (registered on chain): a relaying entry node cannot swap in masks of its own.
+        // Sealed before the slot is bound, so that a key it cannot be sealed for burns nothing.
+        let plaintext: Vec<u8> = triples
+            .iter()
+            .flat_map(|t| [t[0], t[2], t[4]].concat())
+            .collect();
+        let context = shares_context(&task, ticket.slot, &self.network.peer_id());
+        let sealed = envelope::seal_from(&self.input_key, &ticket.client_key, &context, &plaintext)
+            .map_err(|e| invalid(e.to_string()))?;
         // A slot's mask shares go to one device key, once: anyone else who got them (a member
         // asking every other member, say) would read that slot's input as y + a.
         if !self
@@ -397,14 +426,6 @@ impl Inner {
         {
             return Err(refuse("this slot's shares went to another key"));
         }
-        // a, b and c values of each bit's triple (not the MACs).
-        let plaintext: Vec<u8> = triples
-            .iter()
-            .flat_map(|t| [t[0], t[2], t[4]].concat())
-            .collect();
-        let context = shares_context(&task, ticket.slot, &self.network.peer_id());
-        let sealed = envelope::seal(&ticket.client_key, &context, &plaintext)
-            .map_err(|e| refuse(e.to_string()))?;
         Ok(Response::Shares(sealed))
     }
 
@@ -523,7 +544,7 @@ impl Inner {
         if slots.is_empty() || slots.windows(2).any(|w| w[0] >= w[1]) {
             return Err(invalid("slots must be ascending and not empty"));
         }
-        let alpha = self.ready(&task).await?;
+        let alpha = self.ready(&task, PREP_WAIT).await?;
         if self
             .store
             .is_poisoned(&task)

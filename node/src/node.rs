@@ -117,17 +117,25 @@ fn insert_capped<K: std::hash::Hash + Eq + Copy, V>(
 }
 
 impl Volatile {
-    /// Remembers `project`'s open task if its close time is later than the one known (and not
-    /// past, nor absurdly far ahead).
-    pub fn note_open(&mut self, project: u64, task: TaskId, coordinator: PeerId, closes: u64) {
+    /// Remembers `project`'s open task: always one this node opened (`own`), a gossiped one if
+    /// its close time is later than the one known (and not past, nor absurdly far ahead).
+    pub fn note_open(
+        &mut self,
+        project: u64,
+        task: TaskId,
+        coordinator: PeerId,
+        closes: u64,
+        own: bool,
+    ) {
         let now = now_ms();
         if closes <= now || closes > now + MAX_ANNOUNCED_WINDOW_MS {
             return;
         }
-        if self
-            .open
-            .get(&project)
-            .is_some_and(|(_, _, c)| *c >= closes)
+        if !own
+            && self
+                .open
+                .get(&project)
+                .is_some_and(|(_, _, c)| *c >= closes)
         {
             return;
         }
@@ -429,9 +437,13 @@ async fn follow_gossip(inner: Arc<Inner>) {
                 from,
                 message: GossipMessage::Task(t),
             }) => {
-                inner
-                    .volatile()
-                    .note_open(t.project_id, t.task_id, from, t.inputs_closed_at_ms);
+                inner.volatile().note_open(
+                    t.project_id,
+                    t.task_id,
+                    from,
+                    t.inputs_closed_at_ms,
+                    false,
+                );
             }
             Ok(NetworkEvent::PeerLive(_)) | Ok(NetworkEvent::PeerExpired(_)) => {
                 if let Ok(live) = inner.network.live_peers().await {

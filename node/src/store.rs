@@ -304,7 +304,7 @@ impl Store {
         let (lo, hi) = (slot_key(task, 0), slot_key(task, u32::MAX));
         let txn = self.db.begin_write().map_err(db)?;
         {
-            for table in [TRIPLES, INPUTS] {
+            for table in [TRIPLES, INPUTS, RELEASED] {
                 let mut t = txn.open_table(table).map_err(db)?;
                 t.retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)
                     .map_err(db)?;

@@ -26,6 +26,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Incoming streams waiting for their session id at once; more are closed unread. Anyone may
 /// open streams, so each waiting one is memory a stranger could claim.
 pub const MAX_HANDSHAKES: usize = 256;
+/// Of which one peer may hold this many.
+pub const MAX_HANDSHAKES_PER_PEER: usize = 16;
 /// Streams parked (waiting to be claimed by a session) at once, and per peer: a stream for a
 /// session this node never joins stays until [`HANDSHAKE_TIMEOUT`]; beyond these it is closed.
 pub const MAX_PARKED: usize = 1024;
@@ -50,6 +52,39 @@ struct Rendezvous {
     waiting: HashMap<Key, oneshot::Sender<Stream>>,
 }
 
+/// One of a peer's [`MAX_HANDSHAKES_PER_PEER`] handshakes, given back when dropped.
+struct PeerPermit {
+    counts: Arc<Mutex<HashMap<PeerId, usize>>>,
+    peer: PeerId,
+}
+
+impl PeerPermit {
+    fn take(counts: &Arc<Mutex<HashMap<PeerId, usize>>>, peer: PeerId) -> Option<PeerPermit> {
+        let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = c.entry(peer).or_default();
+        if *n >= MAX_HANDSHAKES_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(PeerPermit {
+            counts: counts.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for PeerPermit {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = c.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                c.remove(&self.peer);
+            }
+        }
+    }
+}
+
 /// Opens and accepts MPC streams for sessions.
 #[derive(Clone)]
 pub struct MpcChannels {
@@ -67,14 +102,18 @@ impl MpcChannels {
             .expect("the MPC protocol is registered once");
         let shared = rendezvous.clone();
         let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let per_peer: Arc<Mutex<HashMap<PeerId, usize>>> = Arc::default();
         tokio::spawn(async move {
             while let Some((peer, mut stream)) = incoming.next().await {
                 let Ok(permit) = handshakes.clone().try_acquire_owned() else {
                     continue;
                 };
+                let Some(peer_permit) = PeerPermit::take(&per_peer, peer) else {
+                    continue;
+                };
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    let _permit = permit;
+                    let _permits = (permit, peer_permit);
                     let mut id = [0u8; 16];
                     let read =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut id)).await;

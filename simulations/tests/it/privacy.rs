@@ -40,7 +40,7 @@ async fn results_are_correct_and_no_node_keeps_a_plaintext_input() {
         .init();
 
     let cluster = Cluster::start(5, |_| {}).await.unwrap();
-    let readings: Vec<i64> = (0..12).map(|i| 987_654_321_000 + i * 1_111).collect();
+    let readings: Vec<i64> = (0..12).map(|i| 1_987_654_321 + i * 1_111).collect();
     let project = cluster
         .private_average_project(3, 2, readings.len() as u32, 120)
         .await
