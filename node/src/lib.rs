@@ -7,7 +7,7 @@
 //!   device library.
 //! - [`task`]: the task state machine (sans-IO); [`store`]: redb; [`messages`]: node-to-node
 //!   requests; [`envelope`]: X25519 + ChaCha20-Poly1305; [`program`]: what projects run;
-//!   [`metrics`]: Prometheus.
+//!   [`metrics`]: Prometheus; [`sweep`]: deleting finished tasks' material.
 
 pub mod api;
 pub mod client;
@@ -25,6 +25,7 @@ pub mod node;
 pub mod program;
 pub mod ratelimit;
 pub mod store;
+pub mod sweep;
 pub mod task;
 
 pub use node::{Node, NodeError, NodeSetup};

@@ -326,6 +326,10 @@ impl Inner {
                     .collect();
                 let per_slot: Vec<Vec<TripleRecord>> =
                     records.chunks(bits).map(<[TripleRecord]>::to_vec).collect();
+                // A task swept while it preprocessed (over on chain) keeps nothing.
+                if !inner.volatile().prep.contains_key(&task) {
+                    return Err("the task is over".to_string());
+                }
                 inner
                     .store
                     .put_material(&task, &material.alpha.to_bytes(), &per_slot)

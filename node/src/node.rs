@@ -292,6 +292,7 @@ impl Node {
         let mut loops = vec![
             tokio::spawn(serve_requests(inner.clone(), requests)),
             tokio::spawn(follow_gossip(inner.clone())),
+            tokio::spawn(crate::sweep::sweep_loop(inner.clone())),
             tokio::spawn(crate::api::serve(
                 inner.clone(),
                 listener,
@@ -333,10 +334,7 @@ impl Node {
     /// Whether this node still stores any secret material of a task: its MAC key share, a
     /// triple share or a masked input.
     pub fn holds_material(&self, task: &TaskId) -> Result<bool, NodeError> {
-        let store = &self.inner.store;
-        Ok(store.alpha(task)?.is_some()
-            || store.triples(task, 0)?.is_some()
-            || !store.inputs(task)?.is_empty())
+        Ok(self.inner.store.holds_material(task)?)
     }
 
     /// What the node holds now in its capped maps, parked streams and request handlers.

@@ -317,6 +317,14 @@ impl Store {
         txn.commit().map_err(db)
     }
 
+    /// Whether any secret material of a task is stored: its MAC key share, a triple share or a
+    /// masked input.
+    pub fn holds_material(&self, task: &TaskId) -> Result<bool, StoreError> {
+        Ok(self.alpha(task)?.is_some()
+            || self.triples(task, 0)?.is_some()
+            || !self.inputs(task)?.is_empty())
+    }
+
     /// Every stored masked input of a task, by slot.
     pub fn inputs(&self, task: &TaskId) -> Result<Vec<(u32, MaskedInput)>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;

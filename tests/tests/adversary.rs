@@ -796,6 +796,50 @@ async fn material_deleted_after_task() {
     cluster.shutdown().await;
 }
 
+/// A task whose run never comes (here its window closes over one input, too few for a run)
+/// keeps no material either: once the chain passes the task's deadline, every member deletes
+/// its MAC key share, triple shares and masked inputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn material_deleted_when_a_task_never_runs() {
+    let (cluster, _, _, task) = running_task(6, 2, 3, 15).await;
+    let id = task_id(&task);
+    let members = committee_peers(&task);
+    let member_nodes = || {
+        cluster
+            .nodes
+            .iter()
+            .filter(|n| members.contains(&n.peer_id()))
+    };
+    fill(&cluster, &task, &[7], 0).await;
+    // The window closes; the run is refused (one input); the material stays until the deadline.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    tokio::time::sleep(Duration::from_millis(
+        task.closes_at_ms.saturating_sub(now_ms) + 2000,
+    ))
+    .await;
+    for node in member_nodes() {
+        assert!(node.holds_material(&id.to_be_bytes()).unwrap());
+    }
+    let deadline = cluster.contracts.task(id).await.unwrap().deadline;
+    let now = cluster.contracts.chain().block_number().await.unwrap();
+    cluster.chain.mine(deadline - now + 1).await.unwrap();
+    let patience = std::time::Instant::now() + conclave_node::sweep::SWEEP_INTERVAL * 4;
+    for node in member_nodes() {
+        while node.holds_material(&id.to_be_bytes()).unwrap() {
+            assert!(
+                std::time::Instant::now() < patience,
+                "{} still holds a finished task's material",
+                node.peer_id()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    cluster.shutdown().await;
+}
+
 /// The result reaches the chain while the coordinator's own path fails (here: the seat holders'
 /// signatures were submitted by someone else first, so its own submission reverts). It must
 /// notice the published result and not re-run the work as a new task.
