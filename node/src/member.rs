@@ -84,6 +84,10 @@ impl Drop for ForgetMaterial<'_> {
     }
 }
 
+/// How far a member's clock may be behind the coordinator's when it checks that the input
+/// window has closed.
+const CLOCK_SLACK_MS: u64 = 2_000;
+
 /// The fewest inputs a computation may run over: fewer would let one device learn another's
 /// input from the output.
 pub const MIN_RUN_INPUTS: usize = 2;
@@ -564,6 +568,12 @@ impl Inner {
             .map_err(|e| refuse(e.to_string()))?
             .len();
         check_run_covers(slots.len(), stored_count)?;
+        // Inputs close when the window ends or every slot is in: a coordinator closing early over
+        // the few inputs it chose (its own devices' and one victim's) would read the victim's.
+        if now_ms() + CLOCK_SLACK_MS < info.closes_at_ms && stored_count < info.max_inputs as usize
+        {
+            return Err(refuse("the input window is still open"));
+        }
         // One run per task: a second run under the same MAC key could pair a check whose σ was
         // revealed with a forged one (each run has its own key state), or open another subset.
         if !self

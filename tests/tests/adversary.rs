@@ -666,8 +666,8 @@ fn from_hex(s: &str) -> [u8; 32] {
 }
 
 /// The coordinator (here: a node whose operator turned malicious) asks the members to compute
-/// over one victim's slot, and after the honest run, to run again: both refused, so the output
-/// covers every agreed input once.
+/// over one victim's slot, over the inputs stored so far while the window is open, and after the
+/// honest run, to run again: all refused, so the output covers every agreed input once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_run_or_subset_run() {
     let (cluster, _, from, task) = running_task(6, 2, 4, 120).await;
@@ -711,6 +711,9 @@ async fn second_run_or_subset_run() {
     // Three stored: a run over two of them leaves out more than a tenth.
     fill(&cluster, &task, &[200, 300], 1).await;
     refused_everywhere(run(vec![0, 1])).await;
+    // A run over all three stored while the window is open and a slot is still free: closing
+    // early over the inputs of its choice is not the coordinator's to decide.
+    refused_everywhere(run(vec![0, 1, 2])).await;
     fill(&cluster, &task, &[400], 3).await;
     let avg = published(&cluster, &task, from).await;
     assert_eq!((avg.sum, avg.count), (1000, 4));
