@@ -227,12 +227,18 @@ pub async fn range_checked_sum(
         randoms: masks(job, &all),
         input_masks: vec![Vec::new(); parties],
     };
+    let circuit = b.build();
+    if !bits_meet_their_own_triples(&circuit) {
+        return Err(SpdzError::Invalid(
+            "the range check would pair a bit with another bit's triple".into(),
+        ));
+    }
     let products = run_session(
         channels,
         job,
         job.sessions.check,
         me,
-        b.build(),
+        circuit,
         material,
         &key,
     )
@@ -296,6 +302,29 @@ pub async fn range_checked_sum(
     })
 }
 
+/// Whether the k-th multiplication the session performs multiplies [a_k] + y_k, the k-th
+/// `Random` gate's bit, so that it consumes the k-th triple: the bit's own. Its Beaver opening
+/// b − a is then y_k, public already; paired with another bit's triple it would open the
+/// difference of two bits. The engine consumes triples layer by layer in gate order; this
+/// checks that the circuit keeps to it.
+fn bits_meet_their_own_triples(circuit: &conclave_mpc::Circuit) -> bool {
+    use conclave_mpc::circuit::Gate;
+    let gates = circuit.gates();
+    let randoms: Vec<usize> = (0..gates.len())
+        .filter(|&g| matches!(gates[g], Gate::Random))
+        .collect();
+    let plan = conclave_mpc::schedule::Plan::new(circuit);
+    let muls: Vec<u32> = plan.mul_layers.iter().flatten().copied().collect();
+    plan.depth() <= 1
+        && muls.len() == randoms.len()
+        && muls.iter().zip(&randoms).all(|(&m, &r)| {
+            let Gate::Mul(bit, _) = gates[m as usize] else {
+                return false;
+            };
+            matches!(gates[bit.index()], Gate::Add(a, _) if a.index() == r)
+        })
+}
+
 /// Largest bit width of an input.
 pub const MAX_INPUT_BITS: u32 = 48;
 
@@ -336,5 +365,34 @@ async fn run_session(
         Ok(outputs) => Ok(outputs),
         Err(abort) if key.is_poisoned() => Err(SpdzError::KeyPoisoned(abort)),
         Err(abort) => Err(abort.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The range check's circuit pairs each bit with its own triple; one that multiplied a bit
+    /// by the mask of another is caught.
+    #[test]
+    fn each_bit_meets_its_own_triple() {
+        let mut b = CircuitBuilder::new(2);
+        let minus_one = b.constant(-Fp::ONE);
+        for y in 0..6u64 {
+            let bit = masked_bit(&mut b, Fp::from_u64(y));
+            let less_one = b.add(bit, minus_one);
+            let product = b.mul(bit, less_one);
+            b.reveal(product);
+        }
+        assert!(bits_meet_their_own_triples(&b.build()));
+
+        let mut b = CircuitBuilder::new(2);
+        let first = masked_bit(&mut b, Fp::ONE);
+        let second = masked_bit(&mut b, Fp::ONE);
+        let crossed = b.mul(second, first);
+        b.reveal(crossed);
+        let other = b.mul(first, second);
+        b.reveal(other);
+        assert!(!bits_meet_their_own_triples(&b.build()));
     }
 }
