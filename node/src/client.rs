@@ -235,8 +235,6 @@ impl Client {
 
     /// Secret-shares `reading` into `task`.
     pub async fn submit_to(&self, task: &TaskJson, reading: i64) -> Result<Submitted, ClientError> {
-        let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
-        self.check_committee(task, task_id).await?;
         // Refused here, before taking a slot: the members would leave it out anyway.
         let bits: Vec<Fp> = crate::program::reading_bits(reading, task.input_bits)?
             .into_iter()
@@ -248,9 +246,10 @@ impl Client {
 
     /// Has the task's coordinator grant a slot to a fresh key of this device, and opens and
     /// checks the members' shares of the slot's masks (a_j·b_j = c_j for each bit's triple).
-    /// Does not check the committee against chain: [`Client::submit_to`] does.
+    /// A client given the chain first checks the committee and its keys against it.
     pub async fn take_slot(&self, task: &TaskJson) -> Result<DeviceSlot, ClientError> {
         let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
+        self.check_committee(task, task_id).await?;
         if !(1..=conclave_provers::spdz::MAX_INPUT_BITS).contains(&task.input_bits) {
             return Err(ClientError::Answer(format!(
                 "inputs of {} bits",
@@ -281,8 +280,9 @@ impl Client {
                 .parse()
                 .map_err(|_| ClientError::Answer("bad member peer id".into()))?;
             let sealed = sealed.to_sealed().map_err(bad_answer)?;
-            // Sealed by the member's input key (the one checked against chain): shares an entry
-            // node made up would not open.
+            // Sealed by the member's input key: when this client checked the committee against
+            // chain, shares an entry node made up do not open. (Without the chain, the entry
+            // node names the keys, and this client trusts it.)
             let member_key = hex32(&member.key, "member key").map_err(bad_answer)?;
             let plain = envelope::open_from(
                 &key,

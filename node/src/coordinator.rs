@@ -92,14 +92,20 @@ impl Inner {
         {
             return Response::refused(RefusalKind::Closed, "the input window is closed");
         }
-        let slot = record.next_slot;
+        // A key asking again (its device retrying) gets its slot again, not another one.
+        let slot = match self.store.grant_slot(&task, &client_key, record.next_slot) {
+            Ok(slot) => slot,
+            Err(e) => return Response::refused(RefusalKind::Failed, e.to_string()),
+        };
         let ticket = match issue_ticket(&self.keypair, task, slot, client_key) {
             Ok(t) => t,
             Err(e) => return Response::refused(RefusalKind::Failed, e.to_string()),
         };
-        record.next_slot += 1;
-        if let Err(e) = self.store.put_task(&record) {
-            return Response::refused(RefusalKind::Failed, e.to_string());
+        if slot == record.next_slot {
+            record.next_slot += 1;
+            if let Err(e) = self.store.put_task(&record) {
+                return Response::refused(RefusalKind::Failed, e.to_string());
+            }
         }
         Response::Slot(ticket)
     }
@@ -458,6 +464,9 @@ impl Inner {
             loop {
                 let now = now_ms();
                 if now >= info.closes_at_ms {
+                    // Members whose clocks are a little behind would refuse a run that comes
+                    // before their own close time.
+                    tokio::time::sleep(Duration::from_millis(crate::member::CLOCK_SLACK_MS)).await;
                     break;
                 }
                 let lost = self.lost_members(&peers).await?;

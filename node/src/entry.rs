@@ -11,8 +11,10 @@ use crate::committee::{task_of_project, verified_peer};
 use crate::envelope::Sealed;
 use crate::messages::{RefusalKind, Request, Response, TaskId, TaskInfo};
 
-/// How often an entry node asks a member still preprocessing for a slot's shares again.
+/// How soon an entry node asks a member still preprocessing for a slot's shares again; the
+/// pause doubles up to [`MAX_SHARES_RETRY`].
 const SHARES_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+const MAX_SHARES_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::node::{ANSWER_WAIT, Inner, NodeError, now_ms};
 
 /// A slot and, per member in committee order, its triple shares sealed for the device.
@@ -154,14 +156,21 @@ impl Inner {
                 // Preprocessing may still be running at the member, which then answers busy at
                 // once: ask again until it is done.
                 let deadline = tokio::time::Instant::now() + ANSWER_WAIT * 12;
+                let mut pause = SHARES_RETRY;
                 loop {
                     match tokio::time::timeout(ANSWER_WAIT, self.ask(peer, r.clone())).await {
                         Ok(Ok(Response::Shares(s))) => return Ok(s),
                         Ok(Err(NodeError::Refused {
                             kind: RefusalKind::Busy,
                             ..
-                        })) if tokio::time::Instant::now() < deadline => {
-                            tokio::time::sleep(SHARES_RETRY).await;
+                        })) => {
+                            if tokio::time::Instant::now() + pause > deadline {
+                                return Err(NodeError::Task(format!(
+                                    "{peer} did not finish preprocessing in time"
+                                )));
+                            }
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(MAX_SHARES_RETRY);
                         }
                         Ok(Ok(other)) => {
                             return Err(NodeError::Task(format!("unexpected answer {other:?}")));

@@ -86,7 +86,10 @@ impl Drop for ForgetMaterial<'_> {
 
 /// How far a member's clock may be behind the coordinator's when it checks that the input
 /// window has closed.
-const CLOCK_SLACK_MS: u64 = 2_000;
+pub const CLOCK_SLACK_MS: u64 = 2_000;
+/// How far a `Start`'s close time may be from the program's window counted from its arrival
+/// (committee formation before it, clocks apart).
+const START_SLACK_MS: u64 = 30_000;
 
 /// The fewest inputs a computation may run over: fewer would let one device learn another's
 /// input from the output.
@@ -287,6 +290,14 @@ impl Inner {
         {
             return Err(refuse("the Start does not match the task's program"));
         }
+        // The window is the program's, from about now: a coordinator that announced an early
+        // close could run over the few inputs of its choice (see `run`).
+        let window_end = now_ms() + program.window_secs * 1000;
+        if info.closes_at_ms + START_SLACK_MS < window_end
+            || info.closes_at_ms > window_end + START_SLACK_MS
+        {
+            return Err(refuse("the Start's input window is not the program's"));
+        }
         check_members(&self.contracts, task_id, &task, &info.committee)
             .await
             .map_err(|e| refuse(e.to_string()))?;
@@ -330,10 +341,6 @@ impl Inner {
                     .collect();
                 let per_slot: Vec<Vec<TripleRecord>> =
                     records.chunks(bits).map(<[TripleRecord]>::to_vec).collect();
-                // A task swept while it preprocessed (over on chain) keeps nothing.
-                if !inner.volatile().prep.contains_key(&task) {
-                    return Err("the task is over".to_string());
-                }
                 inner
                     .store
                     .put_material(&task, &material.alpha.to_bytes(), &per_slot)

@@ -28,6 +28,8 @@ const RUNS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("runs");
 const POISONED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("poisoned");
 /// (task, slot) → the client key a slot's mask shares were released to.
 const RELEASED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("released");
+/// (task, client key) → the slot the coordinator granted that key.
+const GRANTED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("granted");
 
 /// A project as this node last read it from the ProjectRegistry (the chain stays authoritative;
 /// this records what the node's tasks ran under).
@@ -81,6 +83,8 @@ pub enum StoreError {
     Db(String),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    #[error("the task ran or is over here; its material is not stored again")]
+    TaskOver,
 }
 
 fn db<E: std::fmt::Display>(e: E) -> StoreError {
@@ -115,7 +119,7 @@ impl Store {
         let database = Database::create(path).map_err(db)?;
         let txn = database.begin_write().map_err(db)?;
         for table in [
-            TASKS, MATERIAL, TRIPLES, INPUTS, PROJECTS, RUNS, POISONED, RELEASED,
+            TASKS, MATERIAL, TRIPLES, INPUTS, PROJECTS, RUNS, POISONED, RELEASED, GRANTED,
         ] {
             txn.open_table(table).map_err(db)?;
         }
@@ -206,6 +210,17 @@ impl Store {
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db)?;
         {
+            // Checked in the same transaction that writes: a run or a sweep that marked the
+            // task in between cannot see material reappear.
+            if txn
+                .open_table(RUNS)
+                .map_err(db)?
+                .get(task.as_slice())
+                .map_err(db)?
+                .is_some()
+            {
+                return Err(StoreError::TaskOver);
+            }
             let mut t = txn.open_table(TRIPLES).map_err(db)?;
             for (slot, triples) in (0u32..).zip(slots) {
                 let bytes: Vec<u8> = triples.iter().flat_map(|r| r.concat()).collect();
@@ -230,9 +245,9 @@ impl Store {
             .transpose()
     }
 
-    /// Records that the task's computation starts; false if it had started before. Durable
-    /// before it returns, so neither a second request nor a restart gets a second run under the
-    /// same MAC key.
+    /// Records that the task's computation starts (or that it is over without one); false if it
+    /// had been recorded before. Durable before it returns, so neither a second request nor a
+    /// restart gets a second run under the same MAC key, nor material stored again.
     pub fn claim_run(&self, task: &TaskId) -> Result<bool, StoreError> {
         Ok(self.insert_if_absent(RUNS, task, &[])?.is_none())
     }
@@ -273,6 +288,23 @@ impl Store {
         self.insert_if_absent(INPUTS, &slot_key(task, slot), &y.concat())?
             .map(|v| decode_input(&v))
             .transpose()
+    }
+
+    /// The slot granted to `client_key` in `task`: the one granted before, or `next` now.
+    pub fn grant_slot(
+        &self,
+        task: &TaskId,
+        client_key: &[u8; 32],
+        next: u32,
+    ) -> Result<u32, StoreError> {
+        let key = [task.as_slice(), client_key].concat();
+        match self.insert_if_absent(GRANTED, &key, &next.to_be_bytes())? {
+            None => Ok(next),
+            Some(bytes) => bytes
+                .try_into()
+                .map(u32::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("granted slot".into())),
+        }
     }
 
     /// The client key a slot's mask shares went to, if any.

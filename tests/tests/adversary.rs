@@ -540,8 +540,8 @@ async fn foreign_peer_id_registration() {
 
 /// A peer that did not open a task announces it to a member (`Start` naming itself as
 /// coordinator), another announces a task that was never opened on chain, and a task's rightful
-/// opener announces it with an honest seat holder left out: all refused, and the real task still
-/// publishes.
+/// opener announces it with an honest seat holder left out, or with an input window shorter than
+/// the program's: all refused, and the real task still publishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_task_announcement() {
     let (cluster, project_id, from, task) = running_task(3, 2, 3, 120).await;
@@ -614,24 +614,41 @@ async fn forged_task_announcement() {
         .iter()
         .position(|(who, _)| *who != attacker.operator())
         .unwrap();
-    let mut cut_committee = Vec::new();
-    for (i, (operator, _)) in seated.iter().enumerate() {
-        if i == dropped {
-            continue;
-        }
+    let mut full_committee = Vec::new();
+    for (operator, _) in &seated {
         let record = cluster.contracts.node(*operator).await.unwrap();
-        cut_committee.push(Member {
+        full_committee.push(Member {
             peer: record.peerId.to_vec(),
             operator: operator.0.0,
             key: record.inputKey.0,
         });
     }
+    let mut cut_committee = full_committee.clone();
+    cut_committee.remove(dropped);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     let incomplete = TaskInfo {
         task_id: own.to_be_bytes::<32>(),
         committee: cut_committee,
+        closes_at_ms: now_ms + 120_000,
         ..hijacked.clone()
     };
-    for info in [hijacked, made_up, not_opened_by_attacker, incomplete] {
+    // The same task with its whole committee but an input window of one second instead of the
+    // program's 120: a run over the few inputs of the opener's choice would follow.
+    let early_close = TaskInfo {
+        committee: full_committee,
+        closes_at_ms: now_ms + 1_000,
+        ..incomplete.clone()
+    };
+    for info in [
+        hijacked,
+        made_up,
+        not_opened_by_attacker,
+        incomplete,
+        early_close,
+    ] {
         for member in &info.committee {
             let peer = PeerId::from_bytes(&member.peer).unwrap();
             if peer == attacker.peer_id() {
