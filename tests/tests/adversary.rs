@@ -857,15 +857,47 @@ async fn material_deleted_when_a_task_never_runs() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    // The coordinator starts the finished task again: no member preprocesses for it anew.
+    let coordinator: PeerId = task.coordinator.parse().unwrap();
+    let c = cluster
+        .nodes
+        .iter()
+        .position(|n| n.peer_id() == coordinator)
+        .unwrap();
+    let again = Request::Start(TaskInfo {
+        project_id: task.project_id,
+        task_id: id.to_be_bytes(),
+        coordinator: coordinator.to_bytes(),
+        committee: task
+            .committee
+            .iter()
+            .map(|m| Member {
+                peer: m.peer_id.parse::<PeerId>().unwrap().to_bytes(),
+                operator: m.operator.parse::<Address>().unwrap().0.0,
+                key: from_hex(&m.key),
+            })
+            .collect(),
+        max_inputs: task.max_inputs,
+        input_bits: task.input_bits,
+        closes_at_ms: task.closes_at_ms,
+    });
+    for member in members.iter().filter(|m| **m != coordinator) {
+        let answer = ask(&cluster.nodes[c], *member, &again).await;
+        assert!(
+            matches!(answer, Response::Refused { .. }),
+            "{member} started a finished task again: {answer:?}"
+        );
+    }
     cluster.shutdown().await;
 }
 
 /// The result reaches the chain while the coordinator's own path fails (here: the seat holders'
-/// signatures were submitted by someone else first, so its own submission reverts). It must
-/// notice the published result and not re-run the work as a new task.
+/// signatures were submitted by someone else first, so its members, seeing the task published,
+/// delete its material, and its run or submission fails). It must notice the published result
+/// and not re-run the work as a new task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn result_not_duplicated_after_timeout() {
-    let (cluster, project_id, _, task) = running_task(6, 2, 3, 120).await;
+    let (cluster, project_id, _, task) = running_task(6, 2, 3, 10).await;
     let id = task_id(&task);
     // The result the committee will compute, signed by every seat holder and published early.
     let output = Average { sum: 6, count: 3 }.encode();
@@ -885,7 +917,11 @@ async fn result_not_duplicated_after_timeout() {
         .submit_result(&cluster.owner, &result, attestations)
         .await
         .unwrap();
-    fill(&cluster, &task, &[1, 2, 3], 0).await;
+    // Devices may still try; members that saw the result published have deleted the task's
+    // material and refuse them. Either way the coordinator's own path fails.
+    for r in [1, 2, 3] {
+        let _ = Client::new(cluster.api(0)).submit_to(&task, r).await;
+    }
 
     let coordinator: PeerId = task.coordinator.parse().unwrap();
     let node = cluster
