@@ -552,15 +552,7 @@ async fn forged_task_announcement() {
         .iter()
         .find(|n| n.peer_id() != coordinator)
         .unwrap();
-    let members: Vec<Member> = task
-        .committee
-        .iter()
-        .map(|m| Member {
-            peer: m.peer_id.parse::<PeerId>().unwrap().to_bytes(),
-            operator: m.operator.parse::<Address>().unwrap().0.0,
-            key: from_hex(&m.key),
-        })
-        .collect();
+    let members = info_of(&task).committee;
     let hijacked = TaskInfo {
         project_id,
         task_id: task_id(&task).to_be_bytes(),
@@ -671,6 +663,27 @@ async fn forged_task_announcement() {
     let avg = published(&cluster, &task, from).await;
     assert_eq!((avg.sum, avg.count), (15, 3));
     cluster.shutdown().await;
+}
+
+/// The `TaskInfo` (what a coordinator's `Start` carries) that a task's JSON describes.
+fn info_of(task: &TaskJson) -> TaskInfo {
+    TaskInfo {
+        project_id: task.project_id,
+        task_id: task_id(task).to_be_bytes(),
+        coordinator: task.coordinator.parse::<PeerId>().unwrap().to_bytes(),
+        committee: task
+            .committee
+            .iter()
+            .map(|m| Member {
+                peer: m.peer_id.parse::<PeerId>().unwrap().to_bytes(),
+                operator: m.operator.parse::<Address>().unwrap().0.0,
+                key: from_hex(&m.key),
+            })
+            .collect(),
+        max_inputs: task.max_inputs,
+        input_bits: task.input_bits,
+        closes_at_ms: task.closes_at_ms,
+    }
 }
 
 fn from_hex(s: &str) -> [u8; 32] {
@@ -864,23 +877,7 @@ async fn material_deleted_when_a_task_never_runs() {
         .iter()
         .position(|n| n.peer_id() == coordinator)
         .unwrap();
-    let again = Request::Start(TaskInfo {
-        project_id: task.project_id,
-        task_id: id.to_be_bytes(),
-        coordinator: coordinator.to_bytes(),
-        committee: task
-            .committee
-            .iter()
-            .map(|m| Member {
-                peer: m.peer_id.parse::<PeerId>().unwrap().to_bytes(),
-                operator: m.operator.parse::<Address>().unwrap().0.0,
-                key: from_hex(&m.key),
-            })
-            .collect(),
-        max_inputs: task.max_inputs,
-        input_bits: task.input_bits,
-        closes_at_ms: task.closes_at_ms,
-    });
+    let again = Request::Start(info_of(&task));
     for member in members.iter().filter(|m| **m != coordinator) {
         let answer = ask(&cluster.nodes[c], *member, &again).await;
         assert!(
@@ -1176,21 +1173,9 @@ async fn unauthenticated_work_is_bounded() {
     let operator = cluster.operators[m].address();
     let balance = cluster.chain.balance(operator).await.unwrap();
     let made_up = TaskInfo {
-        project_id: project,
-        task_id: id,
         coordinator: stranger.peer_id().to_bytes(),
-        committee: task
-            .committee
-            .iter()
-            .map(|c| Member {
-                peer: c.peer_id.parse::<PeerId>().unwrap().to_bytes(),
-                operator: c.operator.parse::<Address>().unwrap().0.0,
-                key: from_hex(&c.key),
-            })
-            .collect(),
-        max_inputs: 3,
-        input_bits: conclave_node::program::DEFAULT_INPUT_BITS,
         closes_at_ms: u64::MAX / 2,
+        ..info_of(&task)
     };
     for _ in 0..50 {
         let answer = stranger_asks(&stranger, member, &Request::Start(made_up.clone())).await;
