@@ -1,5 +1,7 @@
 //! Proof of possession for a node's registry record: the libp2p key signs the binding of its peer
 //! id to the operator address and the input key (`conclave_chain::identity::binding_message`).
+//! The input key itself is derived from the libp2p key (the X25519 form of the ed25519 key), so
+//! the peer id names it: nobody can register another node's input key as theirs.
 //! The registry cannot check ed25519, so nodes and devices check records here and ignore those
 //! that fail: a record naming someone else's peer id, or another input key, is useless.
 
@@ -9,6 +11,7 @@ use conclave_chain::identity::{NodeIdentity, binding_message};
 use libp2p::PeerId;
 use libp2p::identity::{Keypair, PublicKey};
 
+use crate::envelope::SecretKey;
 use crate::messages::{SlotTicket, TaskId};
 
 /// Why a registry record is not a valid binding.
@@ -20,6 +23,8 @@ pub enum IdentityError {
     NoInlineKey,
     #[error("the proof of possession does not verify under the peer id's key")]
     BadProof,
+    #[error("the input key is not the one the peer id's key derives")]
+    UnboundInputKey,
     #[error("signing the binding failed: {0}")]
     Sign(String),
 }
@@ -27,12 +32,12 @@ pub enum IdentityError {
 /// The registration record for this node: its peer id, input key and proof of possession.
 pub fn node_identity(
     keypair: &Keypair,
-    input_key: [u8; 32],
     chain_id: u64,
     registry: Address,
     operator: Address,
 ) -> Result<NodeIdentity, IdentityError> {
     let peer_id = keypair.public().to_peer_id().to_bytes();
+    let input_key = input_key_of(keypair)?.public();
     let message = binding_message(
         chain_id,
         registry,
@@ -69,7 +74,36 @@ pub fn verify_record(
     if !key.verify(&message, &record.proofOfPossession) {
         return Err(IdentityError::BadProof);
     }
+    if bound_input_key(&key) != Some(record.inputKey.0) {
+        return Err(IdentityError::UnboundInputKey);
+    }
     Ok((peer, record.inputKey.0))
+}
+
+/// A node's X25519 input key, derived from its ed25519 libp2p key: the scalar ed25519 signs
+/// with (the first half of SHA-512 of the seed), whose public point is the ed25519 public key in
+/// Montgomery form ([`bound_input_key`]).
+pub fn input_key_of(keypair: &Keypair) -> Result<SecretKey, IdentityError> {
+    use sha2::Digest;
+    let ed = keypair
+        .clone()
+        .try_into_ed25519()
+        .map_err(|_| IdentityError::NoInlineKey)?;
+    let mut hash = sha2::Sha512::digest(ed.secret().as_ref());
+    let mut scalar = [0u8; 32];
+    scalar.copy_from_slice(&hash[..32]);
+    zeroize::Zeroize::zeroize(hash.as_mut_slice());
+    let key = SecretKey::from_bytes(scalar);
+    zeroize::Zeroize::zeroize(&mut scalar);
+    Ok(key)
+}
+
+/// The input key an ed25519 peer key derives: its public point in Montgomery form.
+fn bound_input_key(key: &PublicKey) -> Option<[u8; 32]> {
+    let ed = key.clone().try_into_ed25519().ok()?;
+    curve25519_dalek::edwards::CompressedEdwardsY(ed.to_bytes())
+        .decompress()
+        .map(|point| point.to_montgomery().to_bytes())
 }
 
 /// A slot ticket for `client_key`, signed with the coordinator's libp2p key.
@@ -130,11 +164,15 @@ mod tests {
     fn a_record_verifies_only_for_its_operator_key_and_deployment() {
         let keypair = Keypair::generate_ed25519();
         let (registry, operator) = (Address::repeat_byte(1), Address::repeat_byte(2));
-        let id = node_identity(&keypair, [7; 32], 31337, registry, operator).unwrap();
+        let id = node_identity(&keypair, 31337, registry, operator).unwrap();
         let good = record(&id);
         let (peer, key) = verify_record(&good, 31337, registry, operator).unwrap();
         assert_eq!(peer, keypair.public().to_peer_id());
-        assert_eq!(key, [7; 32]);
+        assert_eq!(key, input_key_of(&keypair).unwrap().public());
+        // Envelopes sealed for the derived public key open with the derived secret.
+        let sealed = crate::envelope::seal(&key, b"ctx", b"hello").unwrap();
+        let opened = crate::envelope::open(&input_key_of(&keypair).unwrap(), b"ctx", &sealed);
+        assert_eq!(opened.unwrap(), b"hello");
         // Someone else registering this peer id under their address: the proof names the owner.
         assert_eq!(
             verify_record(&good, 31337, registry, Address::repeat_byte(3)),
@@ -148,6 +186,19 @@ mod tests {
         assert_eq!(
             verify_record(&other_key, 31337, registry, operator),
             Err(IdentityError::BadProof)
+        );
+        // A proof made for another node's input key (its own peer id, a victim's key): the
+        // key is not the one its peer id derives.
+        let victim = input_key_of(&Keypair::generate_ed25519()).unwrap().public();
+        let message = binding_message(31337, registry, operator, &id.peer_id, B256::from(victim));
+        let squatting = NodeRegistry::Node {
+            inputKey: B256::from(victim),
+            proofOfPossession: Bytes::from(keypair.sign(&message).unwrap()),
+            ..good.clone()
+        };
+        assert_eq!(
+            verify_record(&squatting, 31337, registry, operator),
+            Err(IdentityError::UnboundInputKey)
         );
         let mut garbage = good.clone();
         garbage.proofOfPossession = Bytes::from(vec![0u8; 64]);

@@ -1,6 +1,6 @@
-//! The node's keys on disk: the libp2p identity (`node.key`, ed25519, protobuf), the operator's
-//! chain key (`operator.json`, an encrypted Ethereum keystore, scrypt + AES) and the X25519 input
-//! key (`input.key`). Secret files are written with mode 0600.
+//! The node's keys on disk: the libp2p identity (`node.key`, ed25519, protobuf) and the operator's
+//! chain key (`operator.json`, an encrypted Ethereum keystore, scrypt + AES). The X25519 input key
+//! is derived from the libp2p key. Secret files are written with mode 0600.
 
 use std::path::Path;
 
@@ -11,7 +11,6 @@ use crate::envelope::SecretKey;
 
 pub const NODE_KEY: &str = "node.key";
 pub const OPERATOR_KEY: &str = "operator.json";
-pub const INPUT_KEY: &str = "input.key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -50,9 +49,9 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, KeyError> {
     std::fs::read(path).map_err(|e| file_err(path, e))
 }
 
-/// Creates the three keys in `dir`; returns the operator address and the peer id.
+/// Creates the two keys in `dir`; returns the operator address and the peer id.
 pub fn create(dir: &Path, passphrase: &str) -> Result<(PrivateKeySigner, Keypair), KeyError> {
-    for name in [NODE_KEY, OPERATOR_KEY, INPUT_KEY] {
+    for name in [NODE_KEY, OPERATOR_KEY] {
         if dir.join(name).exists() {
             return Err(KeyError::Exists(dir.join(name).display().to_string()));
         }
@@ -62,7 +61,6 @@ pub fn create(dir: &Path, passphrase: &str) -> Result<(PrivateKeySigner, Keypair
         .to_protobuf_encoding()
         .map_err(|e| file_err(&dir.join(NODE_KEY), e))?;
     write_secret(&dir.join(NODE_KEY), &encoded)?;
-    write_secret(&dir.join(INPUT_KEY), &SecretKey::generate().to_bytes())?;
     let operator = PrivateKeySigner::random();
     let (signer, _) = PrivateKeySigner::encrypt_keystore(
         dir,
@@ -80,12 +78,9 @@ pub fn node_key(dir: &Path) -> Result<Keypair, KeyError> {
     Keypair::from_protobuf_encoding(&read_limited(&path, 4096)?).map_err(|e| file_err(&path, e))
 }
 
+/// The node's X25519 input key, derived from its libp2p key ([`crate::identity::input_key_of`]).
 pub fn input_key(dir: &Path) -> Result<SecretKey, KeyError> {
-    let path = dir.join(INPUT_KEY);
-    let bytes: [u8; 32] = read_limited(&path, 32)?
-        .try_into()
-        .map_err(|_| file_err(&path, "must be 32 bytes"))?;
-    Ok(SecretKey::from_bytes(bytes))
+    crate::identity::input_key_of(&node_key(dir)?).map_err(|e| file_err(&dir.join(NODE_KEY), e))
 }
 
 pub fn operator_key(dir: &Path, passphrase: &str) -> Result<PrivateKeySigner, KeyError> {

@@ -187,13 +187,11 @@ async fn cli() -> anyhow::Result<()> {
             let operator = keys::operator_key(&config.data_dir, &passphrase()?)?;
             let keypair = keys::node_key(&config.data_dir)?;
             let peer = keypair.public().to_peer_id();
-            let input = keys::input_key(&config.data_dir)?.public();
             let stake = parse_ether(&stake).context("stake must be a number of coins")?;
             let contracts = contracts(&config).await?;
             let a = contracts.addresses();
             let identity = conclave_node::identity::node_identity(
                 &keypair,
-                input,
                 a.chain_id,
                 a.node_registry,
                 operator.address(),
@@ -314,7 +312,6 @@ async fn run(config: &NodeConfig) -> anyhow::Result<()> {
         network,
         contracts: contracts(config).await?,
         operator,
-        input_key: keys::input_key(dir)?,
         store: Store::open(&dir.join("node.redb"))?,
         http: config.api.listen,
         rate_limits: config.api.limits(),

@@ -69,8 +69,6 @@ pub struct NodeSetup {
     pub contracts: Contracts,
     /// The operator's chain key (signs results and transactions).
     pub operator: PrivateKeySigner,
-    /// The X25519 key clients seal inputs for.
-    pub input_key: SecretKey,
     pub store: Store,
     /// Where the HTTP API listens (port 0: any free port).
     pub http: SocketAddr,
@@ -253,6 +251,9 @@ impl Node {
     /// Starts the mesh, the request and gossip loops and the HTTP API, and resumes stored tasks.
     pub async fn start(setup: NodeSetup) -> Result<Node, NodeError> {
         let keypair = setup.network.keypair.clone();
+        // The key devices seal inputs for: derived from the libp2p key, as registered.
+        let input_key = crate::identity::input_key_of(&keypair)
+            .map_err(|e| NodeError::Task(format!("the node's input key: {e}")))?;
         let network = Network::start(setup.network).await?;
         let requests = network
             .requests()
@@ -266,7 +267,7 @@ impl Node {
             network,
             contracts: setup.contracts,
             operator: setup.operator,
-            input_key: setup.input_key,
+            input_key,
             keypair,
             store: setup.store,
             metrics: Metrics::new(),

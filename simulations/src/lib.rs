@@ -14,7 +14,6 @@ use anyhow::{Context, bail};
 use conclave_chain::backend::spawn_block_ticker;
 use conclave_chain::contracts::{ProjectSpec, ProverKind};
 use conclave_chain::{Chain, Contracts, DeployConfig, DevChain, EmbeddedChain, deploy};
-use conclave_node::envelope::SecretKey;
 use conclave_node::identity::node_identity;
 use conclave_node::program::Program;
 use conclave_node::ratelimit::Limits;
@@ -88,10 +87,8 @@ impl Cluster {
                 .set_balance(operator.address(), coin() * U256::from(100))
                 .await?;
             let keypair = Keypair::generate_ed25519();
-            let input_key = SecretKey::generate();
             identities.push(node_identity(
                 &keypair,
-                input_key.public(),
                 addresses.chain_id,
                 addresses.node_registry,
                 operator.address(),
@@ -113,7 +110,6 @@ impl Cluster {
                 network,
                 contracts: contracts.clone(),
                 operator,
-                input_key,
                 store,
                 http: "127.0.0.1:0".parse()?,
                 rate_limits: limits,

@@ -454,9 +454,10 @@ async fn owner_changes_live_task() {
 }
 
 /// Someone registers a running node's peer id under its own operator address, ahead of the
-/// node's own registration, with the node's proof of possession copied (it cannot make its own):
-/// the record fails the identity check, so no node lists it on a committee, the victim keeps its
-/// seats, and the honest task publishes.
+/// node's own registration, with the node's proof of possession copied (it cannot make its own),
+/// and another registers the node's input key with a peer id of its own: both records fail the
+/// identity check, so no node lists them on a committee, the victim keeps its seats, and the
+/// honest task publishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_peer_id_registration() {
     let cluster = Cluster::start(NODES, |_| {}).await.unwrap();
@@ -493,6 +494,34 @@ async fn foreign_peer_id_registration() {
         .register_node(&squatter, &copied, big)
         .await
         .unwrap();
+    // Another registers a peer id of its own with the victim's input key, and a proof of
+    // possession its own key made: the key is not the one its peer id derives.
+    let key_squatter = PrivateKeySigner::random();
+    cluster
+        .chain
+        .set_balance(key_squatter.address(), coin() * U256::from(1000))
+        .await
+        .unwrap();
+    let its_peer = Keypair::generate_ed25519();
+    let its_peer_id = its_peer.public().to_peer_id().to_bytes();
+    let a = cluster.contracts.addresses();
+    let binding = conclave_chain::identity::binding_message(
+        a.chain_id,
+        a.node_registry,
+        key_squatter.address(),
+        &its_peer_id,
+        record.inputKey,
+    );
+    let squatting = NodeIdentity {
+        peer_id: its_peer_id,
+        input_key: record.inputKey,
+        proof_of_possession: its_peer.sign(&binding).unwrap(),
+    };
+    cluster
+        .contracts
+        .register_node(&key_squatter, &squatting, big)
+        .await
+        .unwrap();
     cluster
         .chain
         .set_balance(victim, coin() * U256::from(1000))
@@ -523,6 +552,10 @@ async fn foreign_peer_id_registration() {
         .map(|m| m.operator.parse().unwrap())
         .collect();
     assert!(!operators.contains(&squatter.address()), "{operators:?}");
+    assert!(
+        !operators.contains(&key_squatter.address()),
+        "{operators:?}"
+    );
     let seated = cluster
         .contracts
         .committee(task_id(&task))
