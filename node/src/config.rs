@@ -211,7 +211,7 @@ pub fn template(api: SocketAddr, listen: &str, rpc: &str) -> String {
 # CONCLAVE_DATA_DIR, CONCLAVE_LISTEN, CONCLAVE_BOOTSTRAP, CONCLAVE_API_LISTEN,
 # CONCLAVE_CHAIN_RPC, CONCLAVE_CHAIN_ADDRESSES.
 
-# Keys (node.key, operator.json, input.key) and the database (node.redb) live here,
+# Keys (node.key, operator.json) and the database (node.redb) live here,
 # relative to this file.
 data_dir = "."
 

@@ -74,7 +74,11 @@ pub fn verify_record(
     if !key.verify(&message, &record.proofOfPossession) {
         return Err(IdentityError::BadProof);
     }
-    if bound_input_key(&key) != Some(record.inputKey.0) {
+    // A low-order key (a small-order peer key passes libp2p's verification) could be sealed
+    // for by nobody.
+    if bound_input_key(&key) != Some(record.inputKey.0)
+        || crate::envelope::check_public_key(&record.inputKey.0).is_err()
+    {
         return Err(IdentityError::UnboundInputKey);
     }
     Ok((peer, record.inputKey.0))

@@ -7,8 +7,6 @@ use std::path::Path;
 use alloy::signers::local::PrivateKeySigner;
 use libp2p::identity::Keypair;
 
-use crate::envelope::SecretKey;
-
 pub const NODE_KEY: &str = "node.key";
 pub const OPERATOR_KEY: &str = "operator.json";
 
@@ -78,11 +76,6 @@ pub fn node_key(dir: &Path) -> Result<Keypair, KeyError> {
     Keypair::from_protobuf_encoding(&read_limited(&path, 4096)?).map_err(|e| file_err(&path, e))
 }
 
-/// The node's X25519 input key, derived from its libp2p key ([`crate::identity::input_key_of`]).
-pub fn input_key(dir: &Path) -> Result<SecretKey, KeyError> {
-    crate::identity::input_key_of(&node_key(dir)?).map_err(|e| file_err(&dir.join(NODE_KEY), e))
-}
-
 pub fn operator_key(dir: &Path, passphrase: &str) -> Result<PrivateKeySigner, KeyError> {
     let path = dir.join(OPERATOR_KEY);
     read_limited(&path, 64 * 1024)?;
@@ -104,7 +97,6 @@ mod tests {
         );
         assert!(operator_key(dir.path(), "wrong").is_err());
         assert_eq!(node_key(dir.path()).unwrap().public(), keypair.public());
-        input_key(dir.path()).unwrap();
         assert!(matches!(create(dir.path(), "x"), Err(KeyError::Exists(_))));
         let text = std::fs::read_to_string(dir.path().join(OPERATOR_KEY)).unwrap();
         assert!(

@@ -295,6 +295,33 @@ fn multiaddrs(list: &[String], what: &str) -> anyhow::Result<Vec<libp2p::Multiad
         .collect()
 }
 
+/// Says loudly if this node's registry record is one that other nodes ignore (registered with
+/// another key, e.g. before input keys were derived from the peer key): it would never be seated.
+async fn check_own_record(node: &Node, config: &NodeConfig) {
+    let Ok(contracts) = contracts(config).await else {
+        return;
+    };
+    let a = contracts.addresses();
+    match contracts.node(node.operator()).await {
+        Ok(record) if !record.peerId.is_empty() => {
+            if let Err(e) = conclave_node::identity::verify_record(
+                &record,
+                a.chain_id,
+                a.node_registry,
+                node.operator(),
+            ) {
+                tracing::error!(error = %e, "this node's registry record fails the identity check: other nodes ignore it; deactivate, withdraw and register again");
+            } else if record.peerId.as_ref() != node.peer_id().to_bytes().as_slice() {
+                tracing::error!(
+                    "this operator is registered with another peer id than this node's"
+                );
+            }
+        }
+        Ok(_) => tracing::warn!("this operator is not registered: run `conclave register`"),
+        Err(e) => tracing::warn!(error = %e, "could not read this node's registry record"),
+    }
+}
+
 async fn run(config: &NodeConfig) -> anyhow::Result<()> {
     let dir = &config.data_dir;
     let keypair = keys::node_key(dir)?;
@@ -320,6 +347,7 @@ async fn run(config: &NodeConfig) -> anyhow::Result<()> {
     .await?;
     let addrs = node.network().wait_listening().await?;
     tracing::info!(peer = %node.peer_id(), api = %node.http_addr(), ?addrs, "node running");
+    check_own_record(&node, config).await;
     tokio::signal::ctrl_c().await?;
     tracing::info!("shutting down");
     node.shutdown().await;
