@@ -77,10 +77,18 @@ struct ForgetMaterial<'a> {
 
 impl Drop for ForgetMaterial<'_> {
     fn drop(&mut self) {
-        self.inner.volatile().prep.remove(&self.task);
-        if let Err(e) = self.inner.store.forget_material(&self.task) {
+        if let Err(e) = self.inner.forget_material(&self.task) {
             tracing::error!(error = %e, "could not delete a finished task's material");
         }
+    }
+}
+
+impl Inner {
+    /// Forgets a task's preprocessing and deletes its masks, MAC key share and inputs (the task
+    /// ran, or is over).
+    pub(crate) fn forget_material(&self, task: &TaskId) -> Result<(), crate::store::StoreError> {
+        self.volatile().prep.remove(task);
+        self.store.forget_material(task)
     }
 }
 

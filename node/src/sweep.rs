@@ -56,8 +56,7 @@ impl Inner {
                 // Marked as run first: no Start preprocesses it again, no Run uses it, and a
                 // preprocessing run still going stores nothing.
                 self.store.claim_run(&record.task_id)?;
-                self.volatile().prep.remove(&record.task_id);
-                self.store.forget_material(&record.task_id)?;
+                self.forget_material(&record.task_id)?;
                 swept += 1;
             }
         }
