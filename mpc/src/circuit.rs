@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::field::Fp;
+use crate::mascot::FIELD_BITS;
 use crate::prep::Requirements;
 use crate::share::PartyId;
 
@@ -33,16 +34,27 @@ pub enum Gate {
     Add(Wire, Wire),
     Sub(Wire, Wire),
     Neg(Wire),
+    /// A product; local (no triple) when either operand is public.
     Mul(Wire, Wire),
     MulConst(Wire, Fp),
+    /// A shared random bit that no party knows (from the preprocessing pool).
+    RandomBit,
+    /// Opens a wire to every party; the output is public. Only for values masked statistically
+    /// (comparison, truncation, equality): the opened values are MAC-checked with all others
+    /// before any output.
+    Open(Wire),
+    /// Bit `i` of a public wire's canonical integer in [0, l), as a public 0 or 1.
+    Bit(Wire, u16),
 }
 
 impl Gate {
     /// The wires this gate reads.
     pub fn operands(&self) -> impl Iterator<Item = Wire> {
         let (a, b) = match *self {
-            Gate::Input(_) | Gate::Random | Gate::Const(_) => (None, None),
-            Gate::Neg(a) | Gate::MulConst(a, _) => (Some(a), None),
+            Gate::Input(_) | Gate::Random | Gate::RandomBit | Gate::Const(_) => (None, None),
+            Gate::Neg(a) | Gate::MulConst(a, _) | Gate::Open(a) | Gate::Bit(a, _) => {
+                (Some(a), None)
+            }
             Gate::Add(a, b) | Gate::Sub(a, b) | Gate::Mul(a, b) => (Some(a), Some(b)),
         };
         a.into_iter().chain(b)
@@ -72,6 +84,10 @@ pub enum CircuitError {
         party: u16,
         parties: u16,
     },
+    #[error("gate {gate} takes a bit of wire {wire}, which is secret")]
+    BitOfSecret { gate: usize, wire: u32 },
+    #[error("gate {gate} takes bit {bit}; field elements have {FIELD_BITS}")]
+    BitOutOfRange { gate: usize, bit: u16 },
     #[error("output {output} is wire {wire}, which does not exist")]
     UnknownOutput { output: usize, wire: u32 },
     #[error("circuit encoding is invalid: {0}")]
@@ -122,6 +138,17 @@ impl Circuit {
                 return Err(CircuitError::ForwardReference { gate, wire: w.0 });
             }
         }
+        let public = self.public_wires();
+        for (gate, g) in self.gates.iter().enumerate() {
+            if let Gate::Bit(w, bit) = *g {
+                if !public[w.index()] {
+                    return Err(CircuitError::BitOfSecret { gate, wire: w.0 });
+                }
+                if usize::from(bit) >= FIELD_BITS {
+                    return Err(CircuitError::BitOutOfRange { gate, bit });
+                }
+            }
+        }
         if let Some((output, w)) = self
             .outputs
             .iter()
@@ -170,22 +197,56 @@ impl Circuit {
         counts
     }
 
+    /// Which wires every party knows in the clear: constants, opened values, their bits, and
+    /// anything computed from public wires only. The circuit must have no forward references.
+    pub fn public_wires(&self) -> Vec<bool> {
+        let mut public = Vec::with_capacity(self.gates.len());
+        for g in &self.gates {
+            let p = match g {
+                Gate::Input(_) | Gate::Random | Gate::RandomBit => false,
+                Gate::Const(_) | Gate::Open(_) | Gate::Bit(..) => true,
+                _ => g.operands().all(|w| public[w.index()]),
+            };
+            public.push(p);
+        }
+        public
+    }
+
+    /// The multiplications that need a triple: both operands secret.
+    pub fn is_secret_product(g: &Gate, public: &[bool]) -> bool {
+        matches!(*g, Gate::Mul(a, b) if !public[a.index()] && !public[b.index()])
+    }
+
     /// The preprocessed material one evaluation consumes.
     pub fn requirements(&self) -> Requirements {
-        let count = |f: fn(&Gate) -> bool| self.gates.iter().filter(|g| f(g)).count();
+        let public = self.public_wires();
+        let count = |f: &dyn Fn(&Gate) -> bool| self.gates.iter().filter(|g| f(g)).count();
         Requirements {
-            triples: count(|g| matches!(g, Gate::Mul(..))),
-            randoms: count(|g| matches!(g, Gate::Random)),
+            triples: count(&|g| Self::is_secret_product(g, &public)),
+            randoms: count(&|g| matches!(g, Gate::Random)),
             input_masks: self.input_counts(),
+            bits: count(&|g| matches!(g, Gate::RandomBit)),
         }
     }
 
     /// Evaluates in the clear. `inputs[p]` are party p's inputs in order; `randoms` supplies the
-    /// values of `Random` gates in order. Returns the outputs.
+    /// values of `Random` gates in order (zero when short), and random bits are zero. Returns
+    /// the outputs.
     pub fn evaluate_plain(
         &self,
         inputs: &[Vec<Fp>],
         randoms: &[Fp],
+    ) -> Result<Vec<Fp>, CircuitError> {
+        self.evaluate_with_bits(inputs, randoms, &[])
+    }
+
+    /// [`Circuit::evaluate_plain`] with the values of `RandomBit` gates in order (false when
+    /// short). Comparison, truncation and equality gadgets give the same result whatever the bits.
+    pub fn evaluate_with_bits(
+        &self,
+        inputs: &[Vec<Fp>],
+        randoms: &[Fp],
+        bits: &[bool],
     ) -> Result<Vec<Fp>, CircuitError> {
         let counts = self.input_counts();
         for (party, expected) in counts.iter().copied().enumerate() {
@@ -200,6 +261,7 @@ impl Circuit {
         }
         let mut next_input = vec![0; self.parties()];
         let mut next_random = randoms.iter().copied();
+        let mut next_bit = bits.iter().copied();
         let mut w: Vec<Fp> = Vec::with_capacity(self.gates.len());
         for g in &self.gates {
             let v = match *g {
@@ -215,6 +277,9 @@ impl Circuit {
                 Gate::Neg(a) => -w[a.index()],
                 Gate::Mul(a, b) => w[a.index()] * w[b.index()],
                 Gate::MulConst(a, c) => w[a.index()] * c,
+                Gate::RandomBit => Fp::from_u64(u64::from(next_bit.next().unwrap_or(false))),
+                Gate::Open(a) => w[a.index()],
+                Gate::Bit(a, i) => Fp::from_u64(u64::from(w[a.index()].bit(usize::from(i)))),
             };
             w.push(v);
         }
@@ -292,6 +357,29 @@ impl CircuitBuilder {
 
     pub fn mul_const(&mut self, a: Wire, c: Fp) -> Wire {
         self.push(Gate::MulConst(a, c))
+    }
+
+    pub fn random_bit(&mut self) -> Wire {
+        self.push(Gate::RandomBit)
+    }
+
+    /// Opens `w` to every party. Only for statistically masked values.
+    pub fn open(&mut self, w: Wire) -> Wire {
+        self.push(Gate::Open(w))
+    }
+
+    /// Bit `i` of the public wire `w`.
+    pub fn bit(&mut self, w: Wire, i: u16) -> Wire {
+        self.push(Gate::Bit(w, i))
+    }
+
+    /// The number of gates so far.
+    pub fn len(&self) -> usize {
+        self.circuit.gates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.circuit.gates.is_empty()
     }
 
     /// Makes `w` a public output.
@@ -375,5 +463,41 @@ mod tests {
             bad_output.validate(),
             Err(CircuitError::UnknownOutput { .. })
         ));
+    }
+
+    #[test]
+    fn bits_only_of_public_wires() {
+        let secret_bit = Circuit {
+            parties: 1,
+            gates: vec![Gate::Input(0), Gate::Bit(Wire(0), 0)],
+            outputs: vec![],
+        };
+        assert_eq!(
+            Circuit::decode(&secret_bit.encode(), 1024),
+            Err(CircuitError::BitOfSecret { gate: 1, wire: 0 })
+        );
+        let opened = Circuit {
+            parties: 1,
+            gates: vec![
+                Gate::Input(0),
+                Gate::Open(Wire(0)),
+                Gate::Bit(Wire(1), 3),
+                Gate::Bit(Wire(1), 300),
+            ],
+            outputs: vec![],
+        };
+        assert_eq!(
+            opened.validate(),
+            Err(CircuitError::BitOutOfRange { gate: 3, bit: 300 })
+        );
+        assert_eq!(opened.public_wires(), vec![false, true, true, true]);
+        let out = Circuit {
+            outputs: vec![Wire(2)],
+            gates: opened.gates[..3].to_vec(),
+            ..opened
+        }
+        .evaluate_plain(&[vec![Fp::from_u64(8)]], &[])
+        .unwrap();
+        assert_eq!(out, vec![Fp::ONE]);
     }
 }

@@ -5,7 +5,7 @@
 //! enables. Real sessions take their material from the OT-based generator.
 
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{Rng, SeedableRng};
 
 use crate::field::Fp;
 use crate::prep::{InputMask, Material, PrepError, Preprocessing, Requirements, Triple, draw};
@@ -73,6 +73,7 @@ impl InsecureDealer {
                 triples: Vec::with_capacity(req.triples),
                 randoms: Vec::with_capacity(req.randoms),
                 input_masks: vec![Vec::new(); n],
+                bits: Vec::with_capacity(req.bits),
             })
             .collect();
         for _ in 0..req.triples {
@@ -91,6 +92,12 @@ impl InsecureDealer {
             let r = Fp::random(&mut self.rng);
             for (stock, s) in stocks.iter_mut().zip(self.share(r)) {
                 stock.randoms.push(s);
+            }
+        }
+        for _ in 0..req.bits {
+            let bit = Fp::from_u64(self.rng.next_u32() as u64 & 1);
+            for (stock, s) in stocks.iter_mut().zip(self.share(bit)) {
+                stock.bits.push(s);
             }
         }
         for (owner, &count) in req.input_masks.iter().enumerate().take(n) {
@@ -113,6 +120,7 @@ pub struct DealtStock {
     triples: Vec<Triple>,
     randoms: Vec<Share>,
     input_masks: Vec<Vec<InputMask>>,
+    bits: Vec<Share>,
 }
 
 impl Preprocessing for DealtStock {
@@ -143,5 +151,9 @@ impl Preprocessing for DealtStock {
             .get_mut(owner)
             .ok_or(PrepError::UnknownOwner { owner, parties })?;
         draw(pool, n, "input masks")
+    }
+
+    fn bits(&mut self, n: usize) -> Result<Vec<Share>, PrepError> {
+        draw(&mut self.bits, n, "random bits")
     }
 }

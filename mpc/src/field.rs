@@ -58,6 +58,33 @@ impl Fp {
             .map(|v| (v as i64).wrapping_neg())
     }
 
+    /// The field element `v` (negative values map to `l - |v|`).
+    pub fn from_i128(v: i128) -> Self {
+        let magnitude = Fp(Fr::from(v.unsigned_abs()));
+        if v < 0 { -magnitude } else { magnitude }
+    }
+
+    /// The value as a signed integer, if it lies in `[-2^127, 2^127)` in the centred representation.
+    pub fn to_i128(&self) -> Option<i128> {
+        let as_u128 = |f: Fp| {
+            let limbs = f.0.into_bigint().0;
+            (limbs[2] == 0 && limbs[3] == 0)
+                .then_some(u128::from(limbs[0]) | u128::from(limbs[1]) << 64)
+        };
+        if let Some(v) = as_u128(*self).filter(|v| *v <= i128::MAX as u128) {
+            return Some(v as i128);
+        }
+        as_u128(-*self)
+            .filter(|v| *v <= 1u128 << 127)
+            .map(|v| (v as i128).wrapping_neg())
+    }
+
+    /// Bit `i` (least significant first) of the canonical integer representative in [0, l).
+    pub fn bit(&self, i: usize) -> bool {
+        let limbs = self.0.into_bigint().0;
+        i < 256 && (limbs[i / 64] >> (i % 64)) & 1 == 1
+    }
+
     /// A uniformly random element, by rejection sampling of 253-bit strings (about 2 tries).
     pub fn random<R: Rng + ?Sized>(rng: &mut R) -> Self {
         loop {

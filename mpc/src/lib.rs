@@ -11,6 +11,7 @@
 //! - [`prep`]: the preprocessing interface the online phase consumes.
 //! - [`ot`], [`mascot`]: OT and MASCOT preprocessing (triples, masks, randoms) with its pool.
 //! - [`bits`]: random bits by the square-root trick.
+//! - [`gadgets`]: comparison, truncation and equality from random bits and masked openings.
 //! - [`wire`], [`commit`]: frames and commitments.
 //! - [`mac_check`], [`session`]: the online-phase state machines.
 //! - [`transport`], [`driver`]: the transport trait, in-memory channels and the async driver
@@ -25,6 +26,7 @@ pub mod commit;
 pub mod dealer;
 pub mod driver;
 pub mod field;
+pub mod gadgets;
 pub mod mac_check;
 pub mod mascot;
 pub mod ot;

@@ -32,6 +32,8 @@ pub struct Requirements {
     pub randoms: usize,
     /// Input masks needed for each party's inputs, indexed by owner.
     pub input_masks: Vec<usize>,
+    /// Shared random bits (comparisons, truncation and equality consume them).
+    pub bits: usize,
 }
 
 /// A source ran out or cannot serve a request.
@@ -60,6 +62,7 @@ pub trait Preprocessing {
     fn triples(&mut self, n: usize) -> Result<Vec<Triple>, PrepError>;
     fn randoms(&mut self, n: usize) -> Result<Vec<Share>, PrepError>;
     fn input_masks(&mut self, owner: PartyId, n: usize) -> Result<Vec<InputMask>, PrepError>;
+    fn bits(&mut self, n: usize) -> Result<Vec<Share>, PrepError>;
 }
 
 /// Everything one party consumes in one session, owned by that session.
@@ -70,6 +73,8 @@ pub struct Material {
     pub randoms: Vec<Share>,
     /// Input masks by owner.
     pub input_masks: Vec<Vec<InputMask>>,
+    /// Shares of random bits.
+    pub bits: Vec<Share>,
 }
 
 impl Material {
@@ -87,6 +92,7 @@ impl Material {
             triples: source.triples(req.triples)?,
             randoms: source.randoms(req.randoms)?,
             input_masks,
+            bits: source.bits(req.bits)?,
         })
     }
 
@@ -96,6 +102,7 @@ impl Material {
             triples: self.triples.len(),
             randoms: self.randoms.len(),
             input_masks: self.input_masks.iter().map(Vec::len).collect(),
+            bits: self.bits.len(),
         }
     }
 
@@ -107,7 +114,7 @@ impl Material {
             t.b.wipe();
             t.c.wipe();
         }
-        for r in &mut self.randoms {
+        for r in self.randoms.iter_mut().chain(&mut self.bits) {
             r.wipe();
         }
         for m in self.input_masks.iter_mut().flatten() {
@@ -119,6 +126,7 @@ impl Material {
         self.triples = Vec::new();
         self.randoms = Vec::new();
         self.input_masks = Vec::new();
+        self.bits = Vec::new();
     }
 }
 

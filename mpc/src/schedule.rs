@@ -1,22 +1,30 @@
-//! Scheduling by multiplicative depth: every multiplication of one layer is opened in one round.
+//! Scheduling by round depth: every multiplication and opening of one layer shares one round.
 //!
-//! A wire's depth is the largest number of multiplications on any path from an input to it. Layer
-//! `L` first finishes the multiplications of depth `L` (their operands all have depth < `L`), then
-//! evaluates the linear gates of depth `L` in gate order.
+//! A wire's depth is the largest number of interactive gates (products of two secrets, and
+//! openings) on any path from an input to it. Layer `L` first finishes the multiplications and
+//! openings of depth `L` (their operands all have depth < `L`), then evaluates the local gates of
+//! depth `L` in gate order.
 
 use crate::circuit::{Circuit, Gate};
 
 /// The evaluation order of a validated circuit.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Multiplication gates of each layer; `mul_layers[0]` is always empty.
+    /// Products of two secrets in each layer; `mul_layers[0]` is always empty.
     pub mul_layers: Vec<Vec<u32>>,
-    /// Linear gates (everything but inputs, randoms and multiplications) of each layer.
+    /// Openings of each layer; `open_layers[0]` is always empty.
+    pub open_layers: Vec<Vec<u32>>,
+    /// Local gates (everything but inputs, randoms, random bits, secret products and openings)
+    /// of each layer.
     pub linear_layers: Vec<Vec<u32>>,
     /// Input gates of each party, in that party's input order.
     pub inputs_by_party: Vec<Vec<u32>>,
     /// Random gates in order.
     pub randoms: Vec<u32>,
+    /// Random-bit gates in order.
+    pub random_bits: Vec<u32>,
+    /// Which wires are public ([`Circuit::public_wires`]).
+    pub public: Vec<bool>,
 }
 
 impl Plan {
@@ -26,27 +34,32 @@ impl Plan {
         let mut depth = vec![0u32; gates.len()];
         let mut plan = Plan {
             mul_layers: vec![Vec::new()],
+            open_layers: vec![Vec::new()],
             linear_layers: vec![Vec::new()],
             inputs_by_party: vec![Vec::new(); circuit.parties()],
             randoms: Vec::new(),
+            random_bits: Vec::new(),
+            public: circuit.public_wires(),
         };
         for (i, g) in gates.iter().enumerate() {
             let operand_depth = g.operands().map(|w| depth[w.index()]).max().unwrap_or(0);
-            let d = match g {
-                Gate::Mul(..) => operand_depth + 1,
-                _ => operand_depth,
-            };
+            let secret_product = Circuit::is_secret_product(g, &plan.public);
+            let interactive = secret_product || matches!(g, Gate::Open(_));
+            let d = operand_depth + u32::from(interactive);
             depth[i] = d;
             let d = d as usize;
             if plan.mul_layers.len() <= d {
                 plan.mul_layers.resize(d + 1, Vec::new());
+                plan.open_layers.resize(d + 1, Vec::new());
                 plan.linear_layers.resize(d + 1, Vec::new());
             }
             let id = i as u32;
             match g {
                 Gate::Input(p) => plan.inputs_by_party[*p as usize].push(id),
                 Gate::Random => plan.randoms.push(id),
-                Gate::Mul(..) => plan.mul_layers[d].push(id),
+                Gate::RandomBit => plan.random_bits.push(id),
+                Gate::Open(_) => plan.open_layers[d].push(id),
+                _ if secret_product => plan.mul_layers[d].push(id),
                 _ => plan.linear_layers[d].push(id),
             }
         }

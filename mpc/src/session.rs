@@ -154,6 +154,8 @@ pub struct Session {
     lease: Option<KeyLease>,
     inputs: Vec<Fp>,
     wires: Vec<Share>,
+    /// The values of public wires (empty when the circuit has none).
+    clear: Vec<Fp>,
     log: OpenedLog,
     outputs: Vec<Fp>,
     /// Wires whose shares are handed out after a successful run (for preprocessing built on the
@@ -240,6 +242,14 @@ impl Session {
         for (&g, r) in plan.randoms.iter().zip(&material.randoms) {
             wires[g as usize] = *r;
         }
+        for (&g, r) in plan.random_bits.iter().zip(&material.bits) {
+            wires[g as usize] = *r;
+        }
+        let clear = if plan.public.iter().any(|p| *p) {
+            vec![Fp::ZERO; circuit.gates().len()]
+        } else {
+            Vec::new()
+        };
         let mut session = Session {
             log: OpenedLog::with_capacity(2 * need.triples),
             cfg,
@@ -249,6 +259,7 @@ impl Session {
             lease,
             inputs,
             wires,
+            clear,
             outputs: Vec::new(),
             keep: Vec::new(),
             kept: Vec::new(),
@@ -362,6 +373,12 @@ impl Session {
                 let first = first_triple(&self.plan, *layer);
                 let gates = &self.plan.mul_layers[*layer];
                 *sums = beaver_masks(gates, &self.circuit, &self.wires, &self.material, first);
+                for &g in &self.plan.open_layers[*layer] {
+                    let Gate::Open(w) = self.circuit.gates()[g as usize] else {
+                        unreachable!("open layers hold only openings")
+                    };
+                    sums.push(self.wires[w.index()].value);
+                }
                 encode_values(session, round, sums)
             }
             Phase::OpenOutputs { sums } => {
@@ -440,7 +457,9 @@ impl Session {
                 self.after_layer(0)?
             }
             Phase::Multiply { layer, sums } => {
-                self.finish_multiplications(layer, &sums);
+                let (products, opened) = sums.split_at(2 * self.plan.mul_layers[layer].len());
+                self.finish_multiplications(layer, products);
+                self.finish_openings(layer, opened);
                 self.evaluate_linear(layer);
                 self.after_layer(layer)?
             }
@@ -558,18 +577,45 @@ impl Session {
         }
     }
 
+    /// Each opened value becomes a public wire; its opening joins the log the MAC check covers.
+    fn finish_openings(&mut self, layer: usize, opened: &[Fp]) {
+        let (party, key) = (self.cfg.party, &self.material.key);
+        for (&g, &value) in self.plan.open_layers[layer].iter().zip(opened) {
+            let Gate::Open(w) = self.circuit.gates()[g as usize] else {
+                unreachable!("open layers hold only openings")
+            };
+            self.log.push(value, self.wires[w.index()].mac);
+            self.clear[g as usize] = value;
+            self.wires[g as usize] = Share::constant(value, party, key);
+        }
+    }
+
     fn evaluate_linear(&mut self, layer: usize) {
         let (party, key) = (self.cfg.party, &self.material.key);
         for &g in &self.plan.linear_layers[layer] {
-            let w = &self.wires;
-            let out = match self.circuit.gates()[g as usize] {
-                Gate::Const(c) => Share::constant(c, party, key),
+            let gate = &self.circuit.gates()[g as usize];
+            if self.plan.public[g as usize] {
+                let value = public_value(gate, &self.clear);
+                self.clear[g as usize] = value;
+                self.wires[g as usize] = Share::constant(value, party, key);
+                continue;
+            }
+            let (w, public, clear) = (&self.wires, &self.plan.public, &self.clear);
+            let out = match *gate {
                 Gate::Add(a, b) => w[a.index()] + w[b.index()],
                 Gate::Sub(a, b) => w[a.index()] - w[b.index()],
                 Gate::Neg(a) => -w[a.index()],
                 Gate::MulConst(a, c) => w[a.index()].scale(c),
-                Gate::Input(_) | Gate::Random | Gate::Mul(..) => {
-                    unreachable!("linear layers hold only linear gates")
+                // A product with a public factor is local.
+                Gate::Mul(a, b) if public[a.index()] => w[b.index()].scale(clear[a.index()]),
+                Gate::Mul(a, b) => w[a.index()].scale(clear[b.index()]),
+                Gate::Const(_)
+                | Gate::Bit(..)
+                | Gate::Input(_)
+                | Gate::Random
+                | Gate::RandomBit
+                | Gate::Open(_) => {
+                    unreachable!("secret linear gates read secret wires")
                 }
             };
             self.wires[g as usize] = out;
@@ -585,8 +631,10 @@ impl Session {
             triples: Vec::new(),
             randoms: Vec::new(),
             input_masks: Vec::new(),
+            bits: Vec::new(),
         };
         self.wires = Vec::new();
+        self.clear = Vec::new();
         self.log = OpenedLog::default();
         self.out = Bytes::new();
         self.lease = None;
@@ -622,6 +670,23 @@ impl Drop for Session {
     fn drop(&mut self) {
         if !matches!(self.phase, Phase::Finished | Phase::Poisoned) {
             self.wipe();
+        }
+    }
+}
+
+/// The value of a public local gate from the values of its public operands.
+fn public_value(gate: &Gate, clear: &[Fp]) -> Fp {
+    let v = |w: Wire| clear[w.index()];
+    match *gate {
+        Gate::Const(c) => c,
+        Gate::Add(a, b) => v(a) + v(b),
+        Gate::Sub(a, b) => v(a) - v(b),
+        Gate::Neg(a) => -v(a),
+        Gate::Mul(a, b) => v(a) * v(b),
+        Gate::MulConst(a, c) => v(a) * c,
+        Gate::Bit(a, i) => Fp::from_u64(u64::from(v(a).bit(usize::from(i)))),
+        Gate::Input(_) | Gate::Random | Gate::RandomBit | Gate::Open(_) => {
+            unreachable!("not a local gate")
         }
     }
 }

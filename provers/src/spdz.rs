@@ -97,6 +97,7 @@ pub async fn prepare(
         triples: count,
         randoms: 0,
         input_masks: vec![0; committee.len()],
+        bits: 0,
     };
     pool.ready(&need).await?;
     // Stop the producer before taking: taking would wake it for another batch, and a batch
@@ -226,6 +227,8 @@ pub async fn range_checked_sum(
         triples: job.inputs.iter().flat_map(|i| i.triples.clone()).collect(),
         randoms: masks(job, &all),
         input_masks: vec![Vec::new(); parties],
+        bits: Vec::new(),
+        bits: Vec::new(),
     };
     let circuit = b.build();
     if !bits_meet_their_own_triples(&circuit) {
@@ -271,6 +274,8 @@ pub async fn range_checked_sum(
         triples: Vec::new(),
         randoms: masks(job, &kept),
         input_masks: vec![Vec::new(); parties],
+        bits: Vec::new(),
+        bits: Vec::new(),
     };
     let opened = run_session(
         channels,

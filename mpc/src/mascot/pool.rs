@@ -105,6 +105,7 @@ impl Stock {
     fn covers(&self, req: &Requirements) -> bool {
         self.triples.len() >= req.triples
             && self.randoms.len() >= req.randoms
+            && self.bits.len() >= req.bits
             && req
                 .input_masks
                 .iter()
@@ -290,6 +291,10 @@ impl Preprocessing for Pool {
         }
         self.draw("input masks", n, |s| s.masks.get_mut(owner))
     }
+
+    fn bits(&mut self, n: usize) -> Result<Vec<Share>, PrepError> {
+        self.draw("random bits", n, |s| Some(&mut s.bits))
+    }
 }
 
 /// The producer loop: a batch whenever a level is below target, then bits from its output.
@@ -369,6 +374,7 @@ async fn make_bits<T: Transport>(
         triples,
         randoms,
         input_masks: vec![Vec::new(); parties],
+        bits: Vec::new(),
     };
     let (circuit, keep) = squares_circuit(parties, n);
     let mut h = blake3::Hasher::new_derive_key("conclave-mpc v1 bits session");

@@ -105,6 +105,7 @@ fn material(key: &MacKeyShare, share: Share) -> Material {
         triples: Vec::new(),
         randoms: vec![share],
         input_masks: vec![Vec::new(); 2],
+        bits: Vec::new(),
     }
 }
 

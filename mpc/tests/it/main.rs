@@ -5,6 +5,7 @@ mod cheating;
 #[allow(dead_code)]
 mod common;
 mod field;
+mod gadgets;
 mod key_checks;
 mod mascot;
 mod mascot_cheating;

@@ -465,6 +465,7 @@ fn a_pool_never_stocks_material_from_an_aborted_batch() {
                         triples: 1,
                         randoms: 0,
                         input_masks: vec![0; parties],
+                        bits: 0,
                     };
                     let ready = pool.ready(&req).await;
                     (
