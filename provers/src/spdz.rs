@@ -228,7 +228,6 @@ pub async fn range_checked_sum(
         randoms: masks(job, &all),
         input_masks: vec![Vec::new(); parties],
         bits: Vec::new(),
-        bits: Vec::new(),
     };
     let circuit = b.build();
     if !bits_meet_their_own_triples(&circuit) {
@@ -274,7 +273,6 @@ pub async fn range_checked_sum(
         triples: Vec::new(),
         randoms: masks(job, &kept),
         input_masks: vec![Vec::new(); parties],
-        bits: Vec::new(),
         bits: Vec::new(),
     };
     let opened = run_session(
