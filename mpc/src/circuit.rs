@@ -359,6 +359,12 @@ impl CircuitBuilder {
         self.push(Gate::MulConst(a, c))
     }
 
+    /// a + c for a constant c.
+    pub fn add_const(&mut self, a: Wire, c: Fp) -> Wire {
+        let c = self.constant(c);
+        self.add(a, c)
+    }
+
     pub fn random_bit(&mut self) -> Wire {
         self.push(Gate::RandomBit)
     }

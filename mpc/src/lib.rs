@@ -12,6 +12,7 @@
 //! - [`ot`], [`mascot`]: OT and MASCOT preprocessing (triples, masks, randoms) with its pool.
 //! - [`bits`]: random bits by the square-root trick.
 //! - [`gadgets`]: comparison, truncation and equality from random bits and masked openings.
+//! - [`lang`]: Tally, the program language, compiled to the circuit IR.
 //! - [`wire`], [`commit`]: frames and commitments.
 //! - [`mac_check`], [`session`]: the online-phase state machines.
 //! - [`transport`], [`driver`]: the transport trait, in-memory channels and the async driver
@@ -27,6 +28,7 @@ pub mod dealer;
 pub mod driver;
 pub mod field;
 pub mod gadgets;
+pub mod lang;
 pub mod mac_check;
 pub mod mascot;
 pub mod ot;

@@ -141,3 +141,41 @@ pub fn round_of(frame: &Bytes) -> u32 {
         .expect("own frame")
         .round
 }
+
+/// Runs every party honestly, each keeping its shares of `keep` (for private outputs' masks).
+pub fn run_keeping_shares(
+    circuit: &Circuit,
+    inputs: &[Vec<Fp>],
+    seed: u64,
+    keep: &[conclave_mpc::Wire],
+) -> Vec<Result<(Vec<Fp>, Vec<conclave_mpc::Share>), Abort>> {
+    let n = circuit.parties();
+    let materials = InsecureDealer::new(n, seed).deal(&circuit.requirements());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let mut tasks = Vec::new();
+        for ((party, mut transport), material) in MemoryTransport::mesh(n)
+            .into_iter()
+            .enumerate()
+            .zip(materials)
+        {
+            let cfg = SessionConfig::new(SESSION, party, n);
+            let mut session = Session::new(cfg, circuit.clone(), inputs[party].clone(), material)
+                .expect("session setup");
+            session
+                .keep_shares(keep.to_vec())
+                .expect("kept wires exist");
+            tasks.push(tokio::spawn(async move {
+                run(conclave_mpc::driver::Keeping(session), &mut transport).await
+            }));
+        }
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.expect("party task panicked"));
+        }
+        results
+    })
+}

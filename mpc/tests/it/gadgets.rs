@@ -59,7 +59,10 @@ fn mpc_agrees_with_the_plaintext_evaluation() {
                     (i128::from(x0) * i128::from(x1)).div_euclid(1 << 16)
                 ]
             );
-            for (party, result) in run_circuit(&circuit, &inputs, round).into_iter().enumerate() {
+            for (party, result) in run_circuit(&circuit, &inputs, round)
+                .into_iter()
+                .enumerate()
+            {
                 assert_eq!(result.as_ref(), Ok(&expected), "party {party} of {parties}");
             }
         }

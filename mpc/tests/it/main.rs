@@ -9,5 +9,6 @@ mod gadgets;
 mod key_checks;
 mod mascot;
 mod mascot_cheating;
+mod programs;
 mod random_circuits;
 mod untrusted_bytes;

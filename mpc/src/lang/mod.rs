@@ -1,0 +1,370 @@
+//! Tally, Conclave's language for private computation, compiled deterministically to the circuit
+//! IR. `docs/programs.md` has the grammar and the semantics; in short:
+//!
+//! - [`lexer`], [`parser`] → [`ast`]: the syntax (first syntax error stops);
+//! - [`compile`]: type checking and lowering in one pass, collecting every error it can;
+//! - [`diag`]: errors with spans, rendered like rustc's;
+//! - [`Program`]: a compiled program with its input fields and outputs, input encoding and the
+//!   plaintext evaluation (the reference semantics every backend must match).
+
+pub mod ast;
+pub mod compile;
+pub mod diag;
+pub mod lexer;
+pub mod parser;
+
+use crate::circuit::{Circuit, CircuitBuilder, CircuitError, Wire};
+use crate::field::Fp;
+use crate::prep::Requirements;
+use crate::schedule::Plan;
+pub use compile::{FieldSpec, InputWires, Kind, OutputSpec, Provider};
+use diag::{Diagnostic, Diagnostics, Span};
+
+/// A parsed program, ready to be compiled for any committee and slot count.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    items: Vec<ast::Item>,
+}
+
+impl Parsed {
+    pub fn new(source: &str) -> Result<Parsed, Diagnostics> {
+        let tokens = lexer::lex(source).map_err(|d| Diagnostics(vec![d]))?;
+        let items = parser::parse(&tokens).map_err(|d| Diagnostics(vec![d]))?;
+        Ok(Parsed { items })
+    }
+
+    /// The most device slots the program declares (`devices N;`), if it says so literally.
+    pub fn max_devices(&self) -> Option<usize> {
+        self.items.iter().find_map(|i| match i {
+            ast::Item::Devices(ast::Expr {
+                kind: ast::ExprKind::Int(n),
+                ..
+            }) => usize::try_from(*n).ok(),
+            _ => None,
+        })
+    }
+
+    /// Compiles for `parties` committee members and `slots` device slots (the declared maximum
+    /// when `None`), taking input bits from `inputs`.
+    pub fn lower(
+        &self,
+        parties: usize,
+        slots: Option<usize>,
+        inputs: &mut dyn InputWires,
+    ) -> Result<Lowered, Diagnostics> {
+        let max = self.max_devices();
+        let slots = slots.or(max).unwrap_or(0);
+        if let Some(max) = max.filter(|m| slots > *m) {
+            return Err(Diagnostics(vec![Diagnostic::new(
+                Span::default(),
+                format!("{slots} device slots, but the program takes at most {max}"),
+            )]));
+        }
+        let l = compile::lower(&self.items, parties, slots, inputs).map_err(Diagnostics)?;
+        let mut errors = Vec::new();
+        if !l.device_fields.is_empty() && l.devices.is_none() {
+            errors.push(
+                Diagnostic::new(
+                    Span::default(),
+                    "the program reads device inputs but does not say how many devices",
+                )
+                .help("add `devices N;` with N the most device slots a task takes"),
+            );
+        }
+        if l.outputs.is_empty() {
+            errors.push(Diagnostic::new(
+                Span::default(),
+                "the program has no output",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(Diagnostics(errors));
+        }
+        Ok(Lowered {
+            circuit: l.builder.build(),
+            slots,
+            max_devices: l.devices.map_or(0, |d| d.0 as usize),
+            window_secs: l.window.map(|w| w.0),
+            device_fields: l.device_fields,
+            owner_fields: l.owner_fields,
+            outputs: l.outputs,
+        })
+    }
+}
+
+/// A program compiled for one committee size and slot count.
+#[derive(Clone, Debug)]
+pub struct Lowered {
+    pub circuit: Circuit,
+    /// Device slots this circuit reads.
+    pub slots: usize,
+    pub max_devices: usize,
+    pub window_secs: Option<u64>,
+    /// The fields of one device's record, in the order a device encodes them.
+    pub device_fields: Vec<FieldSpec>,
+    pub owner_fields: Vec<FieldSpec>,
+    pub outputs: Vec<OutputSpec>,
+}
+
+/// Input bits as input gates of the parties: slot i's device bits from party i mod n, the
+/// owner's from party 0. For the evaluator and tests; the node feeds devices' masked bits.
+#[derive(Clone, Debug, Default)]
+pub struct PartyInputs {
+    parties: usize,
+    /// Per party, in its input order: whose field and which bit.
+    pub layout: Vec<Vec<(Provider, usize, u32)>>,
+}
+
+impl PartyInputs {
+    pub fn new(parties: usize) -> PartyInputs {
+        PartyInputs {
+            parties,
+            layout: vec![Vec::new(); parties],
+        }
+    }
+}
+
+impl InputWires for PartyInputs {
+    fn bits(
+        &mut self,
+        b: &mut CircuitBuilder,
+        provider: Provider,
+        field: usize,
+        count: u32,
+    ) -> Vec<Wire> {
+        let party = match provider {
+            Provider::Slot(i) => i % self.parties,
+            Provider::Owner => 0,
+        };
+        (0..count)
+            .map(|bit| {
+                self.layout[party].push((provider, field, bit));
+                b.input(party)
+            })
+            .collect()
+    }
+}
+
+/// A program compiled with [`PartyInputs`]: runnable by the plaintext evaluator and, with the
+/// same inputs, by the parties of an MPC session.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub lowered: Lowered,
+    pub inputs: PartyInputs,
+}
+
+/// Values for one run: per device slot its fields' scaled integers, and the owner's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InputValues {
+    pub devices: Vec<Vec<i128>>,
+    pub owner: Vec<i128>,
+}
+
+/// Why inputs could not be encoded or a run evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    #[error("{got} device records for a program compiled for {expected} slots")]
+    SlotCount { expected: usize, got: usize },
+    #[error("a record has {got} fields, the program's has {expected}")]
+    FieldCount { expected: usize, got: usize },
+    #[error("{field} = {value} (scaled) does not fit its type of {bits} bits")]
+    DoesNotFit {
+        field: String,
+        value: i128,
+        bits: u32,
+    },
+    #[error(transparent)]
+    Circuit(#[from] CircuitError),
+    #[error("output {0} is not an integer of at most 127 bits")]
+    BadOutput(String),
+}
+
+/// An output's value: its scaled integer and how to read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputValue {
+    pub name: String,
+    pub kind: Kind,
+    pub private: bool,
+    pub scaled: i128,
+}
+
+impl std::fmt::Display for OutputValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            Kind::Bool => write!(f, "{}", self.scaled != 0),
+            Kind::Int => write!(f, "{}", self.scaled),
+            Kind::Fixed(frac) => f.write_str(&fixed_to_decimal(self.scaled, frac)),
+        }
+    }
+}
+
+/// The exact decimal expansion of scaled / 2^frac.
+pub fn fixed_to_decimal(scaled: i128, frac: u32) -> String {
+    let sign = if scaled < 0 { "-" } else { "" };
+    let v = scaled.unsigned_abs();
+    let int = v >> frac;
+    let mut rest = v & ((1u128 << frac) - 1);
+    let mut digits = String::new();
+    while rest != 0 {
+        rest *= 10;
+        digits.push(char::from(b'0' + (rest >> frac) as u8));
+        rest &= (1u128 << frac) - 1;
+    }
+    if digits.is_empty() {
+        format!("{sign}{int}")
+    } else {
+        format!("{sign}{int}.{digits}")
+    }
+}
+
+impl FieldSpec {
+    /// The bits a provider sends for `value` (the scaled integer): a boolean's one bit, any
+    /// other value plus 2^(bits−1), least significant first.
+    pub fn encode(&self, value: i128) -> Result<Vec<bool>, EvalError> {
+        let half = 1i128 << (self.bits - 1);
+        let offset = match self.kind {
+            Kind::Bool => (value == 0 || value == 1).then_some(value),
+            _ => (-half..half).contains(&value).then_some(value + half),
+        };
+        let offset = offset.ok_or(EvalError::DoesNotFit {
+            field: self.name.clone(),
+            value,
+            bits: self.bits,
+        })?;
+        Ok((0..self.bits).map(|j| offset >> j & 1 == 1).collect())
+    }
+
+    /// The scaled integer of a real number for this field (rounded to nearest).
+    pub fn scale(&self, x: f64) -> i128 {
+        match self.kind {
+            Kind::Fixed(f) => (x * (1u128 << f) as f64).round() as i128,
+            _ => x.round() as i128,
+        }
+    }
+}
+
+/// What `conclave program check` reports about a compiled program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub gates: usize,
+    pub secret_products: usize,
+    pub openings: usize,
+    pub rounds: usize,
+    pub requirements: Requirements,
+}
+
+impl Program {
+    /// Parses and compiles `source` for `parties` and `slots` (the declared maximum if `None`).
+    pub fn compile(
+        source: &str,
+        parties: usize,
+        slots: Option<usize>,
+    ) -> Result<Program, Diagnostics> {
+        let parsed = Parsed::new(source)?;
+        let mut inputs = PartyInputs::new(parties);
+        let lowered = parsed.lower(parties, slots, &mut inputs)?;
+        Ok(Program { lowered, inputs })
+    }
+
+    pub fn summary(&self) -> Summary {
+        let c = &self.lowered.circuit;
+        let plan = Plan::new(c);
+        Summary {
+            gates: c.gates().len(),
+            secret_products: plan.mul_layers.iter().map(Vec::len).sum(),
+            openings: plan.open_layers.iter().map(Vec::len).sum(),
+            rounds: plan.depth(),
+            requirements: c.requirements(),
+        }
+    }
+
+    /// Each party's circuit inputs for these values.
+    pub fn party_inputs(&self, values: &InputValues) -> Result<Vec<Vec<Fp>>, EvalError> {
+        let l = &self.lowered;
+        if values.devices.len() != l.slots {
+            return Err(EvalError::SlotCount {
+                expected: l.slots,
+                got: values.devices.len(),
+            });
+        }
+        for record in values.devices.iter().chain(std::iter::once(&values.owner)) {
+            let expected = if std::ptr::eq(record, &values.owner) {
+                l.owner_fields.len()
+            } else {
+                l.device_fields.len()
+            };
+            if record.len() != expected {
+                return Err(EvalError::FieldCount {
+                    expected,
+                    got: record.len(),
+                });
+            }
+        }
+        let mut encoded: std::collections::HashMap<(Provider, usize), Vec<bool>> =
+            Default::default();
+        for (slot, record) in values.devices.iter().enumerate() {
+            for (field, (spec, v)) in l.device_fields.iter().zip(record).enumerate() {
+                encoded.insert((Provider::Slot(slot), field), spec.encode(*v)?);
+            }
+        }
+        for (field, (spec, v)) in l.owner_fields.iter().zip(&values.owner).enumerate() {
+            encoded.insert((Provider::Owner, field), spec.encode(*v)?);
+        }
+        Ok(self
+            .inputs
+            .layout
+            .iter()
+            .map(|order| {
+                order
+                    .iter()
+                    .map(|(p, field, bit)| {
+                        Fp::from_u64(u64::from(encoded[&(*p, *field)][*bit as usize]))
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// The plaintext evaluation: the reference result.
+    pub fn evaluate(&self, values: &InputValues) -> Result<Vec<OutputValue>, EvalError> {
+        let inputs = self.party_inputs(values)?;
+        let opened = self.lowered.circuit.evaluate_plain(&inputs, &[])?;
+        self.decode(&opened, None)
+    }
+
+    /// Output values from the opened outputs; a private output also needs its mask (the sum of
+    /// the mask shares the receiver collects; zero in the plaintext evaluation).
+    pub fn decode(
+        &self,
+        opened: &[Fp],
+        masks: Option<&[Fp]>,
+    ) -> Result<Vec<OutputValue>, EvalError> {
+        let mut masks = masks.unwrap_or(&[]).iter();
+        self.lowered
+            .outputs
+            .iter()
+            .zip(opened)
+            .map(|(spec, v)| {
+                let v = if spec.private {
+                    *v - masks.next().copied().unwrap_or(Fp::ZERO)
+                } else {
+                    *v
+                };
+                let scaled = v
+                    .to_i128()
+                    .ok_or_else(|| EvalError::BadOutput(spec.name.clone()))?;
+                Ok(OutputValue {
+                    name: spec.name.clone(),
+                    kind: spec.kind,
+                    private: spec.private,
+                    scaled,
+                })
+            })
+            .collect()
+    }
+
+    /// The wires whose shares make the private outputs' masks, in output order.
+    pub fn mask_wires(&self) -> Vec<Wire> {
+        self.lowered.outputs.iter().filter_map(|o| o.mask).collect()
+    }
+}

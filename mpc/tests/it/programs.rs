@@ -1,0 +1,182 @@
+//! The example programs of `examples/programs/`: each compiles, its plaintext evaluation matches
+//! a direct Rust computation of what it means, and SPDZ among 2, 3 and 5 parties gives exactly
+//! the plaintext result on random inputs in and out of the declared ranges. A party that
+//! tampers with its random bits (which every comparison and truncation masks with) makes every
+//! honest party abort.
+
+use crate::common::{Cheat, run_keeping_shares, run_with_cheat};
+use conclave_mpc::lang::{InputValues, Program};
+use conclave_mpc::mac_check::CheckStage;
+use conclave_mpc::prep::Material;
+use conclave_mpc::{Abort, Fp};
+use rand::RngExt;
+use rand::rngs::ThreadRng;
+
+fn source(name: &str) -> String {
+    let path = format!(
+        "{}/../examples/programs/{name}.tally",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn compile(name: &str, parties: usize, slots: usize) -> Program {
+    Program::compile(&source(name), parties, Some(slots))
+        .unwrap_or_else(|d| panic!("{}", d.render(name, &source(name))))
+}
+
+/// A value of the field's type, in its declared range three times out of four.
+fn draw(rng: &mut ThreadRng, lo: i128, hi: i128, bits: u32) -> i128 {
+    if rng.random_range(0..4) < 3 {
+        rng.random_range(lo..=hi)
+    } else {
+        let half = 1i128 << (bits - 1);
+        rng.random_range(-half..half)
+    }
+}
+
+fn random_inputs(p: &Program, rng: &mut ThreadRng) -> InputValues {
+    let l = &p.lowered;
+    let record = |rng: &mut ThreadRng, fields: &[conclave_mpc::lang::FieldSpec]| {
+        fields
+            .iter()
+            .map(|f| draw(rng, f.lo, f.hi, f.bits))
+            .collect::<Vec<_>>()
+    };
+    InputValues {
+        devices: (0..l.slots)
+            .map(|_| record(rng, &l.device_fields))
+            .collect(),
+        owner: record(rng, &l.owner_fields),
+    }
+}
+
+/// MPC equals the plaintext evaluation for 2, 3 and 5 parties; a private output is read as
+/// its receiver would: the opened value minus the sum of the parties' mask shares.
+fn mpc_matches_plaintext(name: &str, slots: usize, runs: usize) {
+    let mut rng = rand::rng();
+    for parties in [2, 3, 5] {
+        let program = compile(name, parties, slots);
+        let keep = program.mask_wires();
+        for run in 0..runs {
+            let values = random_inputs(&program, &mut rng);
+            let expected = program.evaluate(&values).unwrap();
+            let inputs = program.party_inputs(&values).unwrap();
+            let circuit = &program.lowered.circuit;
+            let results = run_keeping_shares(circuit, &inputs, run as u64, &keep);
+            let mut masks = vec![Fp::ZERO; keep.len()];
+            let mut opened = Vec::new();
+            for (party, result) in results.into_iter().enumerate() {
+                let (outputs, shares) = result.unwrap_or_else(|e| panic!("party {party}: {e}"));
+                for (m, s) in masks.iter_mut().zip(&shares) {
+                    *m += s.value;
+                }
+                if party > 0 {
+                    assert_eq!(outputs, opened, "every party opens the same outputs");
+                }
+                opened = outputs;
+            }
+            assert_eq!(
+                program.decode(&opened, Some(&masks)).unwrap(),
+                expected,
+                "{name}, {parties} parties, inputs {values:?}"
+            );
+        }
+    }
+}
+
+/// Every cheater that shifts its shares of the random bits is caught before any output.
+fn cheating_aborts(name: &str, slots: usize) {
+    let mut rng = rand::rng();
+    let program = compile(name, 3, slots);
+    let inputs = program
+        .party_inputs(&random_inputs(&program, &mut rng))
+        .unwrap();
+    for cheater in 0..3 {
+        let cheat = Cheat {
+            party: cheater,
+            material: Some(Box::new(|m: &mut Material| {
+                for bit in &mut m.bits {
+                    bit.value += Fp::ONE;
+                }
+            })),
+            ..Cheat::default()
+        };
+        for (party, result) in run_with_cheat(&program.lowered.circuit, &inputs, 5, cheat)
+            .into_iter()
+            .enumerate()
+        {
+            if party != cheater {
+                assert_eq!(
+                    result,
+                    Err(Abort::MacCheckFailed(CheckStage::Intermediate)),
+                    "{name}: honest party {party}, cheater {cheater}"
+                );
+            }
+        }
+    }
+}
+
+fn values(program: &Program, devices: &[&[i128]], owner: &[i128]) -> Vec<String> {
+    let v = InputValues {
+        devices: devices.iter().map(|d| d.to_vec()).collect(),
+        owner: owner.to_vec(),
+    };
+    program
+        .evaluate(&v)
+        .unwrap()
+        .iter()
+        .map(|o| format!("{}={o}", o.name))
+        .collect()
+}
+
+#[test]
+fn auction_picks_the_highest_valid_bid_at_the_second_price() {
+    let p = compile("auction", 2, 4);
+    // Bid 0 is below the range (excluded), 2 000 000 above it.
+    assert_eq!(
+        values(&p, &[&[300], &[0], &[700], &[2_000_000]], &[]),
+        ["winner=2", "price=300", "excluded=2"]
+    );
+    mpc_matches_plaintext("auction", 5, 2);
+    cheating_aborts("auction", 3);
+}
+
+#[test]
+fn threshold_count_counts_valid_readings_above_the_limit() {
+    let p = compile("threshold-count", 2, 4);
+    assert_eq!(
+        values(&p, &[&[501], &[500], &[20_000], &[9_999]], &[]),
+        ["above=2", "counted=3"]
+    );
+    mpc_matches_plaintext("threshold-count", 6, 2);
+}
+
+#[test]
+fn histogram_counts_per_bucket() {
+    let p = compile("histogram", 2, 5);
+    assert_eq!(
+        values(&p, &[&[0], &[9], &[10], &[99], &[100]], &[]),
+        ["counts[0]=2", "counts[1]=1", "counts[2]=0", "counts[3]=1"]
+    );
+    mpc_matches_plaintext("histogram", 4, 2);
+}
+
+#[test]
+fn score_is_a_private_piecewise_linear_sigmoid_of_the_owners_model() {
+    let p = compile("score", 2, 2);
+    let one = 1 << 12;
+    // z = bias + Σ w·x: 0 → 0.5; 2 → 0.75; 100 → 1.
+    assert_eq!(
+        values(&p, &[&[0, 0, 0], &[one, one, 0]], &[one, one, 0, 0]),
+        [
+            "scores[0]=0.5",
+            "scores[1]=0.75",
+            "scores[2]=0",
+            "scores[3]=0",
+            "scored=2"
+        ]
+    );
+    mpc_matches_plaintext("score", 3, 2);
+    cheating_aborts("score", 2);
+}
