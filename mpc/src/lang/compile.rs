@@ -15,6 +15,8 @@ use crate::circuit::{CircuitBuilder, Wire};
 use crate::field::Fp;
 use crate::gadgets;
 
+mod numeric;
+
 /// Largest magnitude of any secret value's scaled integer.
 pub const MAX_MAGNITUDE_BITS: u32 = 120;
 
@@ -512,7 +514,8 @@ impl Compiler<'_> {
             let under = self.not(over);
             ok = self.b.mul(ok, under);
         }
-        ((acc, full_lo, full_hi), ok)
+        // The interval is the declared range: callers keep the value only where it is valid.
+        ((acc, spec.lo, spec.hi), ok)
     }
 
     /// valid · value, with the interval of the declared range widened to hold zero.
@@ -1099,6 +1102,17 @@ impl Compiler<'_> {
     /// Brings two numbers to one kind: the fixed-point precision of the secret operand (or the
     /// finer of two secrets, or of two publics).
     fn align(&mut self, a: Num, b: Num, span: Span) -> Option<(Kind, Num, Num)> {
+        let as_number = |n: Num| {
+            if n.kind == Kind::Bool {
+                Num {
+                    kind: Kind::Int,
+                    ..n
+                }
+            } else {
+                n
+            }
+        };
+        let (a, b) = (as_number(a), as_number(b));
         let kind = match (a.kind, b.kind) {
             (Kind::Int, Kind::Int) => Kind::Int,
             (Kind::Fixed(f), Kind::Int) | (Kind::Int, Kind::Fixed(f)) => Kind::Fixed(f),
@@ -1107,7 +1121,7 @@ impl Compiler<'_> {
                 (false, true) => Kind::Fixed(f),
                 _ => Kind::Fixed(f.max(g)),
             },
-            _ => unreachable!("booleans are made integers first"),
+            (Kind::Bool, _) | (_, Kind::Bool) => unreachable!("booleans are integers here"),
         };
         let a = self.to_kind(a, kind, span)?;
         let b = self.to_kind(b, kind, span)?;
@@ -1292,13 +1306,13 @@ impl Compiler<'_> {
     }
 
     fn div_rem(&mut self, op: BinOp, a: Num, b: Num, span: Span) -> Option<Num> {
-        let Repr::Public(_) = b.repr else {
-            self.error(
-                Diagnostic::new(span, "division by a secret value is not supported yet")
-                    .help("divide by a public constant, or publish numerator and denominator"),
-            );
-            return None;
-        };
+        if let Repr::Secret { .. } = b.repr {
+            if op == BinOp::Rem {
+                self.error(Diagnostic::new(span, "`%` takes a public divisor"));
+                return None;
+            }
+            return self.divide(a, b, span);
+        }
         let (kind, a, b) = match (a.kind, b.kind) {
             // int / int and fixed / int keep the dividend's kind.
             (_, Kind::Int) => (a.kind, a, b),
@@ -1579,12 +1593,19 @@ impl Compiler<'_> {
                 });
                 Self::done(n)
             }
-            "select" | "min" | "max" | "sum" | "len" | "abs" | "floor" => self.error(
+            "sqrt" if arity(1) => {
+                let x = next();
+                let n = self
+                    .numeric(x, span)
+                    .and_then(|n| self.square_root(n, span));
+                Self::done(n)
+            }
+            "select" | "min" | "max" | "sum" | "len" | "abs" | "floor" | "sqrt" => self.error(
                 Diagnostic::new(span, format!("wrong number of arguments to `{name}`")),
             ),
             _ => self.error(
                 Diagnostic::new(span, format!("unknown function `{name}`"))
-                    .help("functions are select, min, max, sum, len, abs, floor"),
+                    .help("functions are select, min, max, sum, len, abs, floor, sqrt"),
             ),
         }
     }

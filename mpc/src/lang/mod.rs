@@ -368,3 +368,6 @@ impl Program {
         self.lowered.outputs.iter().filter_map(|o| o.mask).collect()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -180,3 +180,31 @@ fn score_is_a_private_piecewise_linear_sigmoid_of_the_owners_model() {
     mpc_matches_plaintext("score", 3, 2);
     cheating_aborts("score", 2);
 }
+
+#[test]
+fn average_is_the_mean_of_the_valid_readings() {
+    let p = compile("average", 2, 4);
+    assert_eq!(
+        values(&p, &[&[10], &[-3], &[200_000], &[4]], &[]),
+        ["mean=3.666656494140625", "counted=3"]
+    );
+    assert_eq!(
+        values(&p, &[&[200_000], &[200_000], &[-200_000], &[300_000]], &[]),
+        ["mean=0", "counted=0"]
+    );
+    mpc_matches_plaintext("average", 4, 2);
+    cheating_aborts("average", 3);
+}
+
+#[test]
+fn variance_gives_mean_and_standard_deviation() {
+    let p = compile("variance", 2, 4);
+    let at = |x: i128| x << 8;
+    // Readings 2, 4, 4, 6: mean 4, variance 2, deviation √2 ≈ 1.41421.
+    let out = values(&p, &[&[at(2)], &[at(4)], &[at(4)], &[at(6)]], &[]);
+    assert_eq!(out[0], "mean=4");
+    let deviation: f64 = out[1].trim_start_matches("deviation=").parse().unwrap();
+    assert!((deviation - 2f64.sqrt()).abs() < 2.0 / 256.0, "{out:?}");
+    assert_eq!(out[2], "counted=4");
+    mpc_matches_plaintext("variance", 3, 1);
+}
