@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 use crate::envelope::Sealed;
 use crate::messages::{TaskId, TaskInfo};
 use crate::node::{Inner, NodeError};
-use crate::program::Average;
 use crate::ratelimit::{Limits, RateLimiter, Refusal};
 use crate::task::TaskState;
 
@@ -53,8 +52,10 @@ pub struct TaskJson {
     /// The node coordinating the task (entry nodes that do not know the task ask it).
     pub coordinator: String,
     pub committee: Vec<MemberJson>,
+    /// keccak256 of the program source (`GET /v1/tasks/{task}/program` serves it).
+    pub program_hash: String,
     pub max_inputs: u32,
-    /// Bits per input: a reading must lie in [−2^(input_bits−1), 2^(input_bits−1)).
+    /// Bits of one device record (the program's device input fields).
     pub input_bits: u32,
     pub closes_at_ms: u64,
 }
@@ -86,13 +87,27 @@ pub struct StatusJson {
     pub task_id: String,
     pub state: String,
     pub reason: Option<String>,
-    pub sum: Option<i64>,
-    pub count: Option<u64>,
-    pub mean: Option<f64>,
+    /// The published output bytes (hex): one ABI word per public output.
+    pub output: Option<String>,
+    /// The outputs by name, read with the task's program.
+    pub outputs: Option<Vec<OutputJson>>,
     pub tx_hash: Option<String>,
     pub block: Option<u64>,
     /// The task that re-runs this one, if it failed and was re-run.
     pub retried_as: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutputJson {
+    pub name: String,
+    /// The value as a decimal: an integer, `true`/`false`, or a fixed-point number exactly.
+    pub value: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProgramJson {
+    pub hash: String,
+    pub source: String,
 }
 
 /// An API error.
@@ -221,6 +236,7 @@ impl TaskJson {
                     key: hex::encode(m.key),
                 })
                 .collect(),
+            program_hash: hex::encode(info.program_hash),
             max_inputs: info.max_inputs,
             input_bits: info.input_bits,
             closes_at_ms: info.closes_at_ms,
@@ -265,9 +281,11 @@ pub(crate) fn router(inner: Arc<Inner>, limits: Limits) -> Router {
     let limiter = Arc::new(Mutex::new(RateLimiter::new(limits, Instant::now())));
     let v1 = Router::new()
         .route("/v1/projects/{project}/task", get(project_task))
+        .route("/v1/projects/{project}/program", post(project_program))
         .route("/v1/tasks/{task}/slots", post(slots))
         .route("/v1/tasks/{task}/inputs", post(inputs))
         .route("/v1/tasks/{task}", get(status))
+        .route("/v1/tasks/{task}/program", get(task_program))
         .route_layer(middleware::from_fn_with_state(limiter, admit));
     Router::new()
         .route("/health", get(health))
@@ -328,6 +346,35 @@ async fn project_task(
     Ok(Json(TaskJson::from_info(&info)))
 }
 
+/// Keeps a registered project's program source so that this node serves it to the mesh: only the
+/// source whose keccak256 is the project's program hash on chain, so nobody stores anything else.
+async fn project_program(
+    State(api): State<Api>,
+    Path(project): Path<String>,
+    body: Result<Json<ProgramJson>, JsonRejection>,
+) -> Result<Json<ProgramJson>, ApiError> {
+    let Json(body) = body?;
+    let project: u64 = project
+        .parse()
+        .map_err(|_| ApiError::bad("project id must be a number"))?;
+    let on_chain = api
+        .inner
+        .contracts
+        .project(alloy::primitives::U256::from(project))
+        .await
+        .map_err(NodeError::from)?;
+    if alloy::primitives::keccak256(body.source.as_bytes()) != on_chain.programHash {
+        return Err(ApiError::bad(
+            "the source does not hash to the project's program hash",
+        ));
+    }
+    let program = api.inner.keep_source(&body.source).map_err(|e| ApiError::bad(e.to_string()))?;
+    Ok(Json(ProgramJson {
+        hash: hex::encode(program.hash),
+        source: String::new(),
+    }))
+}
+
 async fn slots(
     State(api): State<Api>,
     Path(task): Path<String>,
@@ -365,6 +412,19 @@ async fn inputs(
     ))
 }
 
+/// The task's program source, checked against the hash its chain record pins.
+async fn task_program(
+    State(api): State<Api>,
+    Path(task): Path<String>,
+) -> Result<Json<ProgramJson>, ApiError> {
+    let task = task_param(&task)?;
+    let program = api.inner.program_of_task(&task).await?;
+    Ok(Json(ProgramJson {
+        hash: hex::encode(program.hash),
+        source: program.source.clone(),
+    }))
+}
+
 async fn status(
     State(api): State<Api>,
     Path(task): Path<String>,
@@ -390,7 +450,24 @@ async fn status(
             },
         },
     };
-    let avg = output.as_deref().and_then(Average::decode);
+    let outputs = match &output {
+        Some(bytes) => api
+            .inner
+            .program_of_task(&task)
+            .await
+            .ok()
+            .and_then(|p| p.decode_outputs(bytes))
+            .map(|values| {
+                values
+                    .iter()
+                    .map(|v| OutputJson {
+                        name: v.name.clone(),
+                        value: v.to_string(),
+                    })
+                    .collect()
+            }),
+        None => None,
+    };
     let (tx_hash, block, reason) = match &state {
         TaskState::Published { tx_hash, block } => (
             Some(format!("0x{}", hex::encode(tx_hash))),
@@ -404,9 +481,8 @@ async fn status(
         task_id: hex::encode(task),
         state: state.name().into(),
         reason,
-        sum: avg.map(|a| a.sum),
-        count: avg.map(|a| a.count),
-        mean: avg.and_then(|a| a.mean()),
+        output: output.as_ref().map(|o| format!("0x{}", hex::encode(o))),
+        outputs,
         tx_hash,
         block,
         retried_as: retried_as.map(hex::encode),

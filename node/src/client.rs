@@ -2,7 +2,8 @@
 //!
 //! It asks the entry node for the open task, gets a slot granted to a fresh X25519 key of its own
 //! with each member's triple shares sealed for that key, checks a_j·b_j = c_j for each bit's
-//! triple, and sends y_j = β_j − a_j for each bit β_j of its offset reading, sealed for each member
+//! triple, and sends y_j = β_j − a_j for each bit β_j of its record (each field offset by half its
+//! type's range; the task's program, fetched by hash, says the fields), sealed for each member
 //! by that key (so that only it can fill its slot). The entry node sees only envelopes; a member
 //! sees only the y_j, which the a_j hide. A client given the
 //! chain ([`Client::with_chain`]) first checks the committee and keys the entry node announced
@@ -12,7 +13,10 @@ use conclave_chain::Contracts;
 use conclave_mpc::Fp;
 use serde::de::DeserializeOwned;
 
-use crate::api::{InputRequest, SealedJson, SlotJson, SlotRequest, StatusJson, TaskJson, hex32};
+use crate::api::{
+    InputRequest, ProgramJson, SealedJson, SlotJson, SlotRequest, StatusJson, TaskJson, hex32,
+};
+use crate::program::Program;
 use crate::committee::check_committee;
 use crate::envelope::{self, SecretKey};
 use crate::member::{input_context, shares_context};
@@ -30,7 +34,9 @@ pub enum ClientError {
     #[error("the committee's triple for slot {0} does not satisfy a·b = c: a member cheated")]
     BadTriple(u32),
     #[error(transparent)]
-    OutOfRange(#[from] crate::program::OutOfRange),
+    Record(#[from] crate::program::RecordError),
+    #[error("the task's program: {0}")]
+    Program(String),
     #[error("the announced committee does not match the chain: {0}")]
     Committee(#[from] crate::committee::CommitteeError),
 }
@@ -180,8 +186,15 @@ impl Client {
         self.get(&format!("/v1/tasks/{}", hex::encode(task))).await
     }
 
-    /// Secret-shares `reading` into the project's open task.
+    /// Secret-shares `reading` into the project's open task (a program whose device record is
+    /// one number).
     pub async fn submit(&self, project: u64, reading: i64) -> Result<Submitted, ClientError> {
+        self.submit_record(project, &[reading as f64]).await
+    }
+
+    /// Secret-shares a record (one value per field of the program's device input, in order)
+    /// into the project's open task.
+    pub async fn submit_record(&self, project: u64, values: &[f64]) -> Result<Submitted, ClientError> {
         let task = self.task(project).await?;
         // An entry node could answer with another project's task (one whose output would
         // reveal this reading); the chain check below confirms the task's project.
@@ -191,7 +204,28 @@ impl Client {
                 task.project_id
             )));
         }
-        self.submit_to(&task, reading).await
+        self.submit_record_to(&task, values).await
+    }
+
+    /// The task's program: its source from the entry node, accepted only if it hashes to the
+    /// task's program hash (which a client given the chain checks against the task's record).
+    pub async fn program(&self, task: &TaskJson) -> Result<Program, ClientError> {
+        let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
+        let hash = hex32(&task.program_hash, "program hash").map_err(bad_answer)?;
+        if let Some(contracts) = &self.chain {
+            let on_chain = contracts
+                .task(alloy::primitives::U256::from_be_bytes(task_id))
+                .await
+                .map_err(|e| ClientError::Program(format!("reading the task on chain: {e}")))?;
+            if on_chain.programHash.0 != hash {
+                return Err(ClientError::Program(
+                    "the entry node named another program than the task's".into(),
+                ));
+            }
+        }
+        let answer: ProgramJson = self.get(&format!("/v1/tasks/{}/program", task.task_id)).await?;
+        Program::from_chain(&answer.source, alloy::primitives::B256::from(hash))
+            .map_err(|e| ClientError::Program(e.to_string()))
     }
 
     /// Submits `reading` and follows the task until it is published. If the task fails (a
@@ -233,13 +267,31 @@ impl Client {
         }
     }
 
-    /// Secret-shares `reading` into `task`.
+    /// Secret-shares `reading` into `task` (a program whose device record is one number).
     pub async fn submit_to(&self, task: &TaskJson, reading: i64) -> Result<Submitted, ClientError> {
-        // Refused here, before taking a slot: the members would leave it out anyway.
-        let bits: Vec<Fp> = crate::program::reading_bits(reading, task.input_bits)?
+        self.submit_record_to(task, &[reading as f64]).await
+    }
+
+    /// Secret-shares a record into `task`: each field's value plus 2^(width−1), bit by bit.
+    pub async fn submit_record_to(
+        &self,
+        task: &TaskJson,
+        values: &[f64],
+    ) -> Result<Submitted, ClientError> {
+        let program = self.program(task).await?;
+        // Refused here, before taking a slot: a value outside its field's type cannot be encoded.
+        let bits: Vec<Fp> = program
+            .record_bits(values)?
             .into_iter()
             .map(|b| Fp::from_u64(u64::from(b)))
             .collect();
+        if bits.len() != task.input_bits as usize {
+            return Err(ClientError::Answer(format!(
+                "the program's record has {} bits, the task's {}",
+                bits.len(),
+                task.input_bits
+            )));
+        }
         let slot = self.take_slot(task).await?;
         self.send_bits(task, &slot, &bits).await
     }
@@ -250,7 +302,7 @@ impl Client {
     pub async fn take_slot(&self, task: &TaskJson) -> Result<DeviceSlot, ClientError> {
         let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
         self.check_committee(task, task_id).await?;
-        if !(1..=conclave_provers::spdz::MAX_INPUT_BITS).contains(&task.input_bits) {
+        if !(1..=crate::program::MAX_RECORD_BITS).contains(&task.input_bits) {
             return Err(ClientError::Answer(format!(
                 "inputs of {} bits",
                 task.input_bits

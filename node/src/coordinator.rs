@@ -20,7 +20,6 @@ use crate::identity::issue_ticket;
 
 use crate::messages::{Member, RefusalKind, Request, Response, TaskId, TaskInfo};
 use crate::node::{ANSWER_WAIT, Inner, NodeError, now_ms};
-use crate::program::Program;
 use crate::store::{ProjectRecord, TaskRecord};
 use crate::task::{TaskEvent, TaskState};
 
@@ -188,8 +187,7 @@ impl Inner {
                 p.proverKind
             )));
         }
-        let program = Program::from_chain(&p.programUri, p.programHash)
-            .map_err(|e| NodeError::Task(e.to_string()))?;
+        let program = self.program(p.programHash, &p.programUri).await?;
         let (task, _opened_at) = self
             .contracts
             .open_task(&self.operator, U256::from(project))
@@ -198,7 +196,7 @@ impl Inner {
         // The task runs what it was opened with, which a project change may have made differ from
         // what was read above.
         let snapshot = self.contracts.task(task).await?;
-        if snapshot.programHash != program.hash() || snapshot.proverKind != ProverKind::Spdz as u8 {
+        if snapshot.programHash != program.hash || snapshot.proverKind != ProverKind::Spdz as u8 {
             return Err(NodeError::Task(
                 "the project changed while the task was opened; its snapshot differs".into(),
             ));
@@ -235,8 +233,9 @@ impl Inner {
             task_id: task_bytes,
             coordinator: me.to_bytes(),
             committee,
+            program_hash: program.hash.0,
             max_inputs: program.max_inputs,
-            input_bits: program.input_bits,
+            input_bits: program.record_bits,
             closes_at_ms: now_ms() + program.window_secs * 1000,
         };
         record.info = Some(info.clone());

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Largest plaintext an envelope may carry (a slot's triple shares at the widest inputs).
-pub const MAX_PLAINTEXT: usize = 8192;
+pub const MAX_PLAINTEXT: usize = 32 << 10;
 
 /// An X25519 secret key.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]

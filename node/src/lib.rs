@@ -6,7 +6,8 @@
 //! - [`entry`]: what an entry node does for a device; [`api`]: the HTTP API; [`client`]: the
 //!   device library.
 //! - [`task`]: the task state machine (sans-IO); [`store`]: redb; [`messages`]: node-to-node
-//!   requests; [`envelope`]: X25519 + ChaCha20-Poly1305; [`program`]: what projects run;
+//!   requests; [`envelope`]: X25519 + ChaCha20-Poly1305; [`program`]: what projects run (their
+//!   sources travel by hash, `programs`);
 //!   [`metrics`]: Prometheus; [`sweep`]: deleting finished tasks' material.
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod messages;
 pub mod metrics;
 pub mod node;
 pub mod program;
+mod programs;
 pub mod ratelimit;
 pub mod store;
 pub mod sweep;

@@ -1,16 +1,18 @@
 //! `conclave`: the node daemon and its command line.
 
+mod program_cli;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use alloy::primitives::{Address, B256, U256, utils::parse_ether};
+use alloy::primitives::{Address, U256, utils::parse_ether};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use conclave_chain::contracts::{ProjectSpec, ProverKind};
 use conclave_chain::{Addresses, Chain, Contracts, RpcChain};
 use conclave_node::client::Client;
 use conclave_node::config::{self, NodeConfig};
-use conclave_node::program::{Average, Program};
+use conclave_node::program::Program;
 use conclave_node::store::Store;
 use conclave_node::{Node, NodeSetup, keys};
 use conclave_p2p::config::NetworkConfig;
@@ -64,15 +66,22 @@ enum Command {
         #[command(subcommand)]
         command: ProjectCommand,
     },
-    /// As a device: secret-share VALUE into the project's open task through a node's API, after
-    /// checking the committee the node announces against chain.
+    /// Programs in Tally, the program language (docs/programs.md).
+    Program {
+        #[command(subcommand)]
+        command: ProgramCommand,
+    },
+    /// As a device: secret-share a record into the project's open task through a node's API,
+    /// after checking the committee the node announces against chain.
     Submit {
         #[arg(long, default_value = "http://127.0.0.1:7001")]
         api: String,
         #[arg(long)]
         project: u64,
-        #[arg(long, allow_hyphen_values = true)]
-        value: i64,
+        /// One value per field of the program's device input, in declaration order (repeat the
+        /// flag for several fields); a fixed-point field takes a decimal number.
+        #[arg(long = "value", allow_hyphen_values = true, required = true)]
+        values: Vec<f64>,
         /// JSON-RPC endpoint of the chain the committee is checked against.
         #[arg(long)]
         rpc: Option<String>,
@@ -93,6 +102,29 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum ProgramCommand {
+    /// Parse and type-check FILE; print its hash, inputs, outputs, gate counts and the
+    /// preprocessing it needs. Errors are printed with their line and column.
+    Check { file: PathBuf },
+    /// Evaluate FILE in the clear (the reference semantics) on the records in a JSON file:
+    /// {"devices": [{"reading": 12}, ...], "owner": {"weights": [0.5, 1.0]}}.
+    Eval {
+        file: PathBuf,
+        #[arg(long)]
+        inputs: PathBuf,
+    },
+    /// Hand the source of a registered project's program to a running node, which serves it to
+    /// the mesh (nodes fetch programs by hash).
+    Publish {
+        file: PathBuf,
+        #[arg(long)]
+        project: u64,
+        #[arg(long, default_value = "http://127.0.0.1:7001")]
+        api: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum ProjectCommand {
     /// Register the project described by a project.toml, owned by this node's operator.
     Register {
@@ -106,17 +138,30 @@ enum ProjectCommand {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProjectFile {
-    /// Only "private-average" exists.
-    program: String,
+    /// The program's Tally file, relative to project.toml.
+    program: PathBuf,
+    /// Where nodes may also fetch the source (http or https); the mesh serves it otherwise.
+    program_url: Option<String>,
     /// Only "spdz" runs today.
     prover: String,
     committee_size: u16,
     threshold: u16,
-    max_inputs: u32,
-    window_secs: u64,
-    /// Bits per reading (default 32): readings lie in [−2^(bits−1), 2^(bits−1)).
-    input_bits: Option<u32>,
     receiver: Option<Address>,
+}
+
+/// Hands a registered program's source to the node at `api`.
+async fn publish_source(api: &str, project: u64, source: &str) -> anyhow::Result<()> {
+    let url = format!("{}/v1/projects/{project}/program", api.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(&serde_json::json!({ "hash": "", "source": source }))
+        .send()
+        .await
+        .with_context(|| format!("is a node running at {api}?"))?;
+    if !response.status().is_success() {
+        bail!("{url}: {}", response.text().await.unwrap_or_default());
+    }
+    Ok(())
 }
 
 fn passphrase() -> anyhow::Result<String> {
@@ -211,22 +256,21 @@ async fn cli() -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", file.display()))?;
             let p: ProjectFile =
                 toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
-            if p.program != "private-average" || p.prover != "spdz" {
-                bail!("only program \"private-average\" with prover \"spdz\" runs today");
+            if p.prover != "spdz" {
+                bail!("only prover \"spdz\" runs today");
             }
-            let mut uri = Program::private_average(p.max_inputs, p.window_secs).uri;
-            if let Some(bits) = p.input_bits {
-                uri.push_str(&format!("&input_bits={bits}"));
-            }
-            let program = Program::parse(&uri)?;
+            let path = file.parent().unwrap_or(Path::new(".")).join(&p.program);
+            let source = program_cli::read_source(&path)?;
+            let program = Program::from_source(&source)
+                .with_context(|| format!("{} cannot run on the mesh", path.display()))?;
             let operator = keys::operator_key(&config.data_dir, &passphrase()?)?;
             let id = contracts(&config)
                 .await?
                 .register_project(
                     &operator,
                     &ProjectSpec {
-                        program_hash: B256::from(program.hash()),
-                        program_uri: program.uri,
+                        program_hash: program.hash,
+                        program_uri: p.program_url.unwrap_or_default(),
                         prover_kind: ProverKind::Spdz,
                         committee_size: p.committee_size,
                         threshold: p.threshold,
@@ -234,12 +278,29 @@ async fn cli() -> anyhow::Result<()> {
                     },
                 )
                 .await?;
-            println!("project {id}");
+            println!("project {id} (program {})", program.hash);
+            let api = format!("http://{}", config.api.listen);
+            if let Err(e) = publish_source(&api, id.to::<u64>(), &source).await {
+                println!(
+                    "the program's source is not on the mesh yet ({e:#}); once your node runs: \
+                     conclave program publish {} --project {id}",
+                    path.display()
+                );
+            }
         }
+        Command::Program { command } => match command {
+            ProgramCommand::Check { file } => program_cli::check(&file)?,
+            ProgramCommand::Eval { file, inputs } => program_cli::eval(&file, &inputs)?,
+            ProgramCommand::Publish { file, project, api } => {
+                let source = program_cli::read_source(&file)?;
+                publish_source(&api, project, &source).await?;
+                println!("{api} now serves program {}", alloy::primitives::keccak256(source.as_bytes()));
+            }
+        },
         Command::Submit {
             api,
             project,
-            value,
+            values,
             rpc,
             addresses,
             unchecked,
@@ -256,7 +317,7 @@ async fn cli() -> anyhow::Result<()> {
                      chain, or --unchecked to trust the entry node"
                 ),
             };
-            let done = client.submit(project, value).await?;
+            let done = client.submit_record(project, &values).await?;
             println!(
                 "accepted: task 0x{} slot {}",
                 hex::encode(done.task_id),
@@ -267,26 +328,47 @@ async fn cli() -> anyhow::Result<()> {
             let config = load(&config)?;
             let task = U256::from_str_radix(task.trim_start_matches("0x"), 16)
                 .context("task id must be hex")?;
-            match contracts(&config).await?.result(task).await? {
+            let contracts = contracts(&config).await?;
+            match contracts.result(task).await? {
                 None => println!("no result published for this task yet"),
-                Some(r) => match Average::decode(&r.output) {
-                    Some(a) => println!(
-                        "sum {} count {} mean {:.3} (block {})",
-                        a.sum,
-                        a.count,
-                        a.mean().unwrap_or_default(),
-                        r.published_block
-                    ),
-                    None => println!(
-                        "output 0x{} (block {})",
-                        hex::encode(&r.output),
-                        r.published_block
-                    ),
-                },
+                Some(r) => {
+                    let api = format!("http://{}", config.api.listen);
+                    match read_outputs(&contracts, &api, task, &r.output).await {
+                        Ok(outputs) => {
+                            for o in outputs {
+                                println!("{} = {o}", o.name);
+                            }
+                        }
+                        Err(e) => println!("output 0x{} ({e:#})", hex::encode(&r.output)),
+                    }
+                    println!("published in block {}", r.published_block);
+                }
             }
         }
     }
     Ok(())
+}
+
+/// A task's published outputs, read with its program (fetched from the node at `api` and
+/// checked against the hash on chain).
+async fn read_outputs(
+    contracts: &Contracts,
+    api: &str,
+    task: U256,
+    output: &[u8],
+) -> anyhow::Result<Vec<conclave_mpc::lang::OutputValue>> {
+    let hash = contracts.task(task).await?.programHash;
+    let url = format!("{api}/v1/tasks/0x{:064x}/program", task);
+    let answer: conclave_node::api::ProgramJson = reqwest::get(&url)
+        .await
+        .with_context(|| format!("fetching the task's program from {api}"))?
+        .json()
+        .await
+        .context("the node's answer")?;
+    let program = Program::from_chain(&answer.source, hash)?;
+    program
+        .decode_outputs(output)
+        .context("the output does not have the program's layout")
 }
 
 fn multiaddrs(list: &[String], what: &str) -> anyhow::Result<Vec<libp2p::Multiaddr>> {

@@ -16,7 +16,7 @@ use conclave_mpc::Fp;
 use conclave_mpc::prep::Triple;
 use conclave_mpc::share::Share;
 use conclave_provers::Prover;
-use conclave_provers::spdz::{self, SumJob};
+use conclave_provers::spdz::{self, ProgramJob, ProgramMaterial};
 use libp2p::PeerId;
 use tokio::sync::watch;
 
@@ -26,8 +26,8 @@ use crate::identity::ticket_is_from;
 use crate::messages::SlotTicket;
 use crate::messages::{RefusalKind, Request, Response, TaskId, TaskInfo};
 use crate::node::{Inner, MAX_PREPARING, PrepStatus, now_ms};
-use crate::program::{Average, Program};
-use crate::store::{MaskedInput, TaskRecord, TripleRecord};
+use crate::program::{Program, encode_outputs};
+use crate::store::{MaskedInput, ProgramMaterialRecord, TaskRecord, TripleRecord};
 use crate::task::TaskState;
 use conclave_chain::contracts::ProverKind;
 
@@ -175,9 +175,9 @@ impl Inner {
         let peers = info.peers().map_err(|e| refuse(e.to_string()))?;
         if info.max_inputs == 0
             || info.max_inputs > crate::program::MAX_INPUTS
-            || !(1..=spdz::MAX_INPUT_BITS).contains(&info.input_bits)
+            || !(1..=crate::program::MAX_RECORD_BITS).contains(&info.input_bits)
             || u64::from(info.max_inputs) * u64::from(info.input_bits)
-                > crate::program::MAX_TASK_TRIPLES
+                > crate::program::MAX_TASK_MATERIAL
         {
             return Err(invalid("bad input count or width"));
         }
@@ -189,9 +189,10 @@ impl Inner {
             if *known != info {
                 return Err(refuse("this task was started with another committee"));
             }
-        } else {
-            self.check_start_against_chain(from, &info).await?;
         }
+        // The task's program, checked against the chain's hash whether or not the Start is
+        // known: it says how much preprocessing the run needs.
+        let program = self.check_start_against_chain(from, &info, existing.is_none()).await?;
         let mut record = existing.unwrap_or(TaskRecord {
             project_id: info.project_id,
             task_id: info.task_id,
@@ -238,13 +239,7 @@ impl Inner {
             self.volatile().prep.remove(&info.task_id);
             return Err(refuse(e.to_string()));
         }
-        self.spawn_preprocessing(
-            status,
-            info.task_id,
-            peers,
-            info.max_inputs as usize,
-            info.input_bits as usize,
-        );
+        self.spawn_preprocessing(status, info.task_id, peers, &program);
         Ok(Response::Started)
     }
 
@@ -256,7 +251,8 @@ impl Inner {
         &self,
         from: PeerId,
         info: &TaskInfo,
-    ) -> Result<(), Response> {
+        first: bool,
+    ) -> Result<std::sync::Arc<Program>, Response> {
         // The cheap checks first (a few reads), so that a stranger's Start costs no more: the
         // committee check reads every registered operator's units.
         let task_id = U256::from_be_bytes(info.task_id);
@@ -290,13 +286,19 @@ impl Inner {
             .project(task.projectId)
             .await
             .map_err(chain)?;
-        let program = Program::from_chain(&project.programUri, task.programHash)
+        let program = self
+            .program(task.programHash, &project.programUri)
+            .await
             .map_err(|e| refuse(format!("the task's program: {e}")))?;
         if task.proverKind != ProverKind::Spdz as u8
+            || program.hash.0 != info.program_hash
             || program.max_inputs != info.max_inputs
-            || program.input_bits != info.input_bits
+            || program.record_bits != info.input_bits
         {
             return Err(refuse("the Start does not match the task's program"));
+        }
+        if !first {
+            return Ok(program);
         }
         // The window is the program's, from about now: a coordinator that announced an early
         // close could run over the few inputs of its choice (see `run`).
@@ -309,26 +311,36 @@ impl Inner {
         check_members(&self.contracts, task_id, &task, &info.committee)
             .await
             .map_err(|e| refuse(e.to_string()))?;
-        Ok(())
+        Ok(program)
     }
 
-    /// Runs MASCOT for the task in the background and stores the material: `bits` triples for
-    /// each of `slots` slots; reports through `tx` (whose receiver is in the `prep` map).
+    /// Runs MASCOT for the task in the background and stores the material: a triple for each
+    /// bit of each slot's record, and the triples and random bits the program consumes with
+    /// every slot filled; reports through `tx` (whose receiver is in the `prep` map).
     pub(crate) fn spawn_preprocessing(
         &self,
         tx: watch::Sender<PrepStatus>,
         task: TaskId,
         committee: Vec<PeerId>,
-        slots: usize,
-        bits: usize,
+        program: &Program,
     ) {
         let inner = self.me();
+        let (slots, bits) = (program.max_inputs as usize, program.record_bits as usize);
+        let (program_triples, program_bits) =
+            (program.program_triples as usize, program.program_bits as usize);
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let (session, _) = spdz::session_ids(&task, 0);
             let outcome = tokio::time::timeout(
                 PREP_DEADLINE,
-                spdz::prepare(inner.network.mpc(), session, &committee, slots * bits),
+                spdz::prepare(
+                    inner.network.mpc(),
+                    session,
+                    &committee,
+                    slots * bits,
+                    program_triples,
+                    program_bits,
+                ),
             )
             .await;
             let stored = match outcome {
@@ -336,22 +348,28 @@ impl Inner {
                 Err(_) => Err(format!("not done within {PREP_DEADLINE:?}")),
             };
             let stored = stored.and_then(|material| {
-                let records: Vec<TripleRecord> = material
-                    .triples
-                    .iter()
-                    .map(|t| {
-                        [t.a, t.b, t.c]
-                            .map(|s| [s.value.to_bytes(), s.mac.to_bytes()])
-                            .concat()
-                            .try_into()
-                            .expect("three shares of two elements")
-                    })
-                    .collect();
+                let record = |t: &Triple| -> TripleRecord {
+                    [t.a, t.b, t.c]
+                        .map(|s| [s.value.to_bytes(), s.mac.to_bytes()])
+                        .concat()
+                        .try_into()
+                        .expect("three shares of two elements")
+                };
+                let records: Vec<TripleRecord> = material.triples.iter().map(record).collect();
                 let per_slot: Vec<Vec<TripleRecord>> =
                     records.chunks(bits).map(<[TripleRecord]>::to_vec).collect();
+                let program = ProgramMaterialRecord {
+                    triples: material.program.triples.iter().map(record).collect(),
+                    bits: material
+                        .program
+                        .bits
+                        .iter()
+                        .map(|b| [b.value.to_bytes(), b.mac.to_bytes()])
+                        .collect(),
+                };
                 inner
                     .store
-                    .put_material(&task, &material.alpha.to_bytes(), &per_slot)
+                    .put_material(&task, &material.alpha.to_bytes(), &per_slot, &program)
                     .map_err(|e| e.to_string())
             });
             let status = match stored {
@@ -401,6 +419,18 @@ impl Inner {
             .alpha(task)
             .map_err(|e| refuse(e.to_string()))?
             .ok_or_else(|| refuse("material missing"))
+    }
+
+    /// The program a task runs, by the hash its chain record pins.
+    async fn task_program(&self, task: &TaskId) -> Result<std::sync::Arc<Program>, Response> {
+        let snapshot = self
+            .contracts
+            .task(U256::from_be_bytes(*task))
+            .await
+            .map_err(|e| refuse(format!("reading the task on chain: {e}")))?;
+        self.program(snapshot.programHash, "")
+            .await
+            .map_err(|e| refuse(format!("the task's program: {e}")))
     }
 
     fn triples(&self, task: &TaskId, slot: u32) -> Result<Vec<TripleRecord>, Response> {
@@ -652,12 +682,37 @@ impl Inner {
             }
             inputs.push(input);
         }
-        let job = SumJob {
+        let program = self.task_program(&task).await?;
+        let material = self
+            .store
+            .program_material(&task)
+            .map_err(|e| refuse(e.to_string()))?
+            .ok_or_else(|| refuse("the program's material is missing"))?;
+        let share = |b: &[u8; 32], m: &[u8; 32]| -> Result<Share, Response> {
+            Ok(Share {
+                value: fp(b)?,
+                mac: fp(m)?,
+            })
+        };
+        let mut program_material = ProgramMaterial::default();
+        for t in &material.triples {
+            program_material.triples.push(Triple {
+                a: share(&t[0], &t[1])?,
+                b: share(&t[2], &t[3])?,
+                c: share(&t[4], &t[5])?,
+            });
+        }
+        for b in &material.bits {
+            program_material.bits.push(share(&b[0], &b[1])?);
+        }
+        let job = ProgramJob {
             sessions: spdz::session_ids(&task, 0).1,
             committee: info.peers().map_err(|e| refuse(e.to_string()))?,
             alpha: fp(&alpha)?,
+            program: program.parsed.clone(),
             bits: info.input_bits,
             inputs,
+            material: program_material,
             min_counted: MIN_RUN_INPUTS,
             proof_context: *digest.finalize().as_bytes(),
         };
@@ -671,19 +726,14 @@ impl Inner {
             refuse(format!("computation failed: {e}"))
         })?;
         self.metrics.observe_phase("online", started.elapsed());
-        let (sum, counted) = (proven.outputs[0], proven.outputs[1] as u64);
-        if counted < slots.len() as u64 {
+        if proven.excluded > 0 {
             tracing::warn!(
                 task = %hex::encode(task),
-                excluded = slots.len() as u64 - counted,
-                "inputs out of range were left out"
+                excluded = proven.excluded,
+                "ill-formed inputs were left out"
             );
         }
-        let output = Average {
-            sum,
-            count: counted,
-        }
-        .encode();
+        let output = encode_outputs(&proven.outputs);
         let result = TaskResult {
             project_id: U256::from(info.project_id),
             task_id: U256::from_be_bytes(task),

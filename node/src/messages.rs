@@ -30,8 +30,11 @@ pub struct TaskInfo {
     pub coordinator: Vec<u8>,
     /// Committee in party order.
     pub committee: Vec<Member>,
+    /// keccak256 of the task's program source, as the chain pins it.
+    pub program_hash: [u8; 32],
     pub max_inputs: u32,
-    /// Bits per input (the program's range): a device sends one masked bit each.
+    /// Bits of one device record (the program's input fields): a device sends one masked bit
+    /// each.
     pub input_bits: u32,
     pub closes_at_ms: u64,
 }
@@ -107,6 +110,8 @@ pub enum Request {
         /// (operator address, 65-byte signature) per signing member.
         signatures: Vec<([u8; 20], Vec<u8>)>,
     },
+    /// Any peer → any node: the program source with this keccak256 hash, if you keep it.
+    ProgramSource { hash: [u8; 32] },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +139,7 @@ pub enum Response {
         output: Option<Vec<u8>>,
         retried_as: Option<TaskId>,
     },
+    ProgramSource(String),
     /// The request was understood and refused; the reason is for people.
     Refused {
         kind: RefusalKind,

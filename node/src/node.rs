@@ -96,10 +96,12 @@ pub(crate) struct Volatile {
     pub open: HashMap<u64, (TaskId, PeerId, u64)>,
     pub infos: HashMap<TaskId, TaskInfo>,
     pub prep: HashMap<TaskId, watch::Receiver<PrepStatus>>,
+    /// Compiled programs by source hash.
+    pub programs: HashMap<alloy::primitives::B256, Arc<crate::program::Program>>,
 }
 
 /// Inserts into a map holding at most `cap` entries, forgetting an arbitrary other one if full.
-fn insert_capped<K: std::hash::Hash + Eq + Copy, V>(
+pub(crate) fn insert_capped<K: std::hash::Hash + Eq + Copy, V>(
     map: &mut HashMap<K, V>,
     cap: usize,
     key: K,
@@ -235,6 +237,7 @@ impl Inner {
             Request::GetTask { .. } | Request::AllocateSlot { .. } | Request::Status { .. } => {
                 self.coordinator_request(request).await
             }
+            Request::ProgramSource { hash } => self.serve_source(hash),
             other => self.member_request(from, other).await,
         }
     }

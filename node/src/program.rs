@@ -1,144 +1,209 @@
-//! Programs a project can run, named by URI so the chain's `programHash` (keccak256 of the URI)
-//! pins them. The one program today:
-//! `builtin:private-average?max_inputs=N&window_secs=S[&input_bits=B]` — the committee computes
-//! by SPDZ the sum of the inputs that lie in [−2^(B−1), 2^(B−1)) (B = 32 unless given; an input
-//! out of range is left out, not fatal); the output is `abi.encode(int256 sum, uint256 count)`
-//! over the inputs counted, and the mean is sum / count.
+//! A project's program: Tally source whose keccak256 the chain pins as `programHash`
+//! (`docs/programs.md`). Nodes compile it deterministically; the mesh runs programs whose inputs
+//! come from devices and whose outputs are public, ABI-encoded as one 32-byte word per output
+//! (`int256` for integers and fixed point, whose scaled value is the word; `bool` for booleans).
 
-use alloy::primitives::{B256, I256, U256, keccak256};
-use alloy::sol_types::SolValue;
+use alloy::primitives::{B256, keccak256};
+use conclave_mpc::lang::{FieldSpec, Kind, OutputValue, Parsed, PartyInputs};
 
-/// Largest number of inputs a task may take.
+/// Largest number of device slots a task may take.
 pub const MAX_INPUTS: u32 = 10_000;
 
-/// Bits per input unless the program says otherwise.
-pub const DEFAULT_INPUT_BITS: u32 = 32;
+/// Largest record a device sends, in bits: its sealed shares (three field elements a bit) must
+/// fit one envelope.
+pub const MAX_RECORD_BITS: u32 = 256;
 
-/// Largest number of triples (inputs × bits) one task may preprocess: it bounds a member's
-/// storage and the size of the range check's one round of openings.
-pub const MAX_TASK_TRIPLES: u64 = 200_000;
+/// Largest amount of preprocessed material (triples and random bits) one task may ask for: it
+/// bounds a member's storage and the MASCOT work a registered program can demand.
+pub const MAX_TASK_MATERIAL: u64 = 400_000;
 
-/// A project's program, parsed from its URI.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Largest program source a node fetches or stores.
+pub const MAX_SOURCE: usize = conclave_mpc::lang::lexer::MAX_SOURCE;
+
+/// A program a node can run, checked once when loaded.
+#[derive(Clone, Debug)]
 pub struct Program {
-    pub uri: String,
+    pub source: String,
+    pub hash: B256,
+    pub parsed: Parsed,
+    /// The most device slots a task takes (`devices N;`).
     pub max_inputs: u32,
     pub window_secs: u64,
-    /// Each input is a signed integer of this many bits.
-    pub input_bits: u32,
+    /// The fields of a device's record, in the order it encodes them.
+    pub device_fields: Vec<FieldSpec>,
+    /// Bits of one record: the sum of its fields' widths.
+    pub record_bits: u32,
+    /// The public outputs' names and kinds.
+    pub outputs: Vec<(String, Kind)>,
+    /// Triples and random bits the program itself consumes with every slot filled.
+    pub program_triples: u64,
+    pub program_bits: u64,
 }
 
-/// Why a program URI was refused.
+/// Why a program was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProgramError {
-    #[error("unknown program {0:?} (this node runs builtin:private-average)")]
-    Unknown(String),
-    #[error("bad program parameter {0:?}")]
-    BadParameter(String),
-    #[error("{max_inputs} inputs of {input_bits} bits exceed a task's {MAX_TASK_TRIPLES} triples")]
-    TooLarge { max_inputs: u32, input_bits: u32 },
-    #[error("program hash {found} does not match keccak256 of the URI {expected}")]
+    #[error("the program does not compile:\n{0}")]
+    Compile(String),
+    #[error("the program must declare `devices N;` and `window S;`")]
+    MissingHeader,
+    #[error("{0} is not run on the mesh yet (the plaintext evaluator and MPC tests run it)")]
+    Unsupported(&'static str),
+    #[error("a device record of {0} bits exceeds the limit of {MAX_RECORD_BITS}")]
+    RecordTooWide(u32),
+    #[error("the program needs {0} triples and random bits, more than a task's {MAX_TASK_MATERIAL}")]
+    TooLarge(u64),
+    #[error("program hash {found} does not match keccak256 of the source {expected}")]
     HashMismatch { expected: B256, found: B256 },
 }
 
 impl Program {
-    pub fn private_average(max_inputs: u32, window_secs: u64) -> Program {
-        Program {
-            uri: format!(
-                "builtin:private-average?max_inputs={max_inputs}&window_secs={window_secs}"
-            ),
-            max_inputs,
-            window_secs,
-            input_bits: DEFAULT_INPUT_BITS,
+    /// Compiles and checks `source` for running on the mesh.
+    pub fn from_source(source: &str) -> Result<Program, ProgramError> {
+        let parsed = Parsed::new(source).map_err(|d| ProgramError::Compile(d.render("program", source)))?;
+        let mut inputs = PartyInputs::new(2);
+        let lowered = parsed
+            .lower(2, None, &mut inputs)
+            .map_err(|d| ProgramError::Compile(d.render("program", source)))?;
+        let (Some(window_secs), true) = (lowered.window_secs, lowered.max_devices > 0) else {
+            return Err(ProgramError::MissingHeader);
+        };
+        if !lowered.owner_fields.is_empty() {
+            return Err(ProgramError::Unsupported("a program with owner inputs"));
         }
-    }
-
-    /// Parses a URI and checks it against the registered hash.
-    pub fn from_chain(uri: &str, hash: B256) -> Result<Program, ProgramError> {
-        let expected = keccak256(uri.as_bytes());
-        if expected != hash {
-            return Err(ProgramError::HashMismatch {
-                expected,
-                found: hash,
-            });
+        if lowered.outputs.iter().any(|o| o.private) {
+            return Err(ProgramError::Unsupported("a program with private outputs"));
         }
-        Program::parse(uri)
-    }
-
-    pub fn parse(uri: &str) -> Result<Program, ProgramError> {
-        let query = uri
-            .strip_prefix("builtin:private-average?")
-            .ok_or_else(|| ProgramError::Unknown(uri.to_string()))?;
-        let (mut max_inputs, mut window_secs, mut input_bits) = (None, None, None);
-        for pair in query.split('&') {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| ProgramError::BadParameter(pair.to_string()))?;
-            let bad = || ProgramError::BadParameter(pair.to_string());
-            match k {
-                "max_inputs" => max_inputs = Some(v.parse::<u32>().map_err(|_| bad())?),
-                "window_secs" => window_secs = Some(v.parse::<u64>().map_err(|_| bad())?),
-                "input_bits" => input_bits = Some(v.parse::<u32>().map_err(|_| bad())?),
-                _ => return Err(bad()),
-            }
+        let record_bits: u32 = lowered.device_fields.iter().map(|f| f.bits).sum();
+        if record_bits == 0 {
+            return Err(ProgramError::Compile("the program reads no device input".into()));
         }
-        let max_inputs = max_inputs
-            .filter(|n| (1..=MAX_INPUTS).contains(n))
-            .ok_or_else(|| ProgramError::BadParameter("max_inputs".into()))?;
-        let window_secs = window_secs
-            .filter(|s| (1..=86_400).contains(s))
-            .ok_or_else(|| ProgramError::BadParameter("window_secs".into()))?;
-        let input_bits = input_bits.unwrap_or(DEFAULT_INPUT_BITS);
-        if !(1..=conclave_provers::spdz::MAX_INPUT_BITS).contains(&input_bits) {
-            return Err(ProgramError::BadParameter("input_bits".into()));
+        if record_bits > MAX_RECORD_BITS {
+            return Err(ProgramError::RecordTooWide(record_bits));
         }
-        if u64::from(max_inputs) * u64::from(input_bits) > MAX_TASK_TRIPLES {
-            return Err(ProgramError::TooLarge {
-                max_inputs,
-                input_bits,
-            });
+        // A task runs over the well-formed records that arrived, at least two.
+        if lowered.max_devices >= 2 {
+            parsed
+                .lower(2, Some(2), &mut PartyInputs::new(2))
+                .map_err(|d| ProgramError::Compile(d.render("program (for 2 devices)", source)))?;
+        }
+        let need = lowered.circuit.requirements();
+        let max_inputs = lowered.max_devices as u32;
+        let total = u64::from(max_inputs) * u64::from(record_bits) + need.triples as u64 + need.bits as u64;
+        if total > MAX_TASK_MATERIAL {
+            return Err(ProgramError::TooLarge(total));
         }
         Ok(Program {
-            uri: uri.to_string(),
+            source: source.to_string(),
+            hash: keccak256(source.as_bytes()),
+            parsed,
             max_inputs,
             window_secs,
-            input_bits,
+            record_bits,
+            outputs: lowered.outputs.iter().map(|o| (o.name.clone(), o.kind)).collect(),
+            device_fields: lowered.device_fields,
+            program_triples: need.triples as u64,
+            program_bits: need.bits as u64,
         })
     }
 
-    pub fn hash(&self) -> B256 {
-        keccak256(self.uri.as_bytes())
+    /// Checks `source` against the hash the chain pins, then loads it.
+    pub fn from_chain(source: &str, hash: B256) -> Result<Program, ProgramError> {
+        let expected = keccak256(source.as_bytes());
+        if expected != hash {
+            return Err(ProgramError::HashMismatch { expected, found: hash });
+        }
+        Program::from_source(source)
+    }
+
+    /// The bits a device sends for its record (one value per field, as a real number), least
+    /// significant first, field by field.
+    pub fn record_bits(&self, values: &[f64]) -> Result<Vec<bool>, RecordError> {
+        if values.len() != self.device_fields.len() {
+            return Err(RecordError::FieldCount {
+                expected: self.device_fields.len(),
+                got: values.len(),
+            });
+        }
+        let mut bits = Vec::with_capacity(self.record_bits as usize);
+        for (f, v) in self.device_fields.iter().zip(values) {
+            if !v.is_finite() {
+                return Err(RecordError::OutOfRange { field: f.name.clone(), value: *v });
+            }
+            let encoded = f.encode(f.scale(*v)).map_err(|_| RecordError::OutOfRange {
+                field: f.name.clone(),
+                value: *v,
+            })?;
+            bits.extend(encoded);
+        }
+        Ok(bits)
+    }
+
+    /// The field names of a record, for messages.
+    pub fn field_names(&self) -> Vec<String> {
+        self.device_fields.iter().map(|f| f.name.clone()).collect()
+    }
+
+    /// Reads published output bytes as this program's outputs.
+    pub fn decode_outputs(&self, bytes: &[u8]) -> Option<Vec<OutputValue>> {
+        decode_outputs(&self.outputs, bytes)
+    }
+
+    /// A program of sum and count over one signed integer input of `bits` bits (the whole type
+    /// is its range): the output has the layout of [`Average`].
+    pub fn sum_source(max_inputs: u32, window_secs: u64, bits: u32) -> String {
+        format!(
+            "// The sum and count of the devices' readings.\ndevices {max_inputs};\nwindow {window_secs};\n\ninput reading: int{bits} from devices;\n\noutput sum = sum(reading);\noutput counted = sum(valid);\n"
+        )
     }
 }
 
-/// Why a reading cannot go into a task.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "the reading {reading} is outside the program's range [−2^{bits_less_one}, 2^{bits_less_one})"
-)]
-pub struct OutOfRange {
-    pub reading: i64,
-    pub bits_less_one: u32,
+/// Why a device's record cannot go into a task.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RecordError {
+    #[error("the program's record has {expected} fields, {got} values were given")]
+    FieldCount { expected: usize, got: usize },
+    #[error("{value} does not fit the type of field {field}")]
+    OutOfRange { field: String, value: f64 },
 }
 
-/// The bits, least significant first, of `reading` + 2^(bits−1): what a device secret-shares.
-pub fn reading_bits(reading: i64, bits: u32) -> Result<Vec<bool>, OutOfRange> {
-    let refuse = OutOfRange {
-        reading,
-        bits_less_one: bits.saturating_sub(1),
-    };
-    if !(1..=conclave_provers::spdz::MAX_INPUT_BITS).contains(&bits) {
-        return Err(refuse);
+/// One 32-byte ABI word per output: two's complement for numbers, 0 or 1 for booleans.
+pub fn encode_outputs(values: &[OutputValue]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 * values.len());
+    for v in values {
+        let fill = if v.scaled < 0 { 0xff } else { 0 };
+        out.extend([fill; 16]);
+        out.extend(v.scaled.to_be_bytes());
     }
-    let offset = 1i64 << (bits - 1);
-    if reading < -offset || reading >= offset {
-        return Err(refuse);
-    }
-    let shifted = (reading + offset) as u64;
-    Ok((0..bits).map(|j| shifted >> j & 1 == 1).collect())
+    out
 }
 
-/// The result of a private average.
+/// The outputs named in `specs` from published bytes, if they have the right layout.
+pub fn decode_outputs(specs: &[(String, Kind)], bytes: &[u8]) -> Option<Vec<OutputValue>> {
+    if bytes.len() != 32 * specs.len() {
+        return None;
+    }
+    specs
+        .iter()
+        .zip(bytes.chunks_exact(32))
+        .map(|((name, kind), word)| {
+            let (high, low) = word.split_at(16);
+            let scaled = i128::from_be_bytes(low.try_into().expect("16 bytes"));
+            let fill = if scaled < 0 { 0xff } else { 0 };
+            if high.iter().any(|b| *b != fill) || (*kind == Kind::Bool && !(0..=1).contains(&scaled)) {
+                return None;
+            }
+            Some(OutputValue {
+                name: name.clone(),
+                kind: *kind,
+                private: false,
+                scaled,
+            })
+        })
+        .collect()
+}
+
+/// The outputs of a [`Program::sum_source`] program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Average {
     pub sum: i64,
@@ -152,18 +217,21 @@ impl Average {
 
     /// `abi.encode(int256 sum, uint256 count)`.
     pub fn encode(&self) -> Vec<u8> {
-        (
-            I256::try_from(self.sum).expect("i64 fits"),
-            U256::from(self.count),
-        )
-            .abi_encode()
+        let value = |name: &str, scaled: i128| OutputValue {
+            name: name.into(),
+            kind: Kind::Int,
+            private: false,
+            scaled,
+        };
+        encode_outputs(&[value("sum", self.sum.into()), value("counted", self.count.into())])
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Average> {
-        let (sum, count) = <(I256, U256)>::abi_decode(bytes).ok()?;
+        let specs = [("sum".to_string(), Kind::Int), ("counted".to_string(), Kind::Int)];
+        let v = decode_outputs(&specs, bytes)?;
         Some(Average {
-            sum: i64::try_from(sum).ok()?,
-            count: u64::try_from(count).ok()?,
+            sum: i64::try_from(v[0].scaled).ok()?,
+            count: u64::try_from(v[1].scaled).ok()?,
         })
     }
 }
@@ -173,48 +241,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uris_round_trip_and_bad_ones_are_refused() {
-        let p = Program::private_average(20, 30);
-        assert_eq!(Program::from_chain(&p.uri, p.hash()).unwrap(), p);
-        assert!(Program::from_chain(&p.uri, B256::ZERO).is_err());
-        for bad in [
-            "builtin:private-sum?max_inputs=1&window_secs=1",
-            "builtin:private-average?max_inputs=0&window_secs=1",
-            "builtin:private-average?max_inputs=x&window_secs=1",
-            "builtin:private-average?max_inputs=1",
-            "builtin:private-average?max_inputs=1&window_secs=1&evil=1",
+    fn sources_load_and_bad_ones_are_refused() {
+        let source = Program::sum_source(20, 30, 32);
+        let p = Program::from_chain(&source, keccak256(source.as_bytes())).unwrap();
+        assert_eq!((p.max_inputs, p.window_secs, p.record_bits), (20, 30, 32));
+        assert!(matches!(
+            Program::from_chain(&source, B256::ZERO),
+            Err(ProgramError::HashMismatch { .. })
+        ));
+        for (bad, why) in [
+            ("devices 3;\ninput x: int8 from devices;\noutput s = sum(x);", "no window"),
+            ("devices 3; window 5;\ninput x: int8 from devices;\noutput s = nope;", "compile"),
+            (
+                "devices 3; window 5;\ninput x: int8 from devices;\ninput w: int8 from owner;\noutput s = sum(x);",
+                "owner",
+            ),
+            (
+                "devices 3; window 5;\ninput x: int8 from devices;\noutput private s = sum(x);",
+                "private",
+            ),
+            ("devices 3; window 5;\ninput x: int64[5] from devices;\noutput s = x[0][0];", "wide"),
+            ("devices 10000; window 5;\ninput x: int64 from devices;\noutput s = sum(x);", "large"),
         ] {
-            assert!(Program::parse(bad).is_err(), "{bad}");
+            assert!(Program::from_source(bad).is_err(), "{why}");
         }
-        assert_eq!(
-            Program::parse("builtin:private-average?max_inputs=5&window_secs=1&input_bits=8")
-                .unwrap()
-                .input_bits,
-            8
-        );
-        for bad in ["input_bits=0", "input_bits=49", "max_inputs=10000"] {
-            let uri = format!("builtin:private-average?max_inputs=10&window_secs=1&{bad}");
-            assert!(Program::parse(&uri).is_err(), "{bad}");
-        }
-        let avg = Average { sum: -42, count: 7 };
-        assert_eq!(Average::decode(&avg.encode()), Some(avg));
-        assert_eq!(Average::decode(b"short"), None);
     }
 
     #[test]
-    fn readings_become_offset_bits_within_range_only() {
-        let value = |bits: &[bool]| {
-            bits.iter()
-                .enumerate()
-                .map(|(j, &b)| i64::from(b) << j)
-                .sum::<i64>()
-        };
-        assert_eq!(value(&reading_bits(0, 8).unwrap()), 128);
-        assert_eq!(value(&reading_bits(-128, 8).unwrap()), 0);
-        assert_eq!(value(&reading_bits(127, 8).unwrap()), 255);
-        assert!(reading_bits(128, 8).is_err());
-        assert!(reading_bits(-129, 8).is_err());
-        assert!(reading_bits(0, 0).is_err());
-        assert_eq!(reading_bits(-5, 32).unwrap().len(), 32);
+    fn outputs_round_trip_as_abi_words() {
+        let avg = Average { sum: -42, count: 7 };
+        assert_eq!(Average::decode(&avg.encode()), Some(avg));
+        assert_eq!(Average::decode(b"short"), None);
+        let mut bad = avg.encode();
+        bad[3] = 1;
+        assert_eq!(Average::decode(&bad), None);
+    }
+
+    #[test]
+    fn records_encode_each_field_offset_by_half_its_range() {
+        let p = Program::from_source(&Program::sum_source(2, 5, 8)).unwrap();
+        let value = |bits: &[bool]| bits.iter().enumerate().map(|(j, &b)| i64::from(b) << j).sum::<i64>();
+        assert_eq!(value(&p.record_bits(&[0.0]).unwrap()), 128);
+        assert_eq!(value(&p.record_bits(&[-128.0]).unwrap()), 0);
+        assert_eq!(value(&p.record_bits(&[127.0]).unwrap()), 255);
+        assert!(p.record_bits(&[128.0]).is_err());
+        assert!(p.record_bits(&[f64::NAN]).is_err());
+        assert!(p.record_bits(&[1.0, 2.0]).is_err());
     }
 }

@@ -30,6 +30,8 @@ const POISONED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("poisoned")
 const RELEASED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("released");
 /// (task, client key) → the slot the coordinator granted that key.
 const GRANTED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("granted");
+/// Program sources by keccak256 hash.
+const PROGRAMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("programs");
 
 /// A project as this node last read it from the ProjectRegistry (the chain stays authoritative;
 /// this records what the node's tasks ran under).
@@ -108,6 +110,42 @@ fn slot_key(task: &TaskId, slot: u32) -> [u8; 36] {
     k
 }
 
+/// Where a task's program material lives among its slots' triples (deleted with them).
+const PROGRAM_SLOT: u32 = u32::MAX;
+
+/// A member's shares of a program's triples (a, a's MAC, b, …) and random bits (value, MAC).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProgramMaterialRecord {
+    pub triples: Vec<TripleRecord>,
+    pub bits: Vec<[[u8; 32]; 2]>,
+}
+
+impl ProgramMaterialRecord {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = (self.triples.len() as u32).to_be_bytes().to_vec();
+        out.extend(self.triples.iter().flat_map(|r| r.concat()));
+        out.extend(self.bits.iter().flat_map(|b| b.concat()));
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<ProgramMaterialRecord, StoreError> {
+        let bad = || StoreError::Corrupt("program material".into());
+        let (count, rest) = bytes.split_first_chunk::<4>().ok_or_else(bad)?;
+        let split = (u32::from_be_bytes(*count) as usize).checked_mul(192).ok_or_else(bad)?;
+        if split > rest.len() || (rest.len() - split) % 64 != 0 {
+            return Err(bad());
+        }
+        let (triples, bits) = rest.split_at(split);
+        Ok(ProgramMaterialRecord {
+            triples: if triples.is_empty() { Vec::new() } else { decode_triples(triples)? },
+            bits: bits
+                .chunks_exact(64)
+                .map(|c| [c[..32].try_into().expect("32"), c[32..].try_into().expect("32")])
+                .collect(),
+        })
+    }
+}
+
 /// The node's database.
 pub struct Store {
     db: Database,
@@ -120,6 +158,7 @@ impl Store {
         let txn = database.begin_write().map_err(db)?;
         for table in [
             TASKS, MATERIAL, TRIPLES, INPUTS, PROJECTS, RUNS, POISONED, RELEASED, GRANTED,
+            PROGRAMS,
         ] {
             txn.open_table(table).map_err(db)?;
         }
@@ -201,12 +240,14 @@ impl Store {
             .transpose()
     }
 
-    /// Stores a member's MAC key share and its triple shares, slot by slot, in one transaction.
+    /// Stores a member's MAC key share, its triple shares slot by slot, and the program's own
+    /// triples and random bits, in one transaction.
     pub fn put_material(
         &self,
         task: &TaskId,
         alpha: &[u8; 32],
         slots: &[Vec<TripleRecord>],
+        program: &ProgramMaterialRecord,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db)?;
         {
@@ -222,6 +263,11 @@ impl Store {
                 return Err(StoreError::TaskOver);
             }
             let mut t = txn.open_table(TRIPLES).map_err(db)?;
+            t.insert(
+                slot_key(task, PROGRAM_SLOT).as_slice(),
+                program.encode().as_slice(),
+            )
+            .map_err(db)?;
             for (slot, triples) in (0u32..).zip(slots) {
                 let bytes: Vec<u8> = triples.iter().flat_map(|r| r.concat()).collect();
                 t.insert(slot_key(task, slot).as_slice(), bytes.as_slice())
@@ -233,6 +279,18 @@ impl Store {
                 .map_err(db)?;
         }
         txn.commit().map_err(db)
+    }
+
+    /// Keeps a program source under its hash (the caller checked the hash).
+    pub fn put_program_source(&self, hash: &[u8; 32], source: &str) -> Result<(), StoreError> {
+        self.put(PROGRAMS, hash, source.as_bytes())
+    }
+
+    /// A kept program source.
+    pub fn program_source(&self, hash: &[u8; 32]) -> Result<Option<String>, StoreError> {
+        self.get(PROGRAMS, hash)?
+            .map(|b| String::from_utf8(b).map_err(|_| StoreError::Corrupt("program source".into())))
+            .transpose()
     }
 
     /// The member's MAC key share for a task, once its material is complete.
@@ -275,6 +333,13 @@ impl Store {
     ) -> Result<Option<Vec<TripleRecord>>, StoreError> {
         self.get(TRIPLES, &slot_key(task, slot))?
             .map(|v| decode_triples(&v))
+            .transpose()
+    }
+
+    /// The member's shares of the program's own triples and random bits.
+    pub fn program_material(&self, task: &TaskId) -> Result<Option<ProgramMaterialRecord>, StoreError> {
+        self.get(TRIPLES, &slot_key(task, PROGRAM_SLOT))?
+            .map(|v| ProgramMaterialRecord::decode(&v))
             .transpose()
     }
 

@@ -23,9 +23,11 @@ pub trait Prover {
     ) -> impl std::future::Future<Output = Result<Proven, Self::Error>> + Send;
 }
 
-/// A prover's answer: the public outputs and the hash that `TaskRouter` stores as the proof.
+/// A prover's answer: the public outputs, how many inputs were left out as ill-formed, and the
+/// hash that `TaskRouter` stores as the proof.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Proven {
-    pub outputs: Vec<i64>,
+    pub outputs: Vec<conclave_mpc::lang::OutputValue>,
+    pub excluded: usize,
     pub proof_hash: [u8; 32],
 }

@@ -5,12 +5,15 @@
 //! input window opens the committee makes `bits` Beaver triples per input slot ([`prepare`]); a
 //! client receives the members' shares of its slot's triples (a_j, b_j, c_j), checks a_j·b_j = c_j
 //! (a member that lied about its share of a_j would break the relation), and sends y_j = β_j − a_j
-//! for each bit β_j of its offset reading. In the online phase each member forms [β_j] = y_j + [a_j]
-//! locally, checks every β_j is a bit ([`range_checked_sum`]), and sums the inputs that pass.
+//! for each bit β_j of its record's fields (each offset by 2^(width−1)). In the online phase each
+//! member forms [β_j] = y_j + [a_j] locally, checks every β_j is a bit ([`range_check`]), leaving out
+//! a record with a non-bit, and runs the task's program over the records that pass
+//! ([`run_program`]), where each field's declared range is checked inside the computation.
 //! Members that received different y for a slot would fail the MAC check, so the coordinator only
 //! runs slots whose y every member agrees on.
 
-use conclave_mpc::circuit::CircuitBuilder;
+use conclave_mpc::circuit::{CircuitBuilder, Gate, Wire};
+use conclave_mpc::lang::{InputWires, OutputValue, Parsed, Provider};
 use conclave_mpc::driver::run;
 use conclave_mpc::mascot::pool::{Pool, PoolConfig};
 use conclave_mpc::prep::{Material, Preprocessing, Requirements, Triple};
@@ -40,14 +43,23 @@ pub enum SpdzError {
     Setup(#[from] conclave_mpc::session::SetupError),
     #[error("invalid job: {0}")]
     Invalid(String),
-    #[error("the sum does not fit in 64 bits")]
-    Overflow,
+    #[error("the program: {0}")]
+    Program(String),
 }
 
-/// One member's preprocessed material for a task: its MAC key share and `bits` triples per slot.
+/// One member's preprocessed material for a task: its MAC key share, `bits` triples per slot,
+/// and what the program consumes beyond the slots' masks.
 pub struct TaskMaterial {
     pub alpha: Fp,
     pub triples: Vec<Triple>,
+    pub program: ProgramMaterial,
+}
+
+/// Triples and random bits for a program's comparisons, truncations and products.
+#[derive(Clone, Debug, Default)]
+pub struct ProgramMaterial {
+    pub triples: Vec<Triple>,
+    pub bits: Vec<Share>,
 }
 
 impl Drop for TaskMaterial {
@@ -70,17 +82,20 @@ pub fn session_ids(task: &[u8; 32], attempt: u32) -> (SessionId, OnlineSessions)
         derive("conclave spdz preprocessing v1"),
         OnlineSessions {
             check: derive("conclave spdz range check v1"),
-            sum: derive("conclave spdz sum v1"),
+            program: derive("conclave spdz program v1"),
         },
     )
 }
 
-/// Runs MASCOT with the rest of `committee` and returns `count` checked triples for this member.
+/// Runs MASCOT with the rest of `committee` and returns, for this member, `count` checked
+/// triples for the slots plus `program_triples` triples and `program_bits` random bits.
 pub async fn prepare(
     channels: &MpcChannels,
     session: SessionId,
     committee: &[PeerId],
     count: usize,
+    program_triples: usize,
+    program_bits: usize,
 ) -> Result<TaskMaterial, SpdzError> {
     if committee.len() < 2 || count == 0 {
         return Err(SpdzError::Invalid(format!(
@@ -90,51 +105,63 @@ pub async fn prepare(
     }
     let alpha = Fp::random(&mut rand::rng());
     let transport = channels.connect(session, committee, MAX_FRAME).await?;
-    let per_batch = count.clamp(1, 1024);
-    let config = PoolConfig::for_triples(committee.len(), per_batch, count);
+    let triples = count + program_triples;
+    let config = PoolConfig::for_material(committee.len(), triples, program_bits);
     let mut pool = Pool::start(session, MacKeyShare::new(alpha), transport, config).await?;
     let need = Requirements {
-        triples: count,
+        triples,
         randoms: 0,
         input_masks: vec![0; committee.len()],
-        bits: 0,
+        bits: program_bits,
     };
     pool.ready(&need).await?;
     // Stop the producer before taking: taking would wake it for another batch, and a batch
     // abandoned after this point would poison a key nobody looks at again.
     pool.stop().await;
-    let triples = pool.triples(count)?;
+    let mut slot_triples = pool.triples(triples)?;
+    let program = ProgramMaterial {
+        triples: slot_triples.split_off(count),
+        bits: pool.bits(program_bits)?,
+    };
     if pool.mac_key().is_poisoned() {
         return Err(SpdzError::KeyPoisoned(Abort::KeyPoisoned));
     }
-    Ok(TaskMaterial { alpha, triples })
+    Ok(TaskMaterial {
+        alpha,
+        triples: slot_triples,
+        program,
+    })
 }
 
-/// One input slot at one member. The device encodes its reading x as `bits` bits of
-/// x + 2^(bits−1) and sends y_j = b_j − a_j for each bit b_j; the member holds its shares of each
-/// bit's triple (a_j, b'_j, c_j), whose `a_j` masked the bit.
+/// One input slot at one member. The device encodes each field of its record as the bits of the
+/// value plus 2^(width−1) and sends y_j = b_j − a_j for each bit b_j; the member holds its shares
+/// of each bit's triple (a_j, b'_j, c_j), whose `a_j` masked the bit.
 pub struct SlotInput {
     pub triples: Vec<Triple>,
     pub masked_bits: Vec<Fp>,
 }
 
-/// The sessions of a task's online phase: the range check, then the sum over the slots it kept.
+/// The sessions of a task's online phase: the bit check, then the program over the slots it kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OnlineSessions {
     pub check: SessionId,
-    pub sum: SessionId,
+    pub program: SessionId,
 }
 
-/// One member's part in a range-checked sum over client inputs.
-pub struct SumJob {
+/// One member's part in running a program over client inputs.
+pub struct ProgramJob {
     pub sessions: OnlineSessions,
     /// The committee's peers in party order.
     pub committee: Vec<PeerId>,
     pub alpha: Fp,
-    /// Bits per input: a reading lies in [−2^(bits−1), 2^(bits−1)).
+    /// The task's program (its source's hash is what the chain pins).
+    pub program: Parsed,
+    /// Bits of one device record: every input slot holds this many masked bits.
     pub bits: u32,
     pub inputs: Vec<SlotInput>,
-    /// The fewest inputs in range the sum may be opened over: fewer would let a device that
+    /// Triples and random bits for the program itself.
+    pub material: ProgramMaterial,
+    /// The fewest well-formed inputs the program may run over: fewer would let a device that
     /// filled the other slots read an honest input from the output.
     pub min_counted: usize,
     /// Binds the committee and the inputs computed on; every member derives the same one and it
@@ -142,7 +169,7 @@ pub struct SumJob {
     pub proof_context: [u8; 32],
 }
 
-impl Drop for SumJob {
+impl Drop for ProgramJob {
     fn drop(&mut self) {
         self.alpha.wipe();
     }
@@ -155,51 +182,40 @@ pub struct SpdzProver {
 }
 
 impl Prover for SpdzProver {
-    type Job = SumJob;
+    type Job = ProgramJob;
     type Error = SpdzError;
 
     fn kind(&self) -> ProverKind {
         ProverKind::Spdz
     }
 
-    async fn prove(&self, job: SumJob) -> Result<Proven, SpdzError> {
-        let sum = range_checked_sum(&self.channels, &job).await?;
+    async fn prove(&self, job: ProgramJob) -> Result<Proven, SpdzError> {
+        let kept = range_check(&self.channels, &job).await?;
+        let outputs = run_program(&self.channels, &job, &kept).await?;
         Ok(Proven {
-            outputs: vec![sum.sum, sum.counted as i64],
+            outputs,
+            excluded: job.inputs.len() - kept.len(),
             proof_hash: job.proof_context,
         })
     }
 }
 
-/// What a range-checked sum computed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CheckedSum {
-    /// Σ x over the inputs whose bits were all bits.
-    pub sum: i64,
-    /// How many inputs that is.
-    pub counted: u64,
-    /// Positions (in the job's input order) of the inputs left out.
-    pub excluded: Vec<usize>,
-}
-
-/// Computes Σ x over the job's well-formed inputs by SPDZ, in two MAC-checked sessions.
-///
-/// The range check opens b_j·(b_j − 1) for every bit of every input: 0 for a bit, anything else
-/// for a device that sent a field element instead, whose input is then left out (an out-of-range
-/// input must not sink the task). The product uses the bit's own triple: its Beaver opening
-/// b_j − a_j is the y_j everyone holds already, and b_j − 1 − b'_j reveals nothing as b'_j is
-/// uniform. A second session then sums the kept inputs' bits, weighted, and opens the total only.
-pub async fn range_checked_sum(
-    channels: &MpcChannels,
-    job: &SumJob,
-) -> Result<CheckedSum, SpdzError> {
-    let parties = job.committee.len();
-    let me = job
-        .committee
+fn my_party(channels: &MpcChannels, job: &ProgramJob) -> Result<usize, SpdzError> {
+    job.committee
         .iter()
         .position(|p| *p == channels.me())
-        .ok_or_else(|| SpdzError::Invalid("not a committee member".into()))?;
-    if !(1..=MAX_INPUT_BITS).contains(&job.bits)
+        .ok_or_else(|| SpdzError::Invalid("not a committee member".into()))
+}
+
+/// Which inputs are well formed: opens b_j·(b_j − 1) for every bit of every input, 0 for a bit
+/// and anything else for a device that sent a field element instead, whose input is then left
+/// out (an ill-formed input must not sink the task). The product uses the bit's own triple: its
+/// Beaver opening b_j − a_j is the y_j everyone holds already, and b_j − 1 − b'_j reveals
+/// nothing as b'_j is uniform. Returns the positions kept, in the job's input order.
+pub async fn range_check(channels: &MpcChannels, job: &ProgramJob) -> Result<Vec<usize>, SpdzError> {
+    let parties = job.committee.len();
+    let me = my_party(channels, job)?;
+    if job.bits == 0
         || job.inputs.iter().any(|i| {
             i.triples.len() != job.bits as usize || i.masked_bits.len() != job.bits as usize
         })
@@ -210,8 +226,6 @@ pub async fn range_checked_sum(
         )));
     }
     let key = MacKeyShare::new(job.alpha);
-    let all: Vec<usize> = (0..job.inputs.len()).collect();
-
     let mut b = CircuitBuilder::new(parties);
     let minus_one = b.constant(-Fp::ONE);
     for input in &job.inputs {
@@ -222,6 +236,7 @@ pub async fn range_checked_sum(
             b.reveal(product);
         }
     }
+    let all: Vec<usize> = (0..job.inputs.len()).collect();
     let material = Material {
         key: key.clone(),
         triples: job.inputs.iter().flat_map(|i| i.triples.clone()).collect(),
@@ -235,74 +250,137 @@ pub async fn range_checked_sum(
             "the range check would pair a bit with another bit's triple".into(),
         ));
     }
-    let products = run_session(
-        channels,
-        job,
-        job.sessions.check,
-        me,
-        circuit,
-        material,
-        &key,
-    )
-    .await?;
+    let products = run_session(channels, job, job.sessions.check, me, circuit, material, &key, &[])
+        .await?
+        .0;
     let bits = job.bits as usize;
-    let (kept, excluded): (Vec<usize>, Vec<usize>) = all
+    let kept: Vec<usize> = all
         .into_iter()
-        .partition(|&i| products[i * bits..(i + 1) * bits].iter().all(Fp::is_zero));
+        .filter(|&i| products[i * bits..(i + 1) * bits].iter().all(Fp::is_zero))
+        .collect();
     if kept.len() < job.min_counted {
         return Err(SpdzError::Invalid(format!(
-            "only {} of {} inputs are in range; a sum needs {}",
+            "only {} of {} inputs are well formed; a run needs {}",
             kept.len(),
             job.inputs.len(),
             job.min_counted
         )));
     }
+    Ok(kept)
+}
 
-    let mut b = CircuitBuilder::new(parties);
-    let mut total = b.constant(Fp::ZERO);
-    for &i in &kept {
-        for (j, y) in job.inputs[i].masked_bits.iter().enumerate() {
-            let bit = masked_bit(&mut b, *y);
-            let weighted = b.mul_const(bit, Fp::from_u64(1 << j));
-            total = b.add(total, weighted);
-        }
+/// Device bits as the program reads them: [b] = y + [a] (a `Random` gate carrying this member's
+/// share of the bit's mask, plus the constant y), kept slot by kept slot. The compiler asks for a
+/// slot's fields in record order, so each request starts where the slot's last one ended.
+struct MaskedBits<'a> {
+    job: &'a ProgramJob,
+    kept: &'a [usize],
+    /// Per kept slot, the next bit of its record to hand out.
+    next: Vec<usize>,
+    /// The mask share of each `Random` gate created, in creation order.
+    masks: Vec<Share>,
+    /// Asked for more bits than a record has.
+    overrun: bool,
+}
+
+impl InputWires for MaskedBits<'_> {
+    fn bits(&mut self, b: &mut CircuitBuilder, provider: Provider, _field: usize, count: u32) -> Vec<Wire> {
+        let Provider::Slot(slot) = provider else {
+            unreachable!("programs with owner inputs are refused before they run")
+        };
+        let input = &self.job.inputs[self.kept[slot]];
+        let first = self.next[slot];
+        self.next[slot] += count as usize;
+        (first..first + count as usize)
+            .map(|j| match (input.triples.get(j), input.masked_bits.get(j)) {
+                (Some(t), Some(y)) => {
+                    self.masks.push(t.a);
+                    masked_bit(b, *y)
+                }
+                _ => {
+                    // Reported after lowering; a constant keeps the circuit well formed.
+                    self.overrun = true;
+                    b.constant(Fp::ZERO)
+                }
+            })
+            .collect()
     }
-    b.reveal(total);
+}
+
+/// Runs the job's program over the kept inputs: compiles it for this committee and their count,
+/// and opens its public outputs after the MAC check.
+pub async fn run_program(
+    channels: &MpcChannels,
+    job: &ProgramJob,
+    kept: &[usize],
+) -> Result<Vec<OutputValue>, SpdzError> {
+    let parties = job.committee.len();
+    let me = my_party(channels, job)?;
+    let key = MacKeyShare::new(job.alpha);
+    let mut source = MaskedBits {
+        job,
+        kept,
+        next: vec![0; kept.len()],
+        masks: Vec::new(),
+        overrun: false,
+    };
+    let lowered = job
+        .program
+        .lower(parties, Some(kept.len()), &mut source)
+        .map_err(|e| SpdzError::Program(e.to_string()))?;
+    if source.overrun || source.next.iter().any(|&n| n != job.bits as usize) {
+        return Err(SpdzError::Invalid(format!(
+            "the program's records do not have the task's {} bits",
+            job.bits
+        )));
+    }
+    let circuit = lowered.circuit;
+    let need = circuit.requirements();
+    let randoms = std::mem::take(&mut source.masks);
+    let only_masks = circuit
+        .gates()
+        .iter()
+        .filter(|g| matches!(g, Gate::Random))
+        .count()
+        == randoms.len();
+    if !only_masks || !lowered.owner_fields.is_empty() || lowered.outputs.iter().any(|o| o.private) {
+        return Err(SpdzError::Program(
+            "owner inputs and private outputs are not run on the mesh yet".into(),
+        ));
+    }
+    if need.triples > job.material.triples.len() || need.bits > job.material.bits.len() {
+        return Err(SpdzError::Invalid(format!(
+            "the program needs {} triples and {} random bits, {} and {} were prepared",
+            need.triples,
+            need.bits,
+            job.material.triples.len(),
+            job.material.bits.len()
+        )));
+    }
     let material = Material {
         key: key.clone(),
-        triples: Vec::new(),
-        randoms: masks(job, &kept),
+        triples: job.material.triples[..need.triples].to_vec(),
+        randoms,
         input_masks: vec![Vec::new(); parties],
-        bits: Vec::new(),
+        bits: job.material.bits[..need.bits].to_vec(),
     };
-    let opened = run_session(
-        channels,
-        job,
-        job.sessions.sum,
-        me,
-        b.build(),
-        material,
-        &key,
-    )
-    .await?;
-    // Σ of kept offset readings x + 2^(bits−1): below 2^63 for MAX_INPUT_BITS and any
-    // realistic input count, so it is exact.
-    let offset_sum = opened
-        .first()
-        .and_then(Fp::to_i64)
-        .ok_or(SpdzError::Overflow)?;
-    let counted = kept.len() as u64;
-    let offset = 1i64 << (job.bits - 1);
-    let sum = i64::try_from(counted)
-        .ok()
-        .and_then(|n| n.checked_mul(offset))
-        .and_then(|o| offset_sum.checked_sub(o))
-        .ok_or(SpdzError::Overflow)?;
-    Ok(CheckedSum {
-        sum,
-        counted,
-        excluded,
-    })
+    let outputs = lowered.outputs;
+    let (opened, _) = run_session(channels, job, job.sessions.program, me, circuit, material, &key, &[]).await?;
+    outputs
+        .iter()
+        .zip(opened)
+        .map(|(spec, v)| {
+            let scaled = v
+                .to_i128()
+                .ok_or_else(|| SpdzError::Program(format!("output {} does not fit", spec.name)))?;
+            Ok(OutputValue {
+                name: spec.name.clone(),
+                kind: spec.kind,
+                private: false,
+                scaled,
+            })
+        })
+        .collect()
 }
 
 /// Whether the k-th multiplication the session performs multiplies [a_k] + y_k, the k-th
@@ -311,7 +389,6 @@ pub async fn range_checked_sum(
 /// difference of two bits. The engine consumes triples layer by layer in gate order; this
 /// checks that the circuit keeps to it.
 fn bits_meet_their_own_triples(circuit: &conclave_mpc::Circuit) -> bool {
-    use conclave_mpc::circuit::Gate;
     let gates = circuit.gates();
     let randoms: Vec<usize> = (0..gates.len())
         .filter(|&g| matches!(gates[g], Gate::Random))
@@ -328,9 +405,6 @@ fn bits_meet_their_own_triples(circuit: &conclave_mpc::Circuit) -> bool {
         })
 }
 
-/// Largest bit width of an input.
-pub const MAX_INPUT_BITS: u32 = 48;
-
 /// The wire [b] = y + [a]: a `Random` gate carrying this member's share of a, plus the constant y.
 fn masked_bit(b: &mut CircuitBuilder, y: Fp) -> conclave_mpc::circuit::Wire {
     let a = b.random();
@@ -339,33 +413,37 @@ fn masked_bit(b: &mut CircuitBuilder, y: Fp) -> conclave_mpc::circuit::Wire {
 }
 
 /// The mask shares of the given inputs' bits, in circuit order.
-fn masks(job: &SumJob, inputs: &[usize]) -> Vec<Share> {
+fn masks(job: &ProgramJob, inputs: &[usize]) -> Vec<Share> {
     inputs
         .iter()
         .flat_map(|&i| job.inputs[i].triples.iter().map(|t| t.a))
         .collect()
 }
 
-/// Runs one online session of the job and returns its MAC-checked outputs.
+/// Runs one online session of the job and returns its MAC-checked outputs and this member's
+/// shares of `keep`.
+#[allow(clippy::too_many_arguments)]
 async fn run_session(
     channels: &MpcChannels,
-    job: &SumJob,
+    job: &ProgramJob,
     id: SessionId,
     me: usize,
     circuit: conclave_mpc::circuit::Circuit,
     material: Material,
     key: &MacKeyShare,
-) -> Result<Vec<Fp>, SpdzError> {
+    keep: &[Wire],
+) -> Result<(Vec<Fp>, Vec<Share>), SpdzError> {
     let parties = job.committee.len();
-    let session = Session::new(
+    let mut session = Session::new(
         SessionConfig::new(id, me, parties),
         circuit,
         Vec::new(),
         material,
     )?;
+    session.keep_shares(keep.to_vec()).map_err(|e| SpdzError::Invalid(e.to_string()))?;
     let mut transport = channels.connect(id, &job.committee, MAX_FRAME).await?;
-    match run(session, &mut transport).await {
-        Ok(outputs) => Ok(outputs),
+    match run(conclave_mpc::driver::Keeping(session), &mut transport).await {
+        Ok(out) => Ok(out),
         Err(abort) if key.is_poisoned() => Err(SpdzError::KeyPoisoned(abort)),
         Err(abort) => Err(abort.into()),
     }

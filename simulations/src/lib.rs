@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::U256;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, bail};
 use conclave_chain::backend::spawn_block_ticker;
@@ -159,7 +159,7 @@ impl Cluster {
         })
     }
 
-    /// Registers a private-average project.
+    /// Registers a project of sum and count over 32-bit readings ([`Program::sum_source`]).
     pub async fn private_average_project(
         &self,
         committee: u16,
@@ -167,17 +167,39 @@ impl Cluster {
         max_inputs: u32,
         window_secs: u64,
     ) -> anyhow::Result<u64> {
-        let program = Program::private_average(max_inputs, window_secs);
+        let source = Program::sum_source(max_inputs, window_secs, 32);
+        self.program_project(&source, committee, threshold).await
+    }
+
+    /// Registers a project running `source` and hands the source to node 0 only: the other
+    /// nodes fetch it from the mesh by its hash when they first need it.
+    pub async fn program_project(
+        &self,
+        source: &str,
+        committee: u16,
+        threshold: u16,
+    ) -> anyhow::Result<u64> {
+        let program = Program::from_source(source)?;
         let spec = ProjectSpec {
-            program_hash: B256::from(program.hash()),
-            program_uri: program.uri.clone(),
+            program_hash: program.hash,
+            program_uri: String::new(),
             prover_kind: ProverKind::Spdz,
             committee_size: committee,
             threshold,
             receiver: alloy::primitives::Address::ZERO,
         };
         let id = self.contracts.register_project(&self.owner, &spec).await?;
-        Ok(id.to::<u64>())
+        let id = id.to::<u64>();
+        let url = format!("{}/v1/projects/{id}/program", self.api(0));
+        let response = reqwest::Client::new()
+            .post(&url)
+            .json(&serde_json::json!({ "hash": "", "source": source }))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            anyhow::bail!("node 0 refused the program: {}", response.text().await?);
+        }
+        Ok(id)
     }
 
     /// Where the nodes' databases are (`node{i}.redb`).

@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use conclave_chain::watch::ResultWatcher;
 use conclave_node::client::Client;
-use conclave_node::program::Average;
+use conclave_mpc::lang::{InputValues, OutputValue};
+use conclave_node::program::Program;
 use conclave_sim::Cluster;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::RngExt;
@@ -24,15 +25,20 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// 5 nodes, an embedded chain, 20 devices: a private average computed with SPDZ by a
-    /// committee drawn with 3 expected seats, and published on chain.
+    /// 5 nodes, an embedded chain, a device per slot: a program (the private average unless
+    /// --program names another) computed with SPDZ by a committee drawn with 3 expected seats,
+    /// published on chain, and checked against the plaintext evaluation.
     Quickstart {
         #[arg(long, default_value_t = 5)]
         nodes: usize,
-        #[arg(long, default_value_t = 20)]
-        devices: u32,
+        /// Devices submitting (default: the program's `devices`; fewer wait out the window).
+        #[arg(long)]
+        devices: Option<u32>,
         #[arg(long, default_value_t = 3)]
         committee: u16,
+        /// A Tally program (default: examples/programs/average.tally).
+        #[arg(long)]
+        program: Option<std::path::PathBuf>,
     },
     /// End-to-end task latency (inputs closed → result published) for committees of 3 and 5;
     /// prints one JSON object per run.
@@ -57,7 +63,8 @@ async fn cli() -> anyhow::Result<()> {
             nodes,
             devices,
             committee,
-        } => quickstart(nodes, devices, committee).await,
+            program,
+        } => quickstart(nodes, devices, committee, program).await,
         Command::Bench {
             inputs,
             committees,
@@ -66,10 +73,12 @@ async fn cli() -> anyhow::Result<()> {
     }
 }
 
-/// One private-average task end to end; returns the outcome and its timings.
+/// The quickstart's default program.
+const AVERAGE: &str = include_str!("../../examples/programs/average.tally");
+
+/// One task end to end; returns the outcome and its timings.
 struct Outcome {
-    average: Average,
-    expected: i64,
+    outputs: Vec<OutputValue>,
     committee: Vec<String>,
     tx_hash: String,
     block: u64,
@@ -80,10 +89,46 @@ struct Outcome {
     phases: Vec<(String, u64)>,
 }
 
+/// Random records for `devices` devices: each field a value inside its declared range (as the
+/// device sends it), and the same as scaled integers for the plaintext evaluator.
+fn random_records(program: &Program, devices: u32) -> (Vec<Vec<f64>>, Vec<Vec<i128>>) {
+    let mut rng = rand::rng();
+    let mut sent = Vec::new();
+    let mut scaled = Vec::new();
+    for _ in 0..devices {
+        let values: Vec<i128> = program
+            .device_fields
+            .iter()
+            .map(|f| {
+                // Readings in the middle of the range, so that sums stay readable.
+                let (lo, hi) = (f.lo.max(-1000 << frac(f)), f.hi.min(1000 << frac(f)));
+                rng.random_range(lo..=hi)
+            })
+            .collect();
+        sent.push(
+            values
+                .iter()
+                .zip(&program.device_fields)
+                .map(|(v, f)| *v as f64 / (1u64 << frac(f)) as f64)
+                .collect(),
+        );
+        scaled.push(values);
+    }
+    (sent, scaled)
+}
+
+fn frac(f: &conclave_mpc::lang::FieldSpec) -> u32 {
+    match f.kind {
+        conclave_mpc::lang::Kind::Fixed(frac) => frac,
+        _ => 0,
+    }
+}
+
 async fn run_task(
     cluster: &Cluster,
     project: u64,
-    devices: u32,
+    program: &Program,
+    records: &[Vec<f64>],
     bar: &ProgressBar,
 ) -> anyhow::Result<Outcome> {
     let first = Client::new(format!("http://{}", cluster.nodes[0].http_addr()));
@@ -93,12 +138,8 @@ async fn run_task(
         task.committee.len()
     ));
     let from_block = cluster.contracts.chain().block_number().await?;
-    let readings: Vec<i64> = {
-        let mut rng = rand::rng();
-        (0..devices).map(|_| rng.random_range(150..=350)).collect()
-    };
     let started = Instant::now();
-    let submits = readings.iter().enumerate().map(|(i, &reading)| {
+    let submits = records.iter().enumerate().map(|(i, record)| {
         let entry = &cluster.nodes[i % cluster.nodes.len()];
         // Devices check the committee the entry node announces against chain.
         let client = Client::new(format!("http://{}", entry.http_addr()))
@@ -106,7 +147,7 @@ async fn run_task(
         let task = task.clone();
         let bar = bar.clone();
         async move {
-            let r = client.submit_to(&task, reading).await;
+            let r = client.submit_record_to(&task, record).await;
             bar.inc(1);
             r
         }
@@ -125,7 +166,9 @@ async fn run_task(
         .await?
         .context("no result published within 300 s")?;
     let closed_to_published_ms = closed.elapsed().as_millis();
-    let average = Average::decode(&published.event.output).context("undecodable output")?;
+    let outputs = program
+        .decode_outputs(&published.event.output)
+        .context("undecodable output")?;
     let task_bytes: [u8; 32] = wanted.to_be_bytes();
     // The coordinator records its last phase just after the event is out: wait for it.
     let mut phases = Vec::new();
@@ -145,8 +188,7 @@ async fn run_task(
     }
     Ok(Outcome {
         phases,
-        average,
-        expected: readings.iter().sum(),
+        outputs,
         committee: task.committee.iter().map(|m| m.peer_id.clone()).collect(),
         tx_hash: published.tx_hash.to_string(),
         block: published.block_number,
@@ -156,23 +198,47 @@ async fn run_task(
     })
 }
 
-async fn quickstart(nodes: usize, devices: u32, committee: u16) -> anyhow::Result<()> {
+/// What the plaintext evaluator computes over the same records.
+fn plaintext(source: &str, records: Vec<Vec<i128>>) -> anyhow::Result<Vec<OutputValue>> {
+    let program = conclave_mpc::lang::Program::compile(source, 2, Some(records.len()))
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    Ok(program.evaluate(&InputValues {
+        devices: records,
+        owner: Vec::new(),
+    })?)
+}
+
+async fn quickstart(
+    nodes: usize,
+    devices: Option<u32>,
+    committee: u16,
+    file: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     let total = Instant::now();
     let step = |s: &str| eprintln!("• {s} ({:.1} s)", total.elapsed().as_secs_f64());
+    let (name, source) = match &file {
+        Some(f) => (
+            f.display().to_string(),
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        ),
+        None => ("examples/programs/average.tally".to_string(), AVERAGE.to_string()),
+    };
+    let program = Program::from_source(&source).with_context(|| format!("{name}"))?;
+    let devices = devices.unwrap_or(program.max_inputs).min(program.max_inputs);
     let cluster = Cluster::start(nodes, step).await?;
     // A majority of the committee must sign.
     let threshold = committee / 2 + 1;
-    let project = cluster
-        .private_average_project(committee, threshold, devices, 120)
-        .await?;
+    let project = cluster.program_project(&source, committee, threshold).await?;
     step(&format!(
-        "project {project} registered: private average, committee {committee}, threshold {threshold}"
+        "project {project} registered: {name} ({}), committee {committee}, threshold {threshold}",
+        program.hash
     ));
     let bar = ProgressBar::new(u64::from(devices)).with_style(
         ProgressStyle::with_template("  {bar:30} {pos}/{len} inputs  {msg}")
             .expect("valid template"),
     );
-    let outcome = run_task(&cluster, project, devices, &bar).await;
+    let (sent, scaled) = random_records(&program, devices);
+    let outcome = run_task(&cluster, project, &program, &sent, &bar).await;
     bar.finish_and_clear();
     let o = match outcome {
         Ok(o) => o,
@@ -181,15 +247,14 @@ async fn quickstart(nodes: usize, devices: u32, committee: u16) -> anyhow::Resul
             return Err(e);
         }
     };
+    let expected = plaintext(&source, scaled)?;
     println!();
-    println!(
-        "Private average of {devices} device readings, computed by SPDZ (MASCOT preprocessing)"
-    );
+    println!("{name} over {devices} devices' records, computed by SPDZ (MASCOT preprocessing)");
     println!("  task       0x{}", o.task_id);
     println!("  committee  {}", o.committee.join("\n             "));
-    println!("  sum        {}", o.average.sum);
-    println!("  count      {}", o.average.count);
-    println!("  mean       {:.3}", o.average.mean().unwrap_or_default());
+    for out in &o.outputs {
+        println!("  {:<10} {out}", out.name);
+    }
     println!("  tx         {} (block {})", o.tx_hash, o.block);
     println!(
         "  timings    inputs {} ms, inputs closed → published {} ms, total {:.1} s",
@@ -197,15 +262,14 @@ async fn quickstart(nodes: usize, devices: u32, committee: u16) -> anyhow::Resul
         o.closed_to_published_ms,
         total.elapsed().as_secs_f64()
     );
-    let correct = o.average.sum == o.expected && o.average.count == u64::from(devices);
+    let correct = o.outputs == expected;
     println!(
-        "  check      plaintext sum {} → {}",
-        o.expected,
+        "  check      plaintext evaluation → {}",
         if correct { "equal" } else { "DIFFERENT" }
     );
     cluster.shutdown().await;
     if !correct {
-        bail!("the published result differs from the plaintext computation");
+        bail!("the published result differs from the plaintext evaluation: {expected:?}");
     }
     Ok(())
 }
@@ -216,12 +280,15 @@ async fn bench(inputs: u32, committees: &[u16], runs: usize) -> anyhow::Result<(
         let cluster = Cluster::start(nodes, |_| {}).await?;
         for _ in 0..runs {
             // Seats are random around the committee size; a majority of them publishes.
+            let source = Program::sum_source(inputs, 600, 32);
+            let program = Program::from_source(&source)?;
             let project = cluster
-                .private_average_project(committee, committee / 2 + 1, inputs, 600)
+                .program_project(&source, committee, committee / 2 + 1)
                 .await?;
             let bar = ProgressBar::hidden();
-            let o = run_task(&cluster, project, inputs, &bar).await?;
-            if o.average.sum != o.expected {
+            let (sent, scaled) = random_records(&program, inputs);
+            let o = run_task(&cluster, project, &program, &sent, &bar).await?;
+            if o.outputs != plaintext(&source, scaled)? {
                 bail!("wrong result in the benchmark");
             }
             let mut line = serde_json::json!({

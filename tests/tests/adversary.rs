@@ -99,20 +99,13 @@ async fn published(cluster: &Cluster, task: &TaskJson, from: u64) -> Average {
 
 /// A project registered by the cluster's owner with a program taking `inputs` inputs.
 async fn project(cluster: &Cluster, committee: u16, threshold: u16, inputs: u32) -> U256 {
-    let program = Program::private_average(inputs, 120);
-    let spec = ProjectSpec {
-        program_hash: B256::from(program.hash()),
-        program_uri: program.uri,
-        prover_kind: ProverKind::Spdz,
-        committee_size: committee,
-        threshold,
-        receiver: Address::ZERO,
-    };
-    cluster
-        .contracts
-        .register_project(&cluster.owner, &spec)
-        .await
-        .unwrap()
+    let source = Program::sum_source(inputs, 120, 32);
+    U256::from(
+        cluster
+            .program_project(&source, committee, threshold)
+            .await
+            .unwrap(),
+    )
 }
 
 /// Opens a task from the test (no node coordinates it) and waits for its seats: (id, seat
@@ -396,10 +389,10 @@ async fn owner_changes_live_task() {
     let project = project(&cluster, 8, 6, 4).await;
     let (task, seated) = drawn_task_where(&cluster, project, |s| !s.is_empty()).await;
     let before = cluster.contracts.task(task).await.unwrap();
-    let program = Program::private_average(1, 1);
+    let program = Program::from_source(&Program::sum_source(1, 1, 32)).unwrap();
     let lax = ProjectSpec {
-        program_hash: B256::from(program.hash()),
-        program_uri: program.uri,
+        program_hash: program.hash,
+        program_uri: String::new(),
         prover_kind: ProverKind::Spdz,
         committee_size: 1,
         threshold: 1,
@@ -591,8 +584,9 @@ async fn forged_task_announcement() {
         task_id: task_id(&task).to_be_bytes(),
         coordinator: attacker.peer_id().to_bytes(),
         committee: members.clone(),
+        program_hash: info_of(&task).program_hash,
         max_inputs: 3,
-        input_bits: conclave_node::program::DEFAULT_INPUT_BITS,
+        input_bits: 32,
         closes_at_ms: u64::MAX / 2,
     };
     let made_up = TaskInfo {
@@ -708,10 +702,18 @@ fn info_of(task: &TaskJson) -> TaskInfo {
                 key: from_hex(&m.key),
             })
             .collect(),
+        program_hash: from_hex(&task.program_hash),
         max_inputs: task.max_inputs,
         input_bits: task.input_bits,
         closes_at_ms: task.closes_at_ms,
     }
+}
+
+/// The bits a device sends for `reading` in a task of one `bits`-bit integer field:
+/// reading + 2^(bits−1), least significant first.
+fn reading_bits(reading: i64, bits: u32) -> Vec<Fp> {
+    let offset = (reading + (1i64 << (bits - 1))) as u64;
+    (0..bits).map(|j| Fp::from_u64(offset >> j & 1)).collect()
 }
 
 fn from_hex(s: &str) -> [u8; 32] {
@@ -1105,11 +1107,7 @@ async fn slot_squatting() {
             );
         }
     }
-    let bits: Vec<Fp> = conclave_node::program::reading_bits(10, task.input_bits)
-        .unwrap()
-        .into_iter()
-        .map(|b| Fp::from_u64(u64::from(b)))
-        .collect();
+    let bits = reading_bits(10, task.input_bits);
     device.send_bits(&task, &granted, &bits).await.unwrap();
     fill(&cluster, &task, &[20, 30], 2).await;
     assert_eq!(

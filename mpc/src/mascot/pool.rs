@@ -71,6 +71,30 @@ impl PoolConfig {
     }
 }
 
+impl PoolConfig {
+    /// Batches that together make at least `triples` triples and `bits` random bits (each bit
+    /// takes one triple and one random value of its batch), about 1024 triples per batch; no
+    /// random values or input masks are kept.
+    pub fn for_material(parties: usize, triples: usize, bits: usize) -> Self {
+        let batches = (triples + bits).div_ceil(1024).max(1);
+        let (t, b) = (triples.div_ceil(batches), bits.div_ceil(batches));
+        PoolConfig {
+            batch: BatchSpec {
+                triples: t + b,
+                randoms: b.max(1),
+                masks: vec![0; parties],
+            },
+            bits_per_batch: b,
+            target: Levels {
+                triples,
+                randoms: 0,
+                masks: vec![0; parties],
+                bits,
+            },
+        }
+    }
+}
+
 #[derive(Default)]
 struct Stock {
     triples: VecDeque<Triple>,
