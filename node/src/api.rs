@@ -368,7 +368,10 @@ async fn project_program(
             "the source does not hash to the project's program hash",
         ));
     }
-    let program = api.inner.keep_source(&body.source).map_err(|e| ApiError::bad(e.to_string()))?;
+    let program = api
+        .inner
+        .keep_source(&body.source)
+        .map_err(|e| ApiError::bad(e.to_string()))?;
     Ok(Json(ProgramJson {
         hash: hex::encode(program.hash),
         source: String::new(),

@@ -16,11 +16,11 @@ use serde::de::DeserializeOwned;
 use crate::api::{
     InputRequest, ProgramJson, SealedJson, SlotJson, SlotRequest, StatusJson, TaskJson, hex32,
 };
-use crate::program::Program;
 use crate::committee::check_committee;
 use crate::envelope::{self, SecretKey};
 use crate::member::{input_context, shares_context};
 use crate::messages::Member;
+use crate::program::Program;
 
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
@@ -194,7 +194,11 @@ impl Client {
 
     /// Secret-shares a record (one value per field of the program's device input, in order)
     /// into the project's open task.
-    pub async fn submit_record(&self, project: u64, values: &[f64]) -> Result<Submitted, ClientError> {
+    pub async fn submit_record(
+        &self,
+        project: u64,
+        values: &[f64],
+    ) -> Result<Submitted, ClientError> {
         let task = self.task(project).await?;
         // An entry node could answer with another project's task (one whose output would
         // reveal this reading); the chain check below confirms the task's project.
@@ -223,7 +227,9 @@ impl Client {
                 ));
             }
         }
-        let answer: ProgramJson = self.get(&format!("/v1/tasks/{}/program", task.task_id)).await?;
+        let answer: ProgramJson = self
+            .get(&format!("/v1/tasks/{}/program", task.task_id))
+            .await?;
         Program::from_chain(&answer.source, alloy::primitives::B256::from(hash))
             .map_err(|e| ClientError::Program(e.to_string()))
     }

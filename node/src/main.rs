@@ -151,7 +151,10 @@ struct ProjectFile {
 
 /// Hands a registered program's source to the node at `api`.
 async fn publish_source(api: &str, project: u64, source: &str) -> anyhow::Result<()> {
-    let url = format!("{}/v1/projects/{project}/program", api.trim_end_matches('/'));
+    let url = format!(
+        "{}/v1/projects/{project}/program",
+        api.trim_end_matches('/')
+    );
     let response = reqwest::Client::new()
         .post(&url)
         .json(&serde_json::json!({ "hash": "", "source": source }))
@@ -294,7 +297,10 @@ async fn cli() -> anyhow::Result<()> {
             ProgramCommand::Publish { file, project, api } => {
                 let source = program_cli::read_source(&file)?;
                 publish_source(&api, project, &source).await?;
-                println!("{api} now serves program {}", alloy::primitives::keccak256(source.as_bytes()));
+                println!(
+                    "{api} now serves program {}",
+                    alloy::primitives::keccak256(source.as_bytes())
+                );
             }
         },
         Command::Submit {

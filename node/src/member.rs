@@ -192,7 +192,9 @@ impl Inner {
         }
         // The task's program, checked against the chain's hash whether or not the Start is
         // known: it says how much preprocessing the run needs.
-        let program = self.check_start_against_chain(from, &info, existing.is_none()).await?;
+        let program = self
+            .check_start_against_chain(from, &info, existing.is_none())
+            .await?;
         let mut record = existing.unwrap_or(TaskRecord {
             project_id: info.project_id,
             task_id: info.task_id,
@@ -326,8 +328,10 @@ impl Inner {
     ) {
         let inner = self.me();
         let (slots, bits) = (program.max_inputs as usize, program.record_bits as usize);
-        let (program_triples, program_bits) =
-            (program.program_triples as usize, program.program_bits as usize);
+        let (program_triples, program_bits) = (
+            program.program_triples as usize,
+            program.program_bits as usize,
+        );
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let (session, _) = spdz::session_ids(&task, 0);

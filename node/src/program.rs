@@ -51,7 +51,9 @@ pub enum ProgramError {
     Unsupported(&'static str),
     #[error("a device record of {0} bits exceeds the limit of {MAX_RECORD_BITS}")]
     RecordTooWide(u32),
-    #[error("the program needs {0} triples and random bits, more than a task's {MAX_TASK_MATERIAL}")]
+    #[error(
+        "the program needs {0} triples and random bits, more than a task's {MAX_TASK_MATERIAL}"
+    )]
     TooLarge(u64),
     #[error("program hash {found} does not match keccak256 of the source {expected}")]
     HashMismatch { expected: B256, found: B256 },
@@ -60,7 +62,8 @@ pub enum ProgramError {
 impl Program {
     /// Compiles and checks `source` for running on the mesh.
     pub fn from_source(source: &str) -> Result<Program, ProgramError> {
-        let parsed = Parsed::new(source).map_err(|d| ProgramError::Compile(d.render("program", source)))?;
+        let parsed =
+            Parsed::new(source).map_err(|d| ProgramError::Compile(d.render("program", source)))?;
         let mut inputs = PartyInputs::new(2);
         let lowered = parsed
             .lower(2, None, &mut inputs)
@@ -76,7 +79,9 @@ impl Program {
         }
         let record_bits: u32 = lowered.device_fields.iter().map(|f| f.bits).sum();
         if record_bits == 0 {
-            return Err(ProgramError::Compile("the program reads no device input".into()));
+            return Err(ProgramError::Compile(
+                "the program reads no device input".into(),
+            ));
         }
         if record_bits > MAX_RECORD_BITS {
             return Err(ProgramError::RecordTooWide(record_bits));
@@ -89,7 +94,8 @@ impl Program {
         }
         let need = lowered.circuit.requirements();
         let max_inputs = lowered.max_devices as u32;
-        let total = u64::from(max_inputs) * u64::from(record_bits) + need.triples as u64 + need.bits as u64;
+        let total =
+            u64::from(max_inputs) * u64::from(record_bits) + need.triples as u64 + need.bits as u64;
         if total > MAX_TASK_MATERIAL {
             return Err(ProgramError::TooLarge(total));
         }
@@ -100,7 +106,11 @@ impl Program {
             max_inputs,
             window_secs,
             record_bits,
-            outputs: lowered.outputs.iter().map(|o| (o.name.clone(), o.kind)).collect(),
+            outputs: lowered
+                .outputs
+                .iter()
+                .map(|o| (o.name.clone(), o.kind))
+                .collect(),
             device_fields: lowered.device_fields,
             program_triples: need.triples as u64,
             program_bits: need.bits as u64,
@@ -111,7 +121,10 @@ impl Program {
     pub fn from_chain(source: &str, hash: B256) -> Result<Program, ProgramError> {
         let expected = keccak256(source.as_bytes());
         if expected != hash {
-            return Err(ProgramError::HashMismatch { expected, found: hash });
+            return Err(ProgramError::HashMismatch {
+                expected,
+                found: hash,
+            });
         }
         Program::from_source(source)
     }
@@ -128,7 +141,10 @@ impl Program {
         let mut bits = Vec::with_capacity(self.record_bits as usize);
         for (f, v) in self.device_fields.iter().zip(values) {
             if !v.is_finite() {
-                return Err(RecordError::OutOfRange { field: f.name.clone(), value: *v });
+                return Err(RecordError::OutOfRange {
+                    field: f.name.clone(),
+                    value: *v,
+                });
             }
             let encoded = f.encode(f.scale(*v)).map_err(|_| RecordError::OutOfRange {
                 field: f.name.clone(),
@@ -190,7 +206,9 @@ pub fn decode_outputs(specs: &[(String, Kind)], bytes: &[u8]) -> Option<Vec<Outp
             let (high, low) = word.split_at(16);
             let scaled = i128::from_be_bytes(low.try_into().expect("16 bytes"));
             let fill = if scaled < 0 { 0xff } else { 0 };
-            if high.iter().any(|b| *b != fill) || (*kind == Kind::Bool && !(0..=1).contains(&scaled)) {
+            if high.iter().any(|b| *b != fill)
+                || (*kind == Kind::Bool && !(0..=1).contains(&scaled))
+            {
                 return None;
             }
             Some(OutputValue {
@@ -223,11 +241,17 @@ impl Average {
             private: false,
             scaled,
         };
-        encode_outputs(&[value("sum", self.sum.into()), value("counted", self.count.into())])
+        encode_outputs(&[
+            value("sum", self.sum.into()),
+            value("counted", self.count.into()),
+        ])
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Average> {
-        let specs = [("sum".to_string(), Kind::Int), ("counted".to_string(), Kind::Int)];
+        let specs = [
+            ("sum".to_string(), Kind::Int),
+            ("counted".to_string(), Kind::Int),
+        ];
         let v = decode_outputs(&specs, bytes)?;
         Some(Average {
             sum: i64::try_from(v[0].scaled).ok()?,
@@ -250,8 +274,14 @@ mod tests {
             Err(ProgramError::HashMismatch { .. })
         ));
         for (bad, why) in [
-            ("devices 3;\ninput x: int8 from devices;\noutput s = sum(x);", "no window"),
-            ("devices 3; window 5;\ninput x: int8 from devices;\noutput s = nope;", "compile"),
+            (
+                "devices 3;\ninput x: int8 from devices;\noutput s = sum(x);",
+                "no window",
+            ),
+            (
+                "devices 3; window 5;\ninput x: int8 from devices;\noutput s = nope;",
+                "compile",
+            ),
             (
                 "devices 3; window 5;\ninput x: int8 from devices;\ninput w: int8 from owner;\noutput s = sum(x);",
                 "owner",
@@ -260,8 +290,14 @@ mod tests {
                 "devices 3; window 5;\ninput x: int8 from devices;\noutput private s = sum(x);",
                 "private",
             ),
-            ("devices 3; window 5;\ninput x: int64[5] from devices;\noutput s = x[0][0];", "wide"),
-            ("devices 10000; window 5;\ninput x: int64 from devices;\noutput s = sum(x);", "large"),
+            (
+                "devices 3; window 5;\ninput x: int64[5] from devices;\noutput s = x[0][0];",
+                "wide",
+            ),
+            (
+                "devices 10000; window 5;\ninput x: int64 from devices;\noutput s = sum(x);",
+                "large",
+            ),
         ] {
             assert!(Program::from_source(bad).is_err(), "{why}");
         }
@@ -280,7 +316,12 @@ mod tests {
     #[test]
     fn records_encode_each_field_offset_by_half_its_range() {
         let p = Program::from_source(&Program::sum_source(2, 5, 8)).unwrap();
-        let value = |bits: &[bool]| bits.iter().enumerate().map(|(j, &b)| i64::from(b) << j).sum::<i64>();
+        let value = |bits: &[bool]| {
+            bits.iter()
+                .enumerate()
+                .map(|(j, &b)| i64::from(b) << j)
+                .sum::<i64>()
+        };
         assert_eq!(value(&p.record_bits(&[0.0]).unwrap()), 128);
         assert_eq!(value(&p.record_bits(&[-128.0]).unwrap()), 0);
         assert_eq!(value(&p.record_bits(&[127.0]).unwrap()), 255);

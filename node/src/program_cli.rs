@@ -62,7 +62,8 @@ pub fn check(file: &Path) -> anyhow::Result<()> {
     // A task runs over however many well-formed records arrived: the fewest a run takes must
     // compile too.
     if program.lowered.max_devices >= 2 {
-        compile(file, Some(2)).context("compiling for 2 device slots (the fewest a task runs over)")?;
+        compile(file, Some(2))
+            .context("compiling for 2 device slots (the fewest a task runs over)")?;
     }
     let l = &program.lowered;
     let s = program.summary();
@@ -71,16 +72,26 @@ pub fn check(file: &Path) -> anyhow::Result<()> {
     println!(
         "task      {} device slots, input window {}",
         l.max_devices,
-        l.window_secs.map_or("not declared".into(), |w| format!("{w} s"))
+        l.window_secs
+            .map_or("not declared".into(), |w| format!("{w} s"))
     );
     for (who, fields) in [("device", &l.device_fields), ("owner", &l.owner_fields)] {
         for f in fields {
-            println!("input     {who} {}: {} in {}", f.name, kind_name(f.kind, Some(f.bits)), range(f));
+            println!(
+                "input     {who} {}: {} in {}",
+                f.name,
+                kind_name(f.kind, Some(f.bits)),
+                range(f)
+            );
         }
     }
     for o in &l.outputs {
         let visibility = if o.private { "private" } else { "public" };
-        println!("output    {visibility} {}: {}", o.name, kind_name(o.kind, None));
+        println!(
+            "output    {visibility} {}: {}",
+            o.name,
+            kind_name(o.kind, None)
+        );
     }
     println!(
         "circuit   {} gates, {} secret products, {} masked openings, {} rounds (all {} slots filled)",
@@ -143,8 +154,10 @@ fn record(fields: &[FieldSpec], v: &Value, what: &str) -> anyhow::Result<Vec<i12
 
 /// `conclave program eval FILE --inputs inputs.json`: `{"devices": [{..}, ..], "owner": {..}}`.
 pub fn eval(file: &Path, inputs: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(inputs).with_context(|| format!("reading {}", inputs.display()))?;
-    let json: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", inputs.display()))?;
+    let text =
+        std::fs::read_to_string(inputs).with_context(|| format!("reading {}", inputs.display()))?;
+    let json: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", inputs.display()))?;
     let devices = match json.get("devices") {
         Some(Value::Array(d)) => d.clone(),
         None => Vec::new(),
@@ -154,10 +167,14 @@ pub fn eval(file: &Path, inputs: &Path) -> anyhow::Result<()> {
     let l = &program.lowered;
     let mut values = InputValues::default();
     for (i, d) in devices.iter().enumerate() {
-        values.devices.push(record(&l.device_fields, d, &format!("device {i}"))?);
+        values
+            .devices
+            .push(record(&l.device_fields, d, &format!("device {i}"))?);
     }
     if !l.owner_fields.is_empty() {
-        let owner = json.get("owner").context("the program takes owner inputs: give \"owner\"")?;
+        let owner = json
+            .get("owner")
+            .context("the program takes owner inputs: give \"owner\"")?;
         values.owner = record(&l.owner_fields, owner, "owner")?;
     }
     for out in program.evaluate(&values)? {

@@ -51,12 +51,14 @@ impl Inner {
             .task(alloy::primitives::U256::from_be_bytes(*task))
             .await?;
         let project = self.contracts.project(snapshot.projectId).await?;
-        self.program(snapshot.programHash, &project.programUri).await
+        self.program(snapshot.programHash, &project.programUri)
+            .await
     }
 
     /// Stores a source a project registered (checked against its hash on chain by the caller).
     pub(crate) fn keep_source(&self, source: &str) -> Result<Arc<Program>, NodeError> {
-        let program = Arc::new(Program::from_source(source).map_err(|e| NodeError::Task(e.to_string()))?);
+        let program =
+            Arc::new(Program::from_source(source).map_err(|e| NodeError::Task(e.to_string()))?);
         self.store.put_program_source(&program.hash.0, source)?;
         Ok(program)
     }
@@ -65,7 +67,10 @@ impl Inner {
     pub(crate) fn serve_source(&self, hash: [u8; 32]) -> Response {
         match self.store.program_source(&hash) {
             Ok(Some(source)) => Response::ProgramSource(source),
-            Ok(None) => Response::refused(crate::messages::RefusalKind::Unknown, "no such program here"),
+            Ok(None) => Response::refused(
+                crate::messages::RefusalKind::Unknown,
+                "no such program here",
+            ),
             Err(e) => Response::refused(crate::messages::RefusalKind::Failed, e.to_string()),
         }
     }
@@ -89,7 +94,9 @@ impl Inner {
             if keccak256(source.as_bytes()) == hash {
                 return Ok(source);
             }
-            return Err(NodeError::Task(format!("the source at {uri} does not hash to {hash}")));
+            return Err(NodeError::Task(format!(
+                "the source at {uri} does not hash to {hash}"
+            )));
         }
         Err(NodeError::Unavailable(format!(
             "program {hash} is not on this node, its peers or at {uri:?}"
@@ -104,7 +111,11 @@ async fn fetch_url(uri: &str) -> Result<String, NodeError> {
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| fail(e.to_string()))?;
-    let mut response = client.get(uri).send().await.map_err(|e| fail(e.to_string()))?;
+    let mut response = client
+        .get(uri)
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| fail(e.to_string()))? {
         if body.len() + chunk.len() > MAX_SOURCE {

@@ -131,16 +131,27 @@ impl ProgramMaterialRecord {
     fn decode(bytes: &[u8]) -> Result<ProgramMaterialRecord, StoreError> {
         let bad = || StoreError::Corrupt("program material".into());
         let (count, rest) = bytes.split_first_chunk::<4>().ok_or_else(bad)?;
-        let split = (u32::from_be_bytes(*count) as usize).checked_mul(192).ok_or_else(bad)?;
+        let split = (u32::from_be_bytes(*count) as usize)
+            .checked_mul(192)
+            .ok_or_else(bad)?;
         if split > rest.len() || (rest.len() - split) % 64 != 0 {
             return Err(bad());
         }
         let (triples, bits) = rest.split_at(split);
         Ok(ProgramMaterialRecord {
-            triples: if triples.is_empty() { Vec::new() } else { decode_triples(triples)? },
+            triples: if triples.is_empty() {
+                Vec::new()
+            } else {
+                decode_triples(triples)?
+            },
             bits: bits
                 .chunks_exact(64)
-                .map(|c| [c[..32].try_into().expect("32"), c[32..].try_into().expect("32")])
+                .map(|c| {
+                    [
+                        c[..32].try_into().expect("32"),
+                        c[32..].try_into().expect("32"),
+                    ]
+                })
                 .collect(),
         })
     }
@@ -157,8 +168,7 @@ impl Store {
         let database = Database::create(path).map_err(db)?;
         let txn = database.begin_write().map_err(db)?;
         for table in [
-            TASKS, MATERIAL, TRIPLES, INPUTS, PROJECTS, RUNS, POISONED, RELEASED, GRANTED,
-            PROGRAMS,
+            TASKS, MATERIAL, TRIPLES, INPUTS, PROJECTS, RUNS, POISONED, RELEASED, GRANTED, PROGRAMS,
         ] {
             txn.open_table(table).map_err(db)?;
         }
@@ -337,7 +347,10 @@ impl Store {
     }
 
     /// The member's shares of the program's own triples and random bits.
-    pub fn program_material(&self, task: &TaskId) -> Result<Option<ProgramMaterialRecord>, StoreError> {
+    pub fn program_material(
+        &self,
+        task: &TaskId,
+    ) -> Result<Option<ProgramMaterialRecord>, StoreError> {
         self.get(TRIPLES, &slot_key(task, PROGRAM_SLOT))?
             .map(|v| ProgramMaterialRecord::decode(&v))
             .transpose()

@@ -13,8 +13,8 @@
 //! runs slots whose y every member agrees on.
 
 use conclave_mpc::circuit::{CircuitBuilder, Gate, Wire};
-use conclave_mpc::lang::{InputWires, OutputValue, Parsed, Provider};
 use conclave_mpc::driver::run;
+use conclave_mpc::lang::{InputWires, OutputValue, Parsed, Provider};
 use conclave_mpc::mascot::pool::{Pool, PoolConfig};
 use conclave_mpc::prep::{Material, Preprocessing, Requirements, Triple};
 use conclave_mpc::share::{MacKeyShare, Share};
@@ -212,7 +212,10 @@ fn my_party(channels: &MpcChannels, job: &ProgramJob) -> Result<usize, SpdzError
 /// out (an ill-formed input must not sink the task). The product uses the bit's own triple: its
 /// Beaver opening b_j − a_j is the y_j everyone holds already, and b_j − 1 − b'_j reveals
 /// nothing as b'_j is uniform. Returns the positions kept, in the job's input order.
-pub async fn range_check(channels: &MpcChannels, job: &ProgramJob) -> Result<Vec<usize>, SpdzError> {
+pub async fn range_check(
+    channels: &MpcChannels,
+    job: &ProgramJob,
+) -> Result<Vec<usize>, SpdzError> {
     let parties = job.committee.len();
     let me = my_party(channels, job)?;
     if job.bits == 0
@@ -250,9 +253,18 @@ pub async fn range_check(channels: &MpcChannels, job: &ProgramJob) -> Result<Vec
             "the range check would pair a bit with another bit's triple".into(),
         ));
     }
-    let products = run_session(channels, job, job.sessions.check, me, circuit, material, &key, &[])
-        .await?
-        .0;
+    let products = run_session(
+        channels,
+        job,
+        job.sessions.check,
+        me,
+        circuit,
+        material,
+        &key,
+        &[],
+    )
+    .await?
+    .0;
     let bits = job.bits as usize;
     let kept: Vec<usize> = all
         .into_iter()
@@ -284,7 +296,13 @@ struct MaskedBits<'a> {
 }
 
 impl InputWires for MaskedBits<'_> {
-    fn bits(&mut self, b: &mut CircuitBuilder, provider: Provider, _field: usize, count: u32) -> Vec<Wire> {
+    fn bits(
+        &mut self,
+        b: &mut CircuitBuilder,
+        provider: Provider,
+        _field: usize,
+        count: u32,
+    ) -> Vec<Wire> {
         let Provider::Slot(slot) = provider else {
             unreachable!("programs with owner inputs are refused before they run")
         };
@@ -343,7 +361,8 @@ pub async fn run_program(
         .filter(|g| matches!(g, Gate::Random))
         .count()
         == randoms.len();
-    if !only_masks || !lowered.owner_fields.is_empty() || lowered.outputs.iter().any(|o| o.private) {
+    if !only_masks || !lowered.owner_fields.is_empty() || lowered.outputs.iter().any(|o| o.private)
+    {
         return Err(SpdzError::Program(
             "owner inputs and private outputs are not run on the mesh yet".into(),
         ));
@@ -365,7 +384,17 @@ pub async fn run_program(
         bits: job.material.bits[..need.bits].to_vec(),
     };
     let outputs = lowered.outputs;
-    let (opened, _) = run_session(channels, job, job.sessions.program, me, circuit, material, &key, &[]).await?;
+    let (opened, _) = run_session(
+        channels,
+        job,
+        job.sessions.program,
+        me,
+        circuit,
+        material,
+        &key,
+        &[],
+    )
+    .await?;
     outputs
         .iter()
         .zip(opened)
@@ -440,7 +469,9 @@ async fn run_session(
         Vec::new(),
         material,
     )?;
-    session.keep_shares(keep.to_vec()).map_err(|e| SpdzError::Invalid(e.to_string()))?;
+    session
+        .keep_shares(keep.to_vec())
+        .map_err(|e| SpdzError::Invalid(e.to_string()))?;
     let mut transport = channels.connect(id, &job.committee, MAX_FRAME).await?;
     match run(conclave_mpc::driver::Keeping(session), &mut transport).await {
         Ok(out) => Ok(out),

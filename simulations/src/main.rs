@@ -6,8 +6,8 @@ use alloy::primitives::U256;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use conclave_chain::watch::ResultWatcher;
-use conclave_node::client::Client;
 use conclave_mpc::lang::{InputValues, OutputValue};
+use conclave_node::client::Client;
 use conclave_node::program::Program;
 use conclave_sim::Cluster;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -79,6 +79,8 @@ const AVERAGE: &str = include_str!("../../examples/programs/average.tally");
 /// One task end to end; returns the outcome and its timings.
 struct Outcome {
     outputs: Vec<OutputValue>,
+    /// The slot each record went into (the program reads records in slot order).
+    slots: Vec<u32>,
     committee: Vec<String>,
     tx_hash: String,
     block: u64,
@@ -152,8 +154,9 @@ async fn run_task(
             r
         }
     });
+    let mut slots = Vec::with_capacity(records.len());
     for r in futures::future::join_all(submits).await {
-        r.context("a device's submission")?;
+        slots.push(r.context("a device's submission")?.slot);
     }
     let inputs_ms = started.elapsed().as_millis();
     let closed = Instant::now();
@@ -189,6 +192,7 @@ async fn run_task(
     Ok(Outcome {
         phases,
         outputs,
+        slots,
         committee: task.committee.iter().map(|m| m.peer_id.clone()).collect(),
         tx_hash: published.tx_hash.to_string(),
         block: published.block_number,
@@ -198,8 +202,16 @@ async fn run_task(
     })
 }
 
-/// What the plaintext evaluator computes over the same records.
-fn plaintext(source: &str, records: Vec<Vec<i128>>) -> anyhow::Result<Vec<OutputValue>> {
+/// What the plaintext evaluator computes over the same records, put in the order of the slots
+/// they went into.
+fn plaintext(
+    source: &str,
+    records: Vec<Vec<i128>>,
+    slots: &[u32],
+) -> anyhow::Result<Vec<OutputValue>> {
+    let mut by_slot: Vec<(u32, Vec<i128>)> = slots.iter().copied().zip(records).collect();
+    by_slot.sort_by_key(|(slot, _)| *slot);
+    let records: Vec<Vec<i128>> = by_slot.into_iter().map(|(_, r)| r).collect();
     let program = conclave_mpc::lang::Program::compile(source, 2, Some(records.len()))
         .map_err(|d| anyhow::anyhow!("{d}"))?;
     Ok(program.evaluate(&InputValues {
@@ -221,14 +233,21 @@ async fn quickstart(
             f.display().to_string(),
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
         ),
-        None => ("examples/programs/average.tally".to_string(), AVERAGE.to_string()),
+        None => (
+            "examples/programs/average.tally".to_string(),
+            AVERAGE.to_string(),
+        ),
     };
     let program = Program::from_source(&source).with_context(|| format!("{name}"))?;
-    let devices = devices.unwrap_or(program.max_inputs).min(program.max_inputs);
+    let devices = devices
+        .unwrap_or(program.max_inputs)
+        .min(program.max_inputs);
     let cluster = Cluster::start(nodes, step).await?;
     // A majority of the committee must sign.
     let threshold = committee / 2 + 1;
-    let project = cluster.program_project(&source, committee, threshold).await?;
+    let project = cluster
+        .program_project(&source, committee, threshold)
+        .await?;
     step(&format!(
         "project {project} registered: {name} ({}), committee {committee}, threshold {threshold}",
         program.hash
@@ -247,7 +266,7 @@ async fn quickstart(
             return Err(e);
         }
     };
-    let expected = plaintext(&source, scaled)?;
+    let expected = plaintext(&source, scaled, &o.slots)?;
     println!();
     println!("{name} over {devices} devices' records, computed by SPDZ (MASCOT preprocessing)");
     println!("  task       0x{}", o.task_id);
@@ -288,7 +307,7 @@ async fn bench(inputs: u32, committees: &[u16], runs: usize) -> anyhow::Result<(
             let bar = ProgressBar::hidden();
             let (sent, scaled) = random_records(&program, inputs);
             let o = run_task(&cluster, project, &program, &sent, &bar).await?;
-            if o.outputs != plaintext(&source, scaled)? {
+            if o.outputs != plaintext(&source, scaled, &o.slots)? {
                 bail!("wrong result in the benchmark");
             }
             let mut line = serde_json::json!({
