@@ -1,7 +1,13 @@
 //! `mpc-bench`: throughput figures for the MPC engine, one JSON object per line.
 //!
-//! `cargo bench -p conclave-mpc --bench mpc-bench -- online|preprocessing [--runs N] [--batch N]
-//! [--parties N] [--transport memory|tcp]`
+//! `cargo bench -p conclave-mpc --bench mpc-bench -- online|preprocessing|compare [--runs N]
+//! [--batch N] [--parties N] [--transport memory|tcp]`
+//!
+//! `compare`: secret 32-bit comparisons and fixed-point multiplications (fixed<32, 16>, truncated)
+//! per second for 2 and 3 parties over the in-memory transport: the online phase (dealt material,
+//! `batch` independent operations in one circuit, 1,000 unless given) and MASCOT preprocessing of
+//! exactly the triples and random bits those operations consume (a background pool, as nodes run
+//! it) apart, with the triples and bits per operation.
 //!
 //! `online`: SPDZ multiplications per second, including the MAC checks, for 2 and 3 parties over
 //! the in-memory transport and loopback TCP. Each run evaluates a circuit of `batch` independent multiplications of
@@ -49,7 +55,7 @@ fn parse_args() -> Result<Args, String> {
                 Some(t @ ("memory" | "tcp")) => args.transport = Some(t.to_string()),
                 _ => return Err("--transport takes memory or tcp".into()),
             },
-            "online" | "preprocessing" if args.command.is_empty() => args.command = a,
+            "online" | "preprocessing" | "compare" if args.command.is_empty() => args.command = a,
             other => return Err(format!("unexpected argument {other:?}")),
         }
     }
@@ -73,7 +79,7 @@ fn main() {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "mpc-bench: {e}\nusage: mpc-bench online|preprocessing [--runs N] [--batch N] [--parties N] [--transport memory|tcp]"
+                "mpc-bench: {e}\nusage: mpc-bench online|preprocessing|compare [--runs N] [--batch N] [--parties N] [--transport memory|tcp]"
             );
             std::process::exit(2);
         }
@@ -105,8 +111,80 @@ fn main() {
                 }
             }
         }
+        "compare" => {
+            for parties in [2, 3] {
+                if wanted(parties, "memory") {
+                    for op in [Op::LessThan32, Op::FixedMul] {
+                        compare(op, parties, args.batch.unwrap_or(1000), args.runs);
+                    }
+                }
+            }
+        }
         _ => unreachable!("parse_args accepts only known commands"),
     }
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    /// [x < y] for 32-bit signed x, y.
+    LessThan32,
+    /// ⌊x·y / 2^16⌋ for fixed<32, 16> x, y.
+    FixedMul,
+}
+
+/// `batch` independent operations on party 0's inputs, the results summed and revealed.
+fn op_circuit(op: Op, parties: usize, batch: usize) -> conclave_mpc::Circuit {
+    use conclave_mpc::gadgets::{less_than_zero, truncate};
+    let mut b = conclave_mpc::CircuitBuilder::new(parties);
+    let mut sum = b.constant(conclave_mpc::Fp::ZERO);
+    for _ in 0..batch {
+        let (x, y) = (b.input(0), b.input(0));
+        let r = match op {
+            Op::LessThan32 => {
+                let d = b.sub(x, y);
+                less_than_zero(&mut b, d, 33)
+            }
+            Op::FixedMul => {
+                let p = b.mul(x, y);
+                truncate(&mut b, p, 64, 16)
+            }
+        };
+        sum = b.add(sum, r);
+    }
+    b.reveal(sum);
+    b.build()
+}
+
+fn compare(op: Op, parties: usize, batch: usize, runs: usize) {
+    use rand::RngExt;
+    let circuit = op_circuit(op, parties, batch);
+    let need = circuit.requirements();
+    let mut rng = rand::rng();
+    let mut inputs = vec![Vec::new(); parties];
+    inputs[0] = (0..2 * batch)
+        .map(|_| conclave_mpc::Fp::from_i64(rng.random_range(-(1i64 << 31)..1 << 31)))
+        .collect();
+    let mut online: Vec<Duration> = (0..runs)
+        .map(|seed| support::timed_run_with(&circuit, &inputs, seed as u64, false))
+        .collect();
+    let online = median(&mut online);
+    let mut prep: Vec<Duration> = (0..runs.min(3))
+        .map(|_| support::timed_pool(parties, need.triples, need.bits))
+        .collect();
+    let prep = median(&mut prep);
+    let name = match op {
+        Op::LessThan32 => "lt32",
+        Op::FixedMul => "fixmul32_16",
+    };
+    println!(
+        "{{\"bench\":\"compare\",\"op\":\"{name}\",\"parties\":{parties},\"transport\":\"memory\",\"batch\":{batch},\"runs\":{runs},\"online_ms\":{:.1},\"online_per_sec\":{:.0},\"prep_ms\":{:.1},\"prep_per_sec\":{:.0},\"triples_per_op\":{:.1},\"bits_per_op\":{:.1}}}",
+        online.as_secs_f64() * 1e3,
+        batch as f64 / online.as_secs_f64(),
+        prep.as_secs_f64() * 1e3,
+        batch as f64 / prep.as_secs_f64(),
+        need.triples as f64 / batch as f64,
+        need.bits as f64 / batch as f64,
+    );
 }
 
 fn online(parties: usize, tcp: bool, batch: usize, runs: usize) {

@@ -507,8 +507,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("node.redb")).unwrap();
         let triples = vec![[[1; 32], [2; 32], [3; 32], [4; 32], [5; 32], [6; 32]]; 2];
+        let program = ProgramMaterialRecord {
+            triples: triples.clone(),
+            bits: vec![[[7; 32], [8; 32]]; 3],
+        };
         for task in [[3; 32], [4; 32]] {
-            s.put_material(&task, &[5; 32], &vec![triples.clone(); 3])
+            s.put_material(&task, &[5; 32], &vec![triples.clone(); 3], &program)
                 .unwrap();
             s.put_input(&task, 0, &[[7; 32], [8; 32]]).unwrap();
             s.put_input(&task, 2, &[[8; 32], [9; 32]]).unwrap();
@@ -518,8 +522,10 @@ mod tests {
         assert_eq!(s.alpha(&[3; 32]).unwrap(), None);
         assert_eq!(s.triples(&[3; 32], 0).unwrap(), None);
         assert_eq!(s.triples(&[3; 32], 2).unwrap(), None);
+        assert_eq!(s.program_material(&[3; 32]).unwrap(), None);
         assert!(s.inputs(&[3; 32]).unwrap().is_empty());
         assert!(!s.claim_run(&[3; 32]).unwrap(), "still ran");
+        assert_eq!(s.program_material(&[4; 32]).unwrap(), Some(program));
         assert_eq!(s.alpha(&[4; 32]).unwrap(), Some([5; 32]));
         assert_eq!(s.triples(&[4; 32], 2).unwrap(), Some(triples));
         assert_eq!(s.inputs(&[4; 32]).unwrap().len(), 2);
@@ -553,8 +559,13 @@ mod tests {
                 Some(vec![[9; 32]]),
                 "first input stays"
             );
-            s.put_material(&[3; 32], &[5; 32], &[vec![record], vec![record]])
-                .unwrap();
+            s.put_material(
+                &[3; 32],
+                &[5; 32],
+                &[vec![record], vec![record]],
+                &ProgramMaterialRecord::default(),
+            )
+            .unwrap();
             s.put_input(&[3; 32], 0, &[[7; 32]]).unwrap();
             s.put_input(&[4; 32], 0, &[[1; 32]]).unwrap();
             assert!(s.release_slot_to(&[3; 32], 1, &[6; 32]).unwrap());

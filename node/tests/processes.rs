@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::U256;
 use alloy::signers::local::PrivateKeySigner;
 use conclave_chain::anvil::Anvil;
 use conclave_chain::backend::spawn_block_ticker;
@@ -159,14 +159,15 @@ impl Mesh {
 
         let owner = PrivateKeySigner::random();
         chain.set_balance(owner.address(), coin).await.unwrap();
-        let program = Program::private_average(max_inputs, 120);
+        let source = Program::sum_source(max_inputs, 120, 32);
+        let program = Program::from_source(&source).unwrap();
         mesh.project = mesh
             .contracts
             .register_project(
                 &owner,
                 &ProjectSpec {
-                    program_hash: B256::from(program.hash()),
-                    program_uri: program.uri.clone(),
+                    program_hash: program.hash,
+                    program_uri: String::new(),
                     prover_kind: ProverKind::Spdz,
                     committee_size: 3,
                     threshold: 2,
@@ -175,6 +176,22 @@ impl Mesh {
             )
             .await
             .unwrap();
+        // One node gets the source; the others fetch it over the mesh by its hash.
+        let published = reqwest::Client::new()
+            .post(format!(
+                "{}/v1/projects/{}/program",
+                mesh.api(2),
+                mesh.project
+            ))
+            .json(&serde_json::json!({ "hash": "", "source": source }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            published.status().is_success(),
+            "{:?}",
+            published.text().await
+        );
         mesh.from_block = chain.block_number().await.unwrap();
         mesh
     }
@@ -279,7 +296,7 @@ async fn four_processes_publish_a_correct_result_on_anvil() {
     );
     let shown = conclave(&mesh.nodes[1].0, &["result", &task.task_id]);
     assert!(
-        shown.contains(&format!("sum {} count 8", avg.sum)),
+        shown.contains(&format!("sum = {}\ncounted = 8", avg.sum)),
         "{shown}"
     );
 }

@@ -30,6 +30,16 @@ pub fn multiplication_batch(parties: usize, batch: usize) -> Circuit {
 /// One honest run of `circuit` over the in-memory transport, or loopback TCP when `tcp`. Dealing
 /// preprocessing and connecting are not timed.
 pub fn timed_run(circuit: &Circuit, seed: u64, tcp: bool) -> Duration {
+    timed_run_with(circuit, &vec![Vec::new(); circuit.parties()], seed, tcp)
+}
+
+/// [`timed_run`] with the parties' inputs.
+pub fn timed_run_with(
+    circuit: &Circuit,
+    inputs: &[Vec<conclave_mpc::Fp>],
+    seed: u64,
+    tcp: bool,
+) -> Duration {
     let parties = circuit.parties();
     let materials = InsecureDealer::new(parties, seed).deal(&circuit.requirements());
     let sessions: Vec<Session> = materials
@@ -37,7 +47,7 @@ pub fn timed_run(circuit: &Circuit, seed: u64, tcp: bool) -> Duration {
         .enumerate()
         .map(|(party, m)| {
             let cfg = SessionConfig::new(SessionId([seed as u8; 16]), party, parties);
-            Session::new(cfg, circuit.clone(), vec![], m).expect("session")
+            Session::new(cfg, circuit.clone(), inputs[party].clone(), m).expect("session")
         })
         .collect();
     if tcp {
@@ -66,6 +76,38 @@ pub fn timed_run(circuit: &Circuit, seed: u64, tcp: bool) -> Duration {
         .collect();
     on_own_threads(jobs);
     start.elapsed()
+}
+
+/// How long MASCOT takes to make `triples` triples and `bits` random bits among `parties`
+/// (a background pool per party, as nodes run it; the base-OT setup included).
+pub fn timed_pool(parties: usize, triples: usize, bits: usize) -> Duration {
+    use conclave_mpc::mascot::pool::{Pool, PoolConfig};
+    use conclave_mpc::prep::Requirements;
+    use conclave_mpc::share::MacKeyShare;
+    let jobs: Vec<_> = MemoryTransport::mesh(parties)
+        .into_iter()
+        .map(|t| {
+            move || async move {
+                let start = Instant::now();
+                let key = MacKeyShare::new(conclave_mpc::Fp::random(&mut rand::rng()));
+                let config = PoolConfig::for_material(parties, triples, bits);
+                let mut pool = Pool::start(SessionId([9; 16]), key, t, config)
+                    .await
+                    .expect("pool");
+                let need = Requirements {
+                    triples,
+                    randoms: 0,
+                    input_masks: vec![0; parties],
+                    bits,
+                };
+                pool.ready(&need).await.expect("material");
+                let elapsed = start.elapsed();
+                pool.stop().await;
+                elapsed
+            }
+        })
+        .collect();
+    on_own_threads(jobs).into_iter().max().expect("parties")
 }
 
 /// Runs each party on its own OS thread with its own single-threaded runtime, so parties compute

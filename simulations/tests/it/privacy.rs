@@ -70,7 +70,11 @@ async fn results_are_correct_and_no_node_keeps_a_plaintext_input() {
         .await
         .unwrap();
     assert_eq!(status.state, "published");
-    assert_eq!(status.sum, Some(avg.sum));
+    let outputs = status
+        .outputs
+        .expect("outputs read with the task's program");
+    assert_eq!(outputs[0].name, "sum");
+    assert_eq!(outputs[0].value, avg.sum.to_string());
 
     let dbs: Vec<Vec<u8>> = (0..5)
         .map(|i| std::fs::read(cluster.data_dir().join(format!("node{i}.redb"))).unwrap())
