@@ -135,7 +135,7 @@ pub fn mod_pow2(b: &mut CircuitBuilder, a: Wire, k: u32, m: u32) -> Wire {
 /// ⌊a / 2^m⌋ for a in [−2^(k−1), 2^(k−1)), exactly (the deterministic variant of Catrina and
 /// Saxena's truncation: the plaintext evaluator must agree bit for bit).
 pub fn truncate(b: &mut CircuitBuilder, a: Wire, k: u32, m: u32) -> Wire {
-    check_width(k, m);
+    check_width(k, 0);
     if m == 0 {
         return a;
     }
@@ -288,6 +288,8 @@ mod tests {
         let c = less_than_zero_cost(32);
         assert_eq!(c.bits, 32 + KAPPA as usize);
         assert!(c.triples < 2 * 31, "{c:?}");
+        // Truncating by more bits than the value has leaves its sign.
+        assert_eq!(truncate_cost(8, 20), less_than_zero_cost(8));
         let e = equals_zero_cost(32);
         assert_eq!(e.bits, 32 + KAPPA as usize);
         assert_eq!(e.triples, 31);

@@ -187,7 +187,13 @@ impl Inner {
                 p.proverKind
             )));
         }
-        let program = self.program(p.programHash, &p.programUri).await?;
+        let program = self
+            .program(
+                p.programHash,
+                &p.programUri,
+                crate::programs::Fetch::MeshOrUrl,
+            )
+            .await?;
         let (task, _opened_at) = self
             .contracts
             .open_task(&self.operator, U256::from(project))

@@ -24,7 +24,7 @@ pub mod messages;
 pub mod metrics;
 pub mod node;
 pub mod program;
-mod programs;
+pub(crate) mod programs;
 pub mod ratelimit;
 pub mod store;
 pub mod sweep;

@@ -289,7 +289,11 @@ impl Inner {
             .await
             .map_err(chain)?;
         let program = self
-            .program(task.programHash, &project.programUri)
+            .program(
+                task.programHash,
+                &project.programUri,
+                crate::programs::Fetch::MeshOrUrl,
+            )
             .await
             .map_err(|e| refuse(format!("the task's program: {e}")))?;
         if task.proverKind != ProverKind::Spdz as u8
@@ -432,7 +436,7 @@ impl Inner {
             .task(U256::from_be_bytes(*task))
             .await
             .map_err(|e| refuse(format!("reading the task on chain: {e}")))?;
-        self.program(snapshot.programHash, "")
+        self.program(snapshot.programHash, "", crate::programs::Fetch::MeshOrUrl)
             .await
             .map_err(|e| refuse(format!("the task's program: {e}")))
     }

@@ -98,6 +98,8 @@ pub(crate) struct Volatile {
     pub prep: HashMap<TaskId, watch::Receiver<PrepStatus>>,
     /// Compiled programs by source hash.
     pub programs: HashMap<alloy::primitives::B256, Arc<crate::program::Program>>,
+    /// Programs whose last load failed: when, and why.
+    pub program_failures: HashMap<alloy::primitives::B256, (std::time::Instant, String)>,
 }
 
 /// Inserts into a map holding at most `cap` entries, forgetting an arbitrary other one if full.
@@ -196,6 +198,8 @@ pub(crate) struct Inner {
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Serialises task opening per project at this node.
     pub opening: tokio::sync::Mutex<()>,
+    /// Serialises compiling programs ([`crate::programs`]).
+    pub compiling: tokio::sync::Mutex<()>,
     /// Draws (task openings) this node may still pay for.
     pub openings: Mutex<crate::ratelimit::Budget>,
     weak: Weak<Inner>,
@@ -281,6 +285,7 @@ impl Node {
             volatile: Mutex::new(Volatile::default()),
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
             opening: tokio::sync::Mutex::new(()),
+            compiling: tokio::sync::Mutex::new(()),
             openings: Mutex::new(crate::ratelimit::Budget::per_minute(
                 setup.rate_limits.openings_per_minute,
                 std::time::Instant::now(),

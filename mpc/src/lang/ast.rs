@@ -149,4 +149,26 @@ pub enum ExprKind {
 pub struct Expr {
     pub kind: ExprKind,
     pub span: Span,
+    /// The height of this expression's tree (1 for a leaf): the parser refuses deep trees, so
+    /// that compiling and dropping them cannot exhaust the stack.
+    pub height: u32,
+}
+
+impl Expr {
+    pub fn new(kind: ExprKind, span: Span) -> Expr {
+        let child = |e: &Expr| e.height;
+        let below = match &kind {
+            ExprKind::Unary(_, a) => child(a),
+            ExprKind::Binary(_, a, b) | ExprKind::Index(a, b) => child(a).max(child(b)),
+            ExprKind::Call(_, args) | ExprKind::Array(args) => {
+                args.iter().map(child).max().unwrap_or(0)
+            }
+            _ => 0,
+        };
+        Expr {
+            kind,
+            span,
+            height: below + 1,
+        }
+    }
 }

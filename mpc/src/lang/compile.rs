@@ -23,6 +23,16 @@ pub const MAX_MAGNITUDE_BITS: u32 = 120;
 /// Most gates a program may compile to.
 pub const MAX_PROGRAM_GATES: usize = 4 << 20;
 
+/// Most compile steps (expressions, loop iterations, array elements copied) a program may take:
+/// whatever a source says, compiling it ends soon and in bounded memory.
+pub const MAX_COMPILE_WORK: u64 = 1 << 22;
+
+/// Errors reported before the compiler gives up.
+pub const MAX_ERRORS: usize = 50;
+
+/// Most scalar fields one input declaration may have.
+pub const MAX_INPUT_FIELDS: usize = 1 << 12;
+
 /// The numeric kind of a scalar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -141,6 +151,9 @@ struct Compiler<'a> {
     output_names: HashMap<String, Span>,
     /// Device inputs declared, bound once all are read: (name, first field, fields, shape).
     pending: Vec<(String, usize, usize, Vec<usize>)>,
+    /// Compile steps taken ([`MAX_COMPILE_WORK`]).
+    work: u64,
+    /// The program is over a limit (or has too many errors): compiling stops.
     too_large: bool,
 }
 
@@ -166,6 +179,7 @@ pub fn lower(
         outputs: Vec::new(),
         output_names: HashMap::new(),
         pending: Vec::new(),
+        work: 0,
         too_large: false,
     };
     // Device inputs are declared before use; their validity needs every field, so inputs are
@@ -201,8 +215,10 @@ pub fn lower(
     }
 }
 
+/// 2^e for e ≤ 126 (callers keep exponents within the magnitude limit).
 fn pow2(e: u32) -> i128 {
-    1i128 << e
+    debug_assert!(e <= 126, "2^{e} does not fit");
+    1i128 << e.min(126)
 }
 
 /// Bits of a signed width that holds every value in [lo, hi].
@@ -219,8 +235,31 @@ fn signed_width(lo: i128, hi: i128) -> u32 {
 
 impl Compiler<'_> {
     fn error(&mut self, d: Diagnostic) -> Val {
-        self.errors.push(d);
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(d);
+        } else if !self.too_large {
+            self.too_large = true;
+            self.errors
+                .push(Diagnostic::new(d.span, "too many errors; stopping here"));
+        }
         Val::Poison
+    }
+
+    /// Counts `n` compile steps and the gates so far against their limits; false once over.
+    fn charge(&mut self, n: usize, span: Span) -> bool {
+        if self.too_large {
+            return false;
+        }
+        self.work = self.work.saturating_add(n as u64);
+        if self.work > MAX_COMPILE_WORK {
+            self.too_large = true;
+            self.errors.push(Diagnostic::new(
+                span,
+                format!("compiling this program takes more than {MAX_COMPILE_WORK} steps"),
+            ));
+            return false;
+        }
+        self.check_size(span)
     }
 
     fn lookup(&self, name: &str) -> Option<&Binding> {
@@ -317,16 +356,20 @@ impl Compiler<'_> {
         match v {
             Val::Scalar(k, Repr::Public(x)) if k != Kind::Bool => {
                 let (f_have, f_want) = (k.frac(), kind.frac());
-                Some(if f_want >= f_have {
-                    x * pow2(f_want - f_have)
+                let scaled = if f_want >= f_have {
+                    x.checked_mul(pow2(f_want - f_have))
                 } else {
                     let d = pow2(f_have - f_want);
-                    if upper {
+                    Some(if upper {
                         x.div_euclid(d)
                     } else {
                         -(-x).div_euclid(d)
-                    }
-                })
+                    })
+                };
+                if scaled.is_none() {
+                    self.error(Diagnostic::new(e.span, "this bound is too large"));
+                }
+                scaled
             }
             Val::Poison => None,
             _ => {
@@ -373,7 +416,21 @@ impl Compiler<'_> {
         if kind == Kind::Bool && range.is_some() {
             self.error(Diagnostic::new(span, "a boolean input takes no range"));
         }
-        let count: usize = shape.iter().product();
+        let count = shape
+            .iter()
+            .try_fold(1usize, |n, d| n.checked_mul(*d))
+            .filter(|n| *n <= MAX_INPUT_FIELDS);
+        let Some(count) = count else {
+            self.error(Diagnostic::new(
+                ty.span,
+                format!("an input has at most {MAX_INPUT_FIELDS} fields"),
+            ));
+            self.bind(name, Val::Poison, false);
+            return;
+        };
+        if !self.charge(count, span) {
+            return;
+        }
         let first = match source {
             InputSource::Devices => self.device_fields.len(),
             InputSource::Owner => self.owner_fields.len(),
@@ -440,6 +497,9 @@ impl Compiler<'_> {
     fn finish_device_inputs(&mut self) {
         let fields = self.device_fields.clone();
         for slot in 0..self.slots {
+            if !self.charge(fields.len().max(1), Span::default()) {
+                return;
+            }
             let mut ok = self.b.constant(Fp::ONE);
             let mut raw = Vec::with_capacity(fields.len());
             for (field, spec) in fields.iter().enumerate() {
@@ -649,6 +709,9 @@ impl Compiler<'_> {
     }
 
     fn stmt(&mut self, s: &Stmt) {
+        if self.too_large {
+            return;
+        }
         match s {
             Stmt::Let {
                 name,
@@ -684,7 +747,7 @@ impl Compiler<'_> {
                     return;
                 };
                 for i in from..to {
-                    if !self.check_size(*span) {
+                    if !self.charge(1, *span) {
                         return;
                     }
                     self.scopes.push(HashMap::new());
@@ -796,7 +859,14 @@ impl Compiler<'_> {
         flatten(&v, name.to_string(), &mut flat);
         for (name, v) in flat {
             let Val::Scalar(kind, repr) = v else {
-                continue; // poisoned: reported already
+                if self.errors.is_empty() {
+                    // Every poisoned value was reported; this keeps it so if one was not.
+                    self.error(Diagnostic::new(
+                        span,
+                        format!("output `{name}` has no value"),
+                    ));
+                }
+                continue;
             };
             let wire = self.wire(repr);
             let (opened, mask) = if private {
@@ -864,6 +934,10 @@ impl Compiler<'_> {
 
     /// `n` multiplied by 2^shift (shift ≥ 0): more fractional bits.
     fn shift_up(&mut self, n: Num, shift: u32, kind: Kind, span: Span) -> Option<Num> {
+        if shift > MAX_MAGNITUDE_BITS {
+            self.error(Diagnostic::new(span, "a shift of more than 120 bits"));
+            return None;
+        }
         let f = pow2(shift);
         match n.repr {
             Repr::Public(v) => self.public(kind, v.checked_mul(f), span),
@@ -944,16 +1018,24 @@ impl Compiler<'_> {
     // ----- expressions -----
 
     fn expr(&mut self, e: &Expr) -> Val {
+        if !self.charge(1, e.span) {
+            return Val::Poison;
+        }
         match &e.kind {
             ExprKind::Int(v) => Val::Scalar(Kind::Int, Repr::Public(*v)),
             ExprKind::Decimal { digits, scale } => {
                 let den = 10i128.checked_pow(*scale);
-                match den.and_then(|d| digits.checked_mul(pow2(LITERAL_FRAC)).map(|n| (n, d))) {
-                    Some((n, d)) => {
-                        // Round to nearest.
-                        let v = (2 * n + d).div_euclid(2 * d);
-                        Val::Scalar(Kind::Fixed(LITERAL_FRAC), Repr::Public(v))
-                    }
+                let scaled = den.and_then(|d| {
+                    let n = digits.checked_mul(pow2(LITERAL_FRAC))?;
+                    // Round to nearest.
+                    Some(
+                        n.checked_mul(2)?
+                            .checked_add(d)?
+                            .div_euclid(d.checked_mul(2)?),
+                    )
+                });
+                match scaled {
+                    Some(v) => Val::Scalar(Kind::Fixed(LITERAL_FRAC), Repr::Public(v)),
                     None => self.error(Diagnostic::new(
                         e.span,
                         "decimal literal too precise or too large",
@@ -962,7 +1044,16 @@ impl Compiler<'_> {
             }
             ExprKind::Bool(b) => Val::Scalar(Kind::Bool, Repr::Public(i128::from(*b))),
             ExprKind::Name(name) => match self.lookup(name) {
-                Some(b) => b.val.clone(),
+                Some(b) => {
+                    // Copying an array costs its size: a program doubling one line by line stops.
+                    let size = scalars(&b.val);
+                    let val = if size > 1 && !self.charge(size, e.span) {
+                        Val::Poison
+                    } else {
+                        self.lookup(name).map_or(Val::Poison, |b| b.val.clone())
+                    };
+                    val
+                }
                 None => self.error(Diagnostic::new(e.span, format!("unknown name `{name}`"))),
             },
             ExprKind::Array(items) => Val::Array(items.iter().map(|i| self.expr(i)).collect()),
@@ -1130,6 +1221,9 @@ impl Compiler<'_> {
 
     fn binary(&mut self, op: BinOp, l: Val, r: Val, span: Span) -> Val {
         use BinOp::*;
+        if !self.charge(1, span) {
+            return Val::Poison;
+        }
         let n = match op {
             And | Or => {
                 let (Some(a), Some(b)) = (self.boolean(l, span), self.boolean(r, span)) else {
@@ -1288,9 +1382,17 @@ impl Compiler<'_> {
         if m == 0 {
             return Some(Num { kind, ..n });
         }
+        if m > MAX_MAGNITUDE_BITS {
+            self.error(Diagnostic::new(span, "a shift of more than 120 bits"));
+            return None;
+        }
         let d = pow2(m);
         match n.repr {
             Repr::Public(v) => self.public(kind, Some(v.div_euclid(d)), span),
+            // The interval decides the result: no truncation needed.
+            Repr::Secret { lo, hi, .. } if lo.div_euclid(d) == hi.div_euclid(d) => {
+                self.public(kind, Some(lo.div_euclid(d)), span)
+            }
             Repr::Secret { wire, lo, hi } => {
                 let k = signed_width(lo, hi);
                 let w = gadgets::truncate(&mut self.b, wire, k, m);
@@ -1367,7 +1469,13 @@ impl Compiler<'_> {
             return self.floor_div_pow2(a, d.trailing_zeros(), kind, span);
         }
         let (lo, hi) = a.bounds();
-        let base = lo.div_euclid(d).checked_mul(d)?;
+        let Some(base) = lo.div_euclid(d).checked_mul(d) else {
+            self.error(Diagnostic::new(
+                span,
+                "this division's dividend is too large",
+            ));
+            return None;
+        };
         let shifted = self.add_sub(
             BinOp::Sub,
             Num {
@@ -1468,6 +1576,9 @@ impl Compiler<'_> {
 
     /// c ? a : b = b + c·(a − b), elementwise over arrays of one shape.
     fn select(&mut self, c: Num, a: Val, b: Val, span: Span) -> Val {
+        if !self.charge(1, span) {
+            return Val::Poison;
+        }
         match (a, b) {
             (Val::Poison, _) | (_, Val::Poison) => Val::Poison,
             (Val::Array(x), Val::Array(y)) if x.len() == y.len() => Val::Array(
@@ -1620,6 +1731,14 @@ impl Compiler<'_> {
         } else {
             self.select(c, b, a, span)
         }
+    }
+}
+
+/// How many scalars a value holds.
+fn scalars(v: &Val) -> usize {
+    match v {
+        Val::Array(items) => items.iter().map(scalars).sum::<usize>().max(1),
+        _ => 1,
     }
 }
 

@@ -20,6 +20,12 @@ use crate::schedule::Plan;
 pub use compile::{FieldSpec, InputWires, Kind, OutputSpec, Provider};
 use diag::{Diagnostic, Diagnostics, Span};
 
+/// Most device slots a program may declare.
+pub const MAX_DEVICES: i128 = 10_000;
+
+/// Longest input window a program may declare, in seconds.
+pub const MAX_WINDOW_SECS: i128 = 86_400;
+
 /// A parsed program, ready to be compiled for any committee and slot count.
 #[derive(Clone, Debug)]
 pub struct Parsed {
@@ -30,6 +36,34 @@ impl Parsed {
     pub fn new(source: &str) -> Result<Parsed, Diagnostics> {
         let tokens = lexer::lex(source).map_err(|d| Diagnostics(vec![d]))?;
         let items = parser::parse(&tokens).map_err(|d| Diagnostics(vec![d]))?;
+        // The slot count sizes everything the compiler builds, so it is checked first: one
+        // literal, in range (the window alike).
+        let mut errors = Vec::new();
+        for (keyword, max) in [("devices", MAX_DEVICES), ("window", MAX_WINDOW_SECS)] {
+            let mut seen = false;
+            for item in &items {
+                let e = match (keyword, item) {
+                    ("devices", ast::Item::Devices(e)) | ("window", ast::Item::Window(e)) => e,
+                    _ => continue,
+                };
+                if seen {
+                    errors.push(Diagnostic::new(
+                        e.span,
+                        format!("`{keyword}` is declared twice"),
+                    ));
+                }
+                seen = true;
+                if !matches!(e.kind, ast::ExprKind::Int(n) if (1..=max).contains(&n)) {
+                    errors.push(Diagnostic::new(
+                        e.span,
+                        format!("`{keyword}` takes a whole number from 1 to {max}"),
+                    ));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Diagnostics(errors));
+        }
         Ok(Parsed { items })
     }
 

@@ -10,6 +10,12 @@ const MAX_DEPTH: usize = 64;
 /// Largest array length a type may declare.
 pub const MAX_ARRAY: usize = 1 << 16;
 
+/// Tallest expression tree accepted (a chain `a + b + …` is as tall as it is long).
+pub const MAX_EXPR_HEIGHT: u32 = 200;
+
+/// Most dimensions of an array type.
+pub const MAX_DIMENSIONS: usize = 4;
+
 pub fn parse(tokens: &[Token]) -> Result<Vec<Item>, Diagnostic> {
     let mut p = Parser {
         tokens,
@@ -248,7 +254,10 @@ impl Parser<'_> {
             let then = self.block()?;
             let otherwise = if self.eat_word("else") {
                 if self.is_word("if") {
-                    vec![self.stmt()?]
+                    self.nest()?;
+                    let chained = vec![self.stmt()?];
+                    self.depth -= 1;
+                    chained
                 } else {
                     self.block()?
                 }
@@ -309,7 +318,15 @@ impl Parser<'_> {
             return Err(Diagnostic::new(start, format!("unknown type `{name}`"))
                 .help("types are intK (K = 1..64), fixed<K, F>, bool and arrays T[N]"));
         };
+        let mut dimensions = 0;
         while self.eat_sym("[") {
+            dimensions += 1;
+            if dimensions > MAX_DIMENSIONS {
+                return Err(Diagnostic::new(
+                    self.prev_span(),
+                    format!("arrays have at most {MAX_DIMENSIONS} dimensions"),
+                ));
+            }
             let n = self.small_int()? as usize;
             self.expect_sym("]")?;
             ty = TypeExpr::Array(Box::new(ty), n);
@@ -364,10 +381,10 @@ impl Parser<'_> {
             self.bump();
             let rhs = self.binary(level + 1)?;
             let span = lhs.span.to(rhs.span);
-            lhs = Expr {
-                kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+            lhs = self.tall_checked(Expr::new(
+                ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
                 span,
-            };
+            ))?;
             // Comparisons do not chain.
             if level == 2 {
                 return Ok(lhs);
@@ -389,10 +406,8 @@ impl Parser<'_> {
                 self.nest()?;
                 let inner = self.unary()?;
                 self.depth -= 1;
-                Ok(Expr {
-                    span: start.to(inner.span),
-                    kind: ExprKind::Unary(op, Box::new(inner)),
-                })
+                let span = start.to(inner.span);
+                self.tall_checked(Expr::new(ExprKind::Unary(op, Box::new(inner)), span))
             }
             None => self.postfix(),
         }
@@ -403,10 +418,11 @@ impl Parser<'_> {
         while self.eat_sym("[") {
             let index = self.expr()?;
             self.expect_sym("]")?;
-            e = Expr {
-                span: e.span.to(self.prev_span()),
-                kind: ExprKind::Index(Box::new(e), Box::new(index)),
-            };
+            let span = e.span.to(self.prev_span());
+            e = self.tall_checked(Expr::new(
+                ExprKind::Index(Box::new(e), Box::new(index)),
+                span,
+            ))?;
         }
         Ok(e)
     }
@@ -450,10 +466,19 @@ impl Parser<'_> {
             }
             _ => return Err(self.expected("an expression")),
         };
-        Ok(Expr {
-            kind,
-            span: start.to(self.prev_span()),
-        })
+        let span = start.to(self.prev_span());
+        self.tall_checked(Expr::new(kind, span))
+    }
+
+    fn tall_checked(&self, e: Expr) -> Parsed<Expr> {
+        if e.height > MAX_EXPR_HEIGHT {
+            return Err(Diagnostic::new(
+                e.span,
+                format!("this expression is nested deeper than {MAX_EXPR_HEIGHT} levels"),
+            )
+            .help("split it with `let`, or sum an array with sum()"));
+        }
+        Ok(e)
     }
 
     fn list(&mut self, close: &str) -> Parsed<Vec<Expr>> {

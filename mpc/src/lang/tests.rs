@@ -150,3 +150,77 @@ fn errors_point_at_their_source() {
     }
     assert!(text.contains("^^^^"), "{text}");
 }
+
+/// Sources an attacker could register: each is refused (or compiles) without a panic, in bounded
+/// time and memory.
+#[test]
+fn hostile_sources_are_refused_not_fatal() {
+    let many = |unit: &str, n: usize, sep: &str| vec![unit; n].join(sep);
+    let doubling: String = (1..40)
+        .map(|i| format!("let a{i} = [a{}, a{}];\n", i - 1, i - 1))
+        .collect();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "devices 100000000000; window 5;\ninput x: int8 from devices;\noutput s = sum(x);"
+                .into(),
+            "takes a whole number",
+        ),
+        (
+            "devices 2; devices 10000; window 5;\ninput x: int8 from devices;\noutput s = sum(x);"
+                .into(),
+            "declared twice",
+        ),
+        (
+            format!("output s = {};", many("1", 100_000, "+")),
+            "nested deeper",
+        ),
+        (
+            format!("let a = [1];\noutput s = a{};", many("[0]", 10_000, "")),
+            "nested deeper",
+        ),
+        (
+            format!(
+                "if true {{ }} {} else {{ }}\noutput s = 1;",
+                many("else if true { }", 10_000, " ")
+            ),
+            "nesting deeper",
+        ),
+        (
+            format!(
+                "input x: int8{} from owner;\noutput s = 1;",
+                many("[1]", 5000, "")
+            ),
+            "dimensions",
+        ),
+        (
+            "for i in 0..1000000000000000000000000 { }\noutput s = 1;".into(),
+            "steps",
+        ),
+        (format!("let a0 = [1];\n{doubling}output s = 1;"), "steps"),
+        (
+            "input x: int64[65536][65536] from owner;\noutput s = 1;".into(),
+            "at most",
+        ),
+        (
+            format!("output s = 1;\n{}", many("let y = nope;", 1000, "\n")),
+            "too many errors",
+        ),
+    ];
+    for (source, expected) in cases {
+        let err = Program::compile(&source, 2, None).expect_err(expected);
+        let text = err.render("hostile.tally", &source);
+        assert!(
+            text.contains(expected),
+            "{expected}: {}",
+            &text[..text.len().min(400)]
+        );
+    }
+    // Values whose interval leaves nothing to truncate compile (and fold).
+    for ok in [
+        "devices 2; window 5;\ninput x: fixed<16, 8> from devices;\noutput y = x[0] * 0.001;",
+        "devices 2; window 5;\ninput x: fixed<16, 12> in 0..=0.1 from devices;\noutput y = floor(x[0]);",
+        "input x: fixed<64, 60> in 0..=0.5 from owner;\noutput y = x * x;",
+    ] {
+        Program::compile(ok, 2, None).unwrap_or_else(|d| panic!("{}", d.render("ok", ok)));
+    }
+}

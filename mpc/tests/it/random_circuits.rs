@@ -10,7 +10,8 @@ use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// A random circuit with a chain of `depth` multiplications and `gates` gates in all.
+/// A random circuit with a chain of `depth` multiplications of secrets and `gates` gates in all
+/// (products with constants among them, which are local).
 fn random_circuit(parties: usize, seed: u64, depth: usize, gates: usize) -> Circuit {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut b = CircuitBuilder::new(parties);
@@ -20,11 +21,13 @@ fn random_circuit(parties: usize, seed: u64, depth: usize, gates: usize) -> Circ
             wires.push(b.input(p));
         }
     }
+    let secrets = wires.len();
     wires.push(b.constant(Fp::from_i64(rng.random_range(-5..6))));
     let mut spine = wires[0];
     let mut built = wires.len();
     for _ in 0..depth {
-        let other = wires[rng.random_range(0..wires.len())];
+        // A secret factor: a product with a public one is local and adds no depth.
+        let other = wires[rng.random_range(0..secrets)];
         spine = b.mul(spine, other);
         wires.push(spine);
         built += 1;

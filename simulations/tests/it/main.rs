@@ -4,3 +4,4 @@
 mod committee;
 mod http_api;
 mod privacy;
+mod programs;

@@ -221,7 +221,7 @@ impl Compiler<'_> {
         } else {
             Some(top / pow2((-scale_up) as u32) / smallest)
         };
-        let bound = bound.map(|v| v + v / 256 + 4);
+        let bound = bound.map(|v| v.saturating_add(v / 256 + 4));
         let wire = self.wire(q.repr);
         self.secret(Kind::Fixed(frac), wire, bound.map(|v| -v), bound, span)
     }
