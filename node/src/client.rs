@@ -284,6 +284,8 @@ impl Client {
         task: &TaskJson,
         values: &[f64],
     ) -> Result<Submitted, ClientError> {
+        let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
+        self.check_committee(task, task_id).await?;
         let program = self.program(task).await?;
         // Refused here, before taking a slot: a value outside its field's type cannot be encoded.
         let bits: Vec<Fp> = program
@@ -298,7 +300,7 @@ impl Client {
                 task.input_bits
             )));
         }
-        let slot = self.take_slot(task).await?;
+        let slot = self.grant(task, task_id).await?;
         self.send_bits(task, &slot, &bits).await
     }
 
@@ -308,6 +310,11 @@ impl Client {
     pub async fn take_slot(&self, task: &TaskJson) -> Result<DeviceSlot, ClientError> {
         let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
         self.check_committee(task, task_id).await?;
+        self.grant(task, task_id).await
+    }
+
+    /// [`Client::take_slot`] after the committee check.
+    async fn grant(&self, task: &TaskJson, task_id: [u8; 32]) -> Result<DeviceSlot, ClientError> {
         if !(1..=crate::program::MAX_RECORD_BITS).contains(&task.input_bits) {
             return Err(ClientError::Answer(format!(
                 "inputs of {} bits",

@@ -1,7 +1,8 @@
 //! Tally programs on the mesh (5 real nodes, embedded chain): the auction example with bids in
 //! and out of its declared range publishes the winner and the second price the plaintext
 //! evaluator computes over the same records; the source reached the committee over the mesh (only
-//! node 0 was given it); a program the mesh cannot run yet is refused at registration.
+//! node 0 was given it, and no node takes a source other than the one the chain pins); a program
+//! the mesh cannot run yet is refused at registration.
 
 use std::time::Duration;
 
@@ -24,6 +25,23 @@ async fn auction_publishes_winner_and_price_over_valid_bids() {
     );
     let project = cluster.program_project(AUCTION, 3, 2).await.unwrap();
     let program = Program::from_source(AUCTION).unwrap();
+    // Nobody can hand a node another source for the project: only the one the chain pins.
+    let forged = AUCTION.replace(
+        "second = select(higher, best, max(second, bid[i]));",
+        "second = 0;",
+    );
+    for node in 0..5 {
+        let refused = reqwest::Client::new()
+            .post(format!(
+                "{}/v1/projects/{project}/program",
+                cluster.api(node)
+            ))
+            .json(&serde_json::json!({ "hash": "", "source": forged }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "node {node} took a forged source");
+    }
     // 10 slots; two bids are outside [1, 1 000 000] and must not win or set the price.
     let bids: Vec<i64> = vec![120, 5_000_000, 640, 0, 639, 410, 77, 2_999_999, 638, 300];
     let from = cluster.contracts.chain().block_number().await.unwrap();
