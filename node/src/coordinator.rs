@@ -49,7 +49,7 @@ impl Inner {
                     info: Some(info),
                     coordinating: true,
                     ..
-                })) => Response::Task(info),
+                })) => Response::Task(Box::new(info)),
                 Ok(_) => Response::refused(RefusalKind::Unknown, "not coordinating this task"),
                 Err(e) => Response::refused(RefusalKind::Failed, e.to_string()),
             },

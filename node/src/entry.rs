@@ -65,7 +65,7 @@ impl Inner {
             Response::Task(info)
                 if info.task_id == task && info.coordinator == coordinator.to_bytes() =>
             {
-                info
+                *info
             }
             other => return Err(NodeError::Task(format!("unexpected answer {other:?}"))),
         };

@@ -185,10 +185,10 @@ impl Inner {
             .store
             .task(&info.task_id)
             .map_err(|e| refuse(e.to_string()))?;
-        if let Some(known) = existing.as_ref().and_then(|r| r.info.as_ref()) {
-            if *known != info {
-                return Err(refuse("this task was started with another committee"));
-            }
+        if let Some(known) = existing.as_ref().and_then(|r| r.info.as_ref())
+            && *known != info
+        {
+            return Err(refuse("this task was started with another committee"));
         }
         // The task's program, checked against the chain's hash whether or not the Start is
         // known: it says how much preprocessing the run needs.

@@ -120,7 +120,7 @@ pub enum Response {
         key: [u8; 32],
     },
     Started,
-    Task(TaskInfo),
+    Task(Box<TaskInfo>),
     Slot(SlotTicket),
     Shares(Sealed),
     Accepted,

@@ -238,7 +238,8 @@ async fn quickstart(
             AVERAGE.to_string(),
         ),
     };
-    let program = Program::from_source(&source).with_context(|| format!("{name}"))?;
+    let program =
+        Program::from_source(&source).with_context(|| format!("{name} cannot run on the mesh"))?;
     let devices = devices
         .unwrap_or(program.max_inputs)
         .min(program.max_inputs);

@@ -817,7 +817,7 @@ impl Compiler<'_> {
             // A public initial value (`let mut total = 0.0;`) takes the kind of what is stored.
             (Val::Scalar(_, Repr::Public(_)), Val::Scalar(kind, repr)) => Val::Scalar(kind, repr),
             (Val::Scalar(want, _), Val::Scalar(kind, repr)) => {
-                match self.to_kind(Num { kind, repr }, *want, value.span) {
+                match self.convert_kind(Num { kind, repr }, *want, value.span) {
                     Some(n) => Val::Scalar(n.kind, n.repr),
                     None => Val::Poison,
                 }
@@ -955,7 +955,7 @@ impl Compiler<'_> {
     /// Converts to `want`: integers and booleans widen to fixed point; fixed point changes
     /// precision (fewer fractional bits round down); a fixed-point value does not silently
     /// become an integer.
-    fn to_kind(&mut self, n: Num, want: Kind, span: Span) -> Option<Num> {
+    fn convert_kind(&mut self, n: Num, want: Kind, span: Span) -> Option<Num> {
         let have = n.kind;
         match (have, want) {
             (a, b) if a == b => Some(n),
@@ -996,7 +996,7 @@ impl Compiler<'_> {
             let Val::Scalar(k, repr) = v else {
                 return Val::Poison;
             };
-            let Some(n) = self.to_kind(Num { kind: k, repr }, kind, span) else {
+            let Some(n) = self.convert_kind(Num { kind: k, repr }, kind, span) else {
                 return Val::Poison;
             };
             let (lo, hi) = n.bounds();
@@ -1047,12 +1047,11 @@ impl Compiler<'_> {
                 Some(b) => {
                     // Copying an array costs its size: a program doubling one line by line stops.
                     let size = scalars(&b.val);
-                    let val = if size > 1 && !self.charge(size, e.span) {
+                    if size > 1 && !self.charge(size, e.span) {
                         Val::Poison
                     } else {
                         self.lookup(name).map_or(Val::Poison, |b| b.val.clone())
-                    };
-                    val
+                    }
                 }
                 None => self.error(Diagnostic::new(e.span, format!("unknown name `{name}`"))),
             },
@@ -1214,8 +1213,8 @@ impl Compiler<'_> {
             },
             (Kind::Bool, _) | (_, Kind::Bool) => unreachable!("booleans are integers here"),
         };
-        let a = self.to_kind(a, kind, span)?;
-        let b = self.to_kind(b, kind, span)?;
+        let a = self.convert_kind(a, kind, span)?;
+        let b = self.convert_kind(b, kind, span)?;
         Some((kind, a, b))
     }
 

@@ -142,13 +142,16 @@ pub fn round_of(frame: &Bytes) -> u32 {
         .round
 }
 
+/// A party's outputs and its shares of the wires it kept.
+pub type KeptRun = Result<(Vec<Fp>, Vec<conclave_mpc::Share>), Abort>;
+
 /// Runs every party honestly, each keeping its shares of `keep` (for private outputs' masks).
 pub fn run_keeping_shares(
     circuit: &Circuit,
     inputs: &[Vec<Fp>],
     seed: u64,
     keep: &[conclave_mpc::Wire],
-) -> Vec<Result<(Vec<Fp>, Vec<conclave_mpc::Share>), Abort>> {
+) -> Vec<KeptRun> {
     let n = circuit.parties();
     let materials = InsecureDealer::new(n, seed).deal(&circuit.requirements());
     let rt = tokio::runtime::Builder::new_current_thread()
