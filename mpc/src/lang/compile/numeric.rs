@@ -57,6 +57,31 @@ impl Compiler<'_> {
         }
     }
 
+    /// c ? a : b for integer-kind numbers.
+    fn select_num(&mut self, c: Num, a: Num, b: Num, span: Span) -> Option<Num> {
+        let (a, b) = (Self::int(a), Self::int(b));
+        match self.select(
+            c,
+            Val::Scalar(a.kind, a.repr),
+            Val::Scalar(b.kind, b.repr),
+            span,
+        ) {
+            Val::Scalar(kind, repr) => Some(Num { kind, repr }),
+            _ => None,
+        }
+    }
+
+    /// −x where the secret `negative` holds (none: x itself).
+    fn negate_if(&mut self, negative: Option<Num>, x: Num, span: Span) -> Option<Num> {
+        match negative {
+            Some(c) => {
+                let minus = self.negate(x, span)?;
+                self.select_num(c, minus, x, span)
+            }
+            None => Some(x),
+        }
+    }
+
     /// The same wire with an interval proven by other means than interval arithmetic.
     fn with_bounds(&mut self, n: Num, lo: i128, hi: i128, span: Span) -> Option<Num> {
         let wire = self.wire(n.repr);
@@ -136,21 +161,7 @@ impl Compiler<'_> {
         } else {
             None
         };
-        let magnitude = match negative {
-            Some(neg) => {
-                let minus = self.negate(b, span)?;
-                match self.select(
-                    neg,
-                    Val::Scalar(Kind::Int, minus.repr),
-                    Val::Scalar(Kind::Int, b.repr),
-                    span,
-                ) {
-                    Val::Scalar(kind, repr) => Num { kind, repr },
-                    _ => return None,
-                }
-            }
-            None => b,
-        };
+        let magnitude = self.negate_if(negative, b, span)?;
         let (mlo, mhi) = magnitude.bounds();
         let magnitude = self.with_bounds(magnitude, mlo.max(0), mhi, span)?;
         let bits = (128 - mhi.leading_zeros()).max(1);
@@ -191,21 +202,7 @@ impl Compiler<'_> {
         } else {
             self.shift_up(t, (-shift) as u32, Kind::Int, span)?
         };
-        let q = match negative {
-            Some(neg) => {
-                let minus = self.negate(q, span)?;
-                match self.select(
-                    neg,
-                    Val::Scalar(Kind::Int, minus.repr),
-                    Val::Scalar(Kind::Int, q.repr),
-                    span,
-                ) {
-                    Val::Scalar(kind, repr) => Num { kind, repr },
-                    _ => return None,
-                }
-            }
-            None => q,
-        };
+        let q = self.negate_if(negative, q, span)?;
         let q = self.mul(q, Self::int(nonzero), span)?;
         // |q| ≤ max|a|·2^(frac − fa + fb) / min|b| + 2 (r never exceeds 1/n after an
         // iteration, and each floor moves by less than one); kept with a margin.
@@ -237,15 +234,7 @@ impl Compiler<'_> {
         let (lo, _) = x.bounds();
         let x = if lo < 0 {
             let negative = self.compare(BinOp::Lt, x, Self::pub_int(0), span)?;
-            match self.select(
-                negative,
-                Val::Scalar(Kind::Int, Repr::Public(0)),
-                Val::Scalar(Kind::Int, x.repr),
-                span,
-            ) {
-                Val::Scalar(kind, repr) => Num { kind, repr },
-                _ => return None,
-            }
+            self.select_num(negative, Self::pub_int(0), x, span)?
         } else {
             x
         };
