@@ -297,11 +297,24 @@ fn bincode_config() -> impl bincode::config::Config {
 #[derive(Clone, Debug)]
 pub struct CircuitBuilder {
     circuit: Circuit,
+    /// Most gates this builder takes; past it, gates are dropped and [`CircuitBuilder::is_full`].
+    limit: usize,
+    full: bool,
 }
 
 impl CircuitBuilder {
     /// A builder for `parties` parties (1 to [`MAX_PARTIES`]).
     pub fn new(parties: usize) -> Self {
+        assert!(
+            (1..=MAX_PARTIES).contains(&parties),
+            "a circuit needs 1 to {MAX_PARTIES} parties"
+        );
+        Self::with_limit(parties, MAX_GATES)
+    }
+
+    /// A builder that takes at most `limit` gates (at most [`MAX_GATES`]): past it, it drops gates
+    /// and reports [`CircuitBuilder::is_full`] instead of growing (for untrusted programs).
+    pub fn with_limit(parties: usize, limit: usize) -> Self {
         assert!(
             (1..=MAX_PARTIES).contains(&parties),
             "a circuit needs 1 to {MAX_PARTIES} parties"
@@ -312,12 +325,22 @@ impl CircuitBuilder {
                 gates: Vec::new(),
                 outputs: Vec::new(),
             },
+            limit: limit.min(MAX_GATES),
+            full: false,
         }
+    }
+
+    /// Whether a gate was dropped for the limit: the circuit is incomplete.
+    pub fn is_full(&self) -> bool {
+        self.full
     }
 
     fn push(&mut self, gate: Gate) -> Wire {
         let id = self.circuit.gates.len();
-        assert!(id < MAX_GATES, "circuit exceeds {MAX_GATES} gates");
+        if id >= self.limit {
+            self.full = true;
+            return Wire(0);
+        }
         for w in gate.operands() {
             assert!(w.index() < id, "wire {} is not defined yet", w.0);
         }
@@ -394,7 +417,13 @@ impl CircuitBuilder {
         self.circuit.outputs.push(w);
     }
 
+    /// The circuit. Panics if gates were dropped for the limit (check [`CircuitBuilder::is_full`]).
     pub fn build(self) -> Circuit {
+        assert!(
+            !self.full,
+            "the circuit exceeded its limit of {} gates",
+            self.limit
+        );
         self.circuit
     }
 }

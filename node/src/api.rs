@@ -423,21 +423,17 @@ async fn task_program(
 ) -> Result<Json<ProgramJson>, ApiError> {
     let task = task_param(&task)?;
     // Why a program is missing stays in this node's logs: the answer says only that it is.
-    let program = api
-        .inner
-        .program_of_task(&task, crate::programs::Fetch::Mesh)
-        .await
-        .map_err(|e| {
-            tracing::debug!(error = %e, "a task's program for the API");
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "the task's program is not available here",
-            )
-        })?;
+    let (hash, source) = api.inner.source_of_task(&task).await.map_err(|e| {
+        tracing::debug!(error = %e, "a task's program for the API");
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the task's program is not available here",
+        )
+    })?;
     Ok(Json(ProgramJson {
-        hash: hex::encode(program.hash),
-        source: program.source.clone(),
+        hash: hex::encode(hash),
+        source,
     }))
 }
 
@@ -469,9 +465,8 @@ async fn status(
     let outputs = match &output {
         Some(bytes) => api
             .inner
-            .program_of_task(&task, crate::programs::Fetch::Mesh)
+            .cached_program_of_task(&task)
             .await
-            .ok()
             .and_then(|p| p.decode_outputs(bytes))
             .map(|values| {
                 values

@@ -2,7 +2,8 @@
 //! (or, for a task this node works on, the project's `https` URL) when missing. A source is
 //! accepted only if keccak256 of it is the hash the chain pins, so whoever serves it cannot change
 //! what runs. Compiling is bounded by the compiler's own limits, runs off the async workers one
-//! program at a time, and a program that failed is not tried again for a minute.
+//! program at a time, and a program that failed is not tried again for a minute. What anyone may
+//! ask through the API (a task's source, its outputs) never compiles anything.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,23 +41,47 @@ pub(crate) enum Fetch {
 
 impl Inner {
     /// The program whose source hashes to `hash`: from memory, the store, the mesh, or `uri`.
+    /// One load at a time (a second request for the same program waits and finds it cached).
     pub(crate) async fn program(
         &self,
         hash: B256,
         uri: &str,
         fetch: Fetch,
     ) -> Result<Arc<Program>, NodeError> {
-        if let Some(p) = self.volatile().programs.get(&hash) {
-            return Ok(p.clone());
+        if let Some(known) = self.known_program(hash) {
+            return known;
         }
-        if let Some((when, reason)) = self.volatile().program_failures.get(&hash)
-            && when.elapsed() < FAILURE_BACKOFF
-        {
-            return Err(NodeError::Unavailable(format!("program {hash}: {reason}")));
+        let _one_at_a_time = self.compiling.lock().await;
+        if let Some(known) = self.known_program(hash) {
+            return known;
         }
-        let loaded = self.load_program(hash, uri, fetch).await;
+        let loaded = match self.store.program_source(&hash.0)? {
+            Some(source) => Ok(source),
+            None => self.fetch_source(hash, uri, fetch).await,
+        };
+        let loaded = match loaded {
+            Ok(source) => self.compile(hash, source).await,
+            Err(e) => Err(e),
+        };
+        self.remember(hash, &loaded);
+        loaded
+    }
+
+    /// A cached program, or a recent failure to load it.
+    fn known_program(&self, hash: B256) -> Option<Result<Arc<Program>, NodeError>> {
+        let v = self.volatile();
+        if let Some(p) = v.programs.get(&hash) {
+            return Some(Ok(p.clone()));
+        }
+        v.program_failures
+            .get(&hash)
+            .filter(|(when, _)| when.elapsed() < FAILURE_BACKOFF)
+            .map(|(_, reason)| Err(NodeError::Unavailable(format!("program {hash}: {reason}"))))
+    }
+
+    fn remember(&self, hash: B256, loaded: &Result<Arc<Program>, NodeError>) {
         let mut v = self.volatile();
-        match &loaded {
+        match loaded {
             Ok(program) => {
                 crate::node::insert_capped(
                     &mut v.programs,
@@ -72,83 +97,83 @@ impl Inner {
                 (Instant::now(), e.to_string()),
             ),
         }
-        loaded
     }
 
-    async fn load_program(
-        &self,
-        hash: B256,
-        uri: &str,
-        fetch: Fetch,
-    ) -> Result<Arc<Program>, NodeError> {
-        let source = match self.store.program_source(&hash.0)? {
-            Some(source) => source,
-            None => self.fetch_source(hash, uri, fetch).await?,
-        };
-        let program = self.compile(source.clone(), Some(hash)).await?;
-        self.store.put_program_source(&hash.0, &source)?;
-        Ok(program)
-    }
-
-    /// Compiles on a blocking thread, one program at a time.
-    async fn compile(&self, source: String, hash: Option<B256>) -> Result<Arc<Program>, NodeError> {
-        let _one_at_a_time = self.compiling.lock().await;
-        let compiled = tokio::task::spawn_blocking(move || match hash {
-            Some(hash) => Program::from_chain(&source, hash),
-            None => Program::from_source(&source),
-        })
-        .await
-        .map_err(|e| NodeError::Task(format!("compiling: {e}")))?;
-        compiled
+    /// Compiles a source checked against `hash` on a blocking thread (the caller holds the
+    /// compile lock) and stores it once it compiled.
+    async fn compile(&self, hash: B256, source: String) -> Result<Arc<Program>, NodeError> {
+        let kept = source.clone();
+        let compiled = tokio::task::spawn_blocking(move || Program::from_chain(&source, hash))
+            .await
+            .map_err(|e| NodeError::Task(format!("compiling: {e}")))?
             .map(Arc::new)
-            .map_err(|e| NodeError::Task(e.to_string()))
+            .map_err(|e| NodeError::Task(e.to_string()))?;
+        self.store.put_program_source(&hash.0, &kept)?;
+        Ok(compiled)
     }
 
-    /// Keeps a source a project registered (the caller checked its hash on chain).
+    /// Keeps a source a project registered (the caller checked its hash on chain): compiled once,
+    /// under the same lock and failure memory as every other load.
     pub(crate) async fn keep_source(&self, source: &str) -> Result<B256, NodeError> {
         let hash = keccak256(source.as_bytes());
         if self.store.program_source(&hash.0)?.is_some() {
             return Ok(hash);
         }
-        self.program_with_source(hash, source.to_string()).await?;
-        Ok(hash)
+        if let Some(Err(e)) = self.known_program(hash) {
+            return Err(e);
+        }
+        let _one_at_a_time = self.compiling.lock().await;
+        if let Some(known) = self.known_program(hash) {
+            return known.map(|_| hash);
+        }
+        let loaded = self.compile(hash, source.to_string()).await;
+        self.remember(hash, &loaded);
+        loaded.map(|_| hash)
     }
 
-    async fn program_with_source(&self, hash: B256, source: String) -> Result<(), NodeError> {
-        let program = self.compile(source.clone(), Some(hash)).await?;
-        self.store.put_program_source(&hash.0, &source)?;
-        crate::node::insert_capped(
-            &mut self.volatile().programs,
-            MAX_CACHED_PROGRAMS,
-            hash,
-            program,
-        );
-        Ok(())
-    }
-
-    /// The program of a task: by the hash its stored record carries, else by the chain's.
-    pub(crate) async fn program_of_task(
-        &self,
-        task: &[u8; 32],
-        fetch: Fetch,
-    ) -> Result<Arc<Program>, NodeError> {
-        if let Some(hash) = self
-            .store
-            .task(task)?
-            .and_then(|r| r.info)
-            .map(|i| B256::from(i.program_hash))
-        {
-            return self.program(hash, "", fetch).await;
+    /// A task's program hash: from its stored record, else from the chain.
+    async fn task_program_hash(&self, task: &[u8; 32]) -> Result<B256, NodeError> {
+        if let Some(info) = self.store.task(task)?.and_then(|r| r.info) {
+            return Ok(B256::from(info.program_hash));
         }
         let snapshot = self
             .contracts
             .task(alloy::primitives::U256::from_be_bytes(*task))
             .await?;
-        let uri = match fetch {
-            Fetch::Mesh => String::new(),
-            Fetch::MeshOrUrl => self.contracts.project(snapshot.projectId).await?.programUri,
-        };
-        self.program(snapshot.programHash, &uri, fetch).await
+        Ok(snapshot.programHash)
+    }
+
+    /// A task's program source, without compiling it: from the store or, for a source this
+    /// node does not keep, from its peers (then kept: it is the hash the chain pins).
+    pub(crate) async fn source_of_task(
+        &self,
+        task: &[u8; 32],
+    ) -> Result<(B256, String), NodeError> {
+        let hash = self.task_program_hash(task).await?;
+        if let Some(source) = self.store.program_source(&hash.0)? {
+            return Ok((hash, source));
+        }
+        if let Some(Err(e)) = self.known_program(hash) {
+            return Err(e);
+        }
+        let _one_at_a_time = self.compiling.lock().await;
+        let fetched = self.fetch_source(hash, "", Fetch::Mesh).await;
+        match fetched {
+            Ok(source) => {
+                self.store.put_program_source(&hash.0, &source)?;
+                Ok((hash, source))
+            }
+            Err(e) => {
+                self.remember(hash, &Err(NodeError::Unavailable(e.to_string())));
+                Err(e)
+            }
+        }
+    }
+
+    /// A task's program if this node has it compiled already (reading outputs for the API).
+    pub(crate) async fn cached_program_of_task(&self, task: &[u8; 32]) -> Option<Arc<Program>> {
+        let hash = self.task_program_hash(task).await.ok()?;
+        self.volatile().programs.get(&hash).cloned()
     }
 
     /// Answers a peer's request for a source: only sources this node keeps.

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use super::ast::*;
 use super::diag::{Diagnostic, Span};
+use super::parser::MAX_DIMENSIONS;
 use crate::circuit::{CircuitBuilder, Wire};
 use crate::field::Fp;
 use crate::gadgets;
@@ -165,7 +166,7 @@ pub fn lower(
     inputs: &mut dyn InputWires,
 ) -> Result<Lowered, Vec<Diagnostic>> {
     let mut c = Compiler {
-        b: CircuitBuilder::new(parties),
+        b: CircuitBuilder::with_limit(parties, MAX_PROGRAM_GATES),
         inputs,
         slots,
         scopes: vec![HashMap::new()],
@@ -201,6 +202,7 @@ pub fn lower(
             break;
         }
     }
+    c.check_size(Span::default());
     if c.errors.is_empty() {
         Ok(Lowered {
             builder: c.b,
@@ -274,7 +276,7 @@ impl Compiler<'_> {
     }
 
     fn check_size(&mut self, span: Span) -> bool {
-        if self.b.len() > MAX_PROGRAM_GATES && !self.too_large {
+        if self.b.is_full() && !self.too_large {
             self.too_large = true;
             self.errors.push(Diagnostic::new(
                 span,
@@ -457,6 +459,9 @@ impl Compiler<'_> {
                 let mut values = Vec::with_capacity(count);
                 let mut valid = self.b.constant(Fp::ONE);
                 for field in first..first + count {
+                    if !self.charge(1, span) {
+                        return;
+                    }
                     let spec = self.owner_fields[field].clone();
                     let (v, ok) = self.read_field(Provider::Owner, field, &spec);
                     valid = self.b.mul(valid, ok);
@@ -503,6 +508,9 @@ impl Compiler<'_> {
             let mut ok = self.b.constant(Fp::ONE);
             let mut raw = Vec::with_capacity(fields.len());
             for (field, spec) in fields.iter().enumerate() {
+                if !self.charge(1, Span::default()) {
+                    return;
+                }
                 let (v, in_range) = self.read_field(Provider::Slot(slot), field, spec);
                 ok = self.b.mul(ok, in_range);
                 raw.push((v, spec.kind));
@@ -796,7 +804,7 @@ impl Compiler<'_> {
             self.error(Diagnostic::new(span, format!("unknown name `{name}`")));
             return;
         };
-        let binding = self.scopes[depth].get(name).expect("found above");
+        let binding = self.scopes[depth].get_mut(name).expect("found above");
         if !binding.mutable {
             self.error(
                 Diagnostic::new(span, format!("`{name}` is not mutable"))
@@ -804,36 +812,43 @@ impl Compiler<'_> {
             );
             return;
         }
-        let mut old = binding.val.clone();
-        let slot = match element_mut(&mut old, &idx) {
-            Ok(slot) => slot,
-            Err(msg) => {
-                self.error(Diagnostic::new(span, msg));
-                return;
+        // Changed in place: an assignment costs the size of what is assigned, not of the array.
+        let mut whole = std::mem::replace(&mut binding.val, Val::Poison);
+        let size = scalars(&v);
+        if self.charge(size, span) {
+            match element_mut(&mut whole, &idx) {
+                Ok(slot) => {
+                    let new = self.assigned(slot, v, name, value.span);
+                    *slot = new;
+                }
+                Err(msg) => {
+                    self.error(Diagnostic::new(span, msg));
+                }
             }
-        };
-        let new = match (&*slot, v) {
+        }
+        if let Some(binding) = self.scopes[depth].get_mut(name) {
+            binding.val = whole;
+        }
+    }
+
+    /// What `old` becomes when `new` is assigned to it.
+    fn assigned(&mut self, old: &Val, new: Val, name: &str, span: Span) -> Val {
+        match (old, new) {
             (_, Val::Poison) | (Val::Poison, _) => Val::Poison,
             // A public initial value (`let mut total = 0.0;`) takes the kind of what is stored.
             (Val::Scalar(_, Repr::Public(_)), Val::Scalar(kind, repr)) => Val::Scalar(kind, repr),
             (Val::Scalar(want, _), Val::Scalar(kind, repr)) => {
-                match self.convert_kind(Num { kind, repr }, *want, value.span) {
+                match self.convert_kind(Num { kind, repr }, *want, span) {
                     Some(n) => Val::Scalar(n.kind, n.repr),
                     None => Val::Poison,
                 }
             }
-            (Val::Array(a), Val::Array(b))
-                if shape_of(&Val::Array(a.clone())) == shape_of(&Val::Array(b.clone())) =>
-            {
-                Val::Array(b)
-            }
+            (a @ Val::Array(_), b @ Val::Array(_)) if shape_of(a) == shape_of(&b) => b,
             _ => self.error(Diagnostic::new(
-                value.span,
+                span,
                 format!("cannot assign this value to `{name}`: the shapes differ"),
             )),
-        };
-        *slot = new;
-        self.scopes[depth].get_mut(name).expect("found above").val = old;
+        }
     }
 
     // ----- outputs -----
@@ -858,6 +873,9 @@ impl Compiler<'_> {
         let mut flat = Vec::new();
         flatten(&v, name.to_string(), &mut flat);
         for (name, v) in flat {
+            if !self.charge(1, span) {
+                return;
+            }
             let Val::Scalar(kind, repr) = v else {
                 if self.errors.is_empty() {
                     // Every poisoned value was reported; this keeps it so if one was not.
@@ -993,6 +1011,9 @@ impl Compiler<'_> {
         flatten(&v, String::new(), &mut flat);
         let mut out = Vec::with_capacity(flat.len());
         for (_, v) in flat {
+            if !self.charge(1, span) {
+                return Val::Poison;
+            }
             let Val::Scalar(k, repr) = v else {
                 return Val::Poison;
             };
@@ -1055,7 +1076,27 @@ impl Compiler<'_> {
                 }
                 None => self.error(Diagnostic::new(e.span, format!("unknown name `{name}`"))),
             },
-            ExprKind::Array(items) => Val::Array(items.iter().map(|i| self.expr(i)).collect()),
+            ExprKind::Array(items) => {
+                let values: Vec<Val> = items.iter().map(|i| self.expr(i)).collect();
+                // Arrays are rectangular and at most as deep as a type may declare (plus the
+                // device slots): nothing later walks a deeper value.
+                let first = values.first().map(shape_of).unwrap_or_default();
+                if values.iter().any(|v| matches!(v, Val::Poison)) {
+                    Val::Poison
+                } else if first.len() > MAX_DIMENSIONS {
+                    self.error(Diagnostic::new(
+                        e.span,
+                        format!("arrays have at most {} dimensions", MAX_DIMENSIONS + 1),
+                    ))
+                } else if values.iter().any(|v| shape_of(v) != first) {
+                    self.error(Diagnostic::new(
+                        e.span,
+                        "an array's elements must have one shape",
+                    ))
+                } else {
+                    Val::Array(values)
+                }
+            }
             ExprKind::Index(arr, index) => {
                 let a = self.expr(arr);
                 let Some(i) = self.index_of(index) else {

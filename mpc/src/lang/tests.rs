@@ -196,7 +196,7 @@ fn hostile_sources_are_refused_not_fatal() {
             "for i in 0..1000000000000000000000000 { }\noutput s = 1;".into(),
             "steps",
         ),
-        (format!("let a0 = [1];\n{doubling}output s = 1;"), "steps"),
+        (format!("let a0 = [1];\n{doubling}output s = 1;"), "at most 5 dimensions"),
         (
             "input x: int64[65536][65536] from owner;\noutput s = 1;".into(),
             "at most",
@@ -205,9 +205,38 @@ fn hostile_sources_are_refused_not_fatal() {
             format!("output s = 1;\n{}", many("let y = nope;", 1000, "\n")),
             "too many errors",
         ),
+        // Nesting built up across `let`s.
+        (
+            format!(
+                "let a0 = 0;\n{}output s = 1;",
+                (1..400).map(|i| format!("let a{i} = [[[a{}]]];\n", i - 1)).collect::<String>()
+            ),
+            "at most 5 dimensions",
+        ),
+        ("let a = [1, [2]];\noutput s = 1;".into(), "one shape"),
+        // Gates past the limit from loops inside one statement.
+        (
+            "input x: fixed<64, 62> from owner;\nlet a = [x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x];\nlet b = [a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a];\nlet c = [b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b];\nlet d = [c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c];\nlet e: fixed<64, 0>[16][16][16][16] = d;\noutput o = e[0][0][0][0];".into(),
+            "gates",
+        ),
+        (
+            "devices 1; window 60;\ninput a: int64[4096] in -1..=1 from devices;\ninput b: int64[4096] in -1..=1 from devices;\ninput c: int64[4096] in -1..=1 from devices;\noutput o = a[0][0];".into(),
+            "gates",
+        ),
+        // Assignments into a large array cost what they assign, and loops are counted.
+        (
+            "let l0 = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];\nlet l1 = [l0, l0, l0, l0, l0, l0, l0, l0, l0, l0, l0, l0, l0, l0, l0, l0];\nlet l2 = [l1, l1, l1, l1, l1, l1, l1, l1, l1, l1, l1, l1, l1, l1, l1, l1];\nlet mut x = [l2, l2, l2, l2, l2, l2, l2, l2, l2, l2, l2, l2, l2, l2, l2, l2];\nfor i in 0..10000000 { x[0][0][0][0] = 1; }\noutput o = 1;".into(),
+            "steps",
+        ),
     ];
     for (source, expected) in cases {
+        let started = std::time::Instant::now();
         let err = Program::compile(&source, 2, None).expect_err(expected);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{expected}: took {:?}",
+            started.elapsed()
+        );
         let text = err.render("hostile.tally", &source);
         assert!(
             text.contains(expected),
