@@ -47,8 +47,8 @@ fn random_bits(b: &mut CircuitBuilder, n: u32) -> (Vec<Wire>, Wire) {
     (bits, value)
 }
 
-/// Σ 2^i·w_i (zero for no wires).
-fn weighted_sum(b: &mut CircuitBuilder, wires: &[Wire]) -> Wire {
+/// Σ 2^i·w_i (zero for no wires): the value of bits, least significant first.
+pub fn weighted_sum(b: &mut CircuitBuilder, wires: &[Wire]) -> Wire {
     let mut acc = b.constant(Fp::ZERO);
     let mut weight = Fp::ONE;
     for &w in wires {

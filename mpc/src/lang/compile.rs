@@ -236,6 +236,21 @@ fn signed_width(lo: i128, hi: i128) -> u32 {
 }
 
 impl Compiler<'_> {
+    /// The same number read as an integer (its scaled value).
+    fn int(n: Num) -> Num {
+        Num {
+            kind: Kind::Int,
+            ..n
+        }
+    }
+
+    fn pub_int(v: i128) -> Num {
+        Num {
+            kind: Kind::Int,
+            repr: Repr::Public(v),
+        }
+    }
+
     fn error(&mut self, d: Diagnostic) -> Val {
         if self.errors.len() < MAX_ERRORS {
             self.errors.push(d);
@@ -554,13 +569,8 @@ impl Compiler<'_> {
         spec: &FieldSpec,
     ) -> ((Wire, i128, i128), Wire) {
         let bits = self.inputs.bits(&mut self.b, provider, field, spec.bits);
-        let mut acc = self.b.constant(-Fp::from_i128(pow2(spec.bits - 1)));
-        let mut weight = Fp::ONE;
-        for &bit in &bits {
-            let term = self.b.mul_const(bit, weight);
-            acc = self.b.add(acc, term);
-            weight = weight + weight;
-        }
+        let sum = gadgets::weighted_sum(&mut self.b, &bits);
+        let acc = self.b.add_const(sum, -Fp::from_i128(pow2(spec.bits - 1)));
         let (full_lo, full_hi) = (-pow2(spec.bits - 1), pow2(spec.bits - 1) - 1);
         let mut ok = self.b.constant(Fp::ONE);
         if spec.kind == Kind::Bool {
@@ -977,10 +987,7 @@ impl Compiler<'_> {
         let have = n.kind;
         match (have, want) {
             (a, b) if a == b => Some(n),
-            (Kind::Bool, Kind::Int) => Some(Num {
-                kind: Kind::Int,
-                ..n
-            }),
+            (Kind::Bool, Kind::Int) => Some(Self::int(n)),
             (Kind::Int | Kind::Bool, Kind::Fixed(f)) => self.shift_up(n, f, want, span),
             (Kind::Fixed(g), Kind::Fixed(f)) if f > g => self.shift_up(n, f - g, want, span),
             (Kind::Fixed(g), Kind::Fixed(f)) => self.floor_div_pow2(n, g - f, want, span),
@@ -1179,10 +1186,7 @@ impl Compiler<'_> {
     fn numeric(&mut self, v: Val, span: Span) -> Option<Num> {
         let n = self.scalar(v, span)?;
         Some(if n.kind == Kind::Bool {
-            Num {
-                kind: Kind::Int,
-                ..n
-            }
+            Self::int(n)
         } else {
             n
         })
@@ -1235,10 +1239,7 @@ impl Compiler<'_> {
     fn align(&mut self, a: Num, b: Num, span: Span) -> Option<(Kind, Num, Num)> {
         let as_number = |n: Num| {
             if n.kind == Kind::Bool {
-                Num {
-                    kind: Kind::Int,
-                    ..n
-                }
+                Self::int(n)
             } else {
                 n
             }
@@ -1481,14 +1482,7 @@ impl Compiler<'_> {
                 return None;
             }
             let q = self.floor_div(a, d, kind, span)?;
-            let dq = self.mul(
-                q,
-                Num {
-                    kind: Kind::Int,
-                    repr: Repr::Public(d),
-                },
-                span,
-            )?;
+            let dq = self.mul(q, Self::pub_int(d), span)?;
             let neg = self.negate(dq, span)?;
             return self.add_sub(BinOp::Add, a, neg, span);
         }
@@ -1516,18 +1510,7 @@ impl Compiler<'_> {
             ));
             return None;
         };
-        let shifted = self.add_sub(
-            BinOp::Sub,
-            Num {
-                kind: Kind::Int,
-                ..a
-            },
-            Num {
-                kind: Kind::Int,
-                repr: Repr::Public(base),
-            },
-            span,
-        )?;
+        let shifted = self.add_sub(BinOp::Sub, Self::int(a), Self::pub_int(base), span)?;
         let top = hi - base;
         let n_bits = 128 - top.leading_zeros();
         let s = n_bits + ceil_log2(d);
@@ -1539,19 +1522,9 @@ impl Compiler<'_> {
             return None;
         }
         let magic = (pow2(s) + d - 1) / d;
-        let scaled = self.mul(
-            shifted,
-            Num {
-                kind: Kind::Int,
-                repr: Repr::Public(magic),
-            },
-            span,
-        )?;
+        let scaled = self.mul(shifted, Self::pub_int(magic), span)?;
         let q = self.floor_div_pow2(scaled, s, Kind::Int, span)?;
-        let back = Num {
-            kind: Kind::Int,
-            repr: Repr::Public(base / d),
-        };
+        let back = Self::pub_int(base / d);
         let q = self.add_sub(BinOp::Add, q, back, span)?;
         // The interval the truncation reports is loose; the quotient's is exact.
         match q.repr {
@@ -1642,18 +1615,7 @@ impl Compiler<'_> {
                         self.align(a, b, span)?
                     };
                     let ((alo, ahi), (blo, bhi)) = (a.bounds(), b.bounds());
-                    let diff = self.add_sub(
-                        BinOp::Sub,
-                        Num {
-                            kind: Kind::Int,
-                            ..a
-                        },
-                        Num {
-                            kind: Kind::Int,
-                            ..b
-                        },
-                        span,
-                    )?;
+                    let diff = self.add_sub(BinOp::Sub, Self::int(a), Self::int(b), span)?;
                     let cw = self.wire(c.repr);
                     let dw = self.wire(diff.repr);
                     let picked = self.b.mul(cw, dw);

@@ -178,14 +178,7 @@ impl Parser<'_> {
         if self.eat_word("output") {
             let private = self.eat_word("private");
             let (name, _) = self.ident()?;
-            let ty = if self.eat_sym(":") {
-                Some(self.ty()?)
-            } else {
-                None
-            };
-            self.expect_sym("=")?;
-            let value = self.expr()?;
-            self.expect_sym(";")?;
+            let (ty, value) = self.annotated_value()?;
             return Ok(Item::Output {
                 name,
                 private,
@@ -195,6 +188,19 @@ impl Parser<'_> {
             });
         }
         Ok(Item::Stmt(self.stmt()?))
+    }
+
+    /// `(":" type)? "=" expr ";"`, the tail of `let` and `output`.
+    fn annotated_value(&mut self) -> Parsed<(Option<Type>, Expr)> {
+        let ty = if self.eat_sym(":") {
+            Some(self.ty()?)
+        } else {
+            None
+        };
+        self.expect_sym("=")?;
+        let value = self.expr()?;
+        self.expect_sym(";")?;
+        Ok((ty, value))
     }
 
     fn block(&mut self) -> Parsed<Vec<Stmt>> {
@@ -216,14 +222,7 @@ impl Parser<'_> {
         if self.eat_word("let") {
             let mutable = self.eat_word("mut");
             let (name, _) = self.ident()?;
-            let ty = if self.eat_sym(":") {
-                Some(self.ty()?)
-            } else {
-                None
-            };
-            self.expect_sym("=")?;
-            let value = self.expr()?;
-            self.expect_sym(";")?;
+            let (ty, value) = self.annotated_value()?;
             return Ok(Stmt::Let {
                 name,
                 mutable,

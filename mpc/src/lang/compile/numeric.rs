@@ -43,20 +43,6 @@ fn round_scaled(x: f64, w: u32) -> i128 {
 }
 
 impl Compiler<'_> {
-    fn int(n: Num) -> Num {
-        Num {
-            kind: Kind::Int,
-            ..n
-        }
-    }
-
-    fn pub_int(v: i128) -> Num {
-        Num {
-            kind: Kind::Int,
-            repr: Repr::Public(v),
-        }
-    }
-
     /// c ? a : b for integer-kind numbers.
     fn select_num(&mut self, c: Num, a: Num, b: Num, span: Span) -> Option<Num> {
         let (a, b) = (Self::int(a), Self::int(b));
