@@ -57,6 +57,10 @@ pub struct TaskJson {
     pub max_inputs: u32,
     /// Bits of one device record (the program's device input fields).
     pub input_bits: u32,
+    /// Bits of the project owner's parameters (0: the program reads none); the owner slot is
+    /// numbered `max_inputs`.
+    #[serde(default)]
+    pub owner_bits: u32,
     pub closes_at_ms: u64,
 }
 
@@ -66,6 +70,18 @@ pub struct SlotRequest {
     /// The task's coordinator, as `GET /v1/projects/{id}/task` reported it.
     #[serde(default)]
     pub coordinator: Option<String>,
+    /// For the owner slot: the project owner's EIP-191 signature (hex) of the slot's key
+    /// (`SlotTicket::owner_message`); the coordinator grants every other slot.
+    #[serde(default)]
+    pub owner_signature: Option<String>,
+}
+
+/// A task's committee and each member's sealed shares of its private outputs' masks, in
+/// committee order: only the program's receiver can open them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SealedOutputsJson {
+    pub task: TaskJson,
+    pub shares: Vec<SealedJson>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -239,6 +255,7 @@ impl TaskJson {
             program_hash: hex::encode(info.program_hash),
             max_inputs: info.max_inputs,
             input_bits: info.input_bits,
+            owner_bits: info.owner_bits,
             closes_at_ms: info.closes_at_ms,
         }
     }
@@ -286,6 +303,7 @@ pub(crate) fn router(inner: Arc<Inner>, limits: Limits) -> Router {
         .route("/v1/tasks/{task}/inputs", post(inputs))
         .route("/v1/tasks/{task}", get(status))
         .route("/v1/tasks/{task}/program", get(task_program))
+        .route("/v1/tasks/{task}/sealed-outputs", get(sealed_outputs))
         .route_layer(middleware::from_fn_with_state(limiter, admit));
     Router::new()
         .route("/health", get(health))
@@ -388,7 +406,19 @@ async fn slots(
     let task = task_param(&task)?;
     let key = hex32(&body.client_key, "client_key")?;
     let hint = coordinator_hint(body.coordinator.as_deref())?;
-    let grant = api.inner.grant_slot(task, key, hint).await?;
+    let owner_signature = match &body.owner_signature {
+        Some(hex) => Some(
+            hex::decode(hex.trim_start_matches("0x"))
+                .ok()
+                .filter(|s| s.len() == 65)
+                .ok_or_else(|| ApiError::bad("owner_signature must be 65 bytes of hex"))?,
+        ),
+        None => None,
+    };
+    let grant = api
+        .inner
+        .grant_slot(task, key, owner_signature, hint)
+        .await?;
     Ok(Json(SlotJson {
         slot: grant.slot,
         shares: grant.shares.iter().map(SealedJson::from_sealed).collect(),
@@ -414,6 +444,19 @@ async fn inputs(
     Ok(Json(
         serde_json::json!({ "accepted": true, "slot": body.slot }),
     ))
+}
+
+/// Every member's sealed shares of the task's private outputs, for the receiver.
+async fn sealed_outputs(
+    State(api): State<Api>,
+    Path(task): Path<String>,
+) -> Result<Json<SealedOutputsJson>, ApiError> {
+    let task = task_param(&task)?;
+    let (info, shares) = api.inner.sealed_outputs(task).await?;
+    Ok(Json(SealedOutputsJson {
+        task: TaskJson::from_info(&info),
+        shares: shares.iter().map(SealedJson::from_sealed).collect(),
+    }))
 }
 
 /// The task's program source, checked against the hash its chain record pins.
@@ -472,7 +515,7 @@ async fn status(
                 values
                     .iter()
                     .map(|v| OutputJson {
-                        name: v.name.clone(),
+                        name: v.name().to_string(),
                         value: v.to_string(),
                     })
                     .collect()

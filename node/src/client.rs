@@ -14,7 +14,8 @@ use conclave_mpc::Fp;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    InputRequest, ProgramJson, SealedJson, SlotJson, SlotRequest, StatusJson, TaskJson, hex32,
+    InputRequest, ProgramJson, SealedJson, SealedOutputsJson, SlotJson, SlotRequest, StatusJson,
+    TaskJson, hex32,
 };
 use crate::committee::check_committee;
 use crate::envelope::{self, SecretKey};
@@ -39,6 +40,10 @@ pub enum ClientError {
     Program(String),
     #[error("the announced committee does not match the chain: {0}")]
     Committee(#[from] crate::committee::CommitteeError),
+    #[error("this needs the chain: give the client a chain to check against")]
+    NeedsChain,
+    #[error("the private outputs: {0}")]
+    Receiver(#[from] crate::receiver::ReceiverError),
 }
 
 /// Times a client waits out a 429 before reporting it.
@@ -300,8 +305,131 @@ impl Client {
                 task.input_bits
             )));
         }
-        let slot = self.grant(task, task_id).await?;
+        let slot = self
+            .grant_to(task_id, task, task.input_bits, SecretKey::generate(), None)
+            .await?;
         self.send_bits(task, &slot, &bits).await
+    }
+
+    /// As the project owner: secret-shares the owner's parameters (one value per field of the
+    /// program's owner input, in order) into the owner slot of the project's open task, which
+    /// members grant to the key `owner` (the project owner's chain key) signs. Needs the chain.
+    pub async fn submit_owner_record(
+        &self,
+        project: u64,
+        values: &[f64],
+        owner: &alloy::signers::local::PrivateKeySigner,
+    ) -> Result<Submitted, ClientError> {
+        let task = self.task(project).await?;
+        if task.project_id != project {
+            return Err(ClientError::Answer(format!(
+                "asked for project {project}, the node answered with a task of project {}",
+                task.project_id
+            )));
+        }
+        self.submit_owner_record_to(&task, values, owner).await
+    }
+
+    /// [`Client::submit_owner_record`] into `task`.
+    pub async fn submit_owner_record_to(
+        &self,
+        task: &TaskJson,
+        values: &[f64],
+        owner: &alloy::signers::local::PrivateKeySigner,
+    ) -> Result<Submitted, ClientError> {
+        let Some(contracts) = &self.chain else {
+            return Err(ClientError::NeedsChain);
+        };
+        let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
+        self.check_committee(task, task_id).await?;
+        let program = self.program(task).await?;
+        if program.owner_bits == 0 {
+            return Err(ClientError::Program(
+                "the project's program reads no owner parameters".into(),
+            ));
+        }
+        let bits: Vec<Fp> = program
+            .owner_record_bits(values)?
+            .into_iter()
+            .map(|b| Fp::from_u64(u64::from(b)))
+            .collect();
+        if bits.len() != task.owner_bits as usize {
+            return Err(ClientError::Answer(format!(
+                "the program's owner record has {} bits, the task's {}",
+                bits.len(),
+                task.owner_bits
+            )));
+        }
+        let key = SecretKey::generate();
+        let a = contracts.addresses();
+        let ticket = crate::identity::issue_owner_ticket(
+            owner,
+            a.chain_id,
+            a.task_router,
+            task_id,
+            task.max_inputs,
+            key.public(),
+        )
+        .map_err(|e| ClientError::Answer(e.to_string()))?;
+        let slot = self
+            .grant_to(
+                task_id,
+                &task,
+                task.owner_bits,
+                key,
+                Some(&ticket.signature),
+            )
+            .await?;
+        self.send_bits(task, &slot, &bits).await
+    }
+
+    /// A published task's outputs as its receiver reads them: public ones as published, private
+    /// ones opened with every member's sealed shares of their masks (`crate::receiver`), after
+    /// checking the committee and the program against chain. Needs the chain.
+    pub async fn receiver_outputs(
+        &self,
+        task_id: [u8; 32],
+        receiver: &SecretKey,
+    ) -> Result<Vec<conclave_mpc::lang::OutputValue>, ClientError> {
+        let Some(contracts) = &self.chain else {
+            return Err(ClientError::NeedsChain);
+        };
+        let id = alloy::primitives::U256::from_be_bytes(task_id);
+        let published = contracts
+            .result(id)
+            .await
+            .map_err(|e| ClientError::Answer(format!("reading the result on chain: {e}")))?
+            .ok_or_else(|| ClientError::Answer("no result is published for this task".into()))?;
+        let answer: SealedOutputsJson = self
+            .get(&format!(
+                "/v1/tasks/{}/sealed-outputs",
+                hex::encode(task_id)
+            ))
+            .await?;
+        if hex32(&answer.task.task_id, "task id").map_err(bad_answer)? != task_id {
+            return Err(ClientError::Answer(
+                "the node answered for another task".into(),
+            ));
+        }
+        self.check_committee(&answer.task, task_id).await?;
+        let program = self.program(&answer.task).await?;
+        let outputs = program.decode_outputs(&published.output).ok_or_else(|| {
+            ClientError::Program("the published output does not have the program's layout".into())
+        })?;
+        let members = answer
+            .task
+            .committee
+            .iter()
+            .map(|m| hex32(&m.key, "member key").map_err(bad_answer))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envelopes = answer
+            .shares
+            .iter()
+            .map(|s| s.to_sealed().map_err(bad_answer))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::receiver::open_outputs(
+            receiver, &task_id, &members, &envelopes, &outputs,
+        )?)
     }
 
     /// Has the task's coordinator grant a slot to a fresh key of this device, and opens and
@@ -310,24 +438,30 @@ impl Client {
     pub async fn take_slot(&self, task: &TaskJson) -> Result<DeviceSlot, ClientError> {
         let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
         self.check_committee(task, task_id).await?;
-        self.grant(task, task_id).await
+        self.grant_to(task_id, task, task.input_bits, SecretKey::generate(), None)
+            .await
     }
 
-    /// [`Client::take_slot`] after the committee check.
-    async fn grant(&self, task: &TaskJson, task_id: [u8; 32]) -> Result<DeviceSlot, ClientError> {
-        if !(1..=crate::program::MAX_RECORD_BITS).contains(&task.input_bits) {
-            return Err(ClientError::Answer(format!(
-                "inputs of {} bits",
-                task.input_bits
-            )));
+    /// Takes a slot of `width` bits for `key` (the owner slot if `owner_signature` is given)
+    /// and opens and checks the members' shares.
+    async fn grant_to(
+        &self,
+        task_id: [u8; 32],
+        task: &TaskJson,
+        width: u32,
+        key: SecretKey,
+        owner_signature: Option<&[u8]>,
+    ) -> Result<DeviceSlot, ClientError> {
+        if !(1..=crate::program::MAX_RECORD_BITS).contains(&width) {
+            return Err(ClientError::Answer(format!("inputs of {width} bits")));
         }
-        let key = SecretKey::generate();
         let grant: SlotJson = self
             .post(
                 &format!("/v1/tasks/{}/slots", task.task_id),
                 &SlotRequest {
                     client_key: hex::encode(key.public()),
                     coordinator: Some(task.coordinator.clone()),
+                    owner_signature: owner_signature.map(hex::encode),
                 },
             )
             .await?;
@@ -336,7 +470,7 @@ impl Client {
                 "shares do not match the committee".into(),
             ));
         }
-        let width = task.input_bits as usize;
+        let width = width as usize;
         let zero = || vec![Fp::ZERO; width];
         let (mut a, mut b, mut c) = (zero(), zero(), zero());
         for (member, sealed) in task.committee.iter().zip(&grant.shares) {

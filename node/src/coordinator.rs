@@ -242,6 +242,7 @@ impl Inner {
             program_hash: program.hash.0,
             max_inputs: program.max_inputs,
             input_bits: program.record_bits,
+            owner_bits: program.owner_bits,
             closes_at_ms: now_ms() + program.window_secs * 1000,
         };
         record.info = Some(info.clone());
@@ -486,7 +487,8 @@ impl Inner {
                 let handed_out = self.store.task(&task)?.map_or(0, |r| r.next_slot);
                 if handed_out >= info.max_inputs {
                     let agreed = self.agreed_slots_of(task, &peers).await?;
-                    if agreed.len() as u32 == info.max_inputs {
+                    let every_slot = info.max_inputs + u32::from(info.owner_slot().is_some());
+                    if agreed.len() as u32 == every_slot {
                         complete = Some(agreed);
                         break;
                     }
@@ -516,6 +518,14 @@ impl Inner {
         let closed = Instant::now();
         if slots.is_empty() {
             return Err(NodeError::Task("no inputs arrived".into()));
+        }
+        if info
+            .owner_slot()
+            .is_some_and(|owner| slots.last() != Some(&owner))
+        {
+            return Err(NodeError::Task(
+                "the project owner's parameters did not arrive at every member".into(),
+            ));
         }
         let runs = peers.iter().map(|&peer| {
             let run = Request::Run {

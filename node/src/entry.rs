@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::committee::{task_of_project, verified_peer};
 use crate::envelope::Sealed;
-use crate::messages::{RefusalKind, Request, Response, TaskId, TaskInfo};
+use crate::messages::{RefusalKind, Request, Response, SlotTicket, TaskId, TaskInfo};
 
 /// How soon an entry node asks a member still preprocessing for a slot's shares again; the
 /// pause doubles up to [`MAX_SHARES_RETRY`].
@@ -96,13 +96,23 @@ impl Inner {
             .values()
             .find(|(t, _, _)| t == task)
             .map(|(_, c, _)| *c);
-        match gossiped.or(hint) {
-            Some(coordinator) => self
-                .task_info(*task, coordinator)
-                .await
-                .map_err(|_| NodeError::UnknownTask),
-            None => Err(NodeError::UnknownTask),
-        }
+        let coordinator = match gossiped.or(hint) {
+            Some(c) => c,
+            // A task over or never gossiped here: its opener's node coordinates it.
+            None => {
+                let on_chain = self
+                    .contracts
+                    .task(U256::from_be_bytes(*task))
+                    .await
+                    .map_err(|_| NodeError::UnknownTask)?;
+                verified_peer(&self.contracts, on_chain.opener)
+                    .await?
+                    .ok_or(NodeError::UnknownTask)?
+            }
+        };
+        self.task_info(*task, coordinator)
+            .await
+            .map_err(|_| NodeError::UnknownTask)
     }
 
     /// A task's state as its coordinator reports it.
@@ -130,24 +140,38 @@ impl Inner {
         info.peers().map_err(|e| NodeError::Task(e.to_string()))
     }
 
-    /// Has the coordinator grant a slot to `client_key` and collects every member's sealed triple
-    /// shares for it.
+    /// Has the coordinator grant a slot to `client_key` (or, with the project owner's signature,
+    /// takes the owner slot: members check the signature) and collects every member's sealed
+    /// triple shares for it.
     pub(crate) async fn grant_slot(
         &self,
         task: TaskId,
         client_key: [u8; 32],
+        owner_signature: Option<Vec<u8>>,
         hint: Option<PeerId>,
     ) -> Result<SlotGrant, NodeError> {
         let info = self.known_info(&task, hint).await?;
-        let coordinator = PeerId::from_bytes(&info.coordinator)
-            .map_err(|_| NodeError::Task("bad coordinator peer id".into()))?;
-        let allocate = Request::AllocateSlot {
-            task_id: task,
-            client_key,
-        };
-        let ticket = match self.ask(coordinator, allocate).await? {
-            Response::Slot(t) if t.task_id == task && t.client_key == client_key => t,
-            other => return Err(NodeError::Task(format!("unexpected answer {other:?}"))),
+        let ticket = match owner_signature {
+            Some(signature) => SlotTicket {
+                task_id: task,
+                slot: info.owner_slot().ok_or_else(|| {
+                    NodeError::Unavailable("the task's program reads no owner parameters".into())
+                })?,
+                client_key,
+                signature,
+            },
+            None => {
+                let coordinator = PeerId::from_bytes(&info.coordinator)
+                    .map_err(|_| NodeError::Task("bad coordinator peer id".into()))?;
+                let allocate = Request::AllocateSlot {
+                    task_id: task,
+                    client_key,
+                };
+                match self.ask(coordinator, allocate).await? {
+                    Response::Slot(t) if t.task_id == task && t.client_key == client_key => t,
+                    other => return Err(NodeError::Task(format!("unexpected answer {other:?}"))),
+                }
+            }
         };
         let slot = ticket.slot;
         let asks = Self::peers(&info)?.into_iter().map(|peer| {
@@ -185,6 +209,26 @@ impl Inner {
         });
         let shares = join_all(asks).await.into_iter().collect::<Result<_, _>>()?;
         Ok(SlotGrant { slot, shares })
+    }
+
+    /// The task's committee and every member's sealed shares of its private outputs, in
+    /// committee order.
+    pub(crate) async fn sealed_outputs(
+        &self,
+        task: TaskId,
+    ) -> Result<(TaskInfo, Vec<Sealed>), NodeError> {
+        let info = self.known_info(&task, None).await?;
+        let asks = Self::peers(&info)?.into_iter().map(|peer| async move {
+            let r = Request::SealedOutput { task_id: task };
+            match tokio::time::timeout(ANSWER_WAIT, self.ask(peer, r)).await {
+                Ok(Ok(Response::Shares(s))) => Ok(s),
+                Ok(Ok(other)) => Err(NodeError::Task(format!("unexpected answer {other:?}"))),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(NodeError::Task(format!("{peer} did not answer"))),
+            }
+        });
+        let shares = join_all(asks).await.into_iter().collect::<Result<_, _>>()?;
+        Ok((info, shares))
     }
 
     /// Passes each member its sealed masked input; succeeds once every member stored it.

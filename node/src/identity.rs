@@ -128,6 +128,42 @@ pub(crate) fn issue_ticket(
     })
 }
 
+/// A ticket for a task's owner slot, signed (EIP-191) with the project owner's chain key.
+pub fn issue_owner_ticket(
+    owner: &alloy::signers::local::PrivateKeySigner,
+    chain_id: u64,
+    router: alloy::primitives::Address,
+    task_id: TaskId,
+    slot: u32,
+    client_key: [u8; 32],
+) -> Result<SlotTicket, IdentityError> {
+    use alloy::signers::SignerSync;
+    let message = SlotTicket::owner_message(chain_id, &router.0.0, &task_id, &client_key);
+    let signature = owner
+        .sign_message_sync(&message)
+        .map_err(|e| IdentityError::Sign(e.to_string()))?;
+    Ok(SlotTicket {
+        task_id,
+        slot,
+        client_key,
+        signature: signature.as_bytes().to_vec(),
+    })
+}
+
+/// The chain address that signed an owner-slot ticket, if its signature is well formed.
+pub(crate) fn owner_ticket_signer(
+    ticket: &SlotTicket,
+    chain_id: u64,
+    router: alloy::primitives::Address,
+) -> Option<alloy::primitives::Address> {
+    let message =
+        SlotTicket::owner_message(chain_id, &router.0.0, &ticket.task_id, &ticket.client_key);
+    alloy::primitives::Signature::try_from(ticket.signature.as_slice())
+        .ok()?
+        .recover_address_from_msg(message)
+        .ok()
+}
+
 /// Whether `ticket` was signed by the node `coordinator`.
 pub(crate) fn ticket_is_from(ticket: &SlotTicket, coordinator: &PeerId) -> bool {
     inline_key(coordinator).is_some_and(|key| {

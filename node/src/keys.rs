@@ -1,6 +1,7 @@
 //! The node's keys on disk: the libp2p identity (`node.key`, ed25519, protobuf) and the operator's
 //! chain key (`operator.json`, an encrypted Ethereum keystore, scrypt + AES). The X25519 input key
-//! is derived from the libp2p key. Secret files are written with mode 0600.
+//! is derived from the libp2p key. A project's receiver keeps its X25519 key in a hex file.
+//! Secret files are written with mode 0600.
 
 use std::path::Path;
 
@@ -83,6 +84,33 @@ pub fn operator_key(dir: &Path, passphrase: &str) -> Result<PrivateKeySigner, Ke
         .map_err(|e| KeyError::Operator(format!("{}: {e} (wrong passphrase?)", path.display())))
 }
 
+/// Creates a receiver's X25519 key pair: the secret as hex in `path` (mode 0600, never
+/// overwritten); returns the public key, which goes into a program as `receiver "…";`.
+pub fn create_receiver_key(path: &Path) -> Result<[u8; 32], KeyError> {
+    if path.exists() {
+        return Err(KeyError::Exists(path.display().to_string()));
+    }
+    let key = crate::envelope::SecretKey::generate();
+    let mut hex = hex::encode(key.to_bytes());
+    hex.push('\n');
+    write_secret(path, hex.as_bytes())?;
+    zeroize::Zeroize::zeroize(&mut hex);
+    Ok(key.public())
+}
+
+/// Reads a receiver's secret key written by [`create_receiver_key`].
+pub fn receiver_key(path: &Path) -> Result<crate::envelope::SecretKey, KeyError> {
+    let text = read_limited(path, 256)?;
+    let mut bytes = hex::decode(String::from_utf8_lossy(&text).trim())
+        .map_err(|_| file_err(path, "not a hex key"))?;
+    let key: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| file_err(path, "a receiver key is 32 bytes"))?;
+    zeroize::Zeroize::zeroize(&mut bytes);
+    Ok(crate::envelope::SecretKey::from_bytes(key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +131,12 @@ mod tests {
             !text.contains(&hex::encode(operator.to_bytes())),
             "stored encrypted"
         );
+        let receiver = dir.path().join("receiver.key");
+        let public = create_receiver_key(&receiver).unwrap();
+        assert_eq!(receiver_key(&receiver).unwrap().public(), public);
+        assert!(matches!(
+            create_receiver_key(&receiver),
+            Err(KeyError::Exists(_))
+        ));
     }
 }

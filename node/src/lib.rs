@@ -7,7 +7,8 @@
 //!   device library.
 //! - [`task`]: the task state machine (sans-IO); [`store`]: redb; [`messages`]: node-to-node
 //!   requests; [`envelope`]: X25519 + ChaCha20-Poly1305; [`program`]: what projects run (their
-//!   sources travel by hash, `programs`);
+//!   sources travel by hash, `programs`); [`receiver`]: private outputs sealed for a
+//!   project's receiver;
 //!   [`metrics`]: Prometheus; [`sweep`]: deleting finished tasks' material.
 
 pub mod api;
@@ -26,6 +27,7 @@ pub mod node;
 pub mod program;
 pub(crate) mod programs;
 pub mod ratelimit;
+pub mod receiver;
 pub mod store;
 pub mod sweep;
 pub mod task;

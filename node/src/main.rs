@@ -91,6 +91,13 @@ enum Command {
         /// Trust the entry node's committee without checking it against chain.
         #[arg(long)]
         unchecked: bool,
+        /// As the project owner: the values are the program's owner parameters (`from owner`),
+        /// sent into the task's owner slot with the operator key of the node in --config.
+        #[arg(long, requires = "rpc")]
+        owner: bool,
+        /// The node.toml whose operator key owns the project (with --owner).
+        #[arg(long, default_value = "node.toml")]
+        config: PathBuf,
     },
     /// Read a task's published result from chain.
     Result {
@@ -98,6 +105,10 @@ enum Command {
         config: PathBuf,
         /// Task id (hex).
         task: String,
+        /// As the program's receiver: open the private outputs with this key file (from
+        /// `conclave program receiver-key`).
+        #[arg(long)]
+        receiver_key: Option<PathBuf>,
     },
 }
 
@@ -113,6 +124,9 @@ enum ProgramCommand {
         #[arg(long)]
         inputs: PathBuf,
     },
+    /// Create a receiver key pair for private outputs: the secret goes to FILE (mode 0600);
+    /// the line to put into the program is printed.
+    ReceiverKey { file: PathBuf },
     /// Hand the source of a registered project's program to a running node, which serves it to
     /// the mesh (nodes fetch programs by hash).
     Publish {
@@ -294,6 +308,11 @@ async fn cli() -> anyhow::Result<()> {
         Command::Program { command } => match command {
             ProgramCommand::Check { file } => program_cli::check(&file)?,
             ProgramCommand::Eval { file, inputs } => program_cli::eval(&file, &inputs)?,
+            ProgramCommand::ReceiverKey { file } => {
+                let public = keys::create_receiver_key(&file)?;
+                println!("secret key written to {}; keep it safe", file.display());
+                println!("receiver \"{}\";", hex::encode(public));
+            }
             ProgramCommand::Publish { file, project, api } => {
                 let source = program_cli::read_source(&file)?;
                 publish_source(&api, project, &source).await?;
@@ -310,6 +329,8 @@ async fn cli() -> anyhow::Result<()> {
             rpc,
             addresses,
             unchecked,
+            owner,
+            config,
         } => {
             let client = match (rpc, unchecked) {
                 (Some(rpc), _) => Client::new(api).with_chain(
@@ -323,26 +344,44 @@ async fn cli() -> anyhow::Result<()> {
                      chain, or --unchecked to trust the entry node"
                 ),
             };
-            let done = client.submit_record(project, &values).await?;
+            let done = if owner {
+                let config = load(&config)?;
+                let key = keys::operator_key(&config.data_dir, &passphrase()?)?;
+                client.submit_owner_record(project, &values, &key).await?
+            } else {
+                client.submit_record(project, &values).await?
+            };
             println!(
                 "accepted: task 0x{} slot {}",
                 hex::encode(done.task_id),
                 done.slot
             );
         }
-        Command::Result { config, task } => {
+        Command::Result {
+            config,
+            task,
+            receiver_key,
+        } => {
             let config = load(&config)?;
             let task = U256::from_str_radix(task.trim_start_matches("0x"), 16)
                 .context("task id must be hex")?;
             let contracts = contracts(&config).await?;
+            let api = format!("http://{}", config.api.listen);
+            if let Some(file) = receiver_key {
+                let key = keys::receiver_key(&file)?;
+                let client = Client::new(&api).with_chain(contracts);
+                for o in client.receiver_outputs(task.to_be_bytes(), &key).await? {
+                    println!("{} = {o}", o.name);
+                }
+                return Ok(());
+            }
             match contracts.result(task).await? {
                 None => println!("no result published for this task yet"),
                 Some(r) => {
-                    let api = format!("http://{}", config.api.listen);
                     match read_outputs(&contracts, &api, task, &r.output).await {
                         Ok(outputs) => {
                             for o in outputs {
-                                println!("{} = {o}", o.name);
+                                println!("{} = {o}", o.name());
                             }
                         }
                         Err(e) => println!("output 0x{} ({e:#})", hex::encode(&r.output)),
@@ -362,7 +401,7 @@ async fn read_outputs(
     api: &str,
     task: U256,
     output: &[u8],
-) -> anyhow::Result<Vec<conclave_mpc::lang::OutputValue>> {
+) -> anyhow::Result<Vec<conclave_provers::Opened>> {
     let hash = contracts.task(task).await?.programHash;
     let url = format!("{api}/v1/tasks/0x{:064x}/program", task);
     let answer: conclave_node::api::ProgramJson = reqwest::get(&url)

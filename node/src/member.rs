@@ -3,8 +3,10 @@
 //! Preprocessing runs in the background after `Start`; a slot's triple shares are handed out
 //! (sealed for the client) only once it has finished, only for a slot ticket the coordinator
 //! signed, and only to the ticket's key; masked inputs are accepted only from that key, checked
-//! and stored durably before `Accepted` goes back; `Run` computes the range-checked sum by SPDZ
-//! and signs the result.
+//! and stored durably before `Accepted` goes back; `Run` computes the task's program by SPDZ,
+//! keeps this member's shares of private outputs sealed for the receiver, and signs the result.
+//! The owner slot (numbered `max_inputs`) works like a device slot, granted by the project
+//! owner's signature instead of the coordinator's.
 
 use std::time::Duration;
 
@@ -22,7 +24,7 @@ use tokio::sync::watch;
 
 use crate::committee::{CommitteeError, check_members, task_of_project, verified_peer};
 use crate::envelope;
-use crate::identity::ticket_is_from;
+use crate::identity::{owner_ticket_signer, ticket_is_from};
 use crate::messages::SlotTicket;
 use crate::messages::{RefusalKind, Request, Response, TaskId, TaskInfo};
 use crate::node::{Inner, MAX_PREPARING, PrepStatus, now_ms};
@@ -136,6 +138,7 @@ impl Inner {
             } => self.accept_input(task_id, slot, &sealed),
             Request::Digest { task_id } => self.digest(from, task_id),
             Request::Run { task_id, slots } => self.run(from, task_id, slots).await,
+            Request::SealedOutput { task_id } => self.sealed_output(task_id),
             Request::Submit {
                 task_id,
                 output,
@@ -176,6 +179,7 @@ impl Inner {
         if info.max_inputs == 0
             || info.max_inputs > crate::program::MAX_INPUTS
             || !(1..=crate::program::MAX_RECORD_BITS).contains(&info.input_bits)
+            || info.owner_bits > crate::program::MAX_RECORD_BITS
             || u64::from(info.max_inputs) * u64::from(info.input_bits)
                 > crate::program::MAX_TASK_MATERIAL
         {
@@ -300,6 +304,7 @@ impl Inner {
             || program.hash.0 != info.program_hash
             || program.max_inputs != info.max_inputs
             || program.record_bits != info.input_bits
+            || program.owner_bits != info.owner_bits
         {
             return Err(refuse("the Start does not match the task's program"));
         }
@@ -321,8 +326,9 @@ impl Inner {
     }
 
     /// Runs MASCOT for the task in the background and stores the material: a triple for each
-    /// bit of each slot's record, and the triples and random bits the program consumes with
-    /// every slot filled; reports through `tx` (whose receiver is in the `prep` map).
+    /// bit of each slot's record (the owner slot's after the devices'), and the triples and
+    /// random bits the program consumes with every slot filled; reports through `tx` (whose
+    /// receiver is in the `prep` map).
     pub(crate) fn spawn_preprocessing(
         &self,
         tx: watch::Sender<PrepStatus>,
@@ -332,6 +338,7 @@ impl Inner {
     ) {
         let inner = self.me();
         let (slots, bits) = (program.max_inputs as usize, program.record_bits as usize);
+        let owner_bits = program.owner_bits as usize;
         let (program_triples, program_bits) = (
             program.program_triples as usize,
             program.program_bits as usize,
@@ -345,7 +352,7 @@ impl Inner {
                     inner.network.mpc(),
                     session,
                     &committee,
-                    slots * bits,
+                    slots * bits + owner_bits,
                     program_triples,
                     program_bits,
                 ),
@@ -363,9 +370,13 @@ impl Inner {
                         .try_into()
                         .expect("three shares of two elements")
                 };
-                let records: Vec<TripleRecord> = material.triples.iter().map(record).collect();
-                let per_slot: Vec<Vec<TripleRecord>> =
+                let mut records: Vec<TripleRecord> = material.triples.iter().map(record).collect();
+                let owner = records.split_off(slots * bits);
+                let mut per_slot: Vec<Vec<TripleRecord>> =
                     records.chunks(bits).map(<[TripleRecord]>::to_vec).collect();
+                if !owner.is_empty() {
+                    per_slot.push(owner);
+                }
                 let program = ProgramMaterialRecord {
                     triples: material.program.triples.iter().map(record).collect(),
                     bits: material
@@ -454,15 +465,21 @@ impl Inner {
         if record.state != TaskState::Committee {
             return Err(closed());
         }
-        // Only the coordinator grants slots, each to one device key: without its ticket anyone
-        // could take (or squat) a slot before the device it was granted to.
-        let coordinator =
-            PeerId::from_bytes(&info.coordinator).map_err(|_| refuse("bad coordinator"))?;
-        if !ticket_is_from(&ticket, &coordinator) {
-            return Err(invalid("the slot ticket is not the coordinator's"));
-        }
-        if ticket.slot >= info.max_inputs {
+        if info.slot_bits(ticket.slot).is_none() {
             return Err(invalid("no such slot"));
+        }
+        if info.owner_slot() == Some(ticket.slot) {
+            // The owner's parameters come from the project owner alone: its chain key signs
+            // the key the slot goes to.
+            self.check_owner_ticket(&ticket, &info).await?;
+        } else {
+            // Only the coordinator grants device slots, each to one device key: without its
+            // ticket anyone could take (or squat) a slot before the device it was granted to.
+            let coordinator =
+                PeerId::from_bytes(&info.coordinator).map_err(|_| refuse("bad coordinator"))?;
+            if !ticket_is_from(&ticket, &coordinator) {
+                return Err(invalid("the slot ticket is not the coordinator's"));
+            }
         }
         // No waiting here: a request that waited would hold one of the node's request permits
         // for as long as preprocessing takes, and anyone holding a ticket could send many.
@@ -490,6 +507,28 @@ impl Inner {
         Ok(Response::Shares(sealed))
     }
 
+    /// An owner-slot ticket must be signed by the owner of the task's project, as the chain
+    /// records it.
+    async fn check_owner_ticket(
+        &self,
+        ticket: &SlotTicket,
+        info: &TaskInfo,
+    ) -> Result<(), Response> {
+        let signer = owner_ticket_signer(ticket, self.chain_id, self.router)
+            .ok_or_else(|| invalid("the owner ticket's signature is malformed"))?;
+        let project = self
+            .contracts
+            .project(U256::from(info.project_id))
+            .await
+            .map_err(|e| refuse(format!("reading the project on chain: {e}")))?;
+        if signer != project.owner {
+            return Err(invalid(
+                "the owner slot's ticket is not signed by the project owner",
+            ));
+        }
+        Ok(())
+    }
+
     fn accept_input(
         &self,
         task: TaskId,
@@ -500,9 +539,9 @@ impl Inner {
         if record.state != TaskState::Committee {
             return Err(closed());
         }
-        if slot >= info.max_inputs {
+        let Some(width) = info.slot_bits(slot) else {
             return Err(invalid("no such slot"));
-        }
+        };
         // The input must come from the key the slot's shares went to (a key the coordinator's
         // ticket named): anyone else's envelope does not open.
         let device = self
@@ -517,10 +556,9 @@ impl Inner {
             sealed,
         )
         .map_err(|e| invalid(e.to_string()))?;
-        if plain.len() != 32 * info.input_bits as usize {
+        if plain.len() != 32 * width as usize {
             return Err(invalid(format!(
-                "a masked input is {} field elements",
-                info.input_bits
+                "a masked input here is {width} field elements"
             )));
         }
         let y: Vec<[u8; 32]> = plain
@@ -578,6 +616,17 @@ impl Inner {
         })
     }
 
+    /// This member's shares of a task's private-output masks, sealed for the program's
+    /// receiver. Anyone may ask: only the receiver's key opens the envelope, and it costs one
+    /// store read.
+    fn sealed_output(&self, task: TaskId) -> Result<Response, Response> {
+        self.store
+            .sealed_output(&task)
+            .map_err(|e| refuse(e.to_string()))?
+            .map(Response::Shares)
+            .ok_or_else(|| unknown("no private output of this task here"))
+    }
+
     /// Which slots this member holds, with a hash of each masked input: for the coordinator
     /// only, which closes the window over the slots every member agrees on.
     fn digest(&self, from: PeerId, task: TaskId) -> Result<Response, Response> {
@@ -615,16 +664,28 @@ impl Inner {
                 "the task's MAC key is poisoned: a check under it failed or was abandoned",
             ));
         }
-        let stored_count = self
+        let owner_slot = info.owner_slot();
+        let held = self
             .store
             .inputs(&task)
-            .map_err(|e| refuse(e.to_string()))?
-            .len();
-        check_run_covers(slots.len(), stored_count)?;
+            .map_err(|e| refuse(e.to_string()))?;
+        let stored_count = held.iter().filter(|(s, _)| Some(*s) != owner_slot).count();
+        let owner_held = owner_slot.is_some_and(|o| held.iter().any(|(s, _)| *s == o));
+        let (device_slots, owner_in_run) = match (owner_slot, slots.last()) {
+            (Some(o), Some(&last)) if last == o => (&slots[..slots.len() - 1], true),
+            _ => (&slots[..], false),
+        };
+        if owner_slot.is_some() && !owner_in_run {
+            return Err(refuse(
+                "the program reads the owner's parameters; a run must include the owner slot",
+            ));
+        }
+        check_run_covers(device_slots.len(), stored_count)?;
         // Inputs close when the window ends or every slot is in: a coordinator closing early over
         // the few inputs it chose (its own devices' and one victim's) would read the victim's.
-        if now_ms() + CLOCK_SLACK_MS < info.closes_at_ms && stored_count < info.max_inputs as usize
-        {
+        let all_in =
+            stored_count >= info.max_inputs as usize && (owner_slot.is_none() || owner_held);
+        if now_ms() + CLOCK_SLACK_MS < info.closes_at_ms && !all_in {
             return Err(refuse("the input window is still open"));
         }
         // One run per task: a second run under the same MAC key could pair a check whose σ was
@@ -646,19 +707,13 @@ impl Inner {
                 .put_task(&record)
                 .map_err(|e| refuse(e.to_string()))?;
         }
-        let stored: BTreeMap<u32, MaskedInput> = self
-            .store
-            .inputs(&task)
-            .map_err(|e| refuse(e.to_string()))?
-            .into_iter()
-            .collect();
-        let mut inputs = Vec::with_capacity(slots.len());
+        let stored: BTreeMap<u32, MaskedInput> = held.into_iter().collect();
         let mut digest = blake3::Hasher::new_derive_key("conclave spdz proof v1");
         digest.update(&task);
         for m in &info.committee {
             digest.update(&m.operator);
         }
-        for &slot in &slots {
+        let mut slot_input = |slot: u32| -> Result<spdz::SlotInput, Response> {
             let y = stored
                 .get(&slot)
                 .ok_or_else(|| refuse(format!("no input for slot {slot}")))?;
@@ -688,8 +743,16 @@ impl Inner {
                 digest.update(y);
                 input.masked_bits.push(fp(y)?);
             }
-            inputs.push(input);
-        }
+            Ok(input)
+        };
+        let inputs = device_slots
+            .iter()
+            .map(|&slot| slot_input(slot))
+            .collect::<Result<Vec<_>, _>>()?;
+        let owner = match owner_slot.filter(|_| owner_in_run) {
+            Some(slot) => Some(slot_input(slot)?),
+            None => None,
+        };
         let program = self.task_program(&task).await?;
         let material = self
             .store
@@ -720,6 +783,7 @@ impl Inner {
             program: program.parsed.clone(),
             bits: info.input_bits,
             inputs,
+            owner,
             material: program_material,
             min_counted: MIN_RUN_INPUTS,
             proof_context: *digest.finalize().as_bytes(),
@@ -740,6 +804,29 @@ impl Inner {
                 excluded = proven.excluded,
                 "ill-formed inputs were left out"
             );
+        }
+        // The receiver's shares are kept before the result is signed: once it can publish, the
+        // receiver must be able to read it.
+        if let Some(receiver) = program
+            .receiver
+            .filter(|_| !proven.receiver_shares.is_empty())
+        {
+            let party = info
+                .committee
+                .iter()
+                .position(|m| m.peer == self.network.peer_id().to_bytes())
+                .ok_or_else(|| refuse("not in this committee"))?;
+            let sealed = crate::receiver::seal_shares(
+                &self.input_key,
+                &receiver,
+                &task,
+                party,
+                &proven.receiver_shares,
+            )
+            .map_err(|e| refuse(format!("sealing the receiver's shares: {e}")))?;
+            self.store
+                .put_sealed_output(&task, &sealed)
+                .map_err(|e| refuse(e.to_string()))?;
         }
         let output = encode_outputs(&proven.outputs);
         let result = TaskResult {

@@ -36,6 +36,9 @@ pub struct TaskInfo {
     /// Bits of one device record (the program's input fields): a device sends one masked bit
     /// each.
     pub input_bits: u32,
+    /// Bits of the project owner's parameters (0 if the program reads none); they go into the
+    /// owner slot, numbered `max_inputs`.
+    pub owner_bits: u32,
     pub closes_at_ms: u64,
 }
 
@@ -48,11 +51,26 @@ impl TaskInfo {
             .collect::<Result<_, _>>()
             .map_err(|_| DecodeError::Malformed("bad committee peer id".into()))
     }
+
+    /// The owner slot, if the task's program reads the owner's parameters.
+    pub fn owner_slot(&self) -> Option<u32> {
+        (self.owner_bits > 0).then_some(self.max_inputs)
+    }
+
+    /// How many masked bits `slot` holds, if the task has that slot.
+    pub fn slot_bits(&self, slot: u32) -> Option<u32> {
+        if slot < self.max_inputs {
+            Some(self.input_bits)
+        } else {
+            (self.owner_slot() == Some(slot)).then_some(self.owner_bits)
+        }
+    }
 }
 
 /// A slot granted to one device key, signed by the task's coordinator (its libp2p key): members
 /// release the slot's mask shares to that key only and accept the slot's input only from it, so
-/// nobody fills or takes over a slot the coordinator did not grant them.
+/// nobody fills or takes over a slot the coordinator did not grant them. The owner slot's ticket
+/// is signed instead by the project owner's chain key ([`SlotTicket::owner_message`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotTicket {
     pub task_id: TaskId,
@@ -68,6 +86,24 @@ impl SlotTicket {
             b"conclave slot ticket v1".as_slice(),
             task_id,
             &slot.to_be_bytes(),
+            client_key,
+        ]
+        .concat()
+    }
+
+    /// What the project owner signs (EIP-191) to take the owner slot of a task with
+    /// `client_key`: bound to the deployment, so that it is good for this task only.
+    pub fn owner_message(
+        chain_id: u64,
+        router: &[u8; 20],
+        task_id: &TaskId,
+        client_key: &[u8; 32],
+    ) -> Vec<u8> {
+        [
+            b"conclave owner slot v1".as_slice(),
+            &chain_id.to_be_bytes(),
+            router,
+            task_id,
             client_key,
         ]
         .concat()
@@ -112,6 +148,9 @@ pub enum Request {
     },
     /// Any peer → any node: the program source with this keccak256 hash, if you keep it.
     ProgramSource { hash: [u8; 32] },
+    /// Entry node → member: your shares of the task's private-output masks, sealed for the
+    /// program's receiver (answered with `Shares`).
+    SealedOutput { task_id: TaskId },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

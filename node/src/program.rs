@@ -1,21 +1,29 @@
 //! A project's program: Tally source whose keccak256 the chain pins as `programHash`
-//! (`docs/programs.md`). Nodes compile it deterministically; the mesh runs programs whose inputs
-//! come from devices and whose outputs are public, ABI-encoded as one 32-byte word per output
-//! (`int256` for integers and fixed point, whose scaled value is the word; `bool` for booleans).
+//! (`docs/programs.md`). Nodes compile it deterministically. Inputs come from devices (one slot
+//! each) and from the project owner (one slot per task); outputs are ABI-encoded as one 32-byte
+//! word each: `int256` for integers and fixed point (the scaled value), `bool` for booleans, and
+//! for a private output the field element value + mask (big-endian), which only the receiver,
+//! holding the mask, can read (`crate::receiver`).
 
 use alloy::primitives::{B256, keccak256};
+use conclave_mpc::Fp;
 use conclave_mpc::lang::{FieldSpec, Kind, OutputValue, Parsed, PartyInputs};
+pub use conclave_provers::Opened;
 
 /// Largest number of device slots a task may take.
 pub const MAX_INPUTS: u32 = 10_000;
 
-/// Largest record a device sends, in bits: its sealed shares (three field elements a bit) must
-/// fit one envelope.
+/// Largest record a device or the owner sends, in bits: its sealed shares (three field elements
+/// a bit) must fit one envelope, and its masked bits one HTTP body for every member.
 pub const MAX_RECORD_BITS: u32 = 256;
 
 /// Largest amount of preprocessed material (triples and random bits) one task may ask for: it
 /// bounds a member's storage and the MASCOT work a registered program can demand.
 pub const MAX_TASK_MATERIAL: u64 = 400_000;
+
+/// Most outputs a program may have: TaskRouter takes results of up to 4096 bytes, one 32-byte
+/// word per output.
+pub const MAX_OUTPUTS: usize = 128;
 
 /// Largest program source a node fetches or stores.
 pub const MAX_SOURCE: usize = conclave_mpc::lang::lexer::MAX_SOURCE;
@@ -33,11 +41,24 @@ pub struct Program {
     pub device_fields: Vec<FieldSpec>,
     /// Bits of one record: the sum of its fields' widths.
     pub record_bits: u32,
-    /// The public outputs' names and kinds.
-    pub outputs: Vec<(String, Kind)>,
-    /// Triples and random bits the program itself consumes with every slot filled.
+    /// The fields of the owner's parameters, and their bits (0 for a program without them).
+    pub owner_fields: Vec<FieldSpec>,
+    pub owner_bits: u32,
+    /// The X25519 key private outputs are sealed to.
+    pub receiver: Option<[u8; 32]>,
+    pub outputs: Vec<OutputField>,
+    /// Triples and random bits the program itself consumes with every slot filled (one triple
+    /// per private output masks it).
     pub program_triples: u64,
     pub program_bits: u64,
+}
+
+/// One output of a program as the chain carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputField {
+    pub name: String,
+    pub kind: Kind,
+    pub private: bool,
 }
 
 /// Why a program was refused.
@@ -47,9 +68,11 @@ pub enum ProgramError {
     Compile(String),
     #[error("the program must declare `devices N;` and `window S;`")]
     MissingHeader,
-    #[error("{0} is not run on the mesh yet (the plaintext evaluator and MPC tests run it)")]
-    Unsupported(&'static str),
-    #[error("a device record of {0} bits exceeds the limit of {MAX_RECORD_BITS}")]
+    #[error("{0} outputs, more than the {MAX_OUTPUTS} a result on chain holds")]
+    TooManyOutputs(usize),
+    #[error("the receiver key is not a usable X25519 public key")]
+    BadReceiver,
+    #[error("a record of {0} bits exceeds the limit of {MAX_RECORD_BITS}")]
     RecordTooWide(u32),
     #[error(
         "the program needs {0} triples and random bits, more than a task's {MAX_TASK_MATERIAL}"
@@ -71,21 +94,27 @@ impl Program {
         let (Some(window_secs), true) = (lowered.window_secs, lowered.max_devices > 0) else {
             return Err(ProgramError::MissingHeader);
         };
-        if !lowered.owner_fields.is_empty() {
-            return Err(ProgramError::Unsupported("a program with owner inputs"));
-        }
-        if lowered.outputs.iter().any(|o| o.private) {
-            return Err(ProgramError::Unsupported("a program with private outputs"));
-        }
         let record_bits: u32 = lowered.device_fields.iter().map(|f| f.bits).sum();
+        let owner_bits: u32 = lowered.owner_fields.iter().map(|f| f.bits).sum();
         if record_bits == 0 {
             return Err(ProgramError::Compile(
                 "the program reads no device input".into(),
             ));
         }
-        if record_bits > MAX_RECORD_BITS {
-            return Err(ProgramError::RecordTooWide(record_bits));
+        if let Some(wide) = [record_bits, owner_bits]
+            .into_iter()
+            .find(|b| *b > MAX_RECORD_BITS)
+        {
+            return Err(ProgramError::RecordTooWide(wide));
         }
+        if lowered.outputs.len() > MAX_OUTPUTS {
+            return Err(ProgramError::TooManyOutputs(lowered.outputs.len()));
+        }
+        let receiver = parsed.receiver();
+        if receiver.is_some_and(|k| crate::envelope::check_public_key(&k).is_err()) {
+            return Err(ProgramError::BadReceiver);
+        }
+        let private_outputs = lowered.outputs.iter().filter(|o| o.private).count() as u64;
         // A task runs over the well-formed records that arrived, at least two.
         if lowered.max_devices >= 2 {
             parsed
@@ -94,8 +123,11 @@ impl Program {
         }
         let need = lowered.circuit.requirements();
         let max_inputs = lowered.max_devices as u32;
-        let total =
-            u64::from(max_inputs) * u64::from(record_bits) + need.triples as u64 + need.bits as u64;
+        let program_triples = need.triples as u64 + private_outputs;
+        let total = u64::from(max_inputs) * u64::from(record_bits)
+            + u64::from(owner_bits)
+            + program_triples
+            + need.bits as u64;
         if total > MAX_TASK_MATERIAL {
             return Err(ProgramError::TooLarge(total));
         }
@@ -106,13 +138,20 @@ impl Program {
             max_inputs,
             window_secs,
             record_bits,
+            owner_bits,
+            receiver,
             outputs: lowered
                 .outputs
                 .iter()
-                .map(|o| (o.name.clone(), o.kind))
+                .map(|o| OutputField {
+                    name: o.name.clone(),
+                    kind: o.kind,
+                    private: o.private,
+                })
                 .collect(),
             device_fields: lowered.device_fields,
-            program_triples: need.triples as u64,
+            owner_fields: lowered.owner_fields,
+            program_triples,
             program_bits: need.bits as u64,
         })
     }
@@ -132,36 +171,20 @@ impl Program {
     /// The bits a device sends for its record (one value per field, as a real number), least
     /// significant first, field by field.
     pub fn record_bits(&self, values: &[f64]) -> Result<Vec<bool>, RecordError> {
-        if values.len() != self.device_fields.len() {
-            return Err(RecordError::FieldCount {
-                expected: self.device_fields.len(),
-                got: values.len(),
-            });
-        }
-        let mut bits = Vec::with_capacity(self.record_bits as usize);
-        for (f, v) in self.device_fields.iter().zip(values) {
-            if !v.is_finite() {
-                return Err(RecordError::OutOfRange {
-                    field: f.name.clone(),
-                    value: *v,
-                });
-            }
-            let encoded = f.encode(f.scale(*v)).map_err(|_| RecordError::OutOfRange {
-                field: f.name.clone(),
-                value: *v,
-            })?;
-            bits.extend(encoded);
-        }
-        Ok(bits)
+        encode_record(&self.device_fields, values)
     }
 
+    /// The bits the owner sends for its parameters, like a device's record.
+    pub fn owner_record_bits(&self, values: &[f64]) -> Result<Vec<bool>, RecordError> {
+        encode_record(&self.owner_fields, values)
+    }
     /// The field names of a record, for messages.
     pub fn field_names(&self) -> Vec<String> {
         self.device_fields.iter().map(|f| f.name.clone()).collect()
     }
 
     /// Reads published output bytes as this program's outputs.
-    pub fn decode_outputs(&self, bytes: &[u8]) -> Option<Vec<OutputValue>> {
+    pub fn decode_outputs(&self, bytes: &[u8]) -> Option<Vec<Opened>> {
         decode_outputs(&self.outputs, bytes)
     }
 
@@ -174,6 +197,31 @@ impl Program {
     }
 }
 
+/// The bits of a record of `fields` (one real number each), least significant first.
+fn encode_record(fields: &[FieldSpec], values: &[f64]) -> Result<Vec<bool>, RecordError> {
+    if values.len() != fields.len() {
+        return Err(RecordError::FieldCount {
+            expected: fields.len(),
+            got: values.len(),
+        });
+    }
+    let mut bits = Vec::new();
+    for (f, v) in fields.iter().zip(values) {
+        if !v.is_finite() {
+            return Err(RecordError::OutOfRange {
+                field: f.name.clone(),
+                value: *v,
+            });
+        }
+        let encoded = f.encode(f.scale(*v)).map_err(|_| RecordError::OutOfRange {
+            field: f.name.clone(),
+            value: *v,
+        })?;
+        bits.extend(encoded);
+    }
+    Ok(bits)
+}
+
 /// Why a device's record cannot go into a task.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RecordError {
@@ -183,40 +231,59 @@ pub enum RecordError {
     OutOfRange { field: String, value: f64 },
 }
 
-/// One 32-byte ABI word per output: two's complement for numbers, 0 or 1 for booleans.
-pub fn encode_outputs(values: &[OutputValue]) -> Vec<u8> {
+/// One 32-byte ABI word per output: two's complement for numbers, 0 or 1 for booleans, and the
+/// masked field element (big-endian) for a private output.
+pub fn encode_outputs(values: &[Opened]) -> Vec<u8> {
     let mut out = Vec::with_capacity(32 * values.len());
     for v in values {
-        let fill = if v.scaled < 0 { 0xff } else { 0 };
-        out.extend([fill; 16]);
-        out.extend(v.scaled.to_be_bytes());
+        match v {
+            Opened::Public(v) => {
+                let fill = if v.scaled < 0 { 0xff } else { 0 };
+                out.extend([fill; 16]);
+                out.extend(v.scaled.to_be_bytes());
+            }
+            Opened::Masked { masked, .. } => {
+                let mut word = masked.to_bytes();
+                word.reverse();
+                out.extend(word);
+            }
+        }
     }
     out
 }
 
 /// The outputs named in `specs` from published bytes, if they have the right layout.
-pub fn decode_outputs(specs: &[(String, Kind)], bytes: &[u8]) -> Option<Vec<OutputValue>> {
+pub fn decode_outputs(specs: &[OutputField], bytes: &[u8]) -> Option<Vec<Opened>> {
     if bytes.len() != 32 * specs.len() {
         return None;
     }
     specs
         .iter()
         .zip(bytes.chunks_exact(32))
-        .map(|((name, kind), word)| {
+        .map(|(spec, word)| {
+            if spec.private {
+                let mut le: [u8; 32] = word.try_into().expect("32 bytes");
+                le.reverse();
+                return Some(Opened::Masked {
+                    name: spec.name.clone(),
+                    kind: spec.kind,
+                    masked: Fp::from_bytes(&le).ok()?,
+                });
+            }
             let (high, low) = word.split_at(16);
             let scaled = i128::from_be_bytes(low.try_into().expect("16 bytes"));
             let fill = if scaled < 0 { 0xff } else { 0 };
             if high.iter().any(|b| *b != fill)
-                || (*kind == Kind::Bool && !(0..=1).contains(&scaled))
+                || (spec.kind == Kind::Bool && !(0..=1).contains(&scaled))
             {
                 return None;
             }
-            Some(OutputValue {
-                name: name.clone(),
-                kind: *kind,
+            Some(Opened::Public(OutputValue {
+                name: spec.name.clone(),
+                kind: spec.kind,
                 private: false,
                 scaled,
-            })
+            }))
         })
         .collect()
 }
@@ -235,11 +302,13 @@ impl Average {
 
     /// `abi.encode(int256 sum, uint256 count)`.
     pub fn encode(&self) -> Vec<u8> {
-        let value = |name: &str, scaled: i128| OutputValue {
-            name: name.into(),
-            kind: Kind::Int,
-            private: false,
-            scaled,
+        let value = |name: &str, scaled: i128| {
+            Opened::Public(OutputValue {
+                name: name.into(),
+                kind: Kind::Int,
+                private: false,
+                scaled,
+            })
         };
         encode_outputs(&[
             value("sum", self.sum.into()),
@@ -248,14 +317,15 @@ impl Average {
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Average> {
-        let specs = [
-            ("sum".to_string(), Kind::Int),
-            ("counted".to_string(), Kind::Int),
-        ];
-        let v = decode_outputs(&specs, bytes)?;
+        let field = |name: &str| OutputField {
+            name: name.into(),
+            kind: Kind::Int,
+            private: false,
+        };
+        let v = decode_outputs(&[field("sum"), field("counted")], bytes)?;
         Some(Average {
-            sum: i64::try_from(v[0].scaled).ok()?,
-            count: u64::try_from(v[1].scaled).ok()?,
+            sum: i64::try_from(v[0].value()?.scaled).ok()?,
+            count: u64::try_from(v[1].value()?.scaled).ok()?,
         })
     }
 }
@@ -283,12 +353,19 @@ mod tests {
                 "compile",
             ),
             (
-                "devices 3; window 5;\ninput x: int8 from devices;\ninput w: int8 from owner;\noutput s = sum(x);",
-                "owner",
+                "devices 3; window 5;\ninput x: int8 from devices;\noutput private s = sum(x);",
+                "private output without a receiver",
             ),
             (
-                "devices 3; window 5;\ninput x: int8 from devices;\noutput private s = sum(x);",
-                "private",
+                &format!(
+                    "devices 3; window 5;\nreceiver \"{}\";\ninput x: int8 from devices;\noutput private s = sum(x);",
+                    "00".repeat(32)
+                ),
+                "low-order receiver key",
+            ),
+            (
+                "devices 3; window 5;\ninput x: int8 from devices;\ninput w: int64[5] from owner;\noutput s = sum(x);",
+                "wide owner record",
             ),
             (
                 "devices 3; window 5;\ninput x: int64[5] from devices;\noutput s = x[0][0];",
@@ -301,6 +378,14 @@ mod tests {
         ] {
             assert!(Program::from_source(bad).is_err(), "{why}");
         }
+        let owner_and_private = format!(
+            "devices 3; window 5;\nreceiver \"{}\";\ninput x: int8 from devices;\ninput w: int8 from owner;\noutput private s = sum(x) * w;\noutput n = sum(valid);",
+            hex::encode(crate::envelope::SecretKey::generate().public())
+        );
+        let p = Program::from_source(&owner_and_private).unwrap();
+        assert_eq!((p.owner_bits, p.outputs.len()), (8, 2));
+        assert!(p.outputs[0].private && !p.outputs[1].private);
+        assert!(p.receiver.is_some());
     }
 
     #[test]

@@ -93,17 +93,27 @@ pub fn check(file: &Path) -> anyhow::Result<()> {
             kind_name(o.kind, None)
         );
     }
+    if let Some(key) = l.receiver {
+        println!(
+            "receiver  {} (X25519; private outputs are sealed to it)",
+            hex::encode(key)
+        );
+    }
     println!(
         "circuit   {} gates, {} secret products, {} masked openings, {} rounds (all {} slots filled)",
         s.gates, s.secret_products, s.openings, s.rounds, l.slots
     );
     let record_bits: u32 = l.device_fields.iter().map(|f| f.bits).sum();
+    let owner_bits: u32 = l.owner_fields.iter().map(|f| f.bits).sum();
+    let private = l.outputs.iter().filter(|o| o.private).count();
     println!(
-        "needs     {} triples and {} random bits for the program, plus {} triples for the device bits ({} per record)",
+        "needs     {} triples and {} random bits for the program, plus {} triples for the device bits ({} per record), {} for the owner's and {} to mask private outputs",
         s.requirements.triples,
         s.requirements.bits,
         l.slots as u64 * u64::from(record_bits),
-        record_bits
+        record_bits,
+        owner_bits,
+        private
     );
     match MeshProgram::from_source(&source) {
         Ok(_) => println!("mesh      runs on the mesh (prover spdz)"),

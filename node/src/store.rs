@@ -9,6 +9,7 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use crate::envelope::Sealed;
 use crate::messages::{TaskId, TaskInfo};
 use crate::task::TaskState;
 
@@ -32,6 +33,9 @@ const RELEASED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("released")
 const GRANTED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("granted");
 /// Program sources by keccak256 hash.
 const PROGRAMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("programs");
+/// Task id → this member's shares of the private-output masks, sealed for the receiver (kept
+/// with the task record: the receiver fetches them after the result is published).
+const SEALED_OUTPUTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sealed_outputs");
 
 /// A project as this node last read it from the ProjectRegistry (the chain stays authoritative;
 /// this records what the node's tasks ran under).
@@ -168,7 +172,17 @@ impl Store {
         let database = Database::create(path).map_err(db)?;
         let txn = database.begin_write().map_err(db)?;
         for table in [
-            TASKS, MATERIAL, TRIPLES, INPUTS, PROJECTS, RUNS, POISONED, RELEASED, GRANTED, PROGRAMS,
+            TASKS,
+            MATERIAL,
+            TRIPLES,
+            INPUTS,
+            PROJECTS,
+            RUNS,
+            POISONED,
+            RELEASED,
+            GRANTED,
+            PROGRAMS,
+            SEALED_OUTPUTS,
         ] {
             txn.open_table(table).map_err(db)?;
         }
@@ -301,6 +315,16 @@ impl Store {
         self.get(PROGRAMS, hash)?
             .map(|b| String::from_utf8(b).map_err(|_| StoreError::Corrupt("program source".into())))
             .transpose()
+    }
+
+    /// Keeps this member's sealed private-output shares of a task.
+    pub fn put_sealed_output(&self, task: &TaskId, sealed: &Sealed) -> Result<(), StoreError> {
+        self.put(SEALED_OUTPUTS, task, &enc(sealed))
+    }
+
+    /// This member's sealed private-output shares of a task, if it computed one.
+    pub fn sealed_output(&self, task: &TaskId) -> Result<Option<Sealed>, StoreError> {
+        self.get(SEALED_OUTPUTS, task)?.map(|b| dec(&b)).transpose()
     }
 
     /// The member's MAC key share for a task, once its material is complete.

@@ -23,7 +23,7 @@ use conclave_mpc::{Abort, Fp, Session, SessionConfig};
 use conclave_p2p::channel::{ChannelError, MpcChannels};
 use libp2p::PeerId;
 
-use crate::{Proven, Prover, ProverKind};
+use crate::{Opened, Proven, Prover, ProverKind};
 
 /// Largest MPC frame accepted from a committee member.
 pub const MAX_FRAME: usize = 16 << 20;
@@ -159,6 +159,9 @@ pub struct ProgramJob {
     /// Bits of one device record: every input slot holds this many masked bits.
     pub bits: u32,
     pub inputs: Vec<SlotInput>,
+    /// The project owner's parameters (its record's masked bits), for a program that reads
+    /// them: they must be well formed, or the run fails.
+    pub owner: Option<SlotInput>,
     /// Triples and random bits for the program itself.
     pub material: ProgramMaterial,
     /// The fewest well-formed inputs the program may run over: fewer would let a device that
@@ -191,9 +194,10 @@ impl Prover for SpdzProver {
 
     async fn prove(&self, job: ProgramJob) -> Result<Proven, SpdzError> {
         let kept = range_check(&self.channels, &job).await?;
-        let outputs = run_program(&self.channels, &job, &kept).await?;
+        let (outputs, receiver_shares) = run_program(&self.channels, &job, &kept).await?;
         Ok(Proven {
             outputs,
+            receiver_shares,
             excluded: job.inputs.len() - kept.len(),
             proof_hash: job.proof_context,
         })
@@ -211,7 +215,9 @@ fn my_party(channels: &MpcChannels, job: &ProgramJob) -> Result<usize, SpdzError
 /// and anything else for a device that sent a field element instead, whose input is then left
 /// out (an ill-formed input must not sink the task). The product uses the bit's own triple: its
 /// Beaver opening b_j − a_j is the y_j everyone holds already, and b_j − 1 − b'_j reveals
-/// nothing as b'_j is uniform. Returns the positions kept, in the job's input order.
+/// nothing as b'_j is uniform. Returns the positions kept, in the job's input order. The owner's
+/// record is checked alike, after the devices'; an ill-formed one fails the run (the owner's
+/// parameters cannot be left out).
 pub async fn range_check(
     channels: &MpcChannels,
     job: &ProgramJob,
@@ -228,10 +234,19 @@ pub async fn range_check(
             job.bits
         )));
     }
+    if job
+        .owner
+        .as_ref()
+        .is_some_and(|o| o.triples.is_empty() || o.triples.len() != o.masked_bits.len())
+    {
+        return Err(SpdzError::Invalid(
+            "the owner's input must have a triple for each masked bit".into(),
+        ));
+    }
     let key = MacKeyShare::new(job.alpha);
     let mut b = CircuitBuilder::new(parties);
     let minus_one = b.constant(-Fp::ONE);
-    for input in &job.inputs {
+    for input in job.inputs.iter().chain(&job.owner) {
         for y in &input.masked_bits {
             let bit = masked_bit(&mut b, *y);
             let less_one = b.add(bit, minus_one);
@@ -240,10 +255,17 @@ pub async fn range_check(
         }
     }
     let all: Vec<usize> = (0..job.inputs.len()).collect();
+    let mut randoms = masks(job, &all);
+    randoms.extend(job.owner.iter().flat_map(|o| o.triples.iter().map(|t| t.a)));
     let material = Material {
         key: key.clone(),
-        triples: job.inputs.iter().flat_map(|i| i.triples.clone()).collect(),
-        randoms: masks(job, &all),
+        triples: job
+            .inputs
+            .iter()
+            .chain(&job.owner)
+            .flat_map(|i| i.triples.clone())
+            .collect(),
+        randoms,
         input_masks: vec![Vec::new(); parties],
         bits: Vec::new(),
     };
@@ -266,6 +288,12 @@ pub async fn range_check(
     .await?
     .0;
     let bits = job.bits as usize;
+    let devices_end = job.inputs.len() * bits;
+    if !products[devices_end..].iter().all(Fp::is_zero) {
+        return Err(SpdzError::Invalid(
+            "the owner's input is not well formed (a value is not a bit)".into(),
+        ));
+    }
     let kept: Vec<usize> = all
         .into_iter()
         .filter(|&i| products[i * bits..(i + 1) * bits].iter().all(Fp::is_zero))
@@ -289,9 +317,14 @@ struct MaskedBits<'a> {
     kept: &'a [usize],
     /// Per kept slot, the next bit of its record to hand out.
     next: Vec<usize>,
+    /// The next bit of the owner's record to hand out.
+    owner_next: usize,
     /// The mask share of each `Random` gate created, in creation order.
     masks: Vec<Share>,
-    /// Asked for more bits than a record has.
+    /// The triples whose `a` masked each private output, in output order: taken from the end
+    /// of the program's material, never used for a product.
+    output_triples: Vec<Triple>,
+    /// Asked for more bits than a record has, or more output masks than were prepared.
     overrun: bool,
 }
 
@@ -303,12 +336,19 @@ impl InputWires for MaskedBits<'_> {
         _field: usize,
         count: u32,
     ) -> Vec<Wire> {
-        let Provider::Slot(slot) = provider else {
-            unreachable!("programs with owner inputs are refused before they run")
+        let (input, next) = match provider {
+            Provider::Slot(slot) => (
+                Some(&self.job.inputs[self.kept[slot]]),
+                &mut self.next[slot],
+            ),
+            Provider::Owner => (self.job.owner.as_ref(), &mut self.owner_next),
         };
-        let input = &self.job.inputs[self.kept[slot]];
-        let first = self.next[slot];
-        self.next[slot] += count as usize;
+        let first = *next;
+        *next += count as usize;
+        let Some(input) = input else {
+            self.overrun = true;
+            return (0..count).map(|_| b.constant(Fp::ZERO)).collect();
+        };
         (first..first + count as usize)
             .map(|j| match (input.triples.get(j), input.masked_bits.get(j)) {
                 (Some(t), Some(y)) => {
@@ -323,15 +363,31 @@ impl InputWires for MaskedBits<'_> {
             })
             .collect()
     }
+
+    fn output_mask(&mut self, b: &mut CircuitBuilder) -> Wire {
+        let triples = &self.job.material.triples;
+        match triples.len().checked_sub(self.output_triples.len() + 1) {
+            Some(i) => {
+                self.output_triples.push(triples[i].clone());
+                self.masks.push(triples[i].a);
+                b.random()
+            }
+            None => {
+                self.overrun = true;
+                b.constant(Fp::ZERO)
+            }
+        }
+    }
 }
 
 /// Runs the job's program over the kept inputs: compiles it for this committee and their count,
-/// and opens its public outputs after the MAC check.
+/// and opens its outputs after the MAC check (a private one masked by a triple's `a`). Returns
+/// them with this member's shares of each private output's triple.
 pub async fn run_program(
     channels: &MpcChannels,
     job: &ProgramJob,
     kept: &[usize],
-) -> Result<Vec<OutputValue>, SpdzError> {
+) -> Result<(Vec<Opened>, Vec<[Fp; 3]>), SpdzError> {
     let parties = job.committee.len();
     let me = my_party(channels, job)?;
     let key = MacKeyShare::new(job.alpha);
@@ -339,35 +395,44 @@ pub async fn run_program(
         job,
         kept,
         next: vec![0; kept.len()],
+        owner_next: 0,
         masks: Vec::new(),
+        output_triples: Vec::new(),
         overrun: false,
     };
     let lowered = job
         .program
         .lower(parties, Some(kept.len()), &mut source)
         .map_err(|e| SpdzError::Program(e.to_string()))?;
-    if source.overrun || source.next.iter().any(|&n| n != job.bits as usize) {
+    let owner_bits = job.owner.as_ref().map_or(0, |o| o.masked_bits.len());
+    if source.overrun
+        || source.next.iter().any(|&n| n != job.bits as usize)
+        || source.owner_next != owner_bits
+    {
         return Err(SpdzError::Invalid(format!(
-            "the program's records do not have the task's {} bits",
+            "the program's records do not have the task's {} bits (the owner's {owner_bits}), or its private outputs lack mask triples",
             job.bits
         )));
     }
     let circuit = lowered.circuit;
     let need = circuit.requirements();
     let randoms = std::mem::take(&mut source.masks);
+    let output_triples = std::mem::take(&mut source.output_triples);
     let only_masks = circuit
         .gates()
         .iter()
         .filter(|g| matches!(g, Gate::Random))
         .count()
         == randoms.len();
-    if !only_masks || !lowered.owner_fields.is_empty() || lowered.outputs.iter().any(|o| o.private)
-    {
+    if !only_masks {
         return Err(SpdzError::Program(
-            "owner inputs and private outputs are not run on the mesh yet".into(),
+            "the program's random values are not the inputs' and outputs' masks".into(),
         ));
     }
-    if need.triples > job.material.triples.len() || need.bits > job.material.bits.len() {
+    // The output triples come from the end of the material: the products must not reach them.
+    if need.triples + output_triples.len() > job.material.triples.len()
+        || need.bits > job.material.bits.len()
+    {
         return Err(SpdzError::Invalid(format!(
             "the program needs {} triples and {} random bits, {} and {} were prepared",
             need.triples,
@@ -399,17 +464,31 @@ pub async fn run_program(
         .iter()
         .zip(opened)
         .map(|(spec, v)| {
+            if spec.private {
+                return Ok(Opened::Masked {
+                    name: spec.name.clone(),
+                    kind: spec.kind,
+                    masked: v,
+                });
+            }
             let scaled = v
                 .to_i128()
                 .ok_or_else(|| SpdzError::Program(format!("output {} does not fit", spec.name)))?;
-            Ok(OutputValue {
+            Ok(Opened::Public(OutputValue {
                 name: spec.name.clone(),
                 kind: spec.kind,
                 private: false,
                 scaled,
-            })
+            }))
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .map(|outputs| {
+            let shares = output_triples
+                .iter()
+                .map(|t| [t.a.value, t.b.value, t.c.value])
+                .collect();
+            (outputs, shares)
+        })
 }
 
 /// Whether the k-th multiplication the session performs multiplies [a_k] + y_k, the k-th

@@ -6,8 +6,9 @@ use alloy::primitives::U256;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use conclave_chain::watch::ResultWatcher;
-use conclave_mpc::lang::{InputValues, OutputValue};
+use conclave_mpc::lang::InputValues;
 use conclave_node::client::Client;
+use conclave_node::program::Opened;
 use conclave_node::program::Program;
 use conclave_sim::Cluster;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -78,7 +79,7 @@ const AVERAGE: &str = include_str!("../../examples/programs/average.tally");
 
 /// One task end to end; returns the outcome and its timings.
 struct Outcome {
-    outputs: Vec<OutputValue>,
+    outputs: Vec<Opened>,
     /// The slot each record went into (the program reads records in slot order).
     slots: Vec<u32>,
     committee: Vec<String>,
@@ -204,20 +205,20 @@ async fn run_task(
 
 /// What the plaintext evaluator computes over the same records, put in the order of the slots
 /// they went into.
-fn plaintext(
-    source: &str,
-    records: Vec<Vec<i128>>,
-    slots: &[u32],
-) -> anyhow::Result<Vec<OutputValue>> {
+fn plaintext(source: &str, records: Vec<Vec<i128>>, slots: &[u32]) -> anyhow::Result<Vec<Opened>> {
     let mut by_slot: Vec<(u32, Vec<i128>)> = slots.iter().copied().zip(records).collect();
     by_slot.sort_by_key(|(slot, _)| *slot);
     let records: Vec<Vec<i128>> = by_slot.into_iter().map(|(_, r)| r).collect();
     let program = conclave_mpc::lang::Program::compile(source, 2, Some(records.len()))
         .map_err(|d| anyhow::anyhow!("{d}"))?;
-    Ok(program.evaluate(&InputValues {
-        devices: records,
-        owner: Vec::new(),
-    })?)
+    Ok(program
+        .evaluate(&InputValues {
+            devices: records,
+            owner: Vec::new(),
+        })?
+        .into_iter()
+        .map(Opened::Public)
+        .collect())
 }
 
 async fn quickstart(
@@ -240,6 +241,12 @@ async fn quickstart(
     };
     let program =
         Program::from_source(&source).with_context(|| format!("{name} cannot run on the mesh"))?;
+    if program.owner_bits > 0 {
+        bail!(
+            "{name} reads the project owner's parameters, which the quickstart does not supply; \
+             `conclave submit --owner` does (docs/programs.md)"
+        );
+    }
     let devices = devices
         .unwrap_or(program.max_inputs)
         .min(program.max_inputs);
@@ -273,7 +280,7 @@ async fn quickstart(
     println!("  task       0x{}", o.task_id);
     println!("  committee  {}", o.committee.join("\n             "));
     for out in &o.outputs {
-        println!("  {:<10} {out}", out.name);
+        println!("  {:<10} {out}", out.name());
     }
     println!("  tx         {} (block {})", o.tx_hash, o.block);
     println!(

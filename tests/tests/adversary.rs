@@ -587,6 +587,7 @@ async fn forged_task_announcement() {
         program_hash: info_of(&task).program_hash,
         max_inputs: 3,
         input_bits: 32,
+        owner_bits: 0,
         closes_at_ms: u64::MAX / 2,
     };
     let made_up = TaskInfo {
@@ -705,6 +706,7 @@ fn info_of(task: &TaskJson) -> TaskInfo {
         program_hash: from_hex(&task.program_hash),
         max_inputs: task.max_inputs,
         input_bits: task.input_bits,
+        owner_bits: task.owner_bits,
         closes_at_ms: task.closes_at_ms,
     }
 }

@@ -37,6 +37,11 @@ pub enum Item {
     Devices(Expr),
     /// `window S;`: how long a task's input window stays open, in seconds.
     Window(Expr),
+    /// `receiver "<64 hex digits>";`: the X25519 key private outputs are sealed to.
+    Receiver {
+        key: String,
+        span: Span,
+    },
     Input {
         name: String,
         ty: Type,

@@ -94,6 +94,13 @@ pub trait InputWires {
         field: usize,
         count: u32,
     ) -> Vec<Wire>;
+
+    /// A shared random value that masks a private output: the circuit opens value + mask and
+    /// the mask's shares go to the receiver (the node takes it from a triple the receiver can
+    /// check).
+    fn output_mask(&mut self, b: &mut CircuitBuilder) -> Wire {
+        b.random()
+    }
 }
 
 /// One scalar field of a device's record or of the owner's parameters.
@@ -186,7 +193,12 @@ pub fn lower(
     // Device inputs are declared before use; their validity needs every field, so inputs are
     // lowered first, then everything else in order.
     for item in items {
-        if let Item::Input { .. } | Item::Const { .. } | Item::Devices(_) | Item::Window(_) = item {
+        if let Item::Input { .. }
+        | Item::Const { .. }
+        | Item::Devices(_)
+        | Item::Window(_)
+        | Item::Receiver { .. } = item
+        {
             c.item(item);
         }
     }
@@ -194,7 +206,11 @@ pub fn lower(
     for item in items {
         if !matches!(
             item,
-            Item::Input { .. } | Item::Const { .. } | Item::Devices(_) | Item::Window(_)
+            Item::Input { .. }
+                | Item::Const { .. }
+                | Item::Devices(_)
+                | Item::Window(_)
+                | Item::Receiver { .. }
         ) {
             c.item(item);
         }
@@ -350,6 +366,8 @@ impl Compiler<'_> {
                 span,
             } => self.output(name, *private, ty.as_ref(), value, *span),
             Item::Stmt(s) => self.stmt(s),
+            // Read by `Parsed::new`; it seals outputs, it computes nothing.
+            Item::Receiver { .. } => {}
         }
     }
 
@@ -898,7 +916,7 @@ impl Compiler<'_> {
             };
             let wire = self.wire(repr);
             let (opened, mask) = if private {
-                let r = self.b.random();
+                let r = self.inputs.output_mask(&mut self.b);
                 (self.b.add(wire, r), Some(r))
             } else {
                 (wire, None)

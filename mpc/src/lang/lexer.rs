@@ -15,6 +15,8 @@ pub enum Tok {
         scale: u32,
     },
     Sym(&'static str),
+    /// A string literal on one line (printable ASCII, no escapes): `receiver "…";`.
+    Str(String),
     Eof,
 }
 
@@ -23,6 +25,9 @@ pub struct Token {
     pub tok: Tok,
     pub span: Span,
 }
+
+/// Longest string literal.
+pub const MAX_STRING: usize = 128;
 
 const SYMBOLS: [&str; 27] = [
     "..=", "..", "==", "!=", "<=", ">=", "&&", "||", "->", "+", "-", "*", "/", "<", ">", "=", "!",
@@ -94,6 +99,26 @@ pub fn lex(source: &str) -> Result<Vec<Token>, Diagnostic> {
                 },
                 span,
             });
+        } else if c == b'"' {
+            let start = i;
+            let len = bytes[i + 1..]
+                .iter()
+                .take_while(|&&b| b != b'"' && (b' '..=b'~').contains(&b))
+                .count();
+            let end = i + 1 + len;
+            if bytes.get(end) != Some(&b'"') || len > MAX_STRING {
+                return Err(Diagnostic::new(
+                    Span::new(start, end.min(bytes.len())),
+                    format!(
+                        "a string ends with `\"` on its line, holds printable ASCII and at most {MAX_STRING} characters"
+                    ),
+                ));
+            }
+            out.push(Token {
+                tok: Tok::Str(source[i + 1..end].to_string()),
+                span: Span::new(start, end + 1),
+            });
+            i = end + 1;
         } else if let Some(sym) = SYMBOLS.iter().find(|s| source[i..].starts_with(**s)) {
             out.push(Token {
                 tok: Tok::Sym(sym),

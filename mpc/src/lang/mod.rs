@@ -30,6 +30,7 @@ pub const MAX_WINDOW_SECS: i128 = 86_400;
 #[derive(Clone, Debug)]
 pub struct Parsed {
     items: Vec<ast::Item>,
+    receiver: Option<[u8; 32]>,
 }
 
 impl Parsed {
@@ -61,10 +62,31 @@ impl Parsed {
                 }
             }
         }
+        let mut receiver = None;
+        for item in &items {
+            let ast::Item::Receiver { key, span } = item else {
+                continue;
+            };
+            if receiver.is_some() {
+                errors.push(Diagnostic::new(*span, "`receiver` is declared twice"));
+            }
+            match parse_key(key) {
+                Some(k) => receiver = Some(k),
+                None => errors.push(
+                    Diagnostic::new(*span, "a receiver key is 64 hexadecimal digits")
+                        .help("`conclave program receiver-key FILE` makes a key pair and prints the line to use"),
+                ),
+            }
+        }
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
         }
-        Ok(Parsed { items })
+        Ok(Parsed { items, receiver })
+    }
+
+    /// The X25519 public key private outputs are sealed to (`receiver "…";`).
+    pub fn receiver(&self) -> Option<[u8; 32]> {
+        self.receiver
     }
 
     /// The most device slots the program declares (`devices N;`), if it says so literally.
@@ -111,6 +133,15 @@ impl Parsed {
                 "the program has no output",
             ));
         }
+        if self.receiver.is_none() && l.outputs.iter().any(|o| o.private) {
+            errors.push(
+                Diagnostic::new(
+                    Span::default(),
+                    "the program has private outputs but no receiver to seal them to",
+                )
+                .help("add `receiver \"<the receiver's X25519 public key, 64 hex digits>\";`"),
+            );
+        }
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
         }
@@ -122,8 +153,23 @@ impl Parsed {
             device_fields: l.device_fields,
             owner_fields: l.owner_fields,
             outputs: l.outputs,
+            receiver: self.receiver,
         })
     }
+}
+
+/// 32 bytes from 64 hexadecimal digits.
+fn parse_key(hex: &str) -> Option<[u8; 32]> {
+    let digits = hex.as_bytes();
+    if digits.len() != 64 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (byte, pair) in key.iter_mut().zip(digits.chunks_exact(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(key)
 }
 
 /// A program compiled for one committee size and slot count.
@@ -138,6 +184,8 @@ pub struct Lowered {
     pub device_fields: Vec<FieldSpec>,
     pub owner_fields: Vec<FieldSpec>,
     pub outputs: Vec<OutputSpec>,
+    /// The X25519 key private outputs are sealed to.
+    pub receiver: Option<[u8; 32]>,
 }
 
 /// Input bits as input gates of the parties: slot i's device bits from party i mod n, the

@@ -88,6 +88,7 @@ impl Parser<'_> {
             Tok::Int(v) => format!("`{v}`"),
             Tok::Decimal { .. } => "a decimal number".into(),
             Tok::Sym(s) => format!("`{s}`"),
+            Tok::Str(_) => "a string".into(),
             Tok::Eof => "the end of the file".into(),
         };
         Diagnostic::new(self.span(), format!("expected {what}, found {found}"))
@@ -133,6 +134,14 @@ impl Parser<'_> {
             let e = self.expr()?;
             self.expect_sym(";")?;
             return Ok(Item::Window(e));
+        }
+        if self.eat_word("receiver") {
+            let Tok::Str(key) = self.peek().clone() else {
+                return Err(self.expected("the receiver's X25519 key as `\"<64 hex digits>\"`"));
+            };
+            let span = self.bump().span;
+            self.expect_sym(";")?;
+            return Ok(Item::Receiver { key, span });
         }
         if self.eat_word("input") {
             let (name, _) = self.ident()?;
@@ -504,6 +513,7 @@ fn is_keyword(w: &str) -> bool {
             | "else"
             | "input"
             | "output"
+            | "receiver"
             | "private"
             | "const"
             | "from"
