@@ -115,3 +115,33 @@ fn eval_prints_the_plaintext_result() {
         "a record without the program's field is refused"
     );
 }
+
+/// `program receiver-key` writes a key it never overwrites and prints the line a program takes;
+/// the score example's demo key is the committed secret's.
+#[test]
+fn receiver_keys_are_made_and_the_demo_key_matches_its_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("receiver.key");
+    let out = run(&["program", "receiver-key", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("receiver \""))
+        .expect("the line to put in a program");
+    let secret = conclave_node::keys::receiver_key(&file).unwrap();
+    assert_eq!(
+        line,
+        format!("receiver \"{}\";", hex::encode(secret.public()))
+    );
+    let again = run(&["program", "receiver-key", file.to_str().unwrap()]);
+    assert!(!again.status.success(), "an existing key was overwritten");
+
+    let demo = conclave_node::keys::receiver_key(&examples().join("score.receiver.key")).unwrap();
+    let score = std::fs::read_to_string(examples().join("score.tally")).unwrap();
+    assert!(score.contains(&format!("receiver \"{}\";", hex::encode(demo.public()))));
+}

@@ -1314,3 +1314,109 @@ async fn memory_caps_hold_under_spam() {
     stranger.shutdown().await;
     cluster.shutdown().await;
 }
+
+/// The owner slot of a program that reads the project owner's parameters: nobody but the owner
+/// gets it — not the coordinator with a ticket of its own, not a stranger, not the owner's
+/// signature made for another deployment or another key — and a coordinator cannot run the task
+/// without the owner's parameters: members refuse such a run, and when the owner never sends
+/// them the task fails with that reason instead of publishing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_slot_only_for_the_owner() {
+    let cluster = Cluster::start(NODES, |_| {}).await.unwrap();
+    let source = "devices 3;\nwindow 15;\ninput x: int16 from devices;\ninput w: int8 from owner;\noutput s = sum(x) * w;\n";
+    let project = cluster.program_project(source, 6, 2).await.unwrap();
+    let task = Client::new(cluster.api(0)).task(project).await.unwrap();
+    let id = task_id(&task).to_be_bytes::<32>();
+    let owner_slot = task.max_inputs;
+    let key = SecretKey::generate().public();
+    let coordinator: PeerId = task.coordinator.parse().unwrap();
+    let c = cluster
+        .nodes
+        .iter()
+        .position(|n| n.peer_id() == coordinator)
+        .unwrap();
+    let a = cluster.contracts.addresses();
+    let owner_signed = |signer: &PrivateKeySigner, chain_id: u64, signed_key: [u8; 32]| {
+        let mut t = conclave_node::identity::issue_owner_ticket(
+            signer,
+            chain_id,
+            a.task_router,
+            id,
+            owner_slot,
+            signed_key,
+        )
+        .unwrap();
+        t.client_key = key;
+        Request::TripleShares(t)
+    };
+    for (request, who) in [
+        (
+            ticket(&cluster, c, &task, owner_slot, key),
+            "the coordinator",
+        ),
+        (
+            owner_signed(&PrivateKeySigner::random(), a.chain_id, key),
+            "a stranger",
+        ),
+        (
+            owner_signed(&cluster.owner, a.chain_id + 1, key),
+            "the owner, for another chain",
+        ),
+        (
+            owner_signed(&cluster.owner, a.chain_id, [0x55; 32]),
+            "the owner, for another key",
+        ),
+    ] {
+        for member in committee_peers(&task) {
+            let answer = ask(cluster.nodes[c].network(), member, &request).await;
+            assert!(
+                matches!(answer, Response::Refused { .. }),
+                "{member} gave the owner slot to {who}: {answer:?}"
+            );
+        }
+    }
+    // Every device slot filled, the owner silent: a run without the owner slot is refused.
+    fill(&cluster, &task, &[1, 2, 3], 0).await;
+    let run = Request::Run {
+        task_id: id,
+        slots: vec![0, 1, 2],
+    };
+    for member in committee_peers(&task)
+        .into_iter()
+        .filter(|m| *m != coordinator)
+    {
+        let answer = ask(cluster.nodes[c].network(), member, &run).await;
+        assert!(
+            matches!(&answer, Response::Refused { reason, .. } if reason.contains("owner slot")),
+            "{member} ran without the owner's parameters: {answer:?}"
+        );
+    }
+    // The window ends without them: the task fails, saying why, and nothing is published.
+    let mut state = Client::new(cluster.api(0)).status(&id).await.unwrap();
+    for _ in 0..600 {
+        if state.state == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        state = Client::new(cluster.api(0)).status(&id).await.unwrap();
+    }
+    assert_eq!(state.state, "failed");
+    assert!(
+        state
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("owner's parameters"),
+        "{:?}",
+        state.reason
+    );
+    assert!(
+        cluster
+            .contracts
+            .result(task_id(&task))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    cluster.shutdown().await;
+}

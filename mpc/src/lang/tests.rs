@@ -214,6 +214,26 @@ fn hostile_sources_are_refused_not_fatal() {
             "at most 5 dimensions",
         ),
         ("let a = [1, [2]];\noutput s = 1;".into(), "one shape"),
+        // The receiver of private outputs.
+        ("output private s = 1;".into(), "no receiver"),
+        (
+            "receiver \"abc\";\noutput private s = 1;".into(),
+            "64 hexadecimal digits",
+        ),
+        (
+            format!("receiver \"+{}\";\noutput private s = 1;", "f".repeat(63)),
+            "64 hexadecimal digits",
+        ),
+        (
+            format!(
+                "receiver \"{k}\";\nreceiver \"{k}\";\noutput private s = 1;",
+                k = "ab".repeat(32)
+            ),
+            "declared twice",
+        ),
+        ("receiver \"abc;\noutput s = 1;".into(), "a string ends"),
+        (format!("receiver \"{}\";", "a".repeat(200)), "a string ends"),
+        ("receiver 5;\noutput s = 1;".into(), "X25519 key"),
         // Gates past the limit from loops inside one statement.
         (
             "input x: fixed<64, 62> from owner;\nlet a = [x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x];\nlet b = [a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a];\nlet c = [b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b];\nlet d = [c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c];\nlet e: fixed<64, 0>[16][16][16][16] = d;\noutput o = e[0][0][0][0];".into(),
