@@ -360,8 +360,9 @@ impl Client {
                 task.owner_bits
             )));
         }
-        let key = SecretKey::generate();
         let a = contracts.addresses();
+        let key = crate::identity::owner_slot_key(owner, a.chain_id, a.task_router, &task_id)
+            .map_err(|e| ClientError::Answer(e.to_string()))?;
         let ticket = crate::identity::issue_owner_ticket(
             owner,
             a.chain_id,
@@ -374,7 +375,7 @@ impl Client {
         let slot = self
             .grant_to(
                 task_id,
-                &task,
+                task,
                 task.owner_bits,
                 key,
                 Some(&ticket.signature),

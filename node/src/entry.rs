@@ -96,23 +96,13 @@ impl Inner {
             .values()
             .find(|(t, _, _)| t == task)
             .map(|(_, c, _)| *c);
-        let coordinator = match gossiped.or(hint) {
-            Some(c) => c,
-            // A task over or never gossiped here: its opener's node coordinates it.
-            None => {
-                let on_chain = self
-                    .contracts
-                    .task(U256::from_be_bytes(*task))
-                    .await
-                    .map_err(|_| NodeError::UnknownTask)?;
-                verified_peer(&self.contracts, on_chain.opener)
-                    .await?
-                    .ok_or(NodeError::UnknownTask)?
-            }
-        };
-        self.task_info(*task, coordinator)
-            .await
-            .map_err(|_| NodeError::UnknownTask)
+        match gossiped.or(hint) {
+            Some(coordinator) => self
+                .task_info(*task, coordinator)
+                .await
+                .map_err(|_| NodeError::UnknownTask),
+            None => Err(NodeError::UnknownTask),
+        }
     }
 
     /// A task's state as its coordinator reports it.
@@ -217,7 +207,18 @@ impl Inner {
         &self,
         task: TaskId,
     ) -> Result<(TaskInfo, Vec<Sealed>), NodeError> {
-        let info = self.known_info(&task, None).await?;
+        let info = match self.known_info(&task, None).await {
+            Ok(info) => info,
+            // A task over, never gossiped here: its opener's node coordinated it.
+            Err(NodeError::UnknownTask) => {
+                let on_chain = self.contracts.task(U256::from_be_bytes(task)).await?;
+                let coordinator = verified_peer(&self.contracts, on_chain.opener)
+                    .await?
+                    .ok_or(NodeError::UnknownTask)?;
+                self.task_info(task, coordinator).await?
+            }
+            Err(e) => return Err(e),
+        };
         let asks = Self::peers(&info)?.into_iter().map(|peer| async move {
             let r = Request::SealedOutput { task_id: task };
             match tokio::time::timeout(ANSWER_WAIT, self.ask(peer, r)).await {

@@ -150,6 +150,36 @@ pub fn issue_owner_ticket(
     })
 }
 
+/// The owner's X25519 key for a task's owner slot: the same on every attempt, since members bind
+/// the slot to the first key they release it to, and a retry after a relay failed midway (or
+/// lied) must find the slot bound to its own key. Derived from the owner's signature (RFC 6979:
+/// deterministic) of a message used for nothing else and never sent.
+pub fn owner_slot_key(
+    owner: &alloy::signers::local::PrivateKeySigner,
+    chain_id: u64,
+    router: alloy::primitives::Address,
+    task_id: &TaskId,
+) -> Result<SecretKey, IdentityError> {
+    use alloy::signers::SignerSync;
+    let message = [
+        b"conclave owner slot key v1".as_slice(),
+        &chain_id.to_be_bytes(),
+        router.as_slice(),
+        task_id,
+    ]
+    .concat();
+    let signature = owner
+        .sign_message_sync(&message)
+        .map_err(|e| IdentityError::Sign(e.to_string()))?;
+    let mut seed = blake3::Hasher::new_derive_key("conclave owner slot key v1")
+        .update(&signature.as_bytes())
+        .finalize()
+        .into();
+    let key = SecretKey::from_bytes(seed);
+    zeroize::Zeroize::zeroize(&mut seed);
+    Ok(key)
+}
+
 /// The chain address that signed an owner-slot ticket, if its signature is well formed.
 pub(crate) fn owner_ticket_signer(
     ticket: &SlotTicket,
@@ -198,6 +228,38 @@ mod tests {
             deactivatedAt: 0,
             slashed: false,
         }
+    }
+
+    /// The owner finds its owner-slot key again on a retry, a different one per task, and
+    /// its ticket's signer is recovered only for the deployment and key it signed.
+    #[test]
+    fn owner_slot_keys_are_stable_and_tickets_bind_their_deployment() {
+        let owner = alloy::signers::local::PrivateKeySigner::random();
+        let router = Address::repeat_byte(3);
+        let key = |task: u8| {
+            owner_slot_key(&owner, 1, router, &[task; 32])
+                .unwrap()
+                .to_bytes()
+        };
+        assert_eq!(key(7), key(7));
+        assert_ne!(key(7), key(8));
+        let ticket = issue_owner_ticket(&owner, 1, router, [7; 32], 4, [9; 32]).unwrap();
+        assert_eq!(
+            owner_ticket_signer(&ticket, 1, router),
+            Some(owner.address())
+        );
+        assert_ne!(
+            owner_ticket_signer(&ticket, 2, router),
+            Some(owner.address())
+        );
+        let mut other_key = ticket.clone();
+        other_key.client_key = [8; 32];
+        assert_ne!(
+            owner_ticket_signer(&other_key, 1, router),
+            Some(owner.address())
+        );
+        other_key.signature.truncate(10);
+        assert_eq!(owner_ticket_signer(&other_key, 1, router), None);
     }
 
     #[test]

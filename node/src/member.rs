@@ -39,6 +39,9 @@ const PREP_WAIT: Duration = Duration::from_secs(120);
 /// the node's [`MAX_PREPARING`] runs for longer.
 const PREP_DEADLINE: Duration = Duration::from_secs(600);
 
+/// Project owners a node remembers (one per project of a task it is a member of).
+const MAX_KNOWN_OWNERS: usize = 4096;
+
 /// What a member's sealed triple shares for a slot are bound to.
 pub fn shares_context(task: &TaskId, slot: u32, member: &PeerId) -> Vec<u8> {
     [
@@ -118,6 +121,21 @@ fn check_run_covers(slots: usize, stored: usize) -> Result<(), Response> {
     Ok(())
 }
 
+/// Whether a member may hand out its sealed shares of a task's private outputs: only once the
+/// chain holds a result, and only if it is the output this member signed.
+fn may_release_private_output(
+    published: Option<&[u8]>,
+    signed: Option<&[u8]>,
+) -> Result<(), Response> {
+    match (published, signed) {
+        (Some(p), Some(s)) if p == s => Ok(()),
+        (None, _) => Err(unknown("the task's result is not published")),
+        _ => Err(refuse(
+            "the published output is not the one this member computed",
+        )),
+    }
+}
+
 fn fp(bytes: &[u8; 32]) -> Result<Fp, Response> {
     Fp::from_bytes(bytes).map_err(|_| invalid("not a canonical field element"))
 }
@@ -138,7 +156,7 @@ impl Inner {
             } => self.accept_input(task_id, slot, &sealed),
             Request::Digest { task_id } => self.digest(from, task_id),
             Request::Run { task_id, slots } => self.run(from, task_id, slots).await,
-            Request::SealedOutput { task_id } => self.sealed_output(task_id),
+            Request::SealedOutput { task_id } => self.sealed_output(task_id).await,
             Request::Submit {
                 task_id,
                 output,
@@ -516,12 +534,30 @@ impl Inner {
     ) -> Result<(), Response> {
         let signer = owner_ticket_signer(ticket, self.chain_id, self.router)
             .ok_or_else(|| invalid("the owner ticket's signature is malformed"))?;
-        let project = self
-            .contracts
-            .project(U256::from(info.project_id))
-            .await
-            .map_err(|e| refuse(format!("reading the project on chain: {e}")))?;
-        if signer != project.owner {
+        let known = self
+            .volatile()
+            .project_owners
+            .get(&info.project_id)
+            .copied();
+        let owner = match known {
+            Some(owner) => owner,
+            None => {
+                let owner = self
+                    .contracts
+                    .project(U256::from(info.project_id))
+                    .await
+                    .map_err(|e| refuse(format!("reading the project on chain: {e}")))?
+                    .owner;
+                crate::node::insert_capped(
+                    &mut self.volatile().project_owners,
+                    MAX_KNOWN_OWNERS,
+                    info.project_id,
+                    owner,
+                );
+                owner
+            }
+        };
+        if signer != owner {
             return Err(invalid(
                 "the owner slot's ticket is not signed by the project owner",
             ));
@@ -617,14 +653,27 @@ impl Inner {
     }
 
     /// This member's shares of a task's private-output masks, sealed for the program's
-    /// receiver. Anyone may ask: only the receiver's key opens the envelope, and it costs one
-    /// store read.
-    fn sealed_output(&self, task: TaskId) -> Result<Response, Response> {
-        self.store
+    /// receiver, once the output this member signed is published on chain: a run that never
+    /// publishes (short of signatures, or held back by a coordinator who re-runs the task over
+    /// the same devices' inputs) must not give the receiver its values. Anyone may ask; only the
+    /// receiver's key opens the envelope.
+    async fn sealed_output(&self, task: TaskId) -> Result<Response, Response> {
+        let (record, _) = self.member_task(&task)?;
+        let sealed = self
+            .store
             .sealed_output(&task)
             .map_err(|e| refuse(e.to_string()))?
-            .map(Response::Shares)
-            .ok_or_else(|| unknown("no private output of this task here"))
+            .ok_or_else(|| unknown("no private output of this task here"))?;
+        let published = self
+            .contracts
+            .result(U256::from_be_bytes(task))
+            .await
+            .map_err(|e| refuse(format!("reading the result on chain: {e}")))?;
+        may_release_private_output(
+            published.as_ref().map(|p| p.output.as_ref()),
+            record.output.as_deref(),
+        )?;
+        Ok(Response::Shares(sealed))
     }
 
     /// Which slots this member holds, with a hash of each masked input: for the coordinator
@@ -681,6 +730,11 @@ impl Inner {
             ));
         }
         check_run_covers(device_slots.len(), stored_count)?;
+        // Every slot named must be held here, checked before the run is claimed: a run that
+        // failed on a missing slot would still spend the task's one run.
+        if let Some(missing) = slots.iter().find(|s| !held.iter().any(|(h, _)| h == *s)) {
+            return Err(refuse(format!("no input for slot {missing} here")));
+        }
         // Inputs close when the window ends or every slot is in: a coordinator closing early over
         // the few inputs it chose (its own devices' and one victim's) would read the victim's.
         let all_in =
@@ -847,5 +901,20 @@ impl Inner {
             proof_hash: result.proof_hash.0,
             signature: att.signature.to_vec(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run that never published (or published something else) gives the receiver nothing.
+    #[test]
+    fn private_output_shares_go_out_only_for_the_published_output() {
+        let ours: &[u8] = b"output we signed";
+        assert!(may_release_private_output(Some(ours), Some(ours)).is_ok());
+        assert!(may_release_private_output(None, Some(ours)).is_err());
+        assert!(may_release_private_output(Some(b"another output"), Some(ours)).is_err());
+        assert!(may_release_private_output(Some(ours), None).is_err());
     }
 }

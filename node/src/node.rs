@@ -100,6 +100,9 @@ pub(crate) struct Volatile {
     pub programs: HashMap<alloy::primitives::B256, Arc<crate::program::Program>>,
     /// Programs whose last load failed: when, and why.
     pub program_failures: HashMap<alloy::primitives::B256, (std::time::Instant, String)>,
+    /// Project owners as the chain records them (ProjectRegistry never changes an owner), for
+    /// projects of tasks this node is a member of.
+    pub project_owners: HashMap<u64, alloy::primitives::Address>,
 }
 
 /// Inserts into a map holding at most `cap` entries, forgetting an arbitrary other one if full.

@@ -368,7 +368,7 @@ impl InputWires for MaskedBits<'_> {
         let triples = &self.job.material.triples;
         match triples.len().checked_sub(self.output_triples.len() + 1) {
             Some(i) => {
-                self.output_triples.push(triples[i].clone());
+                self.output_triples.push(triples[i]);
                 self.masks.push(triples[i].a);
                 b.random()
             }

@@ -1318,8 +1318,9 @@ async fn memory_caps_hold_under_spam() {
 /// The owner slot of a program that reads the project owner's parameters: nobody but the owner
 /// gets it — not the coordinator with a ticket of its own, not a stranger, not the owner's
 /// signature made for another deployment or another key — and a coordinator cannot run the task
-/// without the owner's parameters: members refuse such a run, and when the owner never sends
-/// them the task fails with that reason instead of publishing.
+/// without the owner's parameters: members refuse such a run (and one naming the owner slot
+/// before it holds anything) without spending the task's one run, so the task still publishes
+/// once the owner sends them; a task whose owner never does fails with that reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owner_slot_only_for_the_owner() {
     let cluster = Cluster::start(NODES, |_| {}).await.unwrap();
@@ -1367,7 +1368,10 @@ async fn owner_slot_only_for_the_owner() {
             "the owner, for another key",
         ),
     ] {
-        for member in committee_peers(&task) {
+        for member in committee_peers(&task)
+            .into_iter()
+            .filter(|m| *m != coordinator)
+        {
             let answer = ask(cluster.nodes[c].network(), member, &request).await;
             assert!(
                 matches!(answer, Response::Refused { .. }),
@@ -1375,23 +1379,45 @@ async fn owner_slot_only_for_the_owner() {
             );
         }
     }
-    // Every device slot filled, the owner silent: a run without the owner slot is refused.
+    // Every device slot filled, the owner not yet: a run without the owner slot, or naming it
+    // before it holds anything, is refused, and spends nothing.
+    let from = cluster.contracts.chain().block_number().await.unwrap();
     fill(&cluster, &task, &[1, 2, 3], 0).await;
-    let run = Request::Run {
-        task_id: id,
-        slots: vec![0, 1, 2],
-    };
-    for member in committee_peers(&task)
-        .into_iter()
-        .filter(|m| *m != coordinator)
-    {
-        let answer = ask(cluster.nodes[c].network(), member, &run).await;
-        assert!(
-            matches!(&answer, Response::Refused { reason, .. } if reason.contains("owner slot")),
-            "{member} ran without the owner's parameters: {answer:?}"
-        );
+    let run = |slots: Vec<u32>| Request::Run { task_id: id, slots };
+    for (request, why) in [
+        (run(vec![0, 1, 2]), "owner slot"),
+        (run(vec![0, 1, 2, owner_slot]), "no input for slot"),
+    ] {
+        for member in committee_peers(&task)
+            .into_iter()
+            .filter(|m| *m != coordinator)
+        {
+            let answer = ask(cluster.nodes[c].network(), member, &request).await;
+            assert!(
+                matches!(&answer, Response::Refused { reason, .. } if reason.contains(why)),
+                "{member} answered {answer:?}"
+            );
+        }
     }
-    // The window ends without them: the task fails, saying why, and nothing is published.
+    Client::new(cluster.api(1))
+        .with_chain(cluster.contracts.clone())
+        .submit_owner_record_to(&task, &[-3.0], &cluster.owner)
+        .await
+        .unwrap();
+    let published = ResultWatcher::new(cluster.contracts.clone(), from, 0)
+        .with_poll_interval(Duration::from_millis(20))
+        .wait_for_task(task_id(&task), Duration::from_secs(120))
+        .await
+        .unwrap()
+        .expect("published once the owner's parameters are in");
+    let program = Program::from_source(source).unwrap();
+    let outputs = program.decode_outputs(&published.event.output).unwrap();
+    assert_eq!(outputs[0].value().map(|v| v.scaled), Some(-18));
+
+    // The next task: the owner stays silent, so it fails, saying why, and publishes nothing.
+    let task = Client::new(cluster.api(0)).task(project).await.unwrap();
+    let id = task_id(&task).to_be_bytes::<32>();
+    fill(&cluster, &task, &[4, 5, 6], 0).await;
     let mut state = Client::new(cluster.api(0)).status(&id).await.unwrap();
     for _ in 0..600 {
         if state.state == "failed" {
