@@ -373,13 +373,7 @@ impl Client {
         )
         .map_err(|e| ClientError::Answer(e.to_string()))?;
         let slot = self
-            .grant_to(
-                task_id,
-                task,
-                task.owner_bits,
-                key,
-                Some(&ticket.signature),
-            )
+            .grant_to(task_id, task, task.owner_bits, key, Some(&ticket.signature))
             .await?;
         self.send_bits(task, &slot, &bits).await
     }

@@ -8,6 +8,7 @@
 //! Only `spdz` exists; `halo2`, `wasm`, `tee` and `byop` are not built.
 
 pub mod spdz;
+pub mod wasm;
 
 pub use conclave_chain::contracts::ProverKind;
 
