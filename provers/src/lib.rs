@@ -5,7 +5,10 @@
 //!   "proof" is the committee's threshold of signatures, so the proof hash binds the committee and
 //!   the inputs it computed on.
 //!
-//! Only `spdz` exists; `halo2`, `wasm`, `tee` and `byop` are not built.
+//! - [`wasm`]: the engine of the `wasm` prover (deterministic module runs, native and W3bstream
+//!   applet ABIs); the node does not run `wasm` projects yet.
+//!
+//! `halo2`, `tee` and `byop` are not built.
 
 pub mod spdz;
 pub mod wasm;

@@ -558,17 +558,18 @@ fn w3bstream_host(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
              _chain: i32,
              ptr: i32,
              len: i32,
-             _ptr_out: i32,
-             _size_out: i32|
-             -> i32 {
+             ptr_out: i32,
+             size_out: i32|
+             -> wasmtime::Result<i32> {
                 let Ok(payload) = read(&mut c, ptr, len, MAX_HOST_STRING) else {
-                    return code::TRANS_DATA_FROM_VM_FAILED;
+                    return Ok(code::TRANS_DATA_FROM_VM_FAILED);
                 };
-                if c.data_mut().set_output(payload, true) {
-                    code::OK
-                } else {
-                    code::HOST_INTERNAL
+                if !c.data_mut().set_output(payload, true) {
+                    return Ok(code::HOST_INTERNAL);
                 }
+                // No transaction is sent from here (the committee publishes the output), so
+                // there is no hash to return: an empty string, which the SDKs read back.
+                hand_over(&mut c, b"", ptr_out, size_out)
             },
         )?;
     }

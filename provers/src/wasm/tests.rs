@@ -27,26 +27,7 @@ fn input(records: &[&[u8]]) -> TaskInput {
 }
 
 /// Native ABI: the sum of the records, each an i64 (little-endian).
-const SUM: &str = r#"
-(module
-  (import "conclave" "input_count" (func $count (result i32)))
-  (import "conclave" "input" (func $input (param i32 i32)))
-  (import "conclave" "output" (func $output (param i32 i32)))
-  (memory (export "memory") 1)
-  (func (export "conclave_run") (result i32)
-    (local $i i32) (local $n i32) (local $sum i64)
-    (local.set $n (call $count))
-    (block $done
-      (loop $next
-        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (call $input (local.get $i) (i32.const 0))
-        (local.set $sum (i64.add (local.get $sum) (i64.load (i32.const 0))))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $next)))
-    (i64.store (i32.const 64) (local.get $sum))
-    (call $output (i32.const 64) (i32.const 8))
-    (i32.const 0)))
-"#;
+const SUM: &str = include_str!("../../../examples/wasm/sum.wat");
 
 #[test]
 fn a_native_module_computes_the_same_output_every_time() {
