@@ -1,6 +1,7 @@
 //! `conclave`: the node daemon and its command line.
 
 mod program_cli;
+mod wasm_cli;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,6 +72,12 @@ enum Command {
         #[command(subcommand)]
         command: ProgramCommand,
     },
+    /// WebAssembly modules for the `wasm` prover, tried on this machine (docs/wasm.md; nodes do
+    /// not take `wasm` projects yet).
+    Wasm {
+        #[command(subcommand)]
+        command: WasmCommand,
+    },
     /// As a device: secret-share a record into the project's open task through a node's API,
     /// after checking the committee the node announces against chain.
     Submit {
@@ -135,6 +142,21 @@ enum ProgramCommand {
         project: u64,
         #[arg(long, default_value = "http://127.0.0.1:7001")]
         api: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum WasmCommand {
+    /// Load FILE as the engine does: print its hash, ABI, imports and memory, or why it cannot
+    /// run (each unsupported import named).
+    Check { file: PathBuf },
+    /// Run FILE over device records as a task would; print its output, logs and fuel used.
+    Run {
+        file: PathBuf,
+        /// One device record per flag, in slot order: `0x…` is hex, anything else its UTF-8
+        /// bytes.
+        #[arg(long = "record", allow_hyphen_values = true)]
+        records: Vec<String>,
     },
 }
 
@@ -305,6 +327,16 @@ async fn cli() -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Wasm { command } => match command {
+            WasmCommand::Check { file } => wasm_cli::check(&file)?,
+            WasmCommand::Run { file, records } => {
+                let records = records
+                    .iter()
+                    .map(|r| wasm_cli::record(r))
+                    .collect::<anyhow::Result<_>>()?;
+                wasm_cli::run(&file, records)?
+            }
+        },
         Command::Program { command } => match command {
             ProgramCommand::Check { file } => program_cli::check(&file)?,
             ProgramCommand::Eval { file, inputs } => program_cli::eval(&file, &inputs)?,

@@ -16,15 +16,18 @@
 //!   to write back to). W3bstream's SQL, metrics and API imports have no Conclave counterpart and
 //!   are refused by name when the module is loaded.
 //!
-//! Determinism: fuel (not time) bounds a run, NaNs are canonicalised, relaxed SIMD is
-//! deterministic, threads are off, and memory is capped (a module whose memory starts above the
-//! cap is refused at load; growing past it fails inside the module like any refused growth).
+//! Determinism: fuel (not time) bounds a run, host functions included (they charge per byte they
+//! move); NaNs are canonicalised; relaxed SIMD, multiple memories and threads are off; memory and
+//! tables are capped (a module that starts above a cap is refused at load; growing past it fails
+//! inside the module like any refused growth). What could still differ between machines — the
+//! OS refusing memory, the native stack running out — is a [`WasmError::Host`] failure, which a
+//! seat reports and never signs.
 
 use std::collections::BTreeMap;
 
 use wasmtime::{
-    Caller, Config, Engine, ExternType, Instance, Linker, Memory, Module, Store, StoreLimits,
-    StoreLimitsBuilder, Trap, ValType,
+    Caller, Config, Engine, ExternType, FuncType, Instance, Linker, Memory, Module,
+    ResourceLimiter, Store, Trap, ValType,
 };
 
 /// Limits of one module and one run.
@@ -51,8 +54,14 @@ impl Default for WasmLimits {
     }
 }
 
-/// Most log bytes kept per run; the rest is dropped.
+/// Most log bytes and lines kept per run; the rest is dropped.
 const MAX_LOG: usize = 64 << 10;
+const MAX_LOG_LINES: usize = 1024;
+/// Most tables a module defines, and elements in one.
+const MAX_TABLES: usize = 4;
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Fuel a host function costs, plus one per byte it moves.
+const HOST_CALL_FUEL: u64 = 100;
 /// Most keys, and largest key and value, in a task's `ws_*_db` store.
 const MAX_DB_KEYS: usize = 1024;
 const MAX_DB_KEY: usize = 256;
@@ -95,6 +104,10 @@ pub enum WasmError {
     Failed(i32),
     #[error("the module produced no output")]
     NoOutput,
+    /// This machine could not run the module (memory the OS refused, the native stack): another
+    /// seat may have run it, so this is no result to sign.
+    #[error("this seat could not run the module: {0}")]
+    Host(String),
 }
 
 /// Which ABI a module speaks.
@@ -136,6 +149,41 @@ pub struct WasmModule {
     pub abi: Abi,
 }
 
+impl WasmModule {
+    /// The host functions the module imports, as `module.name`.
+    pub fn imports(&self) -> Vec<String> {
+        self.module
+            .imports()
+            .map(|i| format!("{}.{}", i.module(), i.name()))
+            .collect()
+    }
+
+    /// The memory the module starts with, in bytes.
+    pub fn initial_memory(&self) -> u64 {
+        self.module
+            .resources_required()
+            .max_initial_memory_size
+            .unwrap_or(0)
+            .saturating_mul(WASM_PAGE)
+    }
+}
+
+/// A WebAssembly page (custom page sizes are off).
+const WASM_PAGE: u64 = 65536;
+
+/// The exported functions each ABI runs, with their exact types (all i32).
+const NATIVE_EXPORTS: [(&str, usize, usize); 1] = [("conclave_run", 0, 1)];
+const W3BSTREAM_EXPORTS: [(&str, usize, usize); 2] = [("start", 1, 1), ("alloc", 1, 1)];
+
+/// Whether `f` takes `params` i32s and returns `results` i32s.
+fn is_i32_func(f: &FuncType, params: usize, results: usize) -> bool {
+    f.params().len() == params
+        && f.results().len() == results
+        && f.params()
+            .chain(f.results())
+            .all(|t| matches!(t, ValType::I32))
+}
+
 /// Host functions a module may import: (module, name, parameter count, result count), all i32.
 const NATIVE_IMPORTS: [(&str, &str, usize, usize); 5] = [
     ("conclave", "input_count", 0, 1),
@@ -156,11 +204,59 @@ const W3BSTREAM_IMPORTS: [(&str, &str, usize, usize); 9] = [
     ("env", "abort", 4, 0),
 ];
 
+/// Memory and table caps every seat applies alike. Growth the OS refuses is a host failure (another
+/// seat may have grown), never −1 inside the module.
+struct Caps {
+    memory_bytes: usize,
+    host_failure: Option<String>,
+}
+
+impl ResourceLimiter for Caps {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= self.memory_bytes)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.host_failure = Some(format!("growing memory: {error}"));
+        Err(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.host_failure = Some(format!("growing a table: {error}"));
+        Err(error)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
 /// A run's state, reachable from host functions.
 struct RunState {
-    limits: StoreLimits,
+    caps: Caps,
     input: TaskInput,
-    /// The record `ws_get_data` serves for each resource id.
     output: Option<Vec<u8>>,
     output_bytes: usize,
     logs: Vec<String>,
@@ -169,34 +265,58 @@ struct RunState {
     abort: Option<String>,
     /// Set when the module broke the ABI (a second output, one too large): the run fails.
     violation: Option<String>,
+    /// The host is inside the module's `alloc`: a host call from there is refused, so host and
+    /// module frames never nest more than once.
+    in_alloc: bool,
 }
 
 impl RunState {
+    fn log_full(&self) -> bool {
+        self.log_bytes >= MAX_LOG || self.logs.len() >= MAX_LOG_LINES
+    }
+
     fn log(&mut self, line: String) {
-        if self.log_bytes + line.len() <= MAX_LOG {
-            self.log_bytes += line.len();
+        // An empty line counts as one byte: it still costs a slot.
+        let cost = line.len().max(1);
+        if self.log_bytes + cost <= MAX_LOG && self.logs.len() < MAX_LOG_LINES {
+            self.log_bytes += cost;
             self.logs.push(line);
         }
     }
 
     /// Takes `bytes` as the output: the first (native `output`, once) or the latest (a
     /// W3bstream transaction, `replace`).
-    fn set_output(&mut self, bytes: Vec<u8>, replace: bool) -> bool {
+    fn set_output(&mut self, bytes: Vec<u8>, replace: bool) -> Result<(), String> {
         if self.output.is_some() && !replace {
-            self.violation = Some("the module produced a second output".into());
-            return false;
+            return Err("the module produced a second output".into());
         }
         if bytes.len() > self.output_bytes {
-            self.violation = Some(format!(
+            return Err(format!(
                 "an output of {} bytes, more than {}",
                 bytes.len(),
                 self.output_bytes
             ));
-            return false;
         }
         self.output = Some(bytes);
-        true
+        Ok(())
     }
+}
+
+/// Charges a host call its fuel (a base cost plus one per byte it moves), and refuses host calls
+/// made from inside the module's `alloc`.
+fn enter(c: &mut Caller<'_, RunState>, bytes: usize) -> wasmtime::Result<()> {
+    if c.data().in_alloc {
+        return Err(wasmtime::Error::msg(
+            "a host function was called from inside alloc",
+        ));
+    }
+    let cost = HOST_CALL_FUEL.saturating_add(bytes as u64);
+    let fuel = c.get_fuel()?;
+    if fuel < cost {
+        c.set_fuel(0)?;
+        return Err(Trap::OutOfFuel.into());
+    }
+    c.set_fuel(fuel - cost)
 }
 
 impl WasmEngine {
@@ -206,7 +326,9 @@ impl WasmEngine {
         config
             .consume_fuel(true)
             .cranelift_nan_canonicalization(true)
-            .relaxed_simd_deterministic(true)
+            // Relaxed SIMD's fused multiply-add is not canonicalised on CPUs without FMA.
+            .wasm_relaxed_simd(false)
+            .wasm_multi_memory(false)
             .wasm_memory64(false);
         let engine = Engine::new(&config).map_err(|e| WasmError::Invalid(e.to_string()))?;
         Ok(WasmEngine { engine, limits })
@@ -225,10 +347,14 @@ impl WasmEngine {
         }
         let module =
             Module::new(&self.engine, bytes).map_err(|e| WasmError::Invalid(format!("{e:#}")))?;
-        let exported = |name: &str| module.get_export(name).is_some();
-        let abi = if exported("conclave_run") {
+        let exports_all = |list: &[(&str, usize, usize)]| {
+            list.iter().all(|(name, params, results)| {
+                matches!(module.get_export(name), Some(ExternType::Func(f)) if is_i32_func(&f, *params, *results))
+            })
+        };
+        let abi = if exports_all(&NATIVE_EXPORTS) {
             Abi::Native
-        } else if exported("start") && exported("alloc") {
+        } else if exports_all(&W3BSTREAM_EXPORTS) {
             Abi::W3bstream
         } else {
             return Err(WasmError::NoEntryPoint);
@@ -262,16 +388,23 @@ impl WasmEngine {
         if !unsupported.is_empty() {
             return Err(WasmError::UnsupportedImports(unsupported));
         }
-        for export in module.exports() {
-            if let ExternType::Memory(m) = export.ty() {
-                let asked = m.minimum().saturating_mul(65536);
-                if asked > self.limits.memory_bytes as u64 {
-                    return Err(WasmError::MemoryTooLarge {
-                        asked,
-                        limit: self.limits.memory_bytes,
-                    });
-                }
-            }
+        let needs = module.resources_required();
+        let asked = needs
+            .max_initial_memory_size
+            .unwrap_or(0)
+            .saturating_mul(WASM_PAGE);
+        if asked > self.limits.memory_bytes as u64 {
+            return Err(WasmError::MemoryTooLarge {
+                asked,
+                limit: self.limits.memory_bytes,
+            });
+        }
+        if needs.num_tables as usize > MAX_TABLES
+            || needs.max_initial_table_size.unwrap_or(0) > MAX_TABLE_ELEMENTS as u64
+        {
+            return Err(WasmError::Invalid(format!(
+                "at most {MAX_TABLES} tables of {MAX_TABLE_ELEMENTS} elements"
+            )));
         }
         Ok(WasmModule { module, abi })
     }
@@ -285,13 +418,10 @@ impl WasmEngine {
             ));
         }
         let state = RunState {
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
-                .instances(1)
-                .memories(1)
-                .tables(4)
-                .table_elements(100_000)
-                .build(),
+            caps: Caps {
+                memory_bytes: self.limits.memory_bytes,
+                host_failure: None,
+            },
             input,
             output: None,
             output_bytes: self.limits.output_bytes,
@@ -300,18 +430,19 @@ impl WasmEngine {
             db: BTreeMap::new(),
             abort: None,
             violation: None,
+            in_alloc: false,
         };
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
+        store.limiter(|s| &mut s.caps);
         store
             .set_fuel(self.limits.fuel)
-            .map_err(|e| WasmError::Trap(e.to_string()))?;
+            .map_err(|e| WasmError::Host(e.to_string()))?;
         let mut linker = Linker::new(&self.engine);
         match module.abi {
             Abi::Native => native_host(&mut linker),
             Abi::W3bstream => w3bstream_host(&mut linker),
         }
-        .map_err(|e| WasmError::Trap(format!("linking the host: {e}")))?;
+        .map_err(|e| WasmError::Host(format!("linking the host: {e}")))?;
         let outcome = linker
             .instantiate(&mut store, &module.module)
             .and_then(|instance| match module.abi {
@@ -323,6 +454,9 @@ impl WasmEngine {
             });
         let fuel_used = self.limits.fuel - store.get_fuel().unwrap_or(0);
         let state = store.into_data();
+        if let Some(failure) = state.caps.host_failure {
+            return Err(WasmError::Host(failure));
+        }
         let codes = match outcome {
             Ok(codes) => codes,
             Err(e) => {
@@ -334,6 +468,8 @@ impl WasmEngine {
                 }
                 return Err(match e.downcast_ref::<Trap>() {
                     Some(Trap::OutOfFuel) => WasmError::OutOfFuel(self.limits.fuel),
+                    // How deep the native stack reaches depends on the machine.
+                    Some(Trap::StackOverflow) => WasmError::Host("the stack overflowed".into()),
                     _ => WasmError::Trap(format!("{e:#}")),
                 });
             }
@@ -392,39 +528,58 @@ fn write(caller: &mut Caller<'_, RunState>, ptr: i32, bytes: &[u8]) -> wasmtime:
     Ok(memory(caller)?.write(&mut *caller, ptr as u32 as usize, bytes)?)
 }
 
+/// Record `i` of the task, if there is one.
+fn record<'a>(c: &'a Caller<'_, RunState>, i: i32) -> Option<&'a [u8]> {
+    let i = usize::try_from(i).ok()?;
+    c.data().input.records.get(i).map(Vec::as_slice)
+}
+
 fn native_host(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    linker.func_wrap("conclave", "input_count", |c: Caller<'_, RunState>| {
-        c.data().input.records.len() as i32
-    })?;
+    linker.func_wrap(
+        "conclave",
+        "input_count",
+        |mut c: Caller<'_, RunState>| -> wasmtime::Result<i32> {
+            enter(&mut c, 0)?;
+            Ok(c.data().input.records.len() as i32)
+        },
+    )?;
     linker.func_wrap(
         "conclave",
         "input_len",
-        |c: Caller<'_, RunState>, i: i32| -> i32 {
-            usize::try_from(i)
-                .ok()
-                .and_then(|i| c.data().input.records.get(i))
-                .map_or(-1, |r| r.len() as i32)
+        |mut c: Caller<'_, RunState>, i: i32| -> wasmtime::Result<i32> {
+            enter(&mut c, 0)?;
+            Ok(record(&c, i).map_or(-1, |r| r.len() as i32))
         },
     )?;
     linker.func_wrap(
         "conclave",
         "input",
         |mut c: Caller<'_, RunState>, i: i32, ptr: i32| -> wasmtime::Result<()> {
-            let record = usize::try_from(i)
-                .ok()
-                .and_then(|i| c.data().input.records.get(i).cloned())
-                .ok_or_else(|| wasmtime::Error::msg(format!("no input {i}")))?;
-            write(&mut c, ptr, &record)
+            let len = record(&c, i)
+                .ok_or_else(|| wasmtime::Error::msg(format!("no input {i}")))?
+                .len();
+            enter(&mut c, len)?;
+            let memory = memory(&mut c)?;
+            let (bytes, state) = memory.data_and_store_mut(&mut c);
+            let record = &state.input.records[i as usize];
+            let at = ptr as u32 as usize;
+            bytes
+                .get_mut(at..at + record.len())
+                .ok_or_else(|| wasmtime::Error::msg("input copied outside memory"))?
+                .copy_from_slice(record);
+            Ok(())
         },
     )?;
     linker.func_wrap(
         "conclave",
         "output",
         |mut c: Caller<'_, RunState>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+            enter(&mut c, len.max(0) as usize)?;
             let limit = c.data().output_bytes;
             let bytes = read(&mut c, ptr, len, limit.max(MAX_HOST_STRING))?;
-            if !c.data_mut().set_output(bytes, false) {
-                return Err(wasmtime::Error::msg("output refused"));
+            if let Err(violation) = c.data_mut().set_output(bytes, false) {
+                c.data_mut().violation = Some(violation.clone());
+                return Err(wasmtime::Error::msg(violation));
             }
             Ok(())
         },
@@ -433,6 +588,11 @@ fn native_host(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
         "conclave",
         "log",
         |mut c: Caller<'_, RunState>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+            enter(&mut c, 0)?;
+            if c.data().log_full() {
+                return Ok(());
+            }
+            enter(&mut c, len.max(0) as usize)?;
             let line = read(&mut c, ptr, len, MAX_HOST_STRING)?;
             c.data_mut()
                 .log(String::from_utf8_lossy(&line).into_owned());
@@ -443,7 +603,8 @@ fn native_host(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
 }
 
 /// Copies `bytes` into memory the module allocates (its `alloc` export) and writes the address
-/// and size to `ptr_out` and `size_out`, as W3bstream hosts return data.
+/// and size to `ptr_out` and `size_out`, as W3bstream hosts return data. The caller charged the
+/// bytes' fuel.
 fn hand_over(
     c: &mut Caller<'_, RunState>,
     bytes: &[u8],
@@ -458,7 +619,10 @@ fn hand_over(
     let Ok(size) = i32::try_from(bytes.len()) else {
         return Ok(code::TRANS_DATA_TO_VM_FAILED);
     };
-    let at = alloc.call(&mut *c, size)?;
+    c.data_mut().in_alloc = true;
+    let at = alloc.call(&mut *c, size);
+    c.data_mut().in_alloc = false;
+    let at = at?;
     if write(c, at, bytes).is_err()
         || write(c, ptr_out, &at.to_le_bytes()).is_err()
         || write(c, size_out, &size.to_le_bytes()).is_err()
@@ -472,26 +636,30 @@ fn w3bstream_host(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
         "ws_log",
-        |mut c: Caller<'_, RunState>, level: i32, ptr: i32, len: i32| -> i32 {
-            match read(&mut c, ptr, len, MAX_HOST_STRING) {
+        |mut c: Caller<'_, RunState>, level: i32, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+            enter(&mut c, 0)?;
+            if c.data().log_full() {
+                return Ok(code::OK);
+            }
+            enter(&mut c, len.max(0) as usize)?;
+            Ok(match read(&mut c, ptr, len, MAX_HOST_STRING) {
                 Ok(line) => {
                     let line = format!("[{level}] {}", String::from_utf8_lossy(&line));
                     c.data_mut().log(line);
                     code::OK
                 }
                 Err(_) => code::TRANS_DATA_FROM_VM_FAILED,
-            }
+            })
         },
     )?;
     linker.func_wrap(
         "env",
         "ws_get_data",
         |mut c: Caller<'_, RunState>, rid: i32, ptr_out: i32, size_out: i32| {
-            let record = usize::try_from(rid)
-                .ok()
-                .and_then(|rid| rid.checked_sub(1))
-                .and_then(|i| c.data().input.records.get(i).cloned());
-            match record {
+            let i = rid.wrapping_sub(1);
+            let len = record(&c, i).map_or(0, <[u8]>::len);
+            enter(&mut c, len)?;
+            match record(&c, i).map(<[u8]>::to_vec) {
                 Some(record) => hand_over(&mut c, &record, ptr_out, size_out),
                 None => Ok(code::RESOURCE_NOT_FOUND),
             }
@@ -500,12 +668,16 @@ fn w3bstream_host(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
         "ws_set_data",
-        |_c: Caller<'_, RunState>, _rid: i32, _ptr: i32, _len: i32| code::OK,
+        |mut c: Caller<'_, RunState>, _rid: i32, _ptr: i32, _len: i32| -> wasmtime::Result<i32> {
+            enter(&mut c, 0)?;
+            Ok(code::OK)
+        },
     )?;
     linker.func_wrap(
         "env",
         "ws_get_env",
         |mut c: Caller<'_, RunState>, kptr: i32, klen: i32, ptr_out: i32, size_out: i32| {
+            enter(&mut c, klen.max(0) as usize)?;
             let Ok(key) = read(&mut c, kptr, klen, MAX_DB_KEY) else {
                 return Ok(code::TRANS_DATA_FROM_VM_FAILED);
             };
@@ -523,31 +695,39 @@ fn w3bstream_host(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
         "env",
         "ws_get_db",
         |mut c: Caller<'_, RunState>, kptr: i32, klen: i32, ptr_out: i32, size_out: i32| {
+            enter(&mut c, klen.max(0) as usize)?;
             let Ok(key) = read(&mut c, kptr, klen, MAX_DB_KEY) else {
                 return Ok(code::TRANS_DATA_FROM_VM_FAILED);
             };
-            match c.data().db.get(&key).cloned() {
-                Some(value) => hand_over(&mut c, &value, ptr_out, size_out),
-                None => Ok(code::RESOURCE_NOT_FOUND),
-            }
+            let Some(value) = c.data().db.get(&key).cloned() else {
+                return Ok(code::RESOURCE_NOT_FOUND);
+            };
+            enter(&mut c, value.len())?;
+            hand_over(&mut c, &value, ptr_out, size_out)
         },
     )?;
     linker.func_wrap(
         "env",
         "ws_set_db",
-        |mut c: Caller<'_, RunState>, kptr: i32, klen: i32, vptr: i32, vlen: i32| -> i32 {
+        |mut c: Caller<'_, RunState>,
+         kptr: i32,
+         klen: i32,
+         vptr: i32,
+         vlen: i32|
+         -> wasmtime::Result<i32> {
+            enter(&mut c, klen.max(0) as usize + vlen.max(0) as usize)?;
             let (Ok(key), Ok(value)) = (
                 read(&mut c, kptr, klen, MAX_DB_KEY),
                 read(&mut c, vptr, vlen, MAX_DB_VALUE),
             ) else {
-                return code::TRANS_DATA_FROM_VM_FAILED;
+                return Ok(code::TRANS_DATA_FROM_VM_FAILED);
             };
             let db = &mut c.data_mut().db;
             if db.len() >= MAX_DB_KEYS && !db.contains_key(&key) {
-                return code::HOST_INTERNAL;
+                return Ok(code::HOST_INTERNAL);
             }
             db.insert(key, value);
-            code::OK
+            Ok(code::OK)
         },
     )?;
     for name in ["ws_send_tx", "ws_call_contract"] {
@@ -561,10 +741,12 @@ fn w3bstream_host(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
              ptr_out: i32,
              size_out: i32|
              -> wasmtime::Result<i32> {
+                enter(&mut c, len.max(0) as usize)?;
                 let Ok(payload) = read(&mut c, ptr, len, MAX_HOST_STRING) else {
                     return Ok(code::TRANS_DATA_FROM_VM_FAILED);
                 };
-                if !c.data_mut().set_output(payload, true) {
+                // Too large a payload is the applet's to handle, like any refused call.
+                if c.data_mut().set_output(payload, true).is_err() {
                     return Ok(code::HOST_INTERNAL);
                 }
                 // No transaction is sent from here (the committee publishes the output), so
@@ -582,6 +764,7 @@ fn w3bstream_host(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
          line: i32,
          column: i32|
          -> wasmtime::Result<()> {
+            enter(&mut c, 0)?;
             let text = |c: &mut Caller<'_, RunState>, ptr: i32| {
                 assemblyscript_string(c, ptr).unwrap_or_else(|| "?".into())
             };

@@ -242,3 +242,120 @@ fn outputs_are_bounded_and_given_once() {
         Err(WasmError::Invalid(_))
     ));
 }
+
+#[test]
+fn host_calls_pay_fuel_per_byte_and_logs_are_bounded() {
+    // One call copying the task's only record: a longer record costs at least its length more.
+    let (engine, module) = load(
+        r#"(module
+             (import "conclave" "input" (func $input (param i32 i32)))
+             (import "conclave" "output" (func $output (param i32 i32)))
+             (memory (export "memory") 1)
+             (func (export "conclave_run") (result i32)
+               (call $input (i32.const 0) (i32.const 0))
+               (call $output (i32.const 0) (i32.const 1))
+               (i32.const 0)))"#,
+    )
+    .unwrap();
+    let small = engine.run(&module, input(&[&[1; 10]])).unwrap();
+    let large = engine.run(&module, input(&[&[1; 50_000]])).unwrap();
+    assert!(large.fuel_used >= small.fuel_used + 49_990);
+    // 5000 empty log lines: kept up to the line limit, the rest dropped.
+    let (engine, module) = load(
+        r#"(module
+             (import "conclave" "log" (func $log (param i32 i32)))
+             (import "conclave" "output" (func $output (param i32 i32)))
+             (memory (export "memory") 1)
+             (func (export "conclave_run") (result i32)
+               (local $i i32)
+               (loop $l
+                 (call $log (i32.const 0) (i32.const 0))
+                 (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                 (br_if $l (i32.lt_u (local.get $i) (i32.const 5000))))
+               (call $output (i32.const 0) (i32.const 1))
+               (i32.const 0)))"#,
+    )
+    .unwrap();
+    assert_eq!(engine.run(&module, input(&[])).unwrap().logs.len(), 1024);
+}
+
+#[test]
+fn a_host_call_from_inside_alloc_is_refused() {
+    let (engine, module) = load(
+        r#"(module
+             (import "env" "ws_get_data" (func $get_data (param i32 i32 i32) (result i32)))
+             (import "env" "ws_log" (func $log (param i32 i32 i32) (result i32)))
+             (memory (export "memory") 1)
+             (func (export "alloc") (param i32) (result i32)
+               (drop (call $log (i32.const 3) (i32.const 0) (i32.const 1)))
+               (i32.const 1024))
+             (func (export "start") (param $rid i32) (result i32)
+               (call $get_data (local.get $rid) (i32.const 0) (i32.const 4))))"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        engine.run(&module, input(&[b"x"])),
+        Err(WasmError::Trap(m)) if m.contains("inside alloc")
+    ));
+}
+
+#[test]
+fn features_that_could_differ_between_machines_are_refused_at_load() {
+    for (wat, why) in [
+        // An entry point of the wrong type.
+        (
+            r#"(module (memory (export "memory") 1)
+                 (func (export "conclave_run") (param i32) (result i32) (i32.const 0)))"#,
+            "entry type",
+        ),
+        // Two memories (multi-memory is off).
+        (
+            r#"(module (memory (export "memory") 1) (memory 1)
+                 (func (export "conclave_run") (result i32) (i32.const 0)))"#,
+            "two memories",
+        ),
+        // Relaxed SIMD (its fused multiply-add is not canonicalised everywhere).
+        (
+            r#"(module (memory (export "memory") 1)
+                 (func (export "conclave_run") (result i32)
+                   (drop (f32x4.relaxed_madd (v128.const i32x4 0 0 0 0) (v128.const i32x4 0 0 0 0) (v128.const i32x4 0 0 0 0)))
+                   (i32.const 0)))"#,
+            "relaxed SIMD",
+        ),
+        // A table above the element cap.
+        (
+            r#"(module (memory (export "memory") 1) (table 200000 funcref)
+                 (func (export "conclave_run") (result i32) (i32.const 0)))"#,
+            "table",
+        ),
+    ] {
+        assert!(
+            matches!(
+                load(wat),
+                Err(WasmError::Invalid(_) | WasmError::NoEntryPoint)
+            ),
+            "{why} was accepted"
+        );
+    }
+}
+
+#[test]
+fn a_refused_transaction_leaves_the_applet_its_next_one() {
+    // The first payload is over the output limit (code 7), the second is taken.
+    let (engine, module) = load(
+        r#"(module
+             (import "env" "ws_send_tx" (func $send (param i32 i32 i32 i32 i32) (result i32)))
+             (memory (export "memory") 1)
+             (global $next (mut i32) (i32.const 8192))
+             (func (export "alloc") (param $n i32) (result i32)
+               (global.get $next))
+             (func (export "start") (param i32) (result i32)
+               (if (i32.ne (call $send (i32.const 1) (i32.const 0) (i32.const 5000) (i32.const 16) (i32.const 20))
+                           (i32.const 7))
+                 (then (return (i32.const 1))))
+               (call $send (i32.const 1) (i32.const 0) (i32.const 3) (i32.const 16) (i32.const 20))))"#,
+    )
+    .unwrap();
+    let run = engine.run(&module, input(&[b"x"])).unwrap();
+    assert_eq!(run.output, vec![0, 0, 0]);
+}
