@@ -125,6 +125,11 @@ async fn score_takes_the_owners_weights_and_only_the_receiver_reads_the_scores()
         .submit_owner_record_to(&task, &weights, &cluster.owner)
         .await
         .unwrap();
+    // A retry (say, after an entry node failed midway) finds the slot bound to the same key.
+    client(4)
+        .submit_owner_record_to(&task, &weights, &cluster.owner)
+        .await
+        .unwrap();
 
     // Four devices; one feature of the last is outside [-100, 100], so its score is 0 and it is
     // not counted.
