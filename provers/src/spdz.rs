@@ -12,6 +12,8 @@
 //! Members that received different y for a slot would fail the MAC check, so the coordinator only
 //! runs slots whose y every member agrees on.
 
+use std::sync::Arc;
+
 use conclave_mpc::circuit::{CircuitBuilder, Gate, Wire};
 use conclave_mpc::driver::run;
 use conclave_mpc::lang::{InputWires, OutputValue, Parsed, Provider};
@@ -193,6 +195,7 @@ impl Prover for SpdzProver {
     }
 
     async fn prove(&self, job: ProgramJob) -> Result<Proven, SpdzError> {
+        let job = Arc::new(job);
         let kept = range_check(&self.channels, &job).await?;
         let (outputs, receiver_shares) = run_program(&self.channels, &job, &kept).await?;
         Ok(Proven {
@@ -315,6 +318,11 @@ pub async fn range_check(
 struct MaskedBits<'a> {
     job: &'a ProgramJob,
     kept: &'a [usize],
+    taken: Taken,
+}
+
+/// What lowering took from a job: where each record's reading got to, and the masks handed out.
+struct Taken {
     /// Per kept slot, the next bit of its record to hand out.
     next: Vec<usize>,
     /// The next bit of the owner's record to hand out.
@@ -339,25 +347,25 @@ impl InputWires for MaskedBits<'_> {
         let (input, next) = match provider {
             Provider::Slot(slot) => (
                 Some(&self.job.inputs[self.kept[slot]]),
-                &mut self.next[slot],
+                &mut self.taken.next[slot],
             ),
-            Provider::Owner => (self.job.owner.as_ref(), &mut self.owner_next),
+            Provider::Owner => (self.job.owner.as_ref(), &mut self.taken.owner_next),
         };
         let first = *next;
         *next += count as usize;
         let Some(input) = input else {
-            self.overrun = true;
+            self.taken.overrun = true;
             return (0..count).map(|_| b.constant(Fp::ZERO)).collect();
         };
         (first..first + count as usize)
             .map(|j| match (input.triples.get(j), input.masked_bits.get(j)) {
                 (Some(t), Some(y)) => {
-                    self.masks.push(t.a);
+                    self.taken.masks.push(t.a);
                     masked_bit(b, *y)
                 }
                 _ => {
                     // Reported after lowering; a constant keeps the circuit well formed.
-                    self.overrun = true;
+                    self.taken.overrun = true;
                     b.constant(Fp::ZERO)
                 }
             })
@@ -366,14 +374,17 @@ impl InputWires for MaskedBits<'_> {
 
     fn output_mask(&mut self, b: &mut CircuitBuilder) -> Wire {
         let triples = &self.job.material.triples;
-        match triples.len().checked_sub(self.output_triples.len() + 1) {
+        match triples
+            .len()
+            .checked_sub(self.taken.output_triples.len() + 1)
+        {
             Some(i) => {
-                self.output_triples.push(triples[i]);
-                self.masks.push(triples[i].a);
+                self.taken.output_triples.push(triples[i]);
+                self.taken.masks.push(triples[i].a);
                 b.random()
             }
             None => {
-                self.overrun = true;
+                self.taken.overrun = true;
                 b.constant(Fp::ZERO)
             }
         }
@@ -385,29 +396,38 @@ impl InputWires for MaskedBits<'_> {
 /// them with this member's shares of each private output's triple.
 pub async fn run_program(
     channels: &MpcChannels,
-    job: &ProgramJob,
+    job: &Arc<ProgramJob>,
     kept: &[usize],
 ) -> Result<(Vec<Opened>, Vec<[Fp; 3]>), SpdzError> {
     let parties = job.committee.len();
     let me = my_party(channels, job)?;
     let key = MacKeyShare::new(job.alpha);
-    let mut source = MaskedBits {
-        job,
-        kept,
-        next: vec![0; kept.len()],
-        owner_next: 0,
-        masks: Vec::new(),
-        output_triples: Vec::new(),
-        overrun: false,
+    // Compiling a large program takes a while: off the async workers.
+    let (lowered, mut taken) = {
+        let (job, kept) = (Arc::clone(job), kept.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let mut source = MaskedBits {
+                job: &job,
+                kept: &kept,
+                taken: Taken {
+                    next: vec![0; kept.len()],
+                    owner_next: 0,
+                    masks: Vec::new(),
+                    output_triples: Vec::new(),
+                    overrun: false,
+                },
+            };
+            let lowered = job.program.lower(parties, Some(kept.len()), &mut source);
+            (lowered, source.taken)
+        })
+        .await
+        .map_err(|e| SpdzError::Program(format!("compiling the program: {e}")))?
     };
-    let lowered = job
-        .program
-        .lower(parties, Some(kept.len()), &mut source)
-        .map_err(|e| SpdzError::Program(e.to_string()))?;
+    let lowered = lowered.map_err(|e| SpdzError::Program(e.to_string()))?;
     let owner_bits = job.owner.as_ref().map_or(0, |o| o.masked_bits.len());
-    if source.overrun
-        || source.next.iter().any(|&n| n != job.bits as usize)
-        || source.owner_next != owner_bits
+    if taken.overrun
+        || taken.next.iter().any(|&n| n != job.bits as usize)
+        || taken.owner_next != owner_bits
     {
         return Err(SpdzError::Invalid(format!(
             "the program's records do not have the task's {} bits (the owner's {owner_bits}), or its private outputs lack mask triples",
@@ -416,8 +436,8 @@ pub async fn run_program(
     }
     let circuit = lowered.circuit;
     let need = circuit.requirements();
-    let randoms = std::mem::take(&mut source.masks);
-    let output_triples = std::mem::take(&mut source.output_triples);
+    let randoms = std::mem::take(&mut taken.masks);
+    let output_triples = std::mem::take(&mut taken.output_triples);
     let only_masks = circuit
         .gates()
         .iter()
