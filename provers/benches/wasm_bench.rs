@@ -18,7 +18,7 @@ fn main() {
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm");
     let applet = std::fs::read(examples.join("applet.wasm")).expect("examples/wasm/applet.wasm");
     let sum = wat::parse_file(examples.join("sum.wat")).expect("examples/wasm/sum.wat");
-    let cases: [(&str, Vec<u8>, Vec<Vec<u8>>); 2] = [
+    let cases = [
         (
             "applet",
             applet,
