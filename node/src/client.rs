@@ -204,16 +204,21 @@ impl Client {
         project: u64,
         values: &[f64],
     ) -> Result<Submitted, ClientError> {
+        let task = self.project_task(project).await?;
+        self.submit_record_to(&task, values).await
+    }
+
+    /// The project's open task, refused if the entry node answers with another project's (one
+    /// whose output would reveal what is sent); a client with the chain confirms it there too.
+    async fn project_task(&self, project: u64) -> Result<TaskJson, ClientError> {
         let task = self.task(project).await?;
-        // An entry node could answer with another project's task (one whose output would
-        // reveal this reading); the chain check below confirms the task's project.
         if task.project_id != project {
             return Err(ClientError::Answer(format!(
                 "asked for project {project}, the node answered with a task of project {}",
                 task.project_id
             )));
         }
-        self.submit_record_to(&task, values).await
+        Ok(task)
     }
 
     /// The task's program: its source from the entry node, accepted only if it hashes to the
@@ -293,18 +298,7 @@ impl Client {
         self.check_committee(task, task_id).await?;
         let program = self.program(task).await?;
         // Refused here, before taking a slot: a value outside its field's type cannot be encoded.
-        let bits: Vec<Fp> = program
-            .record_bits(values)?
-            .into_iter()
-            .map(|b| Fp::from_u64(u64::from(b)))
-            .collect();
-        if bits.len() != task.input_bits as usize {
-            return Err(ClientError::Answer(format!(
-                "the program's record has {} bits, the task's {}",
-                bits.len(),
-                task.input_bits
-            )));
-        }
+        let bits = field_bits(program.record_bits(values)?, task.input_bits, "record")?;
         let slot = self
             .grant_to(task_id, task, task.input_bits, SecretKey::generate(), None)
             .await?;
@@ -320,13 +314,7 @@ impl Client {
         values: &[f64],
         owner: &alloy::signers::local::PrivateKeySigner,
     ) -> Result<Submitted, ClientError> {
-        let task = self.task(project).await?;
-        if task.project_id != project {
-            return Err(ClientError::Answer(format!(
-                "asked for project {project}, the node answered with a task of project {}",
-                task.project_id
-            )));
-        }
+        let task = self.project_task(project).await?;
         self.submit_owner_record_to(&task, values, owner).await
     }
 
@@ -348,18 +336,11 @@ impl Client {
                 "the project's program reads no owner parameters".into(),
             ));
         }
-        let bits: Vec<Fp> = program
-            .owner_record_bits(values)?
-            .into_iter()
-            .map(|b| Fp::from_u64(u64::from(b)))
-            .collect();
-        if bits.len() != task.owner_bits as usize {
-            return Err(ClientError::Answer(format!(
-                "the program's owner record has {} bits, the task's {}",
-                bits.len(),
-                task.owner_bits
-            )));
-        }
+        let bits = field_bits(
+            program.owner_record_bits(values)?,
+            task.owner_bits,
+            "owner record",
+        )?;
         let a = contracts.addresses();
         let key = crate::identity::owner_slot_key(owner, a.chain_id, a.task_router, &task_id)
             .map_err(|e| ClientError::Answer(e.to_string()))?;
@@ -561,6 +542,20 @@ impl Client {
             slot: slot.slot,
         })
     }
+}
+
+/// A record's bits as field elements, if the task expects `width` of them.
+fn field_bits(bits: Vec<bool>, width: u32, what: &str) -> Result<Vec<Fp>, ClientError> {
+    if bits.len() != width as usize {
+        return Err(ClientError::Answer(format!(
+            "the program's {what} has {} bits, the task's {width}",
+            bits.len()
+        )));
+    }
+    Ok(bits
+        .into_iter()
+        .map(|b| Fp::from_u64(u64::from(b)))
+        .collect())
 }
 
 fn bad_answer(e: crate::api::ApiError) -> ClientError {
