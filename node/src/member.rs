@@ -703,6 +703,27 @@ impl Inner {
         if slots.is_empty() || slots.windows(2).any(|w| w[0] >= w[1]) {
             return Err(invalid("slots must be ascending and not empty"));
         }
+        // The run's shape first, before waiting for preprocessing: it does not change while
+        // waiting (held inputs stay held), and a malformed run is refused at once.
+        let owner_slot = info.owner_slot();
+        let (device_slots, owner_in_run) = match (owner_slot, slots.last()) {
+            (Some(o), Some(&last)) if last == o => (&slots[..slots.len() - 1], true),
+            _ => (&slots[..], false),
+        };
+        if owner_slot.is_some() && !owner_in_run {
+            return Err(refuse(
+                "the program reads the owner's parameters; a run must include the owner slot",
+            ));
+        }
+        // Every slot named must be held here, checked before the run is claimed: a run that
+        // failed on a missing slot would still spend the task's one run.
+        let holds = self
+            .store
+            .inputs(&task)
+            .map_err(|e| refuse(e.to_string()))?;
+        if let Some(missing) = slots.iter().find(|s| !holds.iter().any(|(h, _)| h == *s)) {
+            return Err(refuse(format!("no input for slot {missing} here")));
+        }
         let alpha = self.ready(&task, PREP_WAIT).await?;
         if self
             .store
@@ -713,28 +734,14 @@ impl Inner {
                 "the task's MAC key is poisoned: a check under it failed or was abandoned",
             ));
         }
-        let owner_slot = info.owner_slot();
+        // What is held after the wait: inputs may have arrived during it.
         let held = self
             .store
             .inputs(&task)
             .map_err(|e| refuse(e.to_string()))?;
         let stored_count = held.iter().filter(|(s, _)| Some(*s) != owner_slot).count();
         let owner_held = owner_slot.is_some_and(|o| held.iter().any(|(s, _)| *s == o));
-        let (device_slots, owner_in_run) = match (owner_slot, slots.last()) {
-            (Some(o), Some(&last)) if last == o => (&slots[..slots.len() - 1], true),
-            _ => (&slots[..], false),
-        };
-        if owner_slot.is_some() && !owner_in_run {
-            return Err(refuse(
-                "the program reads the owner's parameters; a run must include the owner slot",
-            ));
-        }
         check_run_covers(device_slots.len(), stored_count)?;
-        // Every slot named must be held here, checked before the run is claimed: a run that
-        // failed on a missing slot would still spend the task's one run.
-        if let Some(missing) = slots.iter().find(|s| !held.iter().any(|(h, _)| h == *s)) {
-            return Err(refuse(format!("no input for slot {missing} here")));
-        }
         // Inputs close when the window ends or every slot is in: a coordinator closing early over
         // the few inputs it chose (its own devices' and one victim's) would read the victim's.
         let all_in =
