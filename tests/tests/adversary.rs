@@ -1013,6 +1013,25 @@ async fn ask(from: &Network, to: PeerId, request: &Request) -> Response {
     messages::decode(&answer).unwrap()
 }
 
+/// Node `c` (its own mesh) asks every other member of `task`'s committee (a node cannot dial
+/// itself): each member's answer.
+async fn ask_other_members(
+    cluster: &Cluster,
+    c: usize,
+    task: &TaskJson,
+    request: &Request,
+) -> Vec<(PeerId, Response)> {
+    let me = cluster.nodes[c].peer_id();
+    let mut answers = Vec::new();
+    for member in committee_peers(task).into_iter().filter(|m| *m != me) {
+        answers.push((
+            member,
+            ask(cluster.nodes[c].network(), member, request).await,
+        ));
+    }
+    answers
+}
+
 /// The task's coordinator issues itself a second ticket for a slot a device already filled
 /// and asks every other member for that slot's mask shares: refused everywhere (a slot's shares
 /// go to one key), so y + a stays out of its reach.
@@ -1028,11 +1047,7 @@ async fn member_requests_foreign_mask() {
         .position(|n| n.peer_id() == coordinator)
         .unwrap();
     let request = ticket(&cluster, c, &task, filled.slot, [0x66; 32]);
-    for member in committee_peers(&task)
-        .into_iter()
-        .filter(|m| *m != coordinator)
-    {
-        let answer = ask(cluster.nodes[c].network(), member, &request).await;
+    for (member, answer) in ask_other_members(&cluster, c, &task, &request).await {
         assert!(
             matches!(answer, Response::Refused { .. }),
             "{member} released slot {}'s shares again: {answer:?}",
@@ -1368,11 +1383,7 @@ async fn owner_slot_only_for_the_owner() {
             "the owner, for another key",
         ),
     ] {
-        for member in committee_peers(&task)
-            .into_iter()
-            .filter(|m| *m != coordinator)
-        {
-            let answer = ask(cluster.nodes[c].network(), member, &request).await;
+        for (member, answer) in ask_other_members(&cluster, c, &task, &request).await {
             assert!(
                 matches!(answer, Response::Refused { .. }),
                 "{member} gave the owner slot to {who}: {answer:?}"
@@ -1388,11 +1399,7 @@ async fn owner_slot_only_for_the_owner() {
         (run(vec![0, 1, 2]), "owner slot"),
         (run(vec![0, 1, 2, owner_slot]), "no input for slot"),
     ] {
-        for member in committee_peers(&task)
-            .into_iter()
-            .filter(|m| *m != coordinator)
-        {
-            let answer = ask(cluster.nodes[c].network(), member, &request).await;
+        for (member, answer) in ask_other_members(&cluster, c, &task, &request).await {
             assert!(
                 matches!(&answer, Response::Refused { reason, .. } if reason.contains(why)),
                 "{member} answered {answer:?}"
