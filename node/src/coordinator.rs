@@ -486,11 +486,16 @@ impl Inner {
                 }
                 let handed_out = self.store.task(&task)?.map_or(0, |r| r.next_slot);
                 if handed_out >= info.max_inputs {
-                    let agreed = self.agreed_slots_of(task, &peers).await?;
                     let every_slot = info.max_inputs + u32::from(info.owner_slot().is_some());
-                    if agreed.len() as u32 == every_slot {
-                        complete = Some(agreed);
-                        break;
+                    match self.agreed_slots_of(task, &peers).await {
+                        Ok(agreed) if agreed.len() as u32 == every_slot => {
+                            complete = Some(agreed);
+                            break;
+                        }
+                        Ok(_) => {}
+                        // A slow or refusing member only delays the early close: the window
+                        // still ends, and a member gone for good is caught as lost above.
+                        Err(e) => tracing::debug!(error = %e, "inputs not yet agreed"),
                     }
                 }
                 tokio::time::sleep(CLOSE_POLL).await;

@@ -92,8 +92,13 @@ async fn published(cluster: &Cluster, task: &TaskJson, from: u64) -> Average {
         .with_poll_interval(Duration::from_millis(20))
         .wait_for_task(task_id(task), Duration::from_secs(120))
         .await
-        .unwrap()
-        .expect("the honest task publishes");
+        .unwrap();
+    let Some(published) = published else {
+        let status = Client::new(cluster.api(0))
+            .status(&task_id(task).to_be_bytes::<32>())
+            .await;
+        panic!("the honest task did not publish; its coordinator reports {status:?}");
+    };
     Average::decode(&published.event.output).unwrap()
 }
 
