@@ -62,6 +62,13 @@ pub struct TaskJson {
     #[serde(default)]
     pub owner_bits: u32,
     pub closes_at_ms: u64,
+    /// The project's prover kind (0 `spdz`, 2 `wasm`).
+    #[serde(default)]
+    pub prover_kind: u8,
+    /// Largest record a device seals whole to each member (`wasm`); 0 when records are
+    /// secret-shared bit by bit.
+    #[serde(default)]
+    pub record_bytes: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -111,6 +118,9 @@ pub struct StatusJson {
     pub block: Option<u64>,
     /// The task that re-runs this one, if it failed and was re-run.
     pub retried_as: Option<String>,
+    /// Operators of committee members whose signed output differed from the one published.
+    #[serde(default)]
+    pub dissent: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -257,6 +267,8 @@ impl TaskJson {
             input_bits: info.input_bits,
             owner_bits: info.owner_bits,
             closes_at_ms: info.closes_at_ms,
+            prover_kind: info.prover_kind,
+            record_bytes: info.record_bytes,
         }
     }
 }
@@ -299,6 +311,10 @@ pub(crate) fn router(inner: Arc<Inner>, limits: Limits) -> Router {
     let v1 = Router::new()
         .route("/v1/projects/{project}/task", get(project_task))
         .route("/v1/projects/{project}/program", post(project_program))
+        .route(
+            "/v1/projects/{project}/module",
+            post(project_module).layer(DefaultBodyLimit::max(crate::manifest::MAX_MODULE)),
+        )
         .route("/v1/tasks/{task}/slots", post(slots))
         .route("/v1/tasks/{task}/inputs", post(inputs))
         .route("/v1/tasks/{task}", get(status))
@@ -389,6 +405,53 @@ async fn project_program(
     let hash = api
         .inner
         .keep_source(&body.source)
+        .await
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    Ok(Json(ProgramJson {
+        hash: hex::encode(hash),
+        source: String::new(),
+    }))
+}
+
+/// Keeps the module a `wasm` project's manifest names: accepted only if it hashes to that
+/// name (so anyone may send it, and nobody can change it), and refused with the imports
+/// Conclave does not provide.
+async fn project_module(
+    State(api): State<Api>,
+    Path(project): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<ProgramJson>, ApiError> {
+    let project: u64 = project
+        .parse()
+        .map_err(|_| ApiError::bad("project id must be a number"))?;
+    let on_chain = api
+        .inner
+        .contracts
+        .project(alloy::primitives::U256::from(project))
+        .await
+        .map_err(NodeError::from)?;
+    let program = api
+        .inner
+        .program(
+            on_chain.programHash,
+            &on_chain.programUri,
+            crate::programs::Fetch::Mesh,
+        )
+        .await
+        .map_err(|e| ApiError::bad(format!("the project's program: {e}")))?;
+    let crate::program::Body::Wasm(spec) = &program.body else {
+        return Err(ApiError::bad(
+            "the project's program is not a wasm manifest",
+        ));
+    };
+    if alloy::primitives::keccak256(&body) != spec.module {
+        return Err(ApiError::bad(
+            "the module does not hash to the one the project's manifest names",
+        ));
+    }
+    let hash = api
+        .inner
+        .keep_module(body.to_vec())
         .await
         .map_err(|e| ApiError::bad(e.to_string()))?;
     Ok(Json(ProgramJson {
@@ -489,12 +552,12 @@ async fn status(
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
     };
     let local = api.inner.store.task(&task).map_err(storage)?;
-    let (state, output, retried_as) = match local {
-        Some(r) if r.coordinating => (r.state, r.output, r.retried_as),
+    let (state, output, retried_as, dissent) = match local {
+        Some(r) if r.coordinating => (r.state, r.output, r.retried_as, r.dissent),
         other => match api.inner.remote_status(task).await {
             Ok(status) => status,
             Err(_) => match other {
-                Some(r) => (r.state, r.output, r.retried_as),
+                Some(r) => (r.state, r.output, r.retried_as, r.dissent),
                 None => {
                     return Err(ApiError::new(
                         StatusCode::NOT_FOUND,
@@ -540,5 +603,9 @@ async fn status(
         tx_hash,
         block,
         retried_as: retried_as.map(hex::encode),
+        dissent: dissent
+            .iter()
+            .map(|a| format!("0x{}", hex::encode(a)))
+            .collect(),
     }))
 }

@@ -208,6 +208,13 @@ impl Client {
         self.submit_record_to(&task, values).await
     }
 
+    /// Sends `record` into the open task of `project`, a `wasm` project
+    /// ([`Client::submit_data_to`]).
+    pub async fn submit_data(&self, project: u64, record: &[u8]) -> Result<Submitted, ClientError> {
+        let task = self.project_task(project).await?;
+        self.submit_data_to(&task, record).await
+    }
+
     /// The project's open task, refused if the entry node answers with another project's (one
     /// whose output would reveal what is sent); a client with the chain confirms it there too.
     async fn project_task(&self, project: u64) -> Result<TaskJson, ClientError> {
@@ -281,6 +288,33 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Sends `record` into `task`, a `wasm` task: sealed whole to each member (which runs the
+    /// project's module over the records), never readable by the entry node.
+    pub async fn submit_data_to(
+        &self,
+        task: &TaskJson,
+        record: &[u8],
+    ) -> Result<Submitted, ClientError> {
+        let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
+        if task.record_bytes == 0 {
+            return Err(ClientError::Program(
+                "the task's program takes numbers (--value), not data".into(),
+            ));
+        }
+        if record.len() > task.record_bytes as usize {
+            return Err(ClientError::Program(format!(
+                "a record of this task is at most {} bytes, not {}",
+                task.record_bytes,
+                record.len()
+            )));
+        }
+        self.check_committee(task, task_id).await?;
+        let slot = self
+            .grant_to(task_id, task, 0, SecretKey::generate(), None)
+            .await?;
+        self.send_sealed(task, &slot, record).await
     }
 
     /// Secret-shares `reading` into `task` (a program whose device record is one number).
@@ -428,7 +462,9 @@ impl Client {
         key: SecretKey,
         owner_signature: Option<&[u8]>,
     ) -> Result<DeviceSlot, ClientError> {
-        if !(1..=crate::program::MAX_RECORD_BITS).contains(&width) {
+        // A task whose records are sealed whole has no masks (width 0).
+        let bits_ok = (1..=crate::program::MAX_RECORD_BITS).contains(&width);
+        if bits_ok == (task.record_bytes > 0) {
             return Err(ClientError::Answer(format!("inputs of {width} bits")));
         }
         let grant: SlotJson = self
@@ -502,7 +538,6 @@ impl Client {
         slot: &DeviceSlot,
         bits: &[Fp],
     ) -> Result<Submitted, ClientError> {
-        let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
         if bits.len() != slot.masks.len() {
             return Err(ClientError::Answer(format!(
                 "{} bits for a slot of {}",
@@ -515,6 +550,17 @@ impl Client {
             .zip(&slot.masks)
             .flat_map(|(bit, a)| (*bit - *a).to_bytes())
             .collect();
+        self.send_sealed(task, slot, &y).await
+    }
+
+    /// Seals `plain` for each member by the slot's key and sends it into the slot.
+    async fn send_sealed(
+        &self,
+        task: &TaskJson,
+        slot: &DeviceSlot,
+        plain: &[u8],
+    ) -> Result<Submitted, ClientError> {
+        let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
         let mut sealed = Vec::with_capacity(task.committee.len());
         for member in &task.committee {
             let member_key = hex32(&member.key, "member key").map_err(bad_answer)?;
@@ -522,7 +568,7 @@ impl Client {
                 &slot.key,
                 &member_key,
                 &input_context(&task_id, slot.slot),
-                &y,
+                plain,
             )
             .map_err(|e| ClientError::Answer(e.to_string()))?;
             sealed.push(SealedJson::from_sealed(&s));

@@ -2,7 +2,7 @@
 //! TaskRouter checks), replaces candidates that do not answer, hands out input slots, closes the
 //! input window, has the committee compute, gathers the signatures and submits the result.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
@@ -15,6 +15,7 @@ use futures::future::join_all;
 use libp2p::PeerId;
 use tokio::task::JoinHandle;
 
+use crate::agreement::{Answer, NoAgreement, agree};
 use crate::committee::{SeatHolder, seat_holders};
 use crate::identity::issue_ticket;
 
@@ -62,6 +63,7 @@ impl Inner {
                     state: r.state,
                     output: r.output,
                     retried_as: r.retried_as,
+                    dissent: r.dissent,
                 },
                 Ok(_) => Response::refused(RefusalKind::Unknown, "not coordinating this task"),
                 Err(e) => Response::refused(RefusalKind::Failed, e.to_string()),
@@ -181,7 +183,7 @@ impl Inner {
                 "project {project} is paused"
             )));
         }
-        if p.proverKind != ProverKind::Spdz as u8 {
+        if ![ProverKind::Spdz as u8, ProverKind::Wasm as u8].contains(&p.proverKind) {
             return Err(NodeError::Unavailable(format!(
                 "project {project} needs prover kind {}, which this node does not run",
                 p.proverKind
@@ -194,6 +196,12 @@ impl Inner {
                 crate::programs::Fetch::MeshOrUrl,
             )
             .await?;
+        if program.kind() as u8 != p.proverKind {
+            return Err(NodeError::Unavailable(format!(
+                "project {project}'s program is not one its prover kind {} runs",
+                p.proverKind
+            )));
+        }
         let (task, _opened_at) = self
             .contracts
             .open_task(&self.operator, U256::from(project))
@@ -202,7 +210,7 @@ impl Inner {
         // The task runs what it was opened with, which a project change may have made differ from
         // what was read above.
         let snapshot = self.contracts.task(task).await?;
-        if snapshot.programHash != program.hash || snapshot.proverKind != ProverKind::Spdz as u8 {
+        if snapshot.programHash != program.hash || snapshot.proverKind != p.proverKind {
             return Err(NodeError::Task(
                 "the project changed while the task was opened; its snapshot differs".into(),
             ));
@@ -221,6 +229,7 @@ impl Inner {
             attempt,
             retried_as: None,
             timings: Vec::new(),
+            dissent: Vec::new(),
         };
         self.store.put_task(&record)?;
 
@@ -244,6 +253,8 @@ impl Inner {
             input_bits: program.record_bits,
             owner_bits: program.owner_bits,
             closes_at_ms: now_ms() + program.window_secs * 1000,
+            prover_kind: p.proverKind,
+            record_bytes: program.record_bytes,
         };
         record.info = Some(info.clone());
         record.member = info.committee.iter().any(|m| m.peer == me.to_bytes());
@@ -545,40 +556,64 @@ impl Inner {
             }
         });
         let answers = join_all(runs).await;
-        let mut output = None;
-        let mut proof = None;
-        let mut attestations = Vec::new();
+        let mut signed = Vec::new();
         for (member, answer) in info.committee.iter().zip(answers) {
             match answer {
                 Ok(Response::Ran {
-                    output: o,
+                    output,
                     proof_hash,
                     signature,
                 }) => {
-                    output.get_or_insert(o.clone());
-                    proof.get_or_insert(proof_hash);
-                    if output.as_ref() == Some(&o) && proof == Some(proof_hash) {
-                        attestations.push(Attestation {
-                            signer: Address::from(member.operator),
-                            signature: Bytes::from(signature),
-                        });
-                    }
+                    let claimed = Attestation {
+                        signer: Address::from(member.operator),
+                        signature: Bytes::from(signature.clone()),
+                    };
+                    let valid = result_of(info, &output, proof_hash)
+                        .verify(&claimed, self.chain_id, self.router)
+                        .is_ok();
+                    signed.push(Answer {
+                        operator: member.operator,
+                        output,
+                        proof_hash,
+                        signature,
+                        valid,
+                    });
                 }
                 Ok(other) => tracing::warn!(?other, "unexpected answer to Run"),
                 Err(e) => tracing::warn!(error = %e, "member failed to compute"),
             }
         }
-        let output = output.ok_or_else(|| NodeError::Task("no member computed".into()))?;
+        let seats = self.seats_of(task).await?;
+        let threshold = u32::from(
+            self.contracts
+                .task(U256::from_be_bytes(task))
+                .await?
+                .threshold,
+        );
+        let agreed = agree(signed, |o| seats.get(o).copied().unwrap_or(0), threshold);
+        record.dissent = match &agreed {
+            Ok(a) => a.dissent.clone(),
+            Err(NoAgreement::ShortOfThreshold { dissent, .. }) => dissent.clone(),
+            Err(NoAgreement::NoAnswers) => Vec::new(),
+        };
+        for operator in &record.dissent {
+            tracing::warn!(task = %hex::encode(task), operator = %Address::from(*operator), "a member signed another output");
+        }
+        self.store.put_task(&record)?;
+        let agreed = agreed.map_err(|e| NodeError::Task(e.to_string()))?;
+        let output = agreed.output.clone();
         record.output = Some(output.clone());
         self.record_phase(&mut record, "compute", closed)?;
         self.set_state(&mut record, TaskEvent::Computed)?;
-        let result = TaskResult {
-            project_id: U256::from(info.project_id),
-            task_id: U256::from_be_bytes(task),
-            output: Bytes::from(output.clone()),
-            proof_hash: B256::from(proof.unwrap_or_default()),
-        };
-        attestations.retain(|a| result.verify(a, self.chain_id, self.router).is_ok());
+        let result = result_of(info, &output, agreed.proof_hash);
+        let attestations: Vec<Attestation> = agreed
+            .signers
+            .into_iter()
+            .map(|a| Attestation {
+                signer: Address::from(a.operator),
+                signature: Bytes::from(a.signature),
+            })
+            .collect();
         let submitted = Instant::now();
         let (tx_hash, block) = self.submit_by_rank(info, &result, attestations).await?;
         self.await_confirmation(task, block).await?;
@@ -596,6 +631,19 @@ impl Inner {
             .await;
         tracing::info!(task = %hex::encode(task), tx = %hex::encode(tx_hash), "result published");
         Ok(())
+    }
+
+    /// Each seat holder's seats in the task's committee, as the chain draws them.
+    async fn seats_of(&self, task: TaskId) -> Result<HashMap<[u8; 20], u32>, NodeError> {
+        let seated = self
+            .contracts
+            .committee(U256::from_be_bytes(task))
+            .await?
+            .ok_or_else(|| NodeError::Task("the task's committee is not drawn".into()))?;
+        Ok(seated
+            .into_iter()
+            .map(|(who, mask)| (who.0.0, conclave_chain::sortition::seat_count(mask)))
+            .collect())
     }
 
     /// Has the committee's members, in rank order, submit the result (the first that succeeds
@@ -706,5 +754,15 @@ impl Inner {
             }
         }
         Ok(handles)
+    }
+}
+
+/// The result members sign for `output` of `info`'s task.
+fn result_of(info: &TaskInfo, output: &[u8], proof_hash: [u8; 32]) -> TaskResult {
+    TaskResult {
+        project_id: U256::from(info.project_id),
+        task_id: U256::from_be_bytes(info.task_id),
+        output: Bytes::from(output.to_vec()),
+        proof_hash: B256::from(proof_hash),
     }
 }

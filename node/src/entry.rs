@@ -109,7 +109,7 @@ impl Inner {
     pub(crate) async fn remote_status(
         &self,
         task: TaskId,
-    ) -> Result<(crate::task::TaskState, Option<Vec<u8>>, Option<TaskId>), NodeError> {
+    ) -> Result<crate::task::Reported, NodeError> {
         let info = self.known_info(&task, None).await?;
         let coordinator = PeerId::from_bytes(&info.coordinator)
             .map_err(|_| NodeError::Task("bad coordinator peer id".into()))?;
@@ -121,7 +121,8 @@ impl Inner {
                 state,
                 output,
                 retried_as,
-            } => Ok((state, output, retried_as)),
+                dissent,
+            } => Ok((state, output, retried_as, dissent)),
             other => Err(NodeError::Task(format!("unexpected answer {other:?}"))),
         }
     }

@@ -11,6 +11,7 @@
 //!   project's receiver;
 //!   [`metrics`]: Prometheus; [`sweep`]: deleting finished tasks' material.
 
+pub mod agreement;
 pub mod api;
 pub mod client;
 pub mod committee;
@@ -20,9 +21,11 @@ pub mod entry;
 pub mod envelope;
 pub mod identity;
 pub mod keys;
+pub mod manifest;
 pub mod member;
 pub mod messages;
 pub mod metrics;
+pub(crate) mod modules;
 pub mod node;
 pub mod program;
 pub(crate) mod programs;

@@ -1,15 +1,15 @@
 //! `conclave`: the node daemon and its command line.
 
 mod program_cli;
+mod project_cli;
 mod wasm_cli;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use alloy::primitives::{Address, U256, utils::parse_ether};
+use alloy::primitives::{U256, utils::parse_ether};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use conclave_chain::contracts::{ProjectSpec, ProverKind};
 use conclave_chain::{Addresses, Chain, Contracts, RpcChain};
 use conclave_node::client::Client;
 use conclave_node::config::{self, NodeConfig};
@@ -17,7 +17,6 @@ use conclave_node::program::Program;
 use conclave_node::store::Store;
 use conclave_node::{Node, NodeSetup, keys};
 use conclave_p2p::config::NetworkConfig;
-use serde::Deserialize;
 
 /// A Conclave node: joins the mesh, serves devices, computes private tasks in committees and
 /// publishes their results on chain.
@@ -87,8 +86,16 @@ enum Command {
         project: u64,
         /// One value per field of the program's device input, in declaration order (repeat the
         /// flag for several fields); a fixed-point field takes a decimal number.
-        #[arg(long = "value", allow_hyphen_values = true, required = true)]
+        #[arg(
+            long = "value",
+            allow_hyphen_values = true,
+            required_unless_present = "data"
+        )]
         values: Vec<f64>,
+        /// For a `wasm` project: the record, sealed whole to each member (`0x…` is hex,
+        /// anything else its UTF-8 bytes).
+        #[arg(long, conflicts_with_all = ["values", "owner"])]
+        data: Option<String>,
         /// JSON-RPC endpoint of the chain the committee is checked against.
         #[arg(long)]
         rpc: Option<String>,
@@ -168,39 +175,15 @@ enum ProjectCommand {
         #[arg(long, default_value = "node.toml")]
         config: PathBuf,
     },
-}
-
-/// `project.toml`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProjectFile {
-    /// The program's Tally file, relative to project.toml.
-    program: PathBuf,
-    /// Where nodes may also fetch the source (http or https); the mesh serves it otherwise.
-    program_url: Option<String>,
-    /// Only "spdz" runs today.
-    prover: String,
-    committee_size: u16,
-    threshold: u16,
-    receiver: Option<Address>,
-}
-
-/// Hands a registered program's source to the node at `api`.
-async fn publish_source(api: &str, project: u64, source: &str) -> anyhow::Result<()> {
-    let url = format!(
-        "{}/v1/projects/{project}/program",
-        api.trim_end_matches('/')
-    );
-    let response = reqwest::Client::new()
-        .post(&url)
-        .json(&serde_json::json!({ "hash": "", "source": source }))
-        .send()
-        .await
-        .with_context(|| format!("is a node running at {api}?"))?;
-    if !response.status().is_success() {
-        bail!("{url}: {}", response.text().await.unwrap_or_default());
-    }
-    Ok(())
+    /// Hand a registered project's program (and, for `wasm`, its module) to a running node,
+    /// which serves them to the mesh.
+    Publish {
+        file: PathBuf,
+        #[arg(long)]
+        project: u64,
+        #[arg(long, default_value = "http://127.0.0.1:7001")]
+        api: String,
+    },
 }
 
 fn passphrase() -> anyhow::Result<String> {
@@ -291,41 +274,27 @@ async fn cli() -> anyhow::Result<()> {
             command: ProjectCommand::Register { file, config },
         } => {
             let config = load(&config)?;
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let p: ProjectFile =
-                toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
-            if p.prover != "spdz" {
-                bail!("only prover \"spdz\" runs today");
-            }
-            let path = file.parent().unwrap_or(Path::new(".")).join(&p.program);
-            let source = program_cli::read_source(&path)?;
-            let program = Program::from_source(&source)
-                .with_context(|| format!("{} cannot run on the mesh", path.display()))?;
+            let registration = project_cli::read(&file)?;
             let operator = keys::operator_key(&config.data_dir, &passphrase()?)?;
             let id = contracts(&config)
                 .await?
-                .register_project(
-                    &operator,
-                    &ProjectSpec {
-                        program_hash: program.hash,
-                        program_uri: p.program_url.unwrap_or_default(),
-                        prover_kind: ProverKind::Spdz,
-                        committee_size: p.committee_size,
-                        threshold: p.threshold,
-                        receiver: p.receiver.unwrap_or(Address::ZERO),
-                    },
-                )
+                .register_project(&operator, &registration.spec)
                 .await?;
-            println!("project {id} (program {})", program.hash);
+            println!("project {id} (program {})", registration.spec.program_hash);
             let api = format!("http://{}", config.api.listen);
-            if let Err(e) = publish_source(&api, id.to::<u64>(), &source).await {
+            if let Err(e) = project_cli::publish(&api, id.to::<u64>(), registration).await {
                 println!(
-                    "the program's source is not on the mesh yet ({e:#}); once your node runs: \
-                     conclave program publish {} --project {id}",
-                    path.display()
+                    "the project's program is not on the mesh yet ({e:#}); once your node runs: \
+                     conclave project publish {} --project {id}",
+                    file.display()
                 );
             }
+        }
+        Command::Project {
+            command: ProjectCommand::Publish { file, project, api },
+        } => {
+            project_cli::publish(&api, project, project_cli::read(&file)?).await?;
+            println!("{api} now serves project {project}'s program");
         }
         Command::Wasm { command } => match command {
             WasmCommand::Check { file } => wasm_cli::check(&file)?,
@@ -347,7 +316,7 @@ async fn cli() -> anyhow::Result<()> {
             }
             ProgramCommand::Publish { file, project, api } => {
                 let source = program_cli::read_source(&file)?;
-                publish_source(&api, project, &source).await?;
+                project_cli::publish_source(&api, project, &source).await?;
                 println!(
                     "{api} now serves program {}",
                     alloy::primitives::keccak256(source.as_bytes())
@@ -358,6 +327,7 @@ async fn cli() -> anyhow::Result<()> {
             api,
             project,
             values,
+            data,
             rpc,
             addresses,
             unchecked,
@@ -376,7 +346,11 @@ async fn cli() -> anyhow::Result<()> {
                      chain, or --unchecked to trust the entry node"
                 ),
             };
-            let done = if owner {
+            let done = if let Some(data) = data {
+                client
+                    .submit_data(project, &wasm_cli::record(&data)?)
+                    .await?
+            } else if owner {
                 let config = load(&config)?;
                 let key = keys::operator_key(&config.data_dir, &passphrase()?)?;
                 client.submit_owner_record(project, &values, &key).await?

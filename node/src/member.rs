@@ -28,10 +28,9 @@ use crate::identity::{owner_ticket_signer, ticket_is_from};
 use crate::messages::SlotTicket;
 use crate::messages::{RefusalKind, Request, Response, TaskId, TaskInfo};
 use crate::node::{Inner, MAX_PREPARING, PrepStatus, now_ms};
-use crate::program::{Program, encode_outputs};
+use crate::program::{Body, Program, encode_outputs};
 use crate::store::{MaskedInput, ProgramMaterialRecord, TaskRecord, TripleRecord};
 use crate::task::TaskState;
-use conclave_chain::contracts::ProverKind;
 
 /// How long a `Run` waits for preprocessing to finish.
 const PREP_WAIT: Duration = Duration::from_secs(120);
@@ -194,13 +193,17 @@ impl Inner {
             return Err(refuse("not in this committee"));
         }
         let peers = info.peers().map_err(|e| refuse(e.to_string()))?;
-        if info.max_inputs == 0
-            || info.max_inputs > crate::program::MAX_INPUTS
-            || !(1..=crate::program::MAX_RECORD_BITS).contains(&info.input_bits)
-            || info.owner_bits > crate::program::MAX_RECORD_BITS
-            || u64::from(info.max_inputs) * u64::from(info.input_bits)
-                > crate::program::MAX_TASK_MATERIAL
-        {
+        let record_shape = if info.sealed_records() {
+            info.input_bits == 0
+                && info.owner_bits == 0
+                && info.record_bytes <= crate::manifest::MAX_WASM_RECORD
+        } else {
+            (1..=crate::program::MAX_RECORD_BITS).contains(&info.input_bits)
+                && info.owner_bits <= crate::program::MAX_RECORD_BITS
+                && u64::from(info.max_inputs) * u64::from(info.input_bits)
+                    <= crate::program::MAX_TASK_MATERIAL
+        };
+        if info.max_inputs == 0 || info.max_inputs > crate::program::MAX_INPUTS || !record_shape {
             return Err(invalid("bad input count or width"));
         }
         let existing = self
@@ -230,12 +233,24 @@ impl Inner {
             attempt: 1,
             retried_as: None,
             timings: Vec::new(),
+            dissent: Vec::new(),
         });
         let stored =
             |r: Result<bool, crate::store::StoreError>| r.map_err(|e| refuse(e.to_string()));
         // A task that ran here never preprocesses again: its material is gone for good.
         if stored(self.store.has_run(&info.task_id))? {
             return Err(refuse("this task already ran here"));
+        }
+        // A prover that sees the inputs needs no preprocessing: only its module, fetched now so
+        // that a seat without it refuses the task before devices send anything.
+        if let Body::Wasm(spec) = &program.body {
+            self.module(spec, crate::programs::Fetch::MeshOrUrl)
+                .await
+                .map_err(|e| refuse(format!("the task's module: {e}")))?;
+            record.member = true;
+            record.info = Some(info.clone());
+            stored(self.store.put_task(&record).map(|_| true))?;
+            return Ok(Response::Started);
         }
         if stored(self.store.alpha(&info.task_id).map(|a| a.is_some()))? {
             return Ok(Response::Started);
@@ -318,11 +333,13 @@ impl Inner {
             )
             .await
             .map_err(|e| refuse(format!("the task's program: {e}")))?;
-        if task.proverKind != ProverKind::Spdz as u8
+        if task.proverKind != program.kind() as u8
+            || info.prover_kind != task.proverKind
             || program.hash.0 != info.program_hash
             || program.max_inputs != info.max_inputs
             || program.record_bits != info.input_bits
             || program.owner_bits != info.owner_bits
+            || program.record_bytes != info.record_bytes
         {
             return Err(refuse("the Start does not match the task's program"));
         }
@@ -499,17 +516,24 @@ impl Inner {
                 return Err(invalid("the slot ticket is not the coordinator's"));
             }
         }
-        // No waiting here: a request that waited would hold one of the node's request permits
-        // for as long as preprocessing takes, and anyone holding a ticket could send many.
-        self.ready(&task, Duration::ZERO).await?;
-        let triples = self.triples(&task, ticket.slot)?;
-        // a, b and c values of each bit's triple (not the MACs), sealed by this member's input
-        // key (registered on chain): a relaying entry node cannot swap in masks of its own.
-        // Sealed before the slot is bound, so that a key it cannot be sealed for burns nothing.
-        let plaintext: Vec<u8> = triples
-            .iter()
-            .flat_map(|t| [t[0], t[2], t[4]].concat())
-            .collect();
+        // A task whose devices seal their records whole has no masks: the (empty) envelope only
+        // binds the slot to the ticket's key, from which alone its record is then accepted.
+        let plaintext: Vec<u8> = if info.sealed_records() {
+            Vec::new()
+        } else {
+            // No waiting here: a request that waited would hold one of the node's request
+            // permits for as long as preprocessing takes, and anyone holding a ticket could
+            // send many.
+            self.ready(&task, Duration::ZERO).await?;
+            // a, b and c values of each bit's triple (not the MACs), sealed by this member's
+            // input key (registered on chain): a relaying entry node cannot swap in masks of
+            // its own. Sealed before the slot is bound, so that a key it cannot be sealed for
+            // burns nothing.
+            self.triples(&task, ticket.slot)?
+                .iter()
+                .flat_map(|t| [t[0], t[2], t[4]].concat())
+                .collect()
+        };
         let context = shares_context(&task, ticket.slot, &self.network.peer_id());
         let sealed = envelope::seal_from(&self.input_key, &ticket.client_key, &context, &plaintext)
             .map_err(|e| invalid(e.to_string()))?;
@@ -592,18 +616,29 @@ impl Inner {
             sealed,
         )
         .map_err(|e| invalid(e.to_string()))?;
-        if plain.len() != 32 * width as usize {
-            return Err(invalid(format!(
-                "a masked input here is {width} field elements"
-            )));
-        }
-        let y: Vec<[u8; 32]> = plain
-            .chunks_exact(32)
-            .map(|c| c.try_into().expect("32-byte chunks"))
-            .collect();
-        for element in &y {
-            fp(element)?;
-        }
+        let y: Vec<[u8; 32]> = if info.sealed_records() {
+            if plain.len() > info.record_bytes as usize {
+                return Err(invalid(format!(
+                    "a record here is at most {} bytes",
+                    info.record_bytes
+                )));
+            }
+            crate::manifest::record_words(&plain)
+        } else {
+            if plain.len() != 32 * width as usize {
+                return Err(invalid(format!(
+                    "a masked input here is {width} field elements"
+                )));
+            }
+            let y: Vec<[u8; 32]> = plain
+                .chunks_exact(32)
+                .map(|c| c.try_into().expect("32-byte chunks"))
+                .collect();
+            for element in &y {
+                fp(element)?;
+            }
+            y
+        };
         let existing = self
             .store
             .put_input(&task, slot, &y)
@@ -724,16 +759,21 @@ impl Inner {
         if let Some(missing) = slots.iter().find(|s| !holds.iter().any(|(h, _)| h == *s)) {
             return Err(refuse(format!("no input for slot {missing} here")));
         }
-        let alpha = self.ready(&task, PREP_WAIT).await?;
-        if self
-            .store
-            .is_poisoned(&task)
-            .map_err(|e| refuse(e.to_string()))?
-        {
-            return Err(refuse(
-                "the task's MAC key is poisoned: a check under it failed or was abandoned",
-            ));
-        }
+        let alpha = if info.sealed_records() {
+            None
+        } else {
+            let alpha = self.ready(&task, PREP_WAIT).await?;
+            if self
+                .store
+                .is_poisoned(&task)
+                .map_err(|e| refuse(e.to_string()))?
+            {
+                return Err(refuse(
+                    "the task's MAC key is poisoned: a check under it failed or was abandoned",
+                ));
+            }
+            Some(alpha)
+        };
         // What is held after the wait: inputs may have arrived during it.
         let held = self
             .store
@@ -769,6 +809,46 @@ impl Inner {
                 .map_err(|e| refuse(e.to_string()))?;
         }
         let stored: BTreeMap<u32, MaskedInput> = held.into_iter().collect();
+        let (output, proof_hash) = match alpha {
+            Some(alpha) => {
+                let owner = owner_slot.filter(|_| owner_in_run);
+                self.run_spdz(&info, alpha, device_slots, owner, &stored)
+                    .await?
+            }
+            None => self.run_module(&info, device_slots, &stored).await?,
+        };
+        let result = TaskResult {
+            project_id: U256::from(info.project_id),
+            task_id: U256::from_be_bytes(task),
+            output: Bytes::from(output.clone()),
+            proof_hash: B256::from(proof_hash),
+        };
+        let att = result
+            .sign(&self.operator, self.chain_id, self.router)
+            .map_err(|e| refuse(e.to_string()))?;
+        record.output = Some(output.clone());
+        self.store
+            .put_task(&record)
+            .map_err(|e| refuse(e.to_string()))?;
+        Ok(Response::Ran {
+            output,
+            proof_hash: result.proof_hash.0,
+            signature: att.signature.to_vec(),
+        })
+    }
+
+    /// Computes the task's Tally program over `device_slots` (and the owner slot) by SPDZ and
+    /// keeps this member's shares of private outputs sealed for the receiver: the output
+    /// and the proof hash to sign.
+    async fn run_spdz(
+        &self,
+        info: &TaskInfo,
+        alpha: [u8; 32],
+        device_slots: &[u32],
+        owner_slot: Option<u32>,
+        stored: &BTreeMap<u32, MaskedInput>,
+    ) -> Result<(Vec<u8>, [u8; 32]), Response> {
+        let task = info.task_id;
         let mut digest = blake3::Hasher::new_derive_key("conclave spdz proof v1");
         digest.update(&task);
         for m in &info.committee {
@@ -810,11 +890,14 @@ impl Inner {
             .iter()
             .map(|&slot| slot_input(slot))
             .collect::<Result<Vec<_>, _>>()?;
-        let owner = match owner_slot.filter(|_| owner_in_run) {
+        let owner = match owner_slot {
             Some(slot) => Some(slot_input(slot)?),
             None => None,
         };
         let program = self.task_program(&task).await?;
+        let Body::Tally(parsed) = &program.body else {
+            return Err(refuse("the task's program is not a Tally program"));
+        };
         let material = self
             .store
             .program_material(&task)
@@ -841,7 +924,7 @@ impl Inner {
             sessions: spdz::session_ids(&task, 0).1,
             committee: info.peers().map_err(|e| refuse(e.to_string()))?,
             alpha: fp(&alpha)?,
-            program: program.parsed.clone(),
+            program: parsed.clone(),
             bits: info.input_bits,
             inputs,
             owner,
@@ -889,25 +972,64 @@ impl Inner {
                 .put_sealed_output(&task, &sealed)
                 .map_err(|e| refuse(e.to_string()))?;
         }
-        let output = encode_outputs(&proven.outputs);
-        let result = TaskResult {
-            project_id: U256::from(info.project_id),
-            task_id: U256::from_be_bytes(task),
-            output: Bytes::from(output.clone()),
-            proof_hash: B256::from(proven.proof_hash),
+        Ok((encode_outputs(&proven.outputs), proven.proof_hash))
+    }
+
+    /// Runs the task's module over the records of `device_slots`, in slot order, on a
+    /// blocking thread: its output, and a proof hash committing to the module and the slots run
+    /// over (not to the records: the hash is public, and a low-entropy record would be read
+    /// back from it; members agreed on each slot's record before the run).
+    async fn run_module(
+        &self,
+        info: &TaskInfo,
+        device_slots: &[u32],
+        stored: &BTreeMap<u32, MaskedInput>,
+    ) -> Result<(Vec<u8>, [u8; 32]), Response> {
+        let task = info.task_id;
+        let program = self.task_program(&task).await?;
+        let Body::Wasm(spec) = &program.body else {
+            return Err(refuse("the task's program is not a wasm manifest"));
         };
-        let att = result
-            .sign(&self.operator, self.chain_id, self.router)
-            .map_err(|e| refuse(e.to_string()))?;
-        record.output = Some(output.clone());
-        self.store
-            .put_task(&record)
-            .map_err(|e| refuse(e.to_string()))?;
-        Ok(Response::Ran {
-            output,
-            proof_hash: result.proof_hash.0,
-            signature: att.signature.to_vec(),
-        })
+        let module = self
+            .module(spec, crate::programs::Fetch::MeshOrUrl)
+            .await
+            .map_err(|e| refuse(format!("the task's module: {e}")))?;
+        let mut commitment = alloy::primitives::Keccak256::new();
+        commitment.update(b"conclave wasm run v1");
+        commitment.update(spec.module);
+        let mut records = Vec::with_capacity(device_slots.len());
+        for slot in device_slots {
+            let record = stored
+                .get(slot)
+                .and_then(|words| crate::manifest::words_record(words))
+                .ok_or_else(|| refuse(format!("no record for slot {slot}")))?;
+            commitment.update(slot.to_be_bytes());
+            records.push(record);
+        }
+        let input = conclave_provers::wasm::TaskInput {
+            project_id: info.project_id,
+            task_id: task,
+            chain_id: self.chain_id,
+            records,
+        };
+        let engine = self.wasm.clone();
+        let started = std::time::Instant::now();
+        let ran = tokio::task::spawn_blocking(move || engine.run(&module, input))
+            .await
+            .map_err(|e| refuse(format!("the module's run: {e}")))?
+            .map_err(|e| refuse(format!("the module failed: {e}")))?;
+        self.metrics.observe_phase("wasm", started.elapsed());
+        tracing::info!(
+            task = %hex::encode(task),
+            fuel = ran.fuel_used,
+            output_bytes = ran.output.len(),
+            log_lines = ran.logs.len(),
+            "module ran"
+        );
+        for line in &ran.logs {
+            tracing::debug!(task = %hex::encode(task), "module: {line}");
+        }
+        Ok((ran.output, commitment.finalize().0))
     }
 }
 

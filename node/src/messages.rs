@@ -40,6 +40,11 @@ pub struct TaskInfo {
     /// owner slot, numbered `max_inputs`.
     pub owner_bits: u32,
     pub closes_at_ms: u64,
+    /// The project's prover kind as the task's snapshot records it (`ProverKind`).
+    pub prover_kind: u8,
+    /// Largest device record sealed whole to each member, for provers that see inputs
+    /// (`wasm`); 0 when records are secret-shared bit by bit.
+    pub record_bytes: u32,
 }
 
 impl TaskInfo {
@@ -55,6 +60,11 @@ impl TaskInfo {
     /// The owner slot, if the task's program reads the owner's parameters.
     pub fn owner_slot(&self) -> Option<u32> {
         (self.owner_bits > 0).then_some(self.max_inputs)
+    }
+
+    /// Devices seal their records whole to each member, instead of secret-sharing them.
+    pub fn sealed_records(&self) -> bool {
+        self.record_bytes > 0
     }
 
     /// How many masked bits `slot` holds, if the task has that slot.
@@ -151,6 +161,8 @@ pub enum Request {
     /// Entry node → member: your shares of the task's private-output masks, sealed for the
     /// program's receiver (answered with `Shares`).
     SealedOutput { task_id: TaskId },
+    /// Any peer → any node: the WebAssembly module with this keccak256 hash, if you keep it.
+    Module { hash: [u8; 32] },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,8 +189,11 @@ pub enum Response {
         state: crate::task::TaskState,
         output: Option<Vec<u8>>,
         retried_as: Option<TaskId>,
+        /// Operators of members whose signed output differed from the published one.
+        dissent: Vec<[u8; 20]>,
     },
     ProgramSource(String),
+    Module(Vec<u8>),
     /// The request was understood and refused; the reason is for people.
     Refused {
         kind: RefusalKind,

@@ -98,6 +98,8 @@ pub(crate) struct Volatile {
     pub prep: HashMap<TaskId, watch::Receiver<PrepStatus>>,
     /// Compiled programs by source hash.
     pub programs: HashMap<alloy::primitives::B256, Arc<crate::program::Program>>,
+    /// Compiled wasm modules by hash.
+    pub modules: HashMap<alloy::primitives::B256, conclave_provers::wasm::WasmModule>,
     /// Programs whose last load failed: when, and why.
     pub program_failures: HashMap<alloy::primitives::B256, (std::time::Instant, String)>,
     /// Project owners as the chain records them (ProjectRegistry never changes an owner), for
@@ -193,6 +195,8 @@ pub(crate) struct Inner {
     pub store: Store,
     pub metrics: Metrics,
     pub prover: conclave_provers::spdz::SpdzProver,
+    /// Runs `wasm` tasks' modules ([`crate::modules`]).
+    pub wasm: conclave_provers::wasm::WasmEngine,
     pub chain_id: u64,
     pub router: Address,
     pub confirmations: u64,
@@ -245,6 +249,7 @@ impl Inner {
                 self.coordinator_request(request).await
             }
             Request::ProgramSource { hash } => self.serve_source(hash),
+            Request::Module { hash } => self.serve_module(hash),
             other => self.member_request(from, other).await,
         }
     }
@@ -273,7 +278,10 @@ impl Node {
         let prover = conclave_provers::spdz::SpdzProver {
             channels: network.mpc().clone(),
         };
+        let wasm = conclave_provers::wasm::WasmEngine::new(crate::manifest::wasm_limits())
+            .map_err(|e| NodeError::Task(format!("the wasm engine: {e}")))?;
         let inner = Arc::new_cyclic(|weak| Inner {
+            wasm,
             network,
             contracts: setup.contracts,
             operator: setup.operator,

@@ -10,6 +10,9 @@ use conclave_mpc::Fp;
 use conclave_mpc::lang::{FieldSpec, Kind, OutputValue, Parsed, PartyInputs};
 pub use conclave_provers::Opened;
 
+pub use crate::manifest::{ManifestError, WasmSpec};
+use conclave_chain::contracts::ProverKind;
+
 /// Largest number of device slots a task may take.
 pub const MAX_INPUTS: u32 = 10_000;
 
@@ -33,7 +36,7 @@ pub const MAX_SOURCE: usize = conclave_mpc::lang::lexer::MAX_SOURCE;
 pub struct Program {
     pub source: String,
     pub hash: B256,
-    pub parsed: Parsed,
+    pub body: Body,
     /// The most device slots a task takes (`devices N;`).
     pub max_inputs: u32,
     pub window_secs: u64,
@@ -51,6 +54,16 @@ pub struct Program {
     /// per private output masks it).
     pub program_triples: u64,
     pub program_bits: u64,
+    /// Largest record a device sends sealed whole to each member (`wasm`); 0 when records are
+    /// secret-shared bit by bit (`spdz`).
+    pub record_bytes: u32,
+}
+
+/// What a program runs: a Tally program by SPDZ, or a WebAssembly module named by a manifest.
+#[derive(Clone, Debug)]
+pub enum Body {
+    Tally(Parsed),
+    Wasm(WasmSpec),
 }
 
 /// One output of a program as the chain carries it.
@@ -80,11 +93,16 @@ pub enum ProgramError {
     TooLarge(u64),
     #[error("program hash {found} does not match keccak256 of the source {expected}")]
     HashMismatch { expected: B256, found: B256 },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
 }
 
 impl Program {
-    /// Compiles and checks `source` for running on the mesh.
+    /// Compiles and checks `source` (Tally, or a wasm manifest) for running on the mesh.
     pub fn from_source(source: &str) -> Result<Program, ProgramError> {
+        if let Some(spec) = WasmSpec::parse(source) {
+            return Ok(Program::wasm(source, spec?));
+        }
         let parsed =
             Parsed::new(source).map_err(|d| ProgramError::Compile(d.render("program", source)))?;
         let mut inputs = PartyInputs::new(2);
@@ -134,7 +152,7 @@ impl Program {
         Ok(Program {
             source: source.to_string(),
             hash: keccak256(source.as_bytes()),
-            parsed,
+            body: Body::Tally(parsed),
             max_inputs,
             window_secs,
             record_bits,
@@ -153,7 +171,36 @@ impl Program {
             owner_fields: lowered.owner_fields,
             program_triples,
             program_bits: need.bits as u64,
+            record_bytes: 0,
         })
+    }
+
+    /// A wasm manifest's program: no fields, no preprocessing; its output is the module's.
+    fn wasm(source: &str, spec: WasmSpec) -> Program {
+        Program {
+            source: source.to_string(),
+            hash: keccak256(source.as_bytes()),
+            max_inputs: spec.devices,
+            window_secs: spec.window_secs,
+            device_fields: Vec::new(),
+            record_bits: 0,
+            owner_fields: Vec::new(),
+            owner_bits: 0,
+            receiver: None,
+            outputs: Vec::new(),
+            program_triples: 0,
+            program_bits: 0,
+            record_bytes: spec.record_bytes,
+            body: Body::Wasm(spec),
+        }
+    }
+
+    /// The prover that runs this program.
+    pub fn kind(&self) -> ProverKind {
+        match self.body {
+            Body::Tally(_) => ProverKind::Spdz,
+            Body::Wasm(_) => ProverKind::Wasm,
+        }
     }
 
     /// Checks `source` against the hash the chain pins, then loads it.

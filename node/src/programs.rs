@@ -69,33 +69,40 @@ impl Inner {
 
     /// A cached program, or a recent failure to load it.
     fn known_program(&self, hash: B256) -> Option<Result<Arc<Program>, NodeError>> {
-        let v = self.volatile();
-        if let Some(p) = v.programs.get(&hash) {
+        if let Some(p) = self.volatile().programs.get(&hash) {
             return Some(Ok(p.clone()));
         }
-        v.program_failures
+        self.recent_failure(hash, "program").map(Err)
+    }
+
+    /// Why loading what hashes to `hash` (a program or a module) failed, if it did recently.
+    pub(crate) fn recent_failure(&self, hash: B256, what: &str) -> Option<NodeError> {
+        self.volatile()
+            .program_failures
             .get(&hash)
             .filter(|(when, _)| when.elapsed() < FAILURE_BACKOFF)
-            .map(|(_, reason)| Err(NodeError::Unavailable(format!("program {hash}: {reason}"))))
+            .map(|(_, reason)| NodeError::Unavailable(format!("{what} {hash}: {reason}")))
+    }
+
+    /// Remembers a failed load, so that requests cannot make the node retry it at once.
+    pub(crate) fn remember_failure(&self, hash: B256, e: &NodeError) {
+        crate::node::insert_capped(
+            &mut self.volatile().program_failures,
+            MAX_REMEMBERED_FAILURES,
+            hash,
+            (Instant::now(), e.to_string()),
+        );
     }
 
     fn remember(&self, hash: B256, loaded: &Result<Arc<Program>, NodeError>) {
-        let mut v = self.volatile();
         match loaded {
-            Ok(program) => {
-                crate::node::insert_capped(
-                    &mut v.programs,
-                    MAX_CACHED_PROGRAMS,
-                    hash,
-                    program.clone(),
-                );
-            }
-            Err(e) => crate::node::insert_capped(
-                &mut v.program_failures,
-                MAX_REMEMBERED_FAILURES,
+            Ok(program) => crate::node::insert_capped(
+                &mut self.volatile().programs,
+                MAX_CACHED_PROGRAMS,
                 hash,
-                (Instant::now(), e.to_string()),
+                program.clone(),
             ),
+            Err(e) => self.remember_failure(hash, e),
         }
     }
 
@@ -164,7 +171,7 @@ impl Inner {
                 Ok((hash, source))
             }
             Err(e) => {
-                self.remember(hash, &Err(NodeError::Unavailable(e.to_string())));
+                self.remember_failure(hash, &e);
                 Err(e)
             }
         }
@@ -189,36 +196,62 @@ impl Inner {
     }
 
     async fn fetch_source(&self, hash: B256, uri: &str, fetch: Fetch) -> Result<String, NodeError> {
+        let source = self
+            .fetch_by_hash(
+                hash,
+                Request::ProgramSource { hash: hash.0 },
+                uri,
+                fetch,
+                MAX_SOURCE,
+            )
+            .await?;
+        String::from_utf8(source)
+            .map_err(|_| NodeError::Unavailable(format!("program {hash} is not UTF-8")))
+    }
+
+    /// What hashes to `hash`: asked of peers with `request` (answered with a source or a
+    /// module), then for `MeshOrUrl` fetched from `uri` (https only, at most `max` bytes).
+    pub(crate) async fn fetch_by_hash(
+        &self,
+        hash: B256,
+        request: Request,
+        uri: &str,
+        fetch: Fetch,
+        max: usize,
+    ) -> Result<Vec<u8>, NodeError> {
         let peers: Vec<PeerId> = self.network.connected_peers().await?;
-        let request = crate::messages::encode(&Request::ProgramSource { hash: hash.0 });
+        let request = crate::messages::encode(&request);
         for peer in peers.into_iter().take(PEERS_ASKED) {
             let asked = self.network.request(peer, request.clone());
             let Ok(Ok(bytes)) = tokio::time::timeout(PEER_WAIT, asked).await else {
                 continue;
             };
-            if let Ok(Response::ProgramSource(source)) = crate::messages::decode(&bytes)
-                && keccak256(source.as_bytes()) == hash
-            {
-                return Ok(source);
+            let found = match crate::messages::decode(&bytes) {
+                Ok(Response::ProgramSource(source)) => source.into_bytes(),
+                Ok(Response::Module(module)) => module,
+                _ => continue,
+            };
+            if found.len() <= max && keccak256(&found) == hash {
+                return Ok(found);
             }
         }
         if fetch == Fetch::MeshOrUrl && uri.starts_with("https://") {
-            let source = fetch_url(uri).await?;
-            if keccak256(source.as_bytes()) == hash {
-                return Ok(source);
+            let found = fetch_url(uri, max).await?;
+            if keccak256(&found) == hash {
+                return Ok(found);
             }
             return Err(NodeError::Unavailable(format!(
-                "the source at {uri} does not hash to {hash}"
+                "what {uri} serves does not hash to {hash}"
             )));
         }
         Err(NodeError::Unavailable(format!(
-            "program {hash} is not on this node or its peers"
+            "{hash} is not on this node or its peers"
         )))
     }
 }
 
-/// GETs a source of at most [`MAX_SOURCE`] bytes over https, following no redirects.
-async fn fetch_url(uri: &str) -> Result<String, NodeError> {
+/// GETs at most `max` bytes over https, following no redirects.
+async fn fetch_url(uri: &str, max: usize) -> Result<Vec<u8>, NodeError> {
     let fail = |e: String| NodeError::Unavailable(format!("fetching {uri}: {e}"));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -235,10 +268,10 @@ async fn fetch_url(uri: &str) -> Result<String, NodeError> {
     }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| fail(e.to_string()))? {
-        if body.len() + chunk.len() > MAX_SOURCE {
-            return Err(fail(format!("larger than {MAX_SOURCE} bytes")));
+        if body.len() + chunk.len() > max {
+            return Err(fail(format!("larger than {max} bytes")));
         }
         body.extend_from_slice(&chunk);
     }
-    String::from_utf8(body).map_err(|_| fail("not UTF-8".into()))
+    Ok(body)
 }

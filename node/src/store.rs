@@ -36,6 +36,8 @@ const PROGRAMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("programs")
 /// Task id → this member's shares of the private-output masks, sealed for the receiver (kept
 /// with the task record: the receiver fetches them after the result is published).
 const SEALED_OUTPUTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sealed_outputs");
+/// WebAssembly modules of `wasm` projects by keccak256 hash.
+const MODULES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("modules");
 
 /// A project as this node last read it from the ProjectRegistry (the chain stays authoritative;
 /// this records what the node's tasks ran under).
@@ -73,6 +75,8 @@ pub struct TaskRecord {
     pub retried_as: Option<TaskId>,
     /// How long each phase took at the coordinator, in milliseconds.
     pub timings: Vec<(String, u64)>,
+    /// Operators of members whose signed output differed from the one published (coordinator).
+    pub dissent: Vec<[u8; 20]>,
 }
 
 /// A member's shares of one triple (a value, a MAC, b value, b MAC, c value, c MAC), canonical
@@ -183,6 +187,7 @@ impl Store {
             GRANTED,
             PROGRAMS,
             SEALED_OUTPUTS,
+            MODULES,
         ] {
             txn.open_table(table).map_err(db)?;
         }
@@ -315,6 +320,16 @@ impl Store {
         self.get(PROGRAMS, hash)?
             .map(|b| String::from_utf8(b).map_err(|_| StoreError::Corrupt("program source".into())))
             .transpose()
+    }
+
+    /// Keeps a module (the caller checked it against its hash).
+    pub fn put_module(&self, hash: &[u8; 32], module: &[u8]) -> Result<(), StoreError> {
+        self.put(MODULES, hash, module)
+    }
+
+    /// A kept module.
+    pub fn module(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(MODULES, hash)
     }
 
     /// Keeps this member's sealed private-output shares of a task.
@@ -573,6 +588,7 @@ mod tests {
             attempt: 1,
             retried_as: None,
             timings: Vec::new(),
+            dissent: Vec::new(),
         };
         {
             let s = Store::open(&path).unwrap();

@@ -22,6 +22,10 @@ pub enum TaskState {
 }
 
 /// What happened to a task.
+/// A task as its coordinator reports it: state, published output, the task re-running it, and
+/// the operators whose signed output differed from the published one.
+pub type Reported = (TaskState, Option<Vec<u8>>, Option<[u8; 32]>, Vec<[u8; 20]>);
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaskEvent {
     CommitteeFormed,

@@ -1,6 +1,6 @@
 //! `conclave wasm check|run`: a WebAssembly module loaded and run by the `wasm` prover's engine
-//! on this machine (`docs/wasm.md`), to try a module before a project registers it. Nodes do not
-//! take `wasm` projects yet.
+//! on this machine, under the limits nodes use (`docs/wasm.md`), to try a module before a
+//! project registers it.
 
 use std::path::Path;
 
@@ -10,7 +10,7 @@ use conclave_provers::wasm::{Abi, TaskInput, WasmEngine, WasmLimits, WasmModule}
 
 /// Reads a module (a `.wat` file is assembled to the binary a project registers), refusing
 /// files over the engine's limit before reading them whole.
-fn read_module(file: &Path, limits: &WasmLimits) -> anyhow::Result<Vec<u8>> {
+pub fn read_module(file: &Path, limits: &WasmLimits) -> anyhow::Result<Vec<u8>> {
     let len = std::fs::metadata(file)
         .with_context(|| format!("reading {}", file.display()))?
         .len();
@@ -30,8 +30,17 @@ fn read_module(file: &Path, limits: &WasmLimits) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Refuses a module the nodes' engine refuses (imports it does not provide, no entry point,
+/// too much memory at start).
+pub fn check_loads(file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    WasmEngine::new(conclave_node::manifest::wasm_limits())?
+        .load(bytes)
+        .with_context(|| format!("{} cannot run", file.display()))?;
+    Ok(())
+}
+
 fn load(file: &Path) -> anyhow::Result<(WasmEngine, WasmModule, Vec<u8>)> {
-    let engine = WasmEngine::new(WasmLimits::default())?;
+    let engine = WasmEngine::new(conclave_node::manifest::wasm_limits())?;
     let bytes = read_module(file, &engine.limits())?;
     let module = engine
         .load(&bytes)

@@ -15,7 +15,7 @@ use conclave_chain::backend::spawn_block_ticker;
 use conclave_chain::contracts::{ProjectSpec, ProverKind};
 use conclave_chain::{Chain, Contracts, DeployConfig, DevChain, EmbeddedChain, deploy};
 use conclave_node::identity::node_identity;
-use conclave_node::program::Program;
+use conclave_node::program::{Program, WasmSpec};
 use conclave_node::ratelimit::Limits;
 use conclave_node::store::Store;
 use conclave_node::{Node, NodeSetup};
@@ -179,11 +179,53 @@ impl Cluster {
         committee: u16,
         threshold: u16,
     ) -> anyhow::Result<u64> {
+        self.register(source, ProverKind::Spdz, committee, threshold)
+            .await
+    }
+
+    /// Registers a `wasm` project running `module` (tasks of `devices` records of at most
+    /// `record_bytes`, `window_secs` long) and hands its manifest and module to node 0 only.
+    pub async fn wasm_project(
+        &self,
+        module: &[u8],
+        (devices, window_secs, record_bytes): (u32, u64, u32),
+        committee: u16,
+        threshold: u16,
+    ) -> anyhow::Result<u64> {
+        let manifest = WasmSpec {
+            module: alloy::primitives::keccak256(module),
+            devices,
+            window_secs,
+            record_bytes,
+            module_uri: String::new(),
+        }
+        .render();
+        let id = self
+            .register(&manifest, ProverKind::Wasm, committee, threshold)
+            .await?;
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/projects/{id}/module", self.api(0)))
+            .body(module.to_vec())
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            anyhow::bail!("node 0 refused the module: {}", response.text().await?);
+        }
+        Ok(id)
+    }
+
+    async fn register(
+        &self,
+        source: &str,
+        prover_kind: ProverKind,
+        committee: u16,
+        threshold: u16,
+    ) -> anyhow::Result<u64> {
         let program = Program::from_source(source)?;
         let spec = ProjectSpec {
             program_hash: program.hash,
             program_uri: String::new(),
-            prover_kind: ProverKind::Spdz,
+            prover_kind,
             committee_size: committee,
             threshold,
             receiver: alloy::primitives::Address::ZERO,

@@ -594,6 +594,8 @@ async fn forged_task_announcement() {
         input_bits: 32,
         owner_bits: 0,
         closes_at_ms: u64::MAX / 2,
+        prover_kind: 0,
+        record_bytes: 0,
     };
     let made_up = TaskInfo {
         task_id: (U256::from(77u64) << 200usize).to_be_bytes::<32>(),
@@ -713,6 +715,8 @@ fn info_of(task: &TaskJson) -> TaskInfo {
         input_bits: task.input_bits,
         owner_bits: task.owner_bits,
         closes_at_ms: task.closes_at_ms,
+        prover_kind: task.prover_kind,
+        record_bytes: task.record_bytes,
     }
 }
 

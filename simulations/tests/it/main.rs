@@ -5,3 +5,4 @@ mod committee;
 mod http_api;
 mod privacy;
 mod programs;
+mod wasm;

@@ -1,0 +1,238 @@
+//! A `wasm` project's program: a short TOML manifest whose keccak256 the chain pins as
+//! `programHash`. It names the module by its keccak256, so neither can change under a live task,
+//! and fixes what the module cannot say itself: how many device records a task takes, how long
+//! its input window is, and how large a record may be (`docs/wasm.md`).
+//!
+//! ```toml
+//! prover = "wasm"
+//! module = "0x…"        # keccak256 of the module's bytes
+//! devices = 10
+//! window = 60           # seconds
+//! record_bytes = 64     # largest record a device sends
+//! module_uri = ""       # optional https URL the module is also fetched from
+//! ```
+
+use alloy::primitives::B256;
+use serde::{Deserialize, Serialize};
+
+/// Largest record a device sends to a `wasm` task: it is sealed once per member and the copies
+/// travel in one HTTP body to the entry node.
+pub const MAX_WASM_RECORD: u32 = 2048;
+
+/// Largest module a node keeps: it travels whole in one mesh message.
+pub const MAX_MODULE: usize = crate::messages::MAX_MESSAGE - 4096;
+
+/// The limits every node runs modules under: a module must fit one mesh message; the fuel,
+/// memory and output limits are the engine's defaults, the same at every seat.
+pub fn wasm_limits() -> conclave_provers::wasm::WasmLimits {
+    conclave_provers::wasm::WasmLimits {
+        module_bytes: MAX_MODULE,
+        ..Default::default()
+    }
+}
+
+/// What a `wasm` task runs, and its shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WasmSpec {
+    /// keccak256 of the module.
+    pub module: B256,
+    pub devices: u32,
+    pub window_secs: u64,
+    pub record_bytes: u32,
+    /// Where the module may also be fetched (https only), besides the mesh.
+    pub module_uri: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    prover: String,
+    module: String,
+    devices: u32,
+    window: u64,
+    record_bytes: u32,
+    #[serde(default)]
+    module_uri: String,
+}
+
+/// Why a manifest was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("the wasm manifest is malformed: {0}")]
+    Malformed(String),
+    #[error("the manifest's module must be 0x and 64 hex digits (its keccak256)")]
+    BadModuleHash,
+    #[error("a wasm task takes 1 to {max} device records, not {0}", max = crate::program::MAX_INPUTS)]
+    Devices(u32),
+    #[error("the window must be 1 to 86400 seconds, not {0}")]
+    Window(u64),
+    #[error("a record is 1 to {MAX_WASM_RECORD} bytes, not {0}")]
+    RecordBytes(u32),
+    #[error("module_uri must be empty or an https URL of at most 256 bytes")]
+    BadUri,
+}
+
+impl WasmSpec {
+    /// Reads `source` as a wasm manifest: `None` if it is not one (a Tally program), else the
+    /// manifest or why it is refused. A manifest is a TOML table whose `prover` is `"wasm"`.
+    pub fn parse(source: &str) -> Option<Result<WasmSpec, ManifestError>> {
+        let table: toml::Table = toml::from_str(source).ok()?;
+        if table.get("prover").and_then(|p| p.as_str()) != Some("wasm") {
+            return None;
+        }
+        Some(Self::check(source))
+    }
+
+    fn check(source: &str) -> Result<WasmSpec, ManifestError> {
+        let m: Manifest =
+            toml::from_str(source).map_err(|e| ManifestError::Malformed(e.message().into()))?;
+        let hex = m
+            .module
+            .strip_prefix("0x")
+            .ok_or(ManifestError::BadModuleHash)?;
+        let mut module = [0u8; 32];
+        if hex.len() != 64 || hex::decode_to_slice(hex, &mut module).is_err() {
+            return Err(ManifestError::BadModuleHash);
+        }
+        if !(1..=crate::program::MAX_INPUTS).contains(&m.devices) {
+            return Err(ManifestError::Devices(m.devices));
+        }
+        if !(1..=86_400).contains(&m.window) {
+            return Err(ManifestError::Window(m.window));
+        }
+        if !(1..=MAX_WASM_RECORD).contains(&m.record_bytes) {
+            return Err(ManifestError::RecordBytes(m.record_bytes));
+        }
+        if !(m.module_uri.is_empty() || m.module_uri.starts_with("https://"))
+            || m.module_uri.len() > 256
+        {
+            return Err(ManifestError::BadUri);
+        }
+        Ok(WasmSpec {
+            module: B256::from(module),
+            devices: m.devices,
+            window_secs: m.window,
+            record_bytes: m.record_bytes,
+            module_uri: m.module_uri,
+        })
+    }
+
+    /// The manifest's text, in the one layout `conclave project register` writes.
+    pub fn render(&self) -> String {
+        let mut text = format!(
+            "# A Conclave wasm task (docs/wasm.md); the chain pins keccak256 of this text.\nprover = \"wasm\"\nmodule = \"{}\"\ndevices = {}\nwindow = {}\nrecord_bytes = {}\n",
+            self.module, self.devices, self.window_secs, self.record_bytes
+        );
+        if !self.module_uri.is_empty() {
+            text.push_str(&format!("module_uri = \"{}\"\n", self.module_uri));
+        }
+        text
+    }
+}
+
+/// A record as a member stores it: its length, then its bytes in 32-byte words (zero-padded),
+/// so that it shares the store and the input digest with masked inputs.
+pub fn record_words(record: &[u8]) -> Vec<[u8; 32]> {
+    let mut words = vec![[0u8; 32]];
+    words[0][28..].copy_from_slice(&(record.len() as u32).to_be_bytes());
+    for chunk in record.chunks(32) {
+        let mut word = [0u8; 32];
+        word[..chunk.len()].copy_from_slice(chunk);
+        words.push(word);
+    }
+    words
+}
+
+/// The record [`record_words`] stored, if the words are one.
+pub fn words_record(words: &[[u8; 32]]) -> Option<Vec<u8>> {
+    let (head, body) = words.split_first()?;
+    if head[..28].iter().any(|b| *b != 0) {
+        return None;
+    }
+    let len = u32::from_be_bytes(head[28..].try_into().expect("4 bytes")) as usize;
+    if body.len() != len.div_ceil(32) {
+        return None;
+    }
+    let mut record: Vec<u8> = body.concat();
+    if record[len..].iter().any(|b| *b != 0) {
+        return None;
+    }
+    record.truncate(len);
+    Some(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> WasmSpec {
+        WasmSpec {
+            module: B256::repeat_byte(0xab),
+            devices: 10,
+            window_secs: 60,
+            record_bytes: 64,
+            module_uri: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_manifest_round_trips_and_tally_is_not_one() {
+        let text = spec().render();
+        assert_eq!(WasmSpec::parse(&text), Some(Ok(spec())));
+        let with_uri = WasmSpec {
+            module_uri: "https://example.org/m.wasm".into(),
+            ..spec()
+        };
+        assert_eq!(WasmSpec::parse(&with_uri.render()), Some(Ok(with_uri)));
+        assert_eq!(
+            WasmSpec::parse(&crate::program::Program::sum_source(3, 60, 32)),
+            None
+        );
+        assert_eq!(WasmSpec::parse("prover = \"spdz\"\n"), None);
+    }
+
+    #[test]
+    fn bad_manifests_are_refused_with_their_reason() {
+        let text = spec().render();
+        let refused = |t: &str| WasmSpec::parse(t).unwrap().unwrap_err();
+        assert!(matches!(
+            refused(&format!("{text}extra = 1\n")),
+            ManifestError::Malformed(_)
+        ));
+        assert_eq!(
+            refused(&text.replace("0xabab", "0xzzab")),
+            ManifestError::BadModuleHash
+        );
+        assert_eq!(
+            refused(&text.replace("devices = 10", "devices = 0")),
+            ManifestError::Devices(0)
+        );
+        assert_eq!(
+            refused(&text.replace("window = 60", "window = 0")),
+            ManifestError::Window(0)
+        );
+        assert_eq!(
+            refused(&text.replace("record_bytes = 64", "record_bytes = 4096")),
+            ManifestError::RecordBytes(4096)
+        );
+        assert_eq!(
+            refused(&format!("{text}module_uri = \"http://plain\"\n")),
+            ManifestError::BadUri
+        );
+    }
+
+    #[test]
+    fn records_survive_the_store_and_malformed_words_do_not() {
+        for record in [&b""[..], b"1", &[7u8; 32], &[9u8; 33], &[1u8; 2048]] {
+            assert_eq!(words_record(&record_words(record)).unwrap(), record);
+        }
+        let mut words = record_words(b"abc");
+        words[1][5] = 1;
+        assert_eq!(words_record(&words), None);
+        let mut words = record_words(b"abc");
+        words[0][0] = 1;
+        assert_eq!(words_record(&words), None);
+        assert_eq!(words_record(&record_words(b"abc")[..1]), None);
+        assert_eq!(words_record(&[]), None);
+    }
+}

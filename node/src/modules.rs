@@ -1,0 +1,101 @@
+//! WebAssembly modules of `wasm` projects, by keccak256 hash: kept in the store, served to any
+//! peer that asks, fetched from peers (or the manifest's `module_uri`) when missing and accepted
+//! only if they hash to what the manifest names. A module is compiled (and its imports checked)
+//! once, off the async workers, under the same lock and failure memory as programs.
+
+use alloy::primitives::{B256, keccak256};
+use conclave_provers::wasm::WasmModule;
+
+use crate::manifest::{MAX_MODULE, WasmSpec};
+use crate::messages::{RefusalKind, Request, Response};
+use crate::node::{Inner, NodeError};
+use crate::programs::Fetch;
+
+/// Compiled modules kept in memory.
+const MAX_CACHED_MODULES: usize = 16;
+
+impl Inner {
+    /// The module `spec` names, compiled: from memory, the store, the mesh or `module_uri`.
+    pub(crate) async fn module(
+        &self,
+        spec: &WasmSpec,
+        fetch: Fetch,
+    ) -> Result<WasmModule, NodeError> {
+        let hash = spec.module;
+        if let Some(module) = self.volatile().modules.get(&hash) {
+            return Ok(module.clone());
+        }
+        if let Some(e) = self.recent_failure(hash, "module") {
+            return Err(e);
+        }
+        let _one_at_a_time = self.compiling.lock().await;
+        if let Some(module) = self.volatile().modules.get(&hash) {
+            return Ok(module.clone());
+        }
+        let bytes = match self.store.module(&hash.0)? {
+            Some(bytes) => Ok(bytes),
+            None => {
+                self.fetch_by_hash(
+                    hash,
+                    Request::Module { hash: hash.0 },
+                    &spec.module_uri,
+                    fetch,
+                    MAX_MODULE,
+                )
+                .await
+            }
+        };
+        let loaded = match bytes {
+            Ok(bytes) => self.compile_module(hash, bytes).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &loaded {
+            self.remember_failure(hash, e);
+        }
+        loaded
+    }
+
+    /// Keeps a module a project's manifest names (the caller checked that): compiled first, so
+    /// that one with imports Conclave does not provide is refused with their names.
+    pub(crate) async fn keep_module(&self, bytes: Vec<u8>) -> Result<B256, NodeError> {
+        let hash = keccak256(&bytes);
+        let _one_at_a_time = self.compiling.lock().await;
+        // Sent again (by anyone): nothing to compile.
+        if self.volatile().modules.contains_key(&hash) || self.store.module(&hash.0)?.is_some() {
+            return Ok(hash);
+        }
+        self.compile_module(hash, bytes).await?;
+        Ok(hash)
+    }
+
+    /// Compiles `bytes` (which hash to `hash`) on a blocking thread, stores and caches it.
+    async fn compile_module(&self, hash: B256, bytes: Vec<u8>) -> Result<WasmModule, NodeError> {
+        if keccak256(&bytes) != hash {
+            return Err(NodeError::Unavailable(format!(
+                "the stored module does not hash to {hash}"
+            )));
+        }
+        let engine = self.wasm.clone();
+        let (module, bytes) = tokio::task::spawn_blocking(move || (engine.load(&bytes), bytes))
+            .await
+            .map_err(|e| NodeError::Task(format!("compiling the module: {e}")))?;
+        let module = module.map_err(|e| NodeError::Task(format!("module {hash}: {e}")))?;
+        self.store.put_module(&hash.0, &bytes)?;
+        crate::node::insert_capped(
+            &mut self.volatile().modules,
+            MAX_CACHED_MODULES,
+            hash,
+            module.clone(),
+        );
+        Ok(module)
+    }
+
+    /// Answers a peer's request for a module: only modules this node keeps.
+    pub(crate) fn serve_module(&self, hash: [u8; 32]) -> Response {
+        match self.store.module(&hash) {
+            Ok(Some(module)) => Response::Module(module),
+            Ok(None) => Response::refused(RefusalKind::Unknown, "no such module here"),
+            Err(e) => Response::refused(RefusalKind::Failed, e.to_string()),
+        }
+    }
+}

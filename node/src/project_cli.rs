@@ -1,0 +1,159 @@
+//! `conclave project register project.toml`: what a project runs (a Tally program for `spdz`, or
+//! a WebAssembly module for `wasm`), registered on chain and handed to this operator's node,
+//! which serves it to the mesh by hash.
+
+use std::path::{Path, PathBuf};
+
+use alloy::primitives::{Address, B256, keccak256};
+use anyhow::{Context, bail};
+use conclave_chain::contracts::{ProjectSpec, ProverKind};
+use conclave_node::program::{Program, WasmSpec};
+use serde::Deserialize;
+
+/// `project.toml`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectFile {
+    /// "spdz" (a Tally program computed by MPC) or "wasm" (a module every seat runs).
+    prover: String,
+    /// `spdz`: the program's Tally file, relative to project.toml.
+    program: Option<PathBuf>,
+    /// Where nodes may also fetch the program (or the wasm manifest), https; the mesh serves
+    /// it otherwise.
+    program_url: Option<String>,
+    /// `wasm`: the module (`.wasm`, or `.wat` assembled here), relative to project.toml.
+    module: Option<PathBuf>,
+    /// `wasm`: where nodes may also fetch the module (https).
+    module_url: Option<String>,
+    /// `wasm`: device records a task takes, its input window in seconds, and the largest record
+    /// in bytes.
+    devices: Option<u32>,
+    window: Option<u64>,
+    record_bytes: Option<u32>,
+    committee_size: u16,
+    threshold: u16,
+    receiver: Option<Address>,
+}
+
+/// What a project registers: the source whose hash the chain pins, and for `wasm` the module.
+pub struct Registration {
+    pub spec: ProjectSpec,
+    pub source: String,
+    pub module: Option<Vec<u8>>,
+}
+
+/// Reads `file` and what it names, and checks that it can run on the mesh.
+pub fn read(file: &Path) -> anyhow::Result<Registration> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let p: ProjectFile =
+        toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let (kind, source, module, source_path) = match p.prover.as_str() {
+        "spdz" => {
+            let (None, None, None, None, None) = (
+                &p.module,
+                &p.module_url,
+                p.devices,
+                p.window,
+                p.record_bytes,
+            ) else {
+                bail!(
+                    "module, module_url, devices, window and record_bytes are for prover \"wasm\"; a Tally program declares its own"
+                );
+            };
+            let path = dir.join(
+                p.program
+                    .as_ref()
+                    .context("prover \"spdz\" needs `program`")?,
+            );
+            let source = crate::program_cli::read_source(&path)?;
+            (ProverKind::Spdz, source, None, path)
+        }
+        "wasm" => {
+            if p.program.is_some() {
+                bail!("prover \"wasm\" runs `module`, not a Tally `program`");
+            }
+            let path = dir.join(
+                p.module
+                    .as_ref()
+                    .context("prover \"wasm\" needs `module`")?,
+            );
+            let bytes =
+                crate::wasm_cli::read_module(&path, &conclave_node::manifest::wasm_limits())?;
+            let spec = WasmSpec {
+                module: keccak256(&bytes),
+                devices: p.devices.context("prover \"wasm\" needs `devices`")?,
+                window_secs: p
+                    .window
+                    .context("prover \"wasm\" needs `window` (seconds)")?,
+                record_bytes: p
+                    .record_bytes
+                    .context("prover \"wasm\" needs `record_bytes`")?,
+                module_uri: p.module_url.clone().unwrap_or_default(),
+            };
+            crate::wasm_cli::check_loads(&path, &bytes)?;
+            (ProverKind::Wasm, spec.render(), Some(bytes), path)
+        }
+        other => bail!("prover \"{other}\" does not run yet; \"spdz\" and \"wasm\" do"),
+    };
+    let program = Program::from_source(&source)
+        .with_context(|| format!("{} cannot run on the mesh", source_path.display()))?;
+    Ok(Registration {
+        spec: ProjectSpec {
+            program_hash: program.hash,
+            program_uri: p.program_url.unwrap_or_default(),
+            prover_kind: kind,
+            committee_size: p.committee_size,
+            threshold: p.threshold,
+            receiver: p.receiver.unwrap_or(Address::ZERO),
+        },
+        source,
+        module,
+    })
+}
+
+/// Hands a registered project's source, then its module if it has one, to the node at `api`.
+pub async fn publish(api: &str, project: u64, registration: Registration) -> anyhow::Result<()> {
+    publish_source(api, project, &registration.source).await?;
+    if let Some(module) = registration.module {
+        let hash = publish_module(api, project, module).await?;
+        println!("module {hash}");
+    }
+    Ok(())
+}
+
+/// Hands a registered program's source to the node at `api`.
+pub async fn publish_source(api: &str, project: u64, source: &str) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/v1/projects/{project}/program",
+        api.trim_end_matches('/')
+    );
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(&serde_json::json!({ "hash": "", "source": source }))
+        .send()
+        .await
+        .with_context(|| format!("is a node running at {api}?"))?;
+    if !response.status().is_success() {
+        bail!("{url}: {}", response.text().await.unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Hands a registered `wasm` project's module to the node at `api` (after its manifest).
+async fn publish_module(api: &str, project: u64, module: Vec<u8>) -> anyhow::Result<B256> {
+    let hash = keccak256(&module);
+    let url = format!("{}/v1/projects/{project}/module", api.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/wasm")
+        .body(module)
+        .send()
+        .await
+        .with_context(|| format!("is a node running at {api}?"))?;
+    if !response.status().is_success() {
+        bail!("{url}: {}", response.text().await.unwrap_or_default());
+    }
+    Ok(hash)
+}

@@ -1,0 +1,115 @@
+//! `wasm` projects on the mesh (4 real nodes, embedded chain): a module registered by hash runs
+//! at every seat over the records devices sealed to each member, and the output t seats agree on
+//! is published. Only node 0 was handed the manifest and the module; the committee fetched both
+//! by hash. Nobody can hand a node another module for the project, and a module importing what
+//! Conclave does not provide is refused with the import's name.
+
+use std::time::Duration;
+
+use alloy::primitives::U256;
+use conclave_chain::contracts::Published;
+use conclave_chain::watch::ResultWatcher;
+use conclave_node::api::TaskJson;
+use conclave_node::client::{Client, ClientError};
+use conclave_sim::Cluster;
+
+const SUM_WAT: &str = include_str!("../../../examples/wasm/sum.wat");
+const APPLET: &[u8] = include_bytes!("../../../examples/wasm/applet.wasm");
+
+/// Devices send `records` into a task of `project` through nodes 1, 2, …, checking the
+/// committee against chain: the task and its published result.
+async fn run_task(cluster: &Cluster, project: u64, records: &[&[u8]]) -> (TaskJson, Published) {
+    let from = cluster.contracts.chain().block_number().await.unwrap();
+    let task = Client::new(cluster.api(0)).task(project).await.unwrap();
+    assert!(task.record_bytes > 0, "a wasm task seals records whole");
+    for (i, record) in records.iter().enumerate() {
+        Client::new(cluster.api(1 + i % 3))
+            .with_chain(cluster.contracts.clone())
+            .submit_data_to(&task, record)
+            .await
+            .unwrap();
+    }
+    let published = ResultWatcher::new(cluster.contracts.clone(), from, 0)
+        .with_poll_interval(Duration::from_millis(20))
+        .wait_for_task(
+            U256::from_str_radix(&task.task_id, 16).unwrap(),
+            Duration::from_secs(120),
+        )
+        .await
+        .unwrap()
+        .expect("the wasm task publishes");
+    (task, published)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasm_task_publishes_what_its_seats_agree_on() {
+    let cluster = Cluster::start(4, |_| {}).await.unwrap();
+    let module = wat::parse_str(SUM_WAT).unwrap();
+    let project = cluster
+        .wasm_project(&module, (3, 120, 8), 3, 2)
+        .await
+        .unwrap();
+    // Another module for the project is refused at every node: only the manifest's hash runs.
+    let other = wat::parse_str(&SUM_WAT.replace("i64.add", "i64.sub")).unwrap();
+    for node in 0..4 {
+        let refused = reqwest::Client::new()
+            .post(format!(
+                "{}/v1/projects/{project}/module",
+                cluster.api(node)
+            ))
+            .body(other.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "node {node} took another module");
+    }
+    let records = [5i64, -12, 40].map(i64::to_le_bytes);
+    let (task, published) =
+        run_task(&cluster, project, &[&records[0], &records[1], &records[2]]).await;
+    assert_eq!(published.event.output.as_ref(), 33i64.to_le_bytes());
+    // A record longer than the manifest's is refused before anything is sent.
+    let late = Client::new(cluster.api(0))
+        .submit_data_to(&task, &[0; 9])
+        .await;
+    assert!(matches!(late, Err(ClientError::Program(_))), "{late:?}");
+    // Every seat signed the same output: nobody dissented.
+    let status = Client::new(cluster.api(0))
+        .status(
+            &U256::from_str_radix(&task.task_id, 16)
+                .unwrap()
+                .to_be_bytes::<32>(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status.state, "published");
+    assert!(status.dissent.is_empty(), "{:?}", status.dissent);
+
+    // A module importing what Conclave does not provide cannot be handed to a node.
+    let wasi = wat::parse_str(
+        r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+                   (memory (export "memory") 1)
+                   (func (export "conclave_run") (result i32) (i32.const 0)))"#,
+    )
+    .unwrap();
+    let e = cluster
+        .wasm_project(&wasi, (3, 120, 8), 3, 2)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("wasi_snapshot_preview1.fd_write"), "{e}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_assemblyscript_applet_runs_and_publishes() {
+    let cluster = Cluster::start(4, |_| {}).await.unwrap();
+    let project = cluster
+        .wasm_project(APPLET, (3, 120, 32), 3, 2)
+        .await
+        .unwrap();
+    let (_, published) = run_task(&cluster, project, &[b"5", b"7", b"-2"]).await;
+    // The applet's last `ws_send_tx`: the running sum 10, as hex calldata.
+    let output = String::from_utf8(published.event.output.to_vec()).unwrap();
+    assert!(output.contains(r#""data": "a""#), "{output}");
+    cluster.shutdown().await;
+}
