@@ -25,7 +25,7 @@ use crate::envelope::Sealed;
 use crate::messages::{TaskId, TaskInfo};
 use crate::node::{Inner, NodeError};
 use crate::ratelimit::{Limits, RateLimiter, Refusal};
-use crate::task::TaskState;
+use crate::task::{TaskReport, TaskState};
 
 /// Largest request body.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -552,12 +552,12 @@ async fn status(
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
     };
     let local = api.inner.store.task(&task).map_err(storage)?;
-    let (state, output, retried_as, dissent) = match local {
-        Some(r) if r.coordinating => (r.state, r.output, r.retried_as, r.dissent),
+    let report = match local {
+        Some(r) if r.coordinating => TaskReport::of(r),
         other => match api.inner.remote_status(task).await {
-            Ok(status) => status,
+            Ok(report) => report,
             Err(_) => match other {
-                Some(r) => (r.state, r.output, r.retried_as, r.dissent),
+                Some(r) => TaskReport::of(r),
                 None => {
                     return Err(ApiError::new(
                         StatusCode::NOT_FOUND,
@@ -568,6 +568,12 @@ async fn status(
             },
         },
     };
+    let TaskReport {
+        state,
+        output,
+        retried_as,
+        dissent,
+    } = report;
     let outputs = match &output {
         Some(bytes) => api
             .inner

@@ -59,12 +59,9 @@ impl Inner {
                 client_key,
             } => self.allocate_slot(task_id, client_key),
             Request::Status { task_id } => match self.store.task(&task_id) {
-                Ok(Some(r)) if r.coordinating => Response::Status {
-                    state: r.state,
-                    output: r.output,
-                    retried_as: r.retried_as,
-                    dissent: r.dissent,
-                },
+                Ok(Some(r)) if r.coordinating => {
+                    Response::Status(Box::new(crate::task::TaskReport::of(r)))
+                }
                 Ok(_) => Response::refused(RefusalKind::Unknown, "not coordinating this task"),
                 Err(e) => Response::refused(RefusalKind::Failed, e.to_string()),
             },

@@ -109,7 +109,7 @@ impl Inner {
     pub(crate) async fn remote_status(
         &self,
         task: TaskId,
-    ) -> Result<crate::task::Reported, NodeError> {
+    ) -> Result<crate::task::TaskReport, NodeError> {
         let info = self.known_info(&task, None).await?;
         let coordinator = PeerId::from_bytes(&info.coordinator)
             .map_err(|_| NodeError::Task("bad coordinator peer id".into()))?;
@@ -117,12 +117,7 @@ impl Inner {
             .ask(coordinator, Request::Status { task_id: task })
             .await?
         {
-            Response::Status {
-                state,
-                output,
-                retried_as,
-                dissent,
-            } => Ok((state, output, retried_as, dissent)),
+            Response::Status(report) => Ok(*report),
             other => Err(NodeError::Task(format!("unexpected answer {other:?}"))),
         }
     }

@@ -185,13 +185,7 @@ pub enum Response {
         tx_hash: [u8; 32],
         block: u64,
     },
-    Status {
-        state: crate::task::TaskState,
-        output: Option<Vec<u8>>,
-        retried_as: Option<TaskId>,
-        /// Operators of members whose signed output differed from the published one.
-        dissent: Vec<[u8; 20]>,
-    },
+    Status(Box<crate::task::TaskReport>),
     ProgramSource(String),
     Module(Vec<u8>),
     /// The request was understood and refused; the reason is for people.

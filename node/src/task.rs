@@ -22,9 +22,28 @@ pub enum TaskState {
 }
 
 /// What happened to a task.
-/// A task as its coordinator reports it: state, published output, the task re-running it, and
-/// the operators whose signed output differed from the published one.
-pub type Reported = (TaskState, Option<Vec<u8>>, Option<[u8; 32]>, Vec<[u8; 20]>);
+/// A task as its coordinator reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub state: TaskState,
+    /// The published output.
+    pub output: Option<Vec<u8>>,
+    /// The task re-running this one.
+    pub retried_as: Option<[u8; 32]>,
+    /// Operators of members whose signed output differed from the published one.
+    pub dissent: Vec<[u8; 20]>,
+}
+
+impl TaskReport {
+    pub fn of(record: crate::store::TaskRecord) -> TaskReport {
+        TaskReport {
+            state: record.state,
+            output: record.output,
+            retried_as: record.retried_as,
+            dissent: record.dissent,
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaskEvent {

@@ -50,7 +50,7 @@ async fn a_wasm_task_publishes_what_its_seats_agree_on() {
         .await
         .unwrap();
     // Another module for the project is refused at every node: only the manifest's hash runs.
-    let other = wat::parse_str(&SUM_WAT.replace("i64.add", "i64.sub")).unwrap();
+    let other = wat::parse_str(SUM_WAT.replace("i64.add", "i64.sub")).unwrap();
     for node in 0..4 {
         let refused = reqwest::Client::new()
             .post(format!(
