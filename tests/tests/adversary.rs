@@ -21,7 +21,9 @@ use conclave_node::api::TaskJson;
 use conclave_node::client::{Client, ClientError};
 use conclave_node::envelope::{self, SecretKey};
 use conclave_node::member::input_context;
-use conclave_node::messages::{self, Member, RefusalKind, Request, Response, SlotTicket, TaskInfo};
+use conclave_node::messages::{
+    self, Member, RefusalKind, Request, Response, SlotTicket, TaskId, TaskInfo,
+};
 use conclave_node::node::MAX_KNOWN_OPEN;
 use conclave_node::program::{Average, Program};
 use conclave_node::ratelimit::Limits;
@@ -1460,5 +1462,238 @@ async fn owner_slot_only_for_the_owner() {
             .unwrap()
             .is_none()
     );
+    cluster.shutdown().await;
+}
+
+/// Node `k` of the cluster replaced by an operator who runs another module than the project's
+/// (and so signs another output) while following the protocol in every other step: it takes
+/// Starts, hands out slot envelopes, accepts and reports records like an honest member, and
+/// signs what its own module computes. It never submits.
+async fn lying_member(
+    cluster: &mut Cluster,
+    k: usize,
+    module: Vec<u8>,
+) -> tokio::task::JoinHandle<()> {
+    cluster.nodes.remove(k).shutdown().await;
+    let keypair = cluster.keypairs[k].clone();
+    let operator = cluster.operators[k].clone();
+    let mut config = NetworkConfig::local(keypair.clone());
+    config.mdns = false;
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    config.chain_address = operator.address().0.0;
+    for node in &cluster.nodes {
+        config
+            .bootstrap
+            .extend(node.network().listen_addrs().await.unwrap());
+    }
+    let network = Network::start(config).await.unwrap();
+    network.wait_listening().await.unwrap();
+    let coordinator = cluster.nodes[0].peer_id();
+    while !cluster.nodes[0]
+        .network()
+        .live_peers()
+        .await
+        .unwrap()
+        .iter()
+        .any(|p| p.peer == network.peer_id())
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let input_key = conclave_node::identity::input_key_of(&keypair).unwrap();
+    let a = cluster.contracts.addresses();
+    let (chain_id, router) = (a.chain_id, a.task_router);
+    let engine =
+        conclave_provers::wasm::WasmEngine::new(conclave_node::manifest::wasm_limits()).unwrap();
+    let module = engine.load(&module).unwrap();
+    let mut requests = network.requests().unwrap();
+    tokio::spawn(async move {
+        let me = network.peer_id();
+        // Per task: slot → the key its envelope went to, and slot → the record's stored words.
+        let mut keys: std::collections::HashMap<(TaskId, u32), [u8; 32]> = Default::default();
+        let mut records: std::collections::BTreeMap<(TaskId, u32), Vec<[u8; 32]>> =
+            Default::default();
+        let mut infos: std::collections::HashMap<TaskId, TaskInfo> = Default::default();
+        while let Some(r) = requests.recv().await {
+            let response = match messages::decode::<Request>(&r.body).unwrap() {
+                Request::Prepare { .. } => Response::Prepared {
+                    key: input_key.public(),
+                },
+                Request::Start(info) if r.from == coordinator => {
+                    infos.insert(info.task_id, info);
+                    Response::Started
+                }
+                Request::TripleShares(ticket) => {
+                    keys.insert((ticket.task_id, ticket.slot), ticket.client_key);
+                    let context =
+                        conclave_node::member::shares_context(&ticket.task_id, ticket.slot, &me);
+                    let sealed =
+                        envelope::seal_from(&input_key, &ticket.client_key, &context, &[]).unwrap();
+                    Response::Shares(sealed)
+                }
+                Request::Input {
+                    task_id,
+                    slot,
+                    sealed,
+                } => {
+                    let device = keys[&(task_id, slot)];
+                    let plain = envelope::open_from(
+                        &input_key,
+                        &device,
+                        &input_context(&task_id, slot),
+                        &sealed,
+                    )
+                    .unwrap();
+                    let words = conclave_node::manifest::record_words(&plain);
+                    records.insert((task_id, slot), words);
+                    Response::Accepted
+                }
+                Request::Digest { task_id } => Response::Digest(
+                    records
+                        .iter()
+                        .filter(|((t, _), _)| *t == task_id)
+                        .map(|((_, slot), w)| (*slot, *blake3::hash(&w.concat()).as_bytes()))
+                        .collect(),
+                ),
+                Request::Run { task_id, slots } => {
+                    let info = &infos[&task_id];
+                    let inputs = slots
+                        .iter()
+                        .map(|s| {
+                            conclave_node::manifest::words_record(&records[&(task_id, *s)]).unwrap()
+                        })
+                        .collect();
+                    let ran = engine
+                        .run(
+                            &module,
+                            conclave_provers::wasm::TaskInput {
+                                project_id: info.project_id,
+                                task_id,
+                                chain_id,
+                                records: inputs,
+                            },
+                        )
+                        .unwrap();
+                    let result = TaskResult {
+                        project_id: U256::from(info.project_id),
+                        task_id: U256::from_be_bytes(task_id),
+                        output: Bytes::from(ran.output.clone()),
+                        proof_hash: B256::ZERO,
+                    };
+                    let signature = result.sign(&operator, chain_id, router).unwrap();
+                    Response::Ran {
+                        output: ran.output,
+                        proof_hash: [0; 32],
+                        signature: signature.signature.to_vec(),
+                    }
+                }
+                _ => Response::refused(RefusalKind::Failed, "not today"),
+            };
+            let _ = r.reply.send(messages::encode(&response));
+        }
+    })
+}
+
+/// A `wasm` project's task opened through node 0 whose draw `wanted` accepts (given the liar's
+/// seats, the others' seats and the threshold), on a fresh project each try: the task and
+/// whether the draw seated the liar.
+async fn wasm_task_where(
+    cluster: &Cluster,
+    module: &[u8],
+    liar: Address,
+    threshold: u16,
+    wanted: impl Fn(u32, u32, u32) -> bool,
+) -> TaskJson {
+    for _ in 0..12 {
+        let project = cluster
+            .wasm_project(module, (3, 120, 8), 4, threshold)
+            .await
+            .unwrap();
+        let task = Client::new(cluster.api(0)).task(project).await.unwrap();
+        let seated = cluster
+            .contracts
+            .committee(task_id(&task))
+            .await
+            .unwrap()
+            .unwrap();
+        let seats = |honest: bool| -> u32 {
+            seated
+                .iter()
+                .filter(|(who, _)| (*who == liar) != honest)
+                .map(|(_, mask)| seat_count(*mask))
+                .sum()
+        };
+        if wanted(seats(false), seats(true), u32::from(threshold)) {
+            return task;
+        }
+    }
+    panic!("12 draws and none as wanted");
+}
+
+/// One seat of a `wasm` task runs another module than the project's (it subtracts where the
+/// module adds) and signs its output. Where the honest seats reach the threshold, the honest
+/// output is published and the liar is reported in the task's record; where they do not,
+/// nothing is published and the task fails saying the members disagree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_seat_with_another_module() {
+    const SUM_WAT: &str = include_str!("../../examples/wasm/sum.wat");
+    let honest_module = wat::parse_str(SUM_WAT).unwrap();
+    let other_module = wat::parse_str(SUM_WAT.replace("i64.add", "i64.sub")).unwrap();
+    let mut cluster = Cluster::start(NODES, |_| {}).await.unwrap();
+    let liar = cluster.operators[3].address();
+    let _liar = lying_member(&mut cluster, 3, other_module).await;
+    let records = [5i64, -12, 40].map(i64::to_le_bytes);
+    let send = async |cluster: &Cluster, task: &TaskJson| {
+        for (i, record) in records.iter().enumerate() {
+            Client::new(cluster.api(i % 3))
+                .submit_data_to(task, record)
+                .await
+                .unwrap();
+        }
+    };
+
+    // Outvoted: the liar holds a seat, the honest seats alone reach the threshold.
+    let from = cluster.contracts.chain().block_number().await.unwrap();
+    let task = wasm_task_where(&cluster, &honest_module, liar, 2, |l, h, t| l > 0 && h >= t).await;
+    send(&cluster, &task).await;
+    let published = ResultWatcher::new(cluster.contracts.clone(), from, 0)
+        .with_poll_interval(Duration::from_millis(20))
+        .wait_for_task(task_id(&task), Duration::from_secs(120))
+        .await
+        .unwrap()
+        .expect("the honest output publishes");
+    assert_eq!(published.event.output.as_ref(), 33i64.to_le_bytes());
+    let status = Client::new(cluster.api(0))
+        .status(&task_id(&task).to_be_bytes::<32>())
+        .await
+        .unwrap();
+    assert_eq!(status.dissent, vec![format!("{liar:#x}")]);
+
+    // Short: the honest seats alone do not reach the threshold, the liar's output has fewer.
+    let from = cluster.contracts.chain().block_number().await.unwrap();
+    let task = wasm_task_where(&cluster, &honest_module, liar, 4, |l, h, t| {
+        l > 0 && l < t && h < t && l + h >= t
+    })
+    .await;
+    send(&cluster, &task).await;
+    let client = Client::new(cluster.api(0));
+    let status = loop {
+        let status = client
+            .status(&task_id(&task).to_be_bytes::<32>())
+            .await
+            .unwrap();
+        if status.state == "failed" {
+            break status;
+        }
+        assert_ne!(status.state, "published");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let reason = status.reason.unwrap_or_default();
+    assert!(reason.contains("members disagree"), "{reason}");
+    assert_eq!(status.dissent, vec![format!("{liar:#x}")]);
+    let on_chain = ResultWatcher::new(cluster.contracts.clone(), from, 0)
+        .wait_for_task(task_id(&task), Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert!(on_chain.is_none(), "nothing is published");
     cluster.shutdown().await;
 }
