@@ -10,6 +10,7 @@ use conclave_mpc::lang::InputValues;
 use conclave_node::client::Client;
 use conclave_node::program::Opened;
 use conclave_node::program::Program;
+use conclave_provers::wasm::{TaskInput, WasmEngine};
 use conclave_sim::Cluster;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::RngExt;
@@ -37,7 +38,11 @@ enum Command {
         devices: Option<u32>,
         #[arg(long, default_value_t = 3)]
         committee: u16,
-        /// A Tally program (default: examples/programs/average.tally).
+        /// `spdz` (a Tally program by MPC) or `wasm` (a module every seat runs).
+        #[arg(long, value_enum, default_value_t = ProverArg::Spdz)]
+        prover: ProverArg,
+        /// A Tally program for `spdz` (default: examples/programs/average.tally), or a module
+        /// for `wasm` (default: examples/wasm/applet.wasm, fed decimal readings).
         #[arg(long)]
         program: Option<std::path::PathBuf>,
     },
@@ -50,7 +55,25 @@ enum Command {
         committees: Vec<u16>,
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        #[arg(long, value_enum, default_value_t = ProverArg::Spdz)]
+        prover: ProverArg,
     },
+}
+
+/// The provers the simulator runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ProverArg {
+    Spdz,
+    Wasm,
+}
+
+impl ProverArg {
+    fn name(self) -> &'static str {
+        match self {
+            ProverArg::Spdz => "spdz",
+            ProverArg::Wasm => "wasm",
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,13 +87,15 @@ async fn cli() -> anyhow::Result<()> {
             nodes,
             devices,
             committee,
+            prover,
             program,
-        } => quickstart(nodes, devices, committee, program).await,
+        } => quickstart(nodes, devices, committee, prover, program).await,
         Command::Bench {
             inputs,
             committees,
             runs,
-        } => bench(inputs, &committees, runs).await,
+            prover,
+        } => bench(inputs, &committees, runs, prover).await,
     }
 }
 
@@ -79,7 +104,10 @@ const AVERAGE: &str = include_str!("../../examples/programs/average.tally");
 
 /// One task end to end; returns the outcome and its timings.
 struct Outcome {
-    outputs: Vec<Opened>,
+    /// The published output bytes.
+    output: Vec<u8>,
+    project_id: u64,
+    chain_id: u64,
     /// The slot each record went into (the program reads records in slot order).
     slots: Vec<u32>,
     committee: Vec<String>,
@@ -127,11 +155,16 @@ fn frac(f: &conclave_mpc::lang::FieldSpec) -> u32 {
     }
 }
 
+/// What one device sends: a Tally program's field values, or a `wasm` task's record.
+enum DeviceRecord {
+    Values(Vec<f64>),
+    Data(Vec<u8>),
+}
+
 async fn run_task(
     cluster: &Cluster,
     project: u64,
-    program: &Program,
-    records: &[Vec<f64>],
+    records: &[DeviceRecord],
     bar: &ProgressBar,
 ) -> anyhow::Result<Outcome> {
     let first = Client::new(format!("http://{}", cluster.nodes[0].http_addr()));
@@ -150,7 +183,10 @@ async fn run_task(
         let task = task.clone();
         let bar = bar.clone();
         async move {
-            let r = client.submit_record_to(&task, record).await;
+            let r = match record {
+                DeviceRecord::Values(values) => client.submit_record_to(&task, values).await,
+                DeviceRecord::Data(data) => client.submit_data_to(&task, data).await,
+            };
             bar.inc(1);
             r
         }
@@ -170,9 +206,6 @@ async fn run_task(
         .await?
         .context("no result published within 300 s")?;
     let closed_to_published_ms = closed.elapsed().as_millis();
-    let outputs = program
-        .decode_outputs(&published.event.output)
-        .context("undecodable output")?;
     let task_bytes: [u8; 32] = wanted.to_be_bytes();
     // The coordinator records its last phase just after the event is out: wait for it.
     let mut phases = Vec::new();
@@ -192,7 +225,9 @@ async fn run_task(
     }
     Ok(Outcome {
         phases,
-        outputs,
+        output: published.event.output.to_vec(),
+        project_id: project,
+        chain_id: cluster.contracts.addresses().chain_id,
         slots,
         committee: task.committee.iter().map(|m| m.peer_id.clone()).collect(),
         tx_hash: published.tx_hash.to_string(),
@@ -225,62 +260,44 @@ async fn quickstart(
     nodes: usize,
     devices: Option<u32>,
     committee: u16,
+    prover: ProverArg,
     file: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
     let total = Instant::now();
     let step = |s: &str| eprintln!("• {s} ({:.1} s)", total.elapsed().as_secs_f64());
-    let (name, source) = match &file {
-        Some(f) => (
-            f.display().to_string(),
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
-        ),
-        None => (
-            "examples/programs/average.tally".to_string(),
-            AVERAGE.to_string(),
-        ),
-    };
-    let program =
-        Program::from_source(&source).with_context(|| format!("{name} cannot run on the mesh"))?;
-    if program.owner_bits > 0 {
-        bail!(
-            "{name} reads the project owner's parameters, which the quickstart does not supply; \
-             `conclave submit --owner` does (docs/programs.md)"
-        );
-    }
-    let devices = devices
-        .unwrap_or(program.max_inputs)
-        .min(program.max_inputs);
-    let cluster = Cluster::start(nodes, step).await?;
     // A majority of the committee must sign.
     let threshold = committee / 2 + 1;
-    let project = cluster
-        .program_project(&source, committee, threshold)
-        .await?;
+    let job = match prover {
+        ProverArg::Spdz => Job::tally(file, devices)?,
+        ProverArg::Wasm => Job::applet(file, devices.unwrap_or(10))?,
+    };
+    let cluster = Cluster::start(nodes, step).await?;
+    let project = job.register(&cluster, committee, threshold).await?;
     step(&format!(
-        "project {project} registered: {name} ({}), committee {committee}, threshold {threshold}",
-        program.hash
+        "project {project} registered: {} ({}), committee {committee}, threshold {threshold}",
+        job.name,
+        job.hash()
     ));
-    let bar = ProgressBar::new(u64::from(devices)).with_style(
+    let bar = ProgressBar::new(job.records.len() as u64).with_style(
         ProgressStyle::with_template("  {bar:30} {pos}/{len} inputs  {msg}")
             .expect("valid template"),
     );
-    let (sent, scaled) = random_records(&program, devices);
-    let outcome = run_task(&cluster, project, &program, &sent, &bar).await;
+    let outcome = run_task(&cluster, project, &job.records, &bar).await;
     bar.finish_and_clear();
-    let o = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            cluster.shutdown().await;
-            return Err(e);
-        }
-    };
-    let expected = plaintext(&source, scaled, &o.slots)?;
+    cluster.shutdown().await;
+    let o = outcome?;
+    let (shown, correct) = job.check(&o)?;
     println!();
-    println!("{name} over {devices} devices' records, computed by SPDZ (MASCOT preprocessing)");
+    println!(
+        "{} over {} devices' records, {}",
+        job.name,
+        job.records.len(),
+        job.how()
+    );
     println!("  task       0x{}", o.task_id);
     println!("  committee  {}", o.committee.join("\n             "));
-    for out in &o.outputs {
-        println!("  {:<10} {out}", out.name());
+    for line in shown {
+        println!("  {line}");
     }
     println!("  tx         {} (block {})", o.tx_hash, o.block);
     println!(
@@ -289,37 +306,217 @@ async fn quickstart(
         o.closed_to_published_ms,
         total.elapsed().as_secs_f64()
     );
-    let correct = o.outputs == expected;
     println!(
-        "  check      plaintext evaluation → {}",
+        "  check      {} → {}",
+        job.reference(),
         if correct { "equal" } else { "DIFFERENT" }
     );
-    cluster.shutdown().await;
     if !correct {
-        bail!("the published result differs from the plaintext evaluation: {expected:?}");
+        bail!("the published result differs from the reference");
     }
     Ok(())
 }
 
-async fn bench(inputs: u32, committees: &[u16], runs: usize) -> anyhow::Result<()> {
+/// What a quickstart or benchmark runs: a Tally program by SPDZ, or a module by `wasm`, with
+/// one record per device.
+struct Job {
+    name: String,
+    /// The Tally source, or the module.
+    what: JobKind,
+    records: Vec<DeviceRecord>,
+    /// The Tally records as scaled integers, for the plaintext evaluator.
+    scaled: Vec<Vec<i128>>,
+}
+
+enum JobKind {
+    Tally(String, Program),
+    Wasm(Vec<u8>),
+}
+
+/// The quickstart's default module: the AssemblyScript applet (`@w3bstream/wasm-sdk`).
+const APPLET: &[u8] = include_bytes!("../../examples/wasm/applet.wasm");
+
+impl Job {
+    /// A Tally program (the private average unless `file` names another), random records.
+    fn tally(file: Option<std::path::PathBuf>, devices: Option<u32>) -> anyhow::Result<Job> {
+        let (name, source) = match &file {
+            Some(f) => (
+                f.display().to_string(),
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+            ),
+            None => (
+                "examples/programs/average.tally".to_string(),
+                AVERAGE.to_string(),
+            ),
+        };
+        let program = Program::from_source(&source)
+            .with_context(|| format!("{name} cannot run on the mesh"))?;
+        if program.owner_bits > 0 {
+            bail!(
+                "{name} reads the project owner's parameters, which the quickstart does not \
+                 supply; `conclave submit --owner` does (docs/programs.md)"
+            );
+        }
+        let devices = devices
+            .unwrap_or(program.max_inputs)
+            .min(program.max_inputs);
+        let (sent, scaled) = random_records(&program, devices);
+        Ok(Job {
+            name,
+            records: sent.into_iter().map(DeviceRecord::Values).collect(),
+            scaled,
+            what: JobKind::Tally(source, program),
+        })
+    }
+
+    /// A module (the applet unless `file` names another) over random readings, sent as decimal
+    /// text as the applet reads them.
+    fn applet(file: Option<std::path::PathBuf>, devices: u32) -> anyhow::Result<Job> {
+        let (name, module) = match &file {
+            Some(f) => (
+                f.display().to_string(),
+                std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+            ),
+            None => ("examples/wasm/applet.wasm".to_string(), APPLET.to_vec()),
+        };
+        let mut rng = rand::rng();
+        let records = (0..devices)
+            .map(|_| {
+                let reading: i32 = rng.random_range(-1000..=1000);
+                DeviceRecord::Data(reading.to_string().into_bytes())
+            })
+            .collect();
+        Ok(Job {
+            name,
+            records,
+            scaled: Vec::new(),
+            what: JobKind::Wasm(module),
+        })
+    }
+
+    async fn register(
+        &self,
+        cluster: &Cluster,
+        committee: u16,
+        threshold: u16,
+    ) -> anyhow::Result<u64> {
+        match &self.what {
+            JobKind::Tally(source, _) => {
+                cluster.program_project(source, committee, threshold).await
+            }
+            JobKind::Wasm(module) => {
+                let devices = self.records.len() as u32;
+                cluster
+                    .wasm_project(module, (devices, 600, 64), committee, threshold)
+                    .await
+            }
+        }
+    }
+
+    fn hash(&self) -> alloy::primitives::B256 {
+        match &self.what {
+            JobKind::Tally(_, program) => program.hash,
+            JobKind::Wasm(module) => alloy::primitives::keccak256(module),
+        }
+    }
+
+    fn how(&self) -> &'static str {
+        match self.what {
+            JobKind::Tally(..) => "computed by SPDZ (MASCOT preprocessing)",
+            JobKind::Wasm(_) => "run by every seat (wasm), published by t agreeing seats",
+        }
+    }
+
+    fn reference(&self) -> &'static str {
+        match self.what {
+            JobKind::Tally(..) => "plaintext evaluation",
+            JobKind::Wasm(_) => "the module run here",
+        }
+    }
+
+    /// The published output as lines to show, and whether it is what the reference computes
+    /// over the same records in slot order.
+    fn check(&self, o: &Outcome) -> anyhow::Result<(Vec<String>, bool)> {
+        match &self.what {
+            JobKind::Tally(source, program) => {
+                let outputs = program
+                    .decode_outputs(&o.output)
+                    .context("undecodable output")?;
+                let expected = plaintext(source, self.scaled.clone(), &o.slots)?;
+                let shown = outputs
+                    .iter()
+                    .map(|out| format!("{:<10} {out}", out.name()))
+                    .collect();
+                Ok((shown, outputs == expected))
+            }
+            JobKind::Wasm(module) => {
+                let engine = WasmEngine::new(conclave_node::manifest::wasm_limits())?;
+                let mut by_slot: Vec<(u32, Vec<u8>)> = o
+                    .slots
+                    .iter()
+                    .zip(&self.records)
+                    .map(|(slot, r)| match r {
+                        DeviceRecord::Data(d) => (*slot, d.clone()),
+                        DeviceRecord::Values(_) => (*slot, Vec::new()),
+                    })
+                    .collect();
+                by_slot.sort();
+                let task_id: [u8; 32] = U256::from_str_radix(&o.task_id, 16)?.to_be_bytes();
+                let run = engine.run(
+                    &engine.load(module)?,
+                    TaskInput {
+                        project_id: o.project_id,
+                        task_id,
+                        chain_id: o.chain_id,
+                        records: by_slot.into_iter().map(|(_, r)| r).collect(),
+                    },
+                )?;
+                let shown = match std::str::from_utf8(&o.output) {
+                    Ok(text) => format!(
+                        "output     {}",
+                        text.split_whitespace().collect::<Vec<_>>().join(" ")
+                    ),
+                    Err(_) => format!("output     0x{}", hex::encode(&o.output)),
+                };
+                Ok((vec![shown], run.output == o.output))
+            }
+        }
+    }
+}
+
+async fn bench(
+    inputs: u32,
+    committees: &[u16],
+    runs: usize,
+    prover: ProverArg,
+) -> anyhow::Result<()> {
     for &committee in committees {
         let nodes = usize::from(committee).max(5);
         let cluster = Cluster::start(nodes, |_| {}).await?;
         for _ in 0..runs {
             // Seats are random around the committee size; a majority of them publishes.
-            let source = Program::sum_source(inputs, 600, 32);
-            let program = Program::from_source(&source)?;
-            let project = cluster
-                .program_project(&source, committee, committee / 2 + 1)
-                .await?;
-            let bar = ProgressBar::hidden();
-            let (sent, scaled) = random_records(&program, inputs);
-            let o = run_task(&cluster, project, &program, &sent, &bar).await?;
-            if o.outputs != plaintext(&source, scaled, &o.slots)? {
+            let job = match prover {
+                ProverArg::Spdz => {
+                    let source = Program::sum_source(inputs, 600, 32);
+                    let program = Program::from_source(&source)?;
+                    let (sent, scaled) = random_records(&program, inputs);
+                    Job {
+                        name: "sum".into(),
+                        records: sent.into_iter().map(DeviceRecord::Values).collect(),
+                        scaled,
+                        what: JobKind::Tally(source, program),
+                    }
+                }
+                ProverArg::Wasm => Job::applet(None, inputs)?,
+            };
+            let project = job.register(&cluster, committee, committee / 2 + 1).await?;
+            let o = run_task(&cluster, project, &job.records, &ProgressBar::hidden()).await?;
+            if !job.check(&o)?.1 {
                 bail!("wrong result in the benchmark");
             }
             let mut line = serde_json::json!({
                 "bench": "end_to_end",
+                "prover": prover.name(),
                 "committee": committee,
                 "inputs": inputs,
                 "nodes": nodes,
