@@ -350,6 +350,7 @@ async fn health(State(api): State<Api>) -> Json<serde_json::Value> {
         "peer_id": api.inner.network.peer_id().to_string(),
         "operator": api.inner.operator.address().to_string(),
         "live_peers": live,
+        "provers": api.inner.metrics.prover_runs(),
     }))
 }
 

@@ -7,8 +7,9 @@
 //!   device library.
 //! - [`task`]: the task state machine (sans-IO); [`store`]: redb; [`messages`]: node-to-node
 //!   requests; [`envelope`]: X25519 + ChaCha20-Poly1305; [`program`]: what projects run (their
-//!   sources travel by hash, `programs`); [`receiver`]: private outputs sealed for a
-//!   project's receiver;
+//!   sources travel by hash, `programs`); [`manifest`]: a `wasm` project's program, naming its
+//!   module (modules travel by hash, `modules`); [`agreement`]: which output t seats signed;
+//!   [`receiver`]: private outputs sealed for a project's receiver;
 //!   [`metrics`]: Prometheus; [`sweep`]: deleting finished tasks' material.
 
 pub mod agreement;

@@ -809,14 +809,22 @@ impl Inner {
                 .map_err(|e| refuse(e.to_string()))?;
         }
         let stored: BTreeMap<u32, MaskedInput> = held.into_iter().collect();
-        let (output, proof_hash) = match alpha {
+        let started = std::time::Instant::now();
+        let (prover, ran) = match alpha {
             Some(alpha) => {
                 let owner = owner_slot.filter(|_| owner_in_run);
-                self.run_spdz(&info, alpha, device_slots, owner, &stored)
-                    .await?
+                let ran = self
+                    .run_spdz(&info, alpha, device_slots, owner, &stored)
+                    .await;
+                ("spdz", ran)
             }
-            None => self.run_module(&info, device_slots, &stored).await?,
+            None => ("wasm", self.run_module(&info, device_slots, &stored).await),
         };
+        self.metrics.observe_run(
+            prover,
+            ran.as_ref().map(|_| started.elapsed()).map_err(|_| ()),
+        );
+        let (output, proof_hash) = ran?;
         let result = TaskResult {
             project_id: U256::from(info.project_id),
             task_id: U256::from_be_bytes(task),
@@ -1013,12 +1021,10 @@ impl Inner {
             records,
         };
         let engine = self.wasm.clone();
-        let started = std::time::Instant::now();
         let ran = tokio::task::spawn_blocking(move || engine.run(&module, input))
             .await
             .map_err(|e| refuse(format!("the module's run: {e}")))?
             .map_err(|e| refuse(format!("the module failed: {e}")))?;
-        self.metrics.observe_phase("wasm", started.elapsed());
         tracing::info!(
             task = %hex::encode(task),
             fuel = ran.fuel_used,

@@ -25,8 +25,32 @@ pub struct OutcomeLabel {
 }
 
 /// Counters and gauges the node updates as it works.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabel {
+    pub prover: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProverLabel {
+    pub prover: String,
+}
+
+/// One prover's runs at this member, for `/health`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ProverRuns {
+    pub ok: u64,
+    pub failed: u64,
+    /// Time spent in successful runs.
+    pub seconds: f64,
+}
+
 pub struct Metrics {
     pub registry: std::sync::Mutex<Registry>,
+    pub runs: Family<RunLabel, Counter>,
+    pub run_seconds: Family<ProverLabel, Histogram>,
+    /// The same runs, summed per prover.
+    provers: std::sync::Mutex<std::collections::BTreeMap<String, ProverRuns>>,
     pub tasks: Family<StateLabel, Gauge>,
     pub phase_seconds: Family<PhaseLabel, Histogram>,
     pub inputs_accepted: Counter,
@@ -47,7 +71,21 @@ impl Metrics {
         let live_peers = Gauge::default();
         let pool_triples = Gauge::default();
         let requests_refused_busy = Counter::default();
+        let runs = Family::<RunLabel, Counter>::default();
+        let run_seconds = Family::<ProverLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0])
+        });
         let mut registry = Registry::with_prefix("conclave");
+        registry.register(
+            "prover_runs",
+            "Task computations at this member, by prover and outcome",
+            runs.clone(),
+        );
+        registry.register(
+            "prover_run_seconds",
+            "Duration of successful task computations at this member, by prover",
+            run_seconds.clone(),
+        );
         registry.register("tasks", "Tasks by state", tasks.clone());
         registry.register(
             "phase_seconds",
@@ -81,6 +119,9 @@ impl Metrics {
         );
         Metrics {
             registry: std::sync::Mutex::new(registry),
+            runs,
+            run_seconds,
+            provers: Default::default(),
             tasks,
             phase_seconds,
             inputs_accepted,
@@ -97,6 +138,40 @@ impl Metrics {
                 phase: phase.to_string(),
             })
             .observe(d.as_secs_f64());
+    }
+
+    /// A computation this member ran for a task with `prover`, and how long a successful one
+    /// took.
+    pub fn observe_run(&self, prover: &str, took: Result<Duration, ()>) {
+        let outcome = if took.is_ok() { "ok" } else { "failed" };
+        self.runs
+            .get_or_create(&RunLabel {
+                prover: prover.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        let mut provers = self.provers.lock().unwrap_or_else(|p| p.into_inner());
+        let summary = provers.entry(prover.to_string()).or_default();
+        match took {
+            Ok(d) => {
+                self.run_seconds
+                    .get_or_create(&ProverLabel {
+                        prover: prover.to_string(),
+                    })
+                    .observe(d.as_secs_f64());
+                summary.ok += 1;
+                summary.seconds += d.as_secs_f64();
+            }
+            Err(()) => summary.failed += 1,
+        }
+    }
+
+    /// Runs per prover, for `/health`.
+    pub fn prover_runs(&self) -> std::collections::BTreeMap<String, ProverRuns> {
+        self.provers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn submission(&self, outcome: &str) {

@@ -83,6 +83,19 @@ async fn a_wasm_task_publishes_what_its_seats_agree_on() {
         .unwrap();
     assert_eq!(status.state, "published");
     assert!(status.dissent.is_empty(), "{:?}", status.dissent);
+    // The seats count their runs by prover (`/health`, and `/metrics` as prover_runs).
+    let mut wasm_runs = 0;
+    for node in 0..4 {
+        let health: serde_json::Value = reqwest::get(format!("{}/health", cluster.api(node)))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        wasm_runs += health["provers"]["wasm"]["ok"].as_u64().unwrap_or(0);
+        assert!(health["provers"].get("spdz").is_none());
+    }
+    assert_eq!(wasm_runs, task.committee.len() as u64);
 
     // A module importing what Conclave does not provide cannot be handed to a node.
     let wasi = wat::parse_str(
