@@ -329,7 +329,7 @@ struct Job {
 }
 
 enum JobKind {
-    Tally(String, Program),
+    Tally(String, Box<Program>),
     Wasm(Vec<u8>),
 }
 
@@ -365,7 +365,7 @@ impl Job {
             name,
             records: sent.into_iter().map(DeviceRecord::Values).collect(),
             scaled,
-            what: JobKind::Tally(source, program),
+            what: JobKind::Tally(source, Box::new(program)),
         })
     }
 
@@ -504,7 +504,7 @@ async fn bench(
                         name: "sum".into(),
                         records: sent.into_iter().map(DeviceRecord::Values).collect(),
                         scaled,
-                        what: JobKind::Tally(source, program),
+                        what: JobKind::Tally(source, Box::new(program)),
                     }
                 }
                 ProverArg::Wasm => Job::applet(None, inputs)?,
