@@ -303,18 +303,20 @@ impl Client {
                 "the task's program takes numbers (--value), not data".into(),
             ));
         }
-        if record.len() > task.record_bytes as usize {
+        let mut salt = [0u8; crate::manifest::RECORD_SALT];
+        rand::fill(&mut salt);
+        let Some(padded) = crate::manifest::pad_record(record, task.record_bytes, salt) else {
             return Err(ClientError::Program(format!(
                 "a record of this task is at most {} bytes, not {}",
                 task.record_bytes,
                 record.len()
             )));
-        }
+        };
         self.check_committee(task, task_id).await?;
         let slot = self
             .grant_to(task_id, task, 0, SecretKey::generate(), None)
             .await?;
-        self.send_sealed(task, &slot, record).await
+        self.send_sealed(task, &slot, &padded).await
     }
 
     /// Secret-shares `reading` into `task` (a program whose device record is one number).

@@ -130,8 +130,46 @@ impl WasmSpec {
     }
 }
 
-/// A record as a member stores it: its length, then its bytes in 32-byte words (zero-padded),
-/// so that it shares the store and the input digest with masked inputs.
+/// Bytes of the random salt before a sealed record.
+pub const RECORD_SALT: usize = 32;
+
+/// The size of what a device seals to each member for a task of `record_bytes`.
+pub fn padded_len(record_bytes: u32) -> usize {
+    RECORD_SALT + 4 + record_bytes as usize
+}
+
+/// What a device seals to each member: a random salt (the same for every member, so that their
+/// digests of the record agree, and unguessable, so that a digest of a short record cannot be
+/// searched for it), the record's length, the record, and zeros up to `record_bytes` (so that an
+/// envelope's size says nothing of its record). `None` if the record is too long.
+pub fn pad_record(record: &[u8], record_bytes: u32, salt: [u8; RECORD_SALT]) -> Option<Vec<u8>> {
+    if record.len() > record_bytes as usize {
+        return None;
+    }
+    let mut padded = Vec::with_capacity(padded_len(record_bytes));
+    padded.extend(salt);
+    padded.extend((record.len() as u32).to_be_bytes());
+    padded.extend(record);
+    padded.resize(padded_len(record_bytes), 0);
+    Some(padded)
+}
+
+/// The record in what [`pad_record`] made, if it is well formed for `record_bytes`.
+pub fn unpad_record(padded: &[u8], record_bytes: u32) -> Option<Vec<u8>> {
+    if padded.len() != padded_len(record_bytes) {
+        return None;
+    }
+    let body = &padded[RECORD_SALT..];
+    let len = u32::from_be_bytes(body[..4].try_into().expect("4 bytes")) as usize;
+    let rest = &body[4..];
+    if len > rest.len() || rest[len..].iter().any(|b| *b != 0) {
+        return None;
+    }
+    Some(rest[..len].to_vec())
+}
+
+/// Bytes as a member stores them: their length, then the bytes in 32-byte words (zero-padded),
+/// so that a sealed record shares the store and the input digest with masked inputs.
 pub fn record_words(record: &[u8]) -> Vec<[u8; 32]> {
     let mut words = vec![[0u8; 32]];
     words[0][28..].copy_from_slice(&(record.len() as u32).to_be_bytes());
@@ -219,6 +257,29 @@ mod tests {
             refused(&format!("{text}module_uri = \"http://plain\"\n")),
             ManifestError::BadUri
         );
+    }
+
+    #[test]
+    fn padded_records_hide_their_length_and_refuse_tampering() {
+        let salt = [7u8; RECORD_SALT];
+        let short = pad_record(b"1", 64, salt).unwrap();
+        let long = pad_record(&[1u8; 64], 64, salt).unwrap();
+        assert_eq!(short.len(), long.len());
+        assert_eq!(unpad_record(&short, 64).unwrap(), b"1");
+        assert_eq!(unpad_record(&long, 64).unwrap(), vec![1u8; 64]);
+        assert_eq!(
+            unpad_record(&pad_record(b"", 64, salt).unwrap(), 64).unwrap(),
+            b""
+        );
+        assert!(pad_record(&[0u8; 65], 64, salt).is_none());
+        // Another width, a length past the end, or bytes in the padding are refused.
+        assert!(unpad_record(&short, 63).is_none());
+        let mut past = short.clone();
+        past[RECORD_SALT + 3] = 65;
+        assert!(unpad_record(&past, 64).is_none());
+        let mut dirty = short;
+        dirty[RECORD_SALT + 4 + 10] = 1;
+        assert!(unpad_record(&dirty, 64).is_none());
     }
 
     #[test]

@@ -32,6 +32,10 @@ use crate::program::{Body, Program, encode_outputs};
 use crate::store::{MaskedInput, ProgramMaterialRecord, TaskRecord, TripleRecord};
 use crate::task::TaskState;
 
+/// How long a seat that sees the records waits for a majority of seats to confirm a run's
+/// slots, and how often it asks.
+const SLOTS_WAIT: Duration = Duration::from_secs(30);
+const SLOTS_POLL: Duration = Duration::from_millis(100);
 /// How long a `Run` waits for preprocessing to finish.
 const PREP_WAIT: Duration = Duration::from_secs(120);
 /// How long preprocessing may take in all: a member that dribbles messages cannot hold one of
@@ -154,6 +158,7 @@ impl Inner {
                 sealed,
             } => self.accept_input(task_id, slot, &sealed),
             Request::Digest { task_id } => self.digest(from, task_id),
+            Request::RunSlots { task_id } => self.run_slots(from, task_id),
             Request::Run { task_id, slots } => self.run(from, task_id, slots).await,
             Request::SealedOutput { task_id } => self.sealed_output(task_id).await,
             Request::Submit {
@@ -617,9 +622,9 @@ impl Inner {
         )
         .map_err(|e| invalid(e.to_string()))?;
         let y: Vec<[u8; 32]> = if info.sealed_records() {
-            if plain.len() > info.record_bytes as usize {
+            if crate::manifest::unpad_record(&plain, info.record_bytes).is_none() {
                 return Err(invalid(format!(
-                    "a record here is at most {} bytes",
+                    "a record here is salted and padded to {} bytes",
                     info.record_bytes
                 )));
             }
@@ -801,6 +806,14 @@ impl Inner {
         // Whatever comes of the run, the task's masks, key share and y values are not needed
         // again (a task runs once): they go when this function returns.
         let _forget = ForgetMaterial { inner: self, task };
+        if info.sealed_records() {
+            crate::node::insert_capped(
+                &mut self.volatile().run_slots,
+                crate::node::MAX_CACHED_INFOS,
+                task,
+                slots.clone(),
+            );
+        }
         // Inputs close here only once a run was accepted: a refused one changes nothing.
         if record.state == TaskState::Committee {
             record.state = TaskState::Running;
@@ -983,6 +996,88 @@ impl Inner {
         Ok((encode_outputs(&proven.outputs), proven.proof_hash))
     }
 
+    /// The slots this member was asked to run `task` over, for another member of the task.
+    fn run_slots(&self, from: PeerId, task: TaskId) -> Result<Response, Response> {
+        let (_, info) = self.member_task(&task)?;
+        if !info.committee.iter().any(|m| m.peer == from.to_bytes()) {
+            return Err(refuse("only the task's members compare its run"));
+        }
+        let slots = self.volatile().run_slots.get(&task).cloned();
+        slots
+            .map(Response::RunSlots)
+            .ok_or_else(|| unknown("not asked to run this task yet"))
+    }
+
+    /// Waits until members holding more than half of the task's seats, and at least its
+    /// threshold (this member's included), say the coordinator asked them to run over `slots`.
+    /// Seats that see the records answer the coordinator with their output: a coordinator that
+    /// asked some to run over every slot and others over all but one would read that one
+    /// device's record from the difference. Honest seats confirm one list each, so no second
+    /// list can gather a majority; a member answering with another list is only logged (it
+    /// cannot stop the run alone).
+    async fn confirm_slots(&self, info: &TaskInfo, slots: &[u32]) -> Result<(), Response> {
+        let task = info.task_id;
+        let id = U256::from_be_bytes(task);
+        let chain = |e: conclave_chain::ContractError| refuse(format!("reading the task: {e}"));
+        let seated = self
+            .contracts
+            .committee(id)
+            .await
+            .map_err(chain)?
+            .ok_or_else(|| refuse("the task's committee is not drawn"))?;
+        let seats = |operator: &[u8; 20]| -> u32 {
+            seated
+                .iter()
+                .filter(|(who, _)| who.0.0 == *operator)
+                .map(|(_, mask)| conclave_chain::sortition::seat_count(*mask))
+                .sum()
+        };
+        let total: u32 = seated
+            .iter()
+            .map(|(_, m)| conclave_chain::sortition::seat_count(*m))
+            .sum();
+        let threshold = u32::from(self.contracts.task(id).await.map_err(chain)?.threshold);
+        let needed = threshold.max(total / 2 + 1);
+        let me = self.network.peer_id().to_bytes();
+        let mut confirmed = seats(&self.operator.address().0.0);
+        let mut pending: Vec<&crate::messages::Member> =
+            info.committee.iter().filter(|m| m.peer != me).collect();
+        let deadline = std::time::Instant::now() + SLOTS_WAIT;
+        while confirmed < needed {
+            if std::time::Instant::now() >= deadline {
+                return Err(refuse(format!(
+                    "members holding {needed} of {total} seats did not confirm the run's slots"
+                )));
+            }
+            let asks = pending.iter().map(|m| async move {
+                let peer = PeerId::from_bytes(&m.peer).ok()?;
+                let ask = self.ask(peer, Request::RunSlots { task_id: task });
+                match tokio::time::timeout(SLOTS_POLL * 10, ask).await {
+                    Ok(Ok(Response::RunSlots(theirs))) => Some(theirs == slots),
+                    _ => None,
+                }
+            });
+            let answers = futures::future::join_all(asks).await;
+            let mut still = Vec::new();
+            for (member, answer) in pending.into_iter().zip(answers) {
+                match answer {
+                    Some(true) => confirmed += seats(&member.operator),
+                    Some(false) => tracing::warn!(
+                        task = %hex::encode(task),
+                        operator = %alloy::primitives::Address::from(member.operator),
+                        "another member was asked to run over other slots"
+                    ),
+                    None => still.push(member),
+                }
+            }
+            pending = still;
+            if confirmed < needed {
+                tokio::time::sleep(SLOTS_POLL).await;
+            }
+        }
+        Ok(())
+    }
+
     /// Runs the task's module over the records of `device_slots`, in slot order, on a
     /// blocking thread: its output, and a proof hash committing to the module and the slots run
     /// over (not to the records: the hash is public, and a low-entropy record would be read
@@ -998,6 +1093,7 @@ impl Inner {
         let Body::Wasm(spec) = &program.body else {
             return Err(refuse("the task's program is not a wasm manifest"));
         };
+        self.confirm_slots(info, device_slots).await?;
         let module = self
             .module(spec, crate::programs::Fetch::MeshOrUrl)
             .await
@@ -1010,6 +1106,7 @@ impl Inner {
             let record = stored
                 .get(slot)
                 .and_then(|words| crate::manifest::words_record(words))
+                .and_then(|padded| crate::manifest::unpad_record(&padded, info.record_bytes))
                 .ok_or_else(|| refuse(format!("no record for slot {slot}")))?;
             commitment.update(slot.to_be_bytes());
             records.push(record);

@@ -163,6 +163,9 @@ pub enum Request {
     SealedOutput { task_id: TaskId },
     /// Any peer → any node: the WebAssembly module with this keccak256 hash, if you keep it.
     Module { hash: [u8; 32] },
+    /// Member → member of a task whose seats see the records (`wasm`): the slots the
+    /// coordinator asked you to run over (answered with `RunSlots` once you were asked).
+    RunSlots { task_id: TaskId },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +191,7 @@ pub enum Response {
     Status(Box<crate::task::TaskReport>),
     ProgramSource(String),
     Module(Vec<u8>),
+    RunSlots(Vec<u32>),
     /// The request was understood and refused; the reason is for people.
     Refused {
         kind: RefusalKind,

@@ -98,6 +98,8 @@ pub(crate) struct Volatile {
     pub prep: HashMap<TaskId, watch::Receiver<PrepStatus>>,
     /// Compiled programs by source hash.
     pub programs: HashMap<alloy::primitives::B256, Arc<crate::program::Program>>,
+    /// The slots each sealed-records task was run over here, for the other members to compare.
+    pub run_slots: HashMap<TaskId, Vec<u32>>,
     /// Compiled wasm modules by hash.
     pub modules: HashMap<alloy::primitives::B256, conclave_provers::wasm::WasmModule>,
     /// Programs whose last load failed: when, and why.

@@ -1513,6 +1513,7 @@ async fn lying_member(
         let mut records: std::collections::BTreeMap<(TaskId, u32), Vec<[u8; 32]>> =
             Default::default();
         let mut infos: std::collections::HashMap<TaskId, TaskInfo> = Default::default();
+        let mut runs: std::collections::HashMap<TaskId, Vec<u32>> = Default::default();
         while let Some(r) = requests.recv().await {
             let response = match messages::decode::<Request>(&r.body).unwrap() {
                 Request::Prepare { .. } => Response::Prepared {
@@ -1554,12 +1555,21 @@ async fn lying_member(
                         .map(|((_, slot), w)| (*slot, *blake3::hash(&w.concat()).as_bytes()))
                         .collect(),
                 ),
+                Request::RunSlots { task_id } => match runs.get(&task_id) {
+                    Some(slots) => Response::RunSlots(slots.clone()),
+                    None => Response::refused(RefusalKind::Unknown, "not yet"),
+                },
                 Request::Run { task_id, slots } => {
+                    runs.insert(task_id, slots.clone());
                     let info = &infos[&task_id];
                     let inputs = slots
                         .iter()
                         .map(|s| {
-                            conclave_node::manifest::words_record(&records[&(task_id, *s)]).unwrap()
+                            let padded =
+                                conclave_node::manifest::words_record(&records[&(task_id, *s)])
+                                    .unwrap();
+                            conclave_node::manifest::unpad_record(&padded, info.record_bytes)
+                                .unwrap()
                         })
                         .collect();
                     let ran = engine
