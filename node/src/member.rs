@@ -33,8 +33,8 @@ use crate::store::{MaskedInput, ProgramMaterialRecord, TaskRecord, TripleRecord}
 use crate::task::TaskState;
 
 /// How long a seat that sees the records waits for a majority of seats to confirm a run's
-/// slots, and how often it asks.
-const SLOTS_WAIT: Duration = Duration::from_secs(30);
+/// slots (well inside the 30 s a peer waits for an answer), and how often it asks.
+const SLOTS_WAIT: Duration = Duration::from_secs(15);
 const SLOTS_POLL: Duration = Duration::from_millis(100);
 /// How long a `Run` waits for preprocessing to finish.
 const PREP_WAIT: Duration = Duration::from_secs(120);

@@ -1465,22 +1465,14 @@ async fn owner_slot_only_for_the_owner() {
     cluster.shutdown().await;
 }
 
-/// Node `k` of the cluster replaced by an operator who runs another module than the project's
-/// (and so signs another output) while following the protocol in every other step: it takes
-/// Starts, hands out slot envelopes, accepts and reports records like an honest member, and
-/// signs what its own module computes. It never submits.
-async fn lying_member(
-    cluster: &mut Cluster,
-    k: usize,
-    module: Vec<u8>,
-) -> tokio::task::JoinHandle<()> {
+/// Node `k` of the cluster shut down and its identity (libp2p key, operator) taken over by a
+/// bare mesh endpoint the test drives, once node 0 sees it live.
+async fn impostor(cluster: &mut Cluster, k: usize) -> Network {
     cluster.nodes.remove(k).shutdown().await;
-    let keypair = cluster.keypairs[k].clone();
-    let operator = cluster.operators[k].clone();
-    let mut config = NetworkConfig::local(keypair.clone());
+    let mut config = NetworkConfig::local(cluster.keypairs[k].clone());
     config.mdns = false;
     config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    config.chain_address = operator.address().0.0;
+    config.chain_address = cluster.operators[k].address().0.0;
     for node in &cluster.nodes {
         config
             .bootstrap
@@ -1488,7 +1480,6 @@ async fn lying_member(
     }
     let network = Network::start(config).await.unwrap();
     network.wait_listening().await.unwrap();
-    let coordinator = cluster.nodes[0].peer_id();
     while !cluster.nodes[0]
         .network()
         .live_peers()
@@ -1499,6 +1490,22 @@ async fn lying_member(
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    network
+}
+
+/// Node `k` of the cluster replaced by an operator who runs another module than the project's
+/// (and so signs another output) while following the protocol in every other step: it takes
+/// Starts, hands out slot envelopes, accepts and reports records like an honest member, and
+/// signs what its own module computes. It never submits.
+async fn lying_member(
+    cluster: &mut Cluster,
+    k: usize,
+    module: Vec<u8>,
+) -> tokio::task::JoinHandle<()> {
+    let network = impostor(cluster, k).await;
+    let keypair = cluster.keypairs[k].clone();
+    let operator = cluster.operators[k].clone();
+    let coordinator = cluster.nodes[0].peer_id();
     let input_key = conclave_node::identity::input_key_of(&keypair).unwrap();
     let a = cluster.contracts.addresses();
     let (chain_id, router) = (a.chain_id, a.task_router);
@@ -1705,5 +1712,140 @@ async fn wasm_seat_with_another_module() {
         .await
         .unwrap();
     assert!(on_chain.is_none(), "nothing is published");
+    cluster.shutdown().await;
+}
+
+/// A coordinator holding no seat of a `wasm` task (its opener's node, here an impostor the test
+/// drives) fills the ten slots itself and asks every member to run over all ten but one member
+/// over the first nine: the difference of the outputs would be the tenth device's record. That
+/// member refuses (a majority of seats confirms the other list), the others run over all ten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_coordinator_splits_the_run() {
+    const SUM_WAT: &str = include_str!("../../examples/wasm/sum.wat");
+    let module = wat::parse_str(SUM_WAT).unwrap();
+    let mut cluster = Cluster::start(NODES, |_| {}).await.unwrap();
+    let project = cluster
+        .wasm_project(&module, (10, 120, 8), 3, 1)
+        .await
+        .unwrap();
+    let k = 3;
+    let attacker = cluster.operators[k].clone();
+    let keypair = cluster.keypairs[k].clone();
+    let network = impostor(&mut cluster, k).await;
+    // A draw without the attacker in which the member with the fewest seats has less than a
+    // majority and the others at least one.
+    let (task, holders, lone) = 'draw: {
+        for _ in 0..30 {
+            let (task, _) = cluster
+                .contracts
+                .open_task(&attacker, U256::from(project))
+                .await
+                .unwrap();
+            cluster.chain.mine(2).await.unwrap();
+            let holders = conclave_node::committee::seat_holders(&cluster.contracts, task)
+                .await
+                .unwrap()
+                .unwrap();
+            let total: u32 = holders.iter().map(|h| h.seats).sum();
+            let needed = total / 2 + 1;
+            let lone = holders.iter().min_by_key(|h| h.seats).map(|h| h.peer);
+            if let Some(lone) = lone
+                && holders.iter().all(|h| h.operator != attacker.address())
+                && holders.len() >= 2
+                && total - holders.iter().find(|h| h.peer == lone).unwrap().seats >= needed
+            {
+                break 'draw (task, holders, lone);
+            }
+        }
+        panic!("30 draws and none as wanted");
+    };
+    let task_id: TaskId = task.to_be_bytes();
+    let snapshot = cluster.contracts.task(task).await.unwrap();
+    let info = TaskInfo {
+        project_id: project,
+        task_id,
+        coordinator: network.peer_id().to_bytes(),
+        committee: holders
+            .iter()
+            .map(|h| Member {
+                peer: h.peer.to_bytes(),
+                operator: h.operator.0.0,
+                key: h.input_key,
+            })
+            .collect(),
+        program_hash: snapshot.programHash.0,
+        max_inputs: 10,
+        input_bits: 0,
+        owner_bits: 0,
+        closes_at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            + 120_000,
+        prover_kind: ProverKind::Wasm as u8,
+        record_bytes: 8,
+    };
+    for h in &holders {
+        let answer = ask(&network, h.peer, &Request::Start(info.clone())).await;
+        assert_eq!(answer, Response::Started, "{answer:?}");
+    }
+    // The attacker fills every slot as ten devices would, records 1, 2, 4, …, 512.
+    for slot in 0..10u32 {
+        let device = SecretKey::generate();
+        let message = SlotTicket::message(&task_id, slot, &device.public());
+        let ticket = SlotTicket {
+            task_id,
+            slot,
+            client_key: device.public(),
+            signature: keypair.sign(&message).unwrap(),
+        };
+        let record = (1i64 << slot).to_le_bytes();
+        let padded = conclave_node::manifest::pad_record(&record, 8, [slot as u8; 32]).unwrap();
+        for h in &holders {
+            let shares = ask(&network, h.peer, &Request::TripleShares(ticket.clone())).await;
+            assert!(matches!(shares, Response::Shares(_)), "{shares:?}");
+            let sealed = envelope::seal_from(
+                &device,
+                &h.input_key,
+                &input_context(&task_id, slot),
+                &padded,
+            )
+            .unwrap();
+            let input = Request::Input {
+                task_id,
+                slot,
+                sealed,
+            };
+            assert_eq!(ask(&network, h.peer, &input).await, Response::Accepted);
+        }
+    }
+    let runs = holders.iter().map(|h| {
+        let slots: Vec<u32> = if h.peer == lone {
+            (0..9).collect()
+        } else {
+            (0..10).collect()
+        };
+        let network = network.clone();
+        async move {
+            let run = Request::Run { task_id, slots };
+            (h.peer, ask(&network, h.peer, &run).await)
+        }
+    });
+    for (peer, answer) in futures::future::join_all(runs).await {
+        if peer == lone {
+            match answer {
+                Response::Refused { reason, .. } => {
+                    assert!(reason.contains("did not confirm"), "{reason}")
+                }
+                other => panic!("the member asked over nine slots answered {other:?}"),
+            }
+        } else {
+            match answer {
+                Response::Ran { output, .. } => assert_eq!(output, 1023i64.to_le_bytes()),
+                other => panic!("a member asked over all ten answered {other:?}"),
+            }
+        }
+    }
+    network.shutdown().await;
     cluster.shutdown().await;
 }
