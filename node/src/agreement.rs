@@ -55,8 +55,17 @@ pub fn agree(
     }
     let mut groups: BTreeMap<(Vec<u8>, [u8; 32]), Vec<Answer>> = BTreeMap::new();
     let mut invalid = Vec::new();
+    // An operator answering twice is counted for neither answer.
+    let mut answered = std::collections::HashMap::<[u8; 20], usize>::new();
+    for a in &answers {
+        *answered.entry(a.operator).or_default() += 1;
+    }
     for answer in answers {
-        if answer.valid {
+        if answered[&answer.operator] > 1 {
+            if !invalid.contains(&answer.operator) {
+                invalid.push(answer.operator);
+            }
+        } else if answer.valid {
             groups
                 .entry((answer.output.clone(), answer.proof_hash))
                 .or_default()
@@ -150,6 +159,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(agree(Vec::new(), |_| 1, 1), Err(NoAgreement::NoAnswers));
+    }
+
+    #[test]
+    fn an_operator_answering_twice_counts_for_neither() {
+        let answers = vec![answer(1, b"lie"), answer(1, b"lie"), answer(2, b"sum")];
+        let agreed = agree(answers, |_| 1, 1).unwrap();
+        assert_eq!(agreed.output, b"sum");
+        assert_eq!(agreed.dissent, vec![[1; 20]]);
     }
 
     #[test]

@@ -416,7 +416,8 @@ async fn project_program(
 
 /// Keeps the module a `wasm` project's manifest names: accepted only if it hashes to that
 /// name (so anyone may send it, and nobody can change it), and refused with the imports
-/// Conclave does not provide.
+/// Conclave does not provide. The manifest must be on this node already (`…/program` first):
+/// an upload never makes a node fetch or compile a program.
 async fn project_module(
     State(api): State<Api>,
     Path(project): Path<String>,
@@ -425,33 +426,35 @@ async fn project_module(
     let project: u64 = project
         .parse()
         .map_err(|_| ApiError::bad("project id must be a number"))?;
+    let hash = alloy::primitives::keccak256(&body);
     let on_chain = api
         .inner
         .contracts
         .project(alloy::primitives::U256::from(project))
         .await
         .map_err(NodeError::from)?;
-    let program = api
+    let manifest = api
         .inner
-        .program(
-            on_chain.programHash,
-            &on_chain.programUri,
-            crate::programs::Fetch::Mesh,
-        )
-        .await
-        .map_err(|e| ApiError::bad(format!("the project's program: {e}")))?;
-    let crate::program::Body::Wasm(spec) = &program.body else {
-        return Err(ApiError::bad(
-            "the project's program is not a wasm manifest",
-        ));
+        .store
+        .program_source(&on_chain.programHash.0)
+        .map_err(NodeError::from)?
+        .ok_or_else(|| {
+            ApiError::bad("this node does not keep the project's program: send it first")
+        })?;
+    let spec = match crate::program::WasmSpec::parse(&manifest) {
+        Some(Ok(spec)) => spec,
+        _ => {
+            return Err(ApiError::bad(
+                "the project's program is not a wasm manifest",
+            ));
+        }
     };
-    if alloy::primitives::keccak256(&body) != spec.module {
+    if hash != spec.module {
         return Err(ApiError::bad(
             "the module does not hash to the one the project's manifest names",
         ));
     }
-    let hash = api
-        .inner
+    api.inner
         .keep_module(body.to_vec())
         .await
         .map_err(|e| ApiError::bad(e.to_string()))?;

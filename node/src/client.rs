@@ -298,7 +298,11 @@ impl Client {
         record: &[u8],
     ) -> Result<Submitted, ClientError> {
         let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
-        if task.record_bytes == 0 {
+        // The shape from the program the chain pins, not from the entry node's word.
+        let program = self.program(task).await?;
+        if program.kind() != conclave_chain::contracts::ProverKind::Wasm
+            || program.record_bytes != task.record_bytes
+        {
             return Err(ClientError::Program(
                 "the task's program takes numbers (--value), not data".into(),
             ));

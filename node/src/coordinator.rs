@@ -199,6 +199,12 @@ impl Inner {
                 p.proverKind
             )));
         }
+        // Members fetch the module from this node first: it must have it, and it must compile,
+        // before a task is paid for.
+        if let crate::program::Body::Wasm(spec) = &program.body {
+            self.module(spec, crate::programs::Fetch::MeshOrUrl, None)
+                .await?;
+        }
         let (task, _opened_at) = self
             .contracts
             .open_task(&self.operator, U256::from(project))
@@ -715,8 +721,15 @@ impl Inner {
         for answer in join_all(asks).await {
             match answer? {
                 Response::Digest(list) => {
-                    for entry in list {
-                        *counts.entry(entry).or_default() += 1;
+                    // Each member counts once per slot: one repeating an entry must not make
+                    // a slot look held by members who do not hold it.
+                    let distinct: std::collections::BTreeSet<(u32, [u8; 32])> =
+                        list.into_iter().collect();
+                    let mut slots = std::collections::BTreeSet::new();
+                    for entry in distinct {
+                        if slots.insert(entry.0) {
+                            *counts.entry(entry).or_default() += 1;
+                        }
                     }
                 }
                 other => return Err(NodeError::Task(format!("unexpected {other:?}"))),

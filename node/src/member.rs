@@ -249,7 +249,11 @@ impl Inner {
         // A prover that sees the inputs needs no preprocessing: only its module, fetched now so
         // that a seat without it refuses the task before devices send anything.
         if let Body::Wasm(spec) = &program.body {
-            self.module(spec, crate::programs::Fetch::MeshOrUrl)
+            // Started already: the record may have moved on (a run), and must not go back.
+            if record.info.is_some() {
+                return Ok(Response::Started);
+            }
+            self.module(spec, crate::programs::Fetch::MeshOrUrl, Some(from))
                 .await
                 .map_err(|e| refuse(format!("the task's module: {e}")))?;
             record.member = true;
@@ -1095,7 +1099,7 @@ impl Inner {
         };
         self.confirm_slots(info, device_slots).await?;
         let module = self
-            .module(spec, crate::programs::Fetch::MeshOrUrl)
+            .module(spec, crate::programs::Fetch::MeshOrUrl, None)
             .await
             .map_err(|e| refuse(format!("the task's module: {e}")))?;
         let mut commitment = alloy::primitives::Keccak256::new();
@@ -1129,9 +1133,6 @@ impl Inner {
             log_lines = ran.logs.len(),
             "module ran"
         );
-        for line in &ran.logs {
-            tracing::debug!(task = %hex::encode(task), "module: {line}");
-        }
         Ok((ran.output, commitment.finalize().0))
     }
 }

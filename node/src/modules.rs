@@ -15,11 +15,14 @@ use crate::programs::Fetch;
 const MAX_CACHED_MODULES: usize = 16;
 
 impl Inner {
-    /// The module `spec` names, compiled: from memory, the store, the mesh or `module_uri`.
+    /// The module `spec` names, compiled: from memory, the store, the mesh (`first` asked
+    /// before any other peer: the coordinator, which loaded it to open the task) or
+    /// `module_uri`.
     pub(crate) async fn module(
         &self,
         spec: &WasmSpec,
         fetch: Fetch,
+        first: Option<libp2p::PeerId>,
     ) -> Result<WasmModule, NodeError> {
         let hash = spec.module;
         if let Some(module) = self.volatile().modules.get(&hash) {
@@ -41,6 +44,7 @@ impl Inner {
                     &spec.module_uri,
                     fetch,
                     MAX_MODULE,
+                    first,
                 )
                 .await
             }
@@ -56,16 +60,22 @@ impl Inner {
     }
 
     /// Keeps a module a project's manifest names (the caller checked that): compiled first, so
-    /// that one with imports Conclave does not provide is refused with their names.
+    /// that one with imports Conclave does not provide is refused with their names. Sent again
+    /// (anyone may), it is neither compiled again nor, after a failure, retried for a minute.
     pub(crate) async fn keep_module(&self, bytes: Vec<u8>) -> Result<B256, NodeError> {
         let hash = keccak256(&bytes);
+        if let Some(e) = self.recent_failure(hash, "module") {
+            return Err(e);
+        }
         let _one_at_a_time = self.compiling.lock().await;
-        // Sent again (by anyone): nothing to compile.
         if self.volatile().modules.contains_key(&hash) || self.store.module(&hash.0)?.is_some() {
             return Ok(hash);
         }
-        self.compile_module(hash, bytes).await?;
-        Ok(hash)
+        let compiled = self.compile_module(hash, bytes).await;
+        if let Err(e) = &compiled {
+            self.remember_failure(hash, e);
+        }
+        compiled.map(|_| hash)
     }
 
     /// Compiles `bytes` (which hash to `hash`) on a blocking thread, stores and caches it.
@@ -90,8 +100,12 @@ impl Inner {
         Ok(module)
     }
 
-    /// Answers a peer's request for a module: only modules this node keeps.
-    pub(crate) fn serve_module(&self, hash: [u8; 32]) -> Response {
+    /// Answers a peer's request for a module: only modules this node keeps, and within the
+    /// asker's share of large answers (a short request must not buy a megabyte at will).
+    pub(crate) fn serve_module(&self, from: libp2p::PeerId, hash: [u8; 32]) -> Response {
+        if let Some(busy) = self.large_answer_refused(from) {
+            return busy;
+        }
         match self.store.module(&hash) {
             Ok(Some(module)) => Response::Module(module),
             Ok(None) => Response::refused(RefusalKind::Unknown, "no such module here"),

@@ -209,6 +209,8 @@ pub(crate) struct Inner {
     pub opening: tokio::sync::Mutex<()>,
     /// Serialises compiling programs ([`crate::programs`]).
     pub compiling: tokio::sync::Mutex<()>,
+    /// Sources and modules served per peer: a short request buys up to a megabyte.
+    pub large_answers: Mutex<RateLimiter<PeerId>>,
     /// Draws (task openings) this node may still pay for.
     pub openings: Mutex<crate::ratelimit::Budget>,
     weak: Weak<Inner>,
@@ -250,8 +252,8 @@ impl Inner {
             Request::GetTask { .. } | Request::AllocateSlot { .. } | Request::Status { .. } => {
                 self.coordinator_request(request).await
             }
-            Request::ProgramSource { hash } => self.serve_source(hash),
-            Request::Module { hash } => self.serve_module(hash),
+            Request::ProgramSource { hash } => self.serve_source(from, hash),
+            Request::Module { hash } => self.serve_module(from, hash),
             other => self.member_request(from, other).await,
         }
     }
@@ -299,6 +301,10 @@ impl Node {
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
             opening: tokio::sync::Mutex::new(()),
             compiling: tokio::sync::Mutex::new(()),
+            large_answers: Mutex::new(RateLimiter::new(
+                Limits::large_answers(),
+                std::time::Instant::now(),
+            )),
             openings: Mutex::new(crate::ratelimit::Budget::per_minute(
                 setup.rate_limits.openings_per_minute,
                 std::time::Instant::now(),

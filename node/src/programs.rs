@@ -84,6 +84,17 @@ impl Inner {
             .map(|(_, reason)| NodeError::Unavailable(format!("{what} {hash}: {reason}")))
     }
 
+    /// A refusal if `from` has used up its share of large answers (sources and modules).
+    pub(crate) fn large_answer_refused(&self, from: PeerId) -> Option<Response> {
+        let mut limiter = self.large_answers.lock().unwrap_or_else(|p| p.into_inner());
+        limiter.admit(from, Instant::now()).err().map(|_| {
+            Response::refused(
+                crate::messages::RefusalKind::Busy,
+                "too many programs or modules asked for; ask again",
+            )
+        })
+    }
+
     /// Remembers a failed load, so that requests cannot make the node retry it at once.
     pub(crate) fn remember_failure(&self, hash: B256, e: &NodeError) {
         crate::node::insert_capped(
@@ -183,8 +194,12 @@ impl Inner {
         self.volatile().programs.get(&hash).cloned()
     }
 
-    /// Answers a peer's request for a source: only sources this node keeps.
-    pub(crate) fn serve_source(&self, hash: [u8; 32]) -> Response {
+    /// Answers a peer's request for a source: only sources this node keeps, within the asker's
+    /// share of large answers.
+    pub(crate) fn serve_source(&self, from: PeerId, hash: [u8; 32]) -> Response {
+        if let Some(busy) = self.large_answer_refused(from) {
+            return busy;
+        }
         match self.store.program_source(&hash) {
             Ok(Some(source)) => Response::ProgramSource(source),
             Ok(None) => Response::refused(
@@ -203,6 +218,7 @@ impl Inner {
                 uri,
                 fetch,
                 MAX_SOURCE,
+                None,
             )
             .await?;
         String::from_utf8(source)
@@ -210,7 +226,8 @@ impl Inner {
     }
 
     /// What hashes to `hash`: asked of peers with `request` (answered with a source or a
-    /// module), then for `MeshOrUrl` fetched from `uri` (https only, at most `max` bytes).
+    /// module; `first` before the others), then for `MeshOrUrl` fetched from `uri` (https
+    /// only, at most `max` bytes).
     pub(crate) async fn fetch_by_hash(
         &self,
         hash: B256,
@@ -218,8 +235,13 @@ impl Inner {
         uri: &str,
         fetch: Fetch,
         max: usize,
+        first: Option<PeerId>,
     ) -> Result<Vec<u8>, NodeError> {
-        let peers: Vec<PeerId> = self.network.connected_peers().await?;
+        let mut peers: Vec<PeerId> = self.network.connected_peers().await?;
+        if let Some(first) = first {
+            peers.retain(|p| *p != first);
+            peers.insert(0, first);
+        }
         let request = crate::messages::encode(&request);
         for peer in peers.into_iter().take(PEERS_ASKED) {
             let asked = self.network.request(peer, request.clone());

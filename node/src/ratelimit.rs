@@ -33,6 +33,16 @@ impl Limits {
     /// What the mesh's request handler admits per peer and in all. An entry node relays every
     /// device's slot and input requests to each member, and a coordinator polls its members, so
     /// a peer's rate is well above one device's.
+    /// Program sources and modules a node serves (each up to a megabyte): per peer and in all,
+    /// per second.
+    pub fn large_answers() -> Self {
+        Limits {
+            per_client: NonZeroU32::new(2).expect("non-zero"),
+            total: NonZeroU32::new(16).expect("non-zero"),
+            ..Limits::default()
+        }
+    }
+
     pub fn peers() -> Self {
         Limits {
             per_client: NonZeroU32::new(200).expect("non-zero"),

@@ -21,7 +21,6 @@ pub enum TaskState {
     Failed(String),
 }
 
-/// What happened to a task.
 /// A task as its coordinator reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskReport {
@@ -45,6 +44,7 @@ impl TaskReport {
     }
 }
 
+/// What happened to a task.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaskEvent {
     CommitteeFormed,

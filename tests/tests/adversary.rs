@@ -1719,6 +1719,8 @@ async fn wasm_seat_with_another_module() {
 /// drives) fills the ten slots itself and asks every member to run over all ten but one member
 /// over the first nine: the difference of the outputs would be the tenth device's record. That
 /// member refuses (a majority of seats confirms the other list), the others run over all ten.
+/// Before that, Starts that make the task another prover's or change its record size are
+/// refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wasm_coordinator_splits_the_run() {
     const SUM_WAT: &str = include_str!("../../examples/wasm/sum.wat");
@@ -1785,6 +1787,25 @@ async fn wasm_coordinator_splits_the_run() {
         prover_kind: ProverKind::Wasm as u8,
         record_bytes: 8,
     };
+    // A Start that makes the task another prover's, or its records another size, is refused:
+    // members take the task's shape from the manifest the chain pins.
+    let as_spdz = TaskInfo {
+        prover_kind: ProverKind::Spdz as u8,
+        ..info.clone()
+    };
+    let wider = TaskInfo {
+        record_bytes: 16,
+        ..info.clone()
+    };
+    for forged in [as_spdz, wider] {
+        for h in &holders {
+            let answer = ask(&network, h.peer, &Request::Start(forged.clone())).await;
+            assert!(
+                matches!(&answer, Response::Refused { reason, .. } if reason.contains("does not match")),
+                "{answer:?}"
+            );
+        }
+    }
     for h in &holders {
         let answer = ask(&network, h.peer, &Request::Start(info.clone())).await;
         assert_eq!(answer, Response::Started, "{answer:?}");
