@@ -385,11 +385,12 @@ async fn cli() -> anyhow::Result<()> {
                 None => println!("no result published for this task yet"),
                 Some(r) => {
                     match read_outputs(&contracts, &api, task, &r.output).await {
-                        Ok(outputs) => {
+                        Ok(Some(outputs)) => {
                             for o in outputs {
                                 println!("{} = {o}", o.name());
                             }
                         }
+                        Ok(None) => println!("output = {}", wasm_cli::shown(&r.output)),
                         Err(e) => println!("output 0x{} ({e:#})", hex::encode(&r.output)),
                     }
                     println!("published in block {}", r.published_block);
@@ -401,13 +402,14 @@ async fn cli() -> anyhow::Result<()> {
 }
 
 /// A task's published outputs, read with its program (fetched from the node at `api` and
-/// checked against the hash on chain).
+/// checked against the hash on chain); `None` for a `wasm` task, whose output is the module's
+/// bytes.
 async fn read_outputs(
     contracts: &Contracts,
     api: &str,
     task: U256,
     output: &[u8],
-) -> anyhow::Result<Vec<conclave_provers::Opened>> {
+) -> anyhow::Result<Option<Vec<conclave_provers::Opened>>> {
     let hash = contracts.task(task).await?.programHash;
     let url = format!("{api}/v1/tasks/0x{:064x}/program", task);
     let answer: conclave_node::api::ProgramJson = reqwest::get(&url)
@@ -417,8 +419,12 @@ async fn read_outputs(
         .await
         .context("the node's answer")?;
     let program = Program::from_chain(&answer.source, hash)?;
+    if let conclave_node::program::Body::Wasm(_) = program.body {
+        return Ok(None);
+    }
     program
         .decode_outputs(output)
+        .map(Some)
         .context("the output does not have the program's layout")
 }
 

@@ -84,6 +84,14 @@ pub fn record(arg: &str) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// A module's output as text if it is printable UTF-8, else as hex.
+pub fn shown(output: &[u8]) -> String {
+    match std::str::from_utf8(output) {
+        Ok(text) if text.chars().all(|c| !c.is_control() || c.is_whitespace()) => text.into(),
+        _ => format!("0x{}", hex::encode(output)),
+    }
+}
+
 /// `conclave wasm run FILE --record …`: runs the module over the records as a task would and
 /// prints its output, logs and fuel.
 pub fn run(file: &Path, records: Vec<Vec<u8>>) -> anyhow::Result<()> {
@@ -98,12 +106,7 @@ pub fn run(file: &Path, records: Vec<Vec<u8>>) -> anyhow::Result<()> {
     for line in &run.logs {
         println!("log       {line}");
     }
-    match std::str::from_utf8(&run.output) {
-        Ok(text) if text.chars().all(|c| !c.is_control() || c.is_whitespace()) => {
-            println!("output    {text}")
-        }
-        _ => println!("output    0x{}", hex::encode(&run.output)),
-    }
+    println!("output    {}", shown(&run.output));
     println!("fuel      {}", run.fuel_used);
     Ok(())
 }

@@ -393,3 +393,66 @@ async fn a_member_killed_mid_task_is_replaced_and_the_work_is_published_by_a_new
         .unwrap();
     assert!(first_result.is_none(), "the failed task published nothing");
 }
+
+/// A `wasm` project as an operator makes one, with the CLI only: `conclave project register` of
+/// a project.toml naming a module, devices sending `conclave submit --data` through three
+/// nodes, and `conclave result` reading the module's output from chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasm_project_registered_with_the_cli_publishes_on_anvil() {
+    let mesh = Mesh::start(2).await;
+    let dir = &mesh.nodes[0].0;
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm/sum.wat"),
+        dir.join("sum.wat"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("project.toml"),
+        "prover = \"wasm\"\nmodule = \"sum.wat\"\ndevices = 3\nwindow = 120\nrecord_bytes = 8\ncommittee_size = 3\nthreshold = 2\n",
+    )
+    .unwrap();
+    let out = conclave(dir, &["project", "register", "project.toml"]);
+    let project = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|id| id.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no project id in {out}"));
+    assert!(out.contains("module 0x"), "{out}");
+    let rpc = mesh._anvil.url().to_string();
+    let mut task = String::new();
+    for (i, value) in [5i64, -12, 40].iter().enumerate() {
+        let data = format!("0x{}", hex::encode(value.to_le_bytes()));
+        let out = conclave(
+            dir,
+            &[
+                "submit",
+                "--api",
+                &mesh.api(i + 1),
+                "--project",
+                &project.to_string(),
+                "--data",
+                &data,
+                "--rpc",
+                &rpc,
+            ],
+        );
+        task = field(&out, "accepted: task").into();
+    }
+    let task = task.trim_start_matches("0x").to_string();
+    let mut watcher = ResultWatcher::new(mesh.contracts.clone(), mesh.from_block, 0)
+        .with_poll_interval(Duration::from_millis(100));
+    let published = watcher
+        .wait_for_task(
+            U256::from_str_radix(&task, 16).unwrap(),
+            Duration::from_secs(180),
+        )
+        .await
+        .unwrap()
+        .expect("the wasm task publishes");
+    assert_eq!(published.event.output.as_ref(), 33i64.to_le_bytes());
+    let shown = conclave(dir, &["result", &task]);
+    assert!(
+        shown.contains(&format!("output = 0x{}", hex::encode(33i64.to_le_bytes()))),
+        "{shown}"
+    );
+}
