@@ -6,10 +6,13 @@
 //!   the inputs it computed on.
 //!
 //! - [`wasm`]: the engine of the `wasm` prover (deterministic module runs, native and W3bstream
-//!   applet ABIs); the node does not run `wasm` projects yet.
+//!   applet ABIs); the node runs it at every seat of a `wasm` task.
+//! - [`halo2`]: a program's circuit IR proven with halo2 (KZG on BN254); the node does not run
+//!   `halo2` projects yet.
 //!
-//! `halo2`, `tee` and `byop` are not built.
+//! `tee` and `byop` are not built.
 
+pub mod halo2;
 pub mod spdz;
 pub mod wasm;
 

@@ -1,0 +1,152 @@
+use super::*;
+use conclave_mpc::lang::{InputValues, Program};
+
+/// Sum and count of valid 16-bit readings: a range check per device (two comparisons).
+const SUM: &str = "devices 3;\nwindow 60;\ninput reading: int16 in -1000..=1000 from devices;\noutput sum = sum(reading);\noutput counted = sum(valid);\n";
+
+fn compiled(readings: &[i128]) -> (Program, Vec<Vec<Fp>>, Vec<Fr>) {
+    let program = Program::compile(SUM, 2, Some(readings.len())).unwrap();
+    let values = InputValues {
+        devices: readings.iter().map(|r| vec![*r]).collect(),
+        owner: Vec::new(),
+    };
+    let inputs = program.party_inputs(&values).unwrap();
+    let expected = program
+        .evaluate(&values)
+        .unwrap()
+        .iter()
+        .map(|o| to_fr(Fp::from_i128(o.scaled)))
+        .collect();
+    (program, inputs, expected)
+}
+
+#[test]
+fn signed_values_keep_their_meaning() {
+    assert_eq!(to_fr(Fp::from_i64(-5)), -Fr::from(5));
+    assert_eq!(to_fr(Fp::from_i64(7)), Fr::from(7));
+    assert_eq!(to_fr(Fp::from_i128(-(1 << 100))), -Fr::from_u128(1 << 100));
+}
+
+#[test]
+fn a_program_proves_its_plaintext_outputs_and_nothing_else_verifies() {
+    // One reading out of range: it is left out inside the circuit, as in the evaluator.
+    let (program, inputs, expected) = compiled(&[5, -12, 4000]);
+    let circuit = &program.lowered.circuit;
+    let bound = [Fr::from(77), Fr::from(88)];
+    let k = rows_needed(circuit, bound.len()).unwrap();
+    let params = insecure_params(k, [1; 32]);
+    let keys = keygen(&params, circuit, bound.len()).unwrap();
+    let (proof, instances) = prove(&params, &keys, circuit, &inputs, &bound).unwrap();
+    assert_eq!(&instances[..2], &bound);
+    assert_eq!(&instances[2..], &expected[..]);
+    assert_eq!(instances[2..], [Fr::from(0) - Fr::from(7), Fr::from(2)]);
+    verify(&params, keys.vk(), &instances, &proof).unwrap();
+
+    // A flipped byte, another output, another bound value: each refused.
+    let mut tampered = proof.clone();
+    tampered[100] ^= 1;
+    assert_eq!(
+        verify(&params, keys.vk(), &instances, &tampered),
+        Err(Halo2Error::Rejected)
+    );
+    let mut other_output = instances.clone();
+    other_output[2] += Fr::from(1);
+    assert_eq!(
+        verify(&params, keys.vk(), &other_output, &proof),
+        Err(Halo2Error::Rejected)
+    );
+    let mut other_task = instances.clone();
+    other_task[0] = Fr::from(78);
+    assert_eq!(
+        verify(&params, keys.vk(), &other_task, &proof),
+        Err(Halo2Error::Rejected)
+    );
+    // Another program's key does not take this proof.
+    let other =
+        Program::compile(&SUM.replace("sum(reading)", "sum(reading) * 2"), 2, Some(3)).unwrap();
+    let other_keys = keygen(&params, &other.lowered.circuit, bound.len()).unwrap();
+    assert_eq!(
+        verify(&params, other_keys.vk(), &instances, &proof),
+        Err(Halo2Error::Rejected)
+    );
+}
+
+#[test]
+fn an_input_that_is_not_a_bit_is_refused() {
+    let (program, mut inputs, _) = compiled(&[5, 6, 7]);
+    let circuit = &program.lowered.circuit;
+    let params = insecure_params(rows_needed(circuit, 0).unwrap(), [2; 32]);
+    let keys = keygen(&params, circuit, 0).unwrap();
+    let party = inputs.iter().position(|p| !p.is_empty()).unwrap();
+    inputs[party][0] = Fp::from_u64(2);
+    assert!(matches!(
+        prove(&params, &keys, circuit, &inputs, &[]),
+        Err(Halo2Error::BadInput(_))
+    ));
+}
+
+#[test]
+fn constants_are_integers_or_powers_of_one_half() {
+    let half = Fp::from_u64(2).inverse().unwrap();
+    assert_eq!(
+        constant(half * half).unwrap(),
+        Fr::from(4).invert().unwrap()
+    );
+    assert_eq!(constant(-half).unwrap(), -Fr::from(2).invert().unwrap());
+    assert_eq!(constant(Fp::from_i64(-3)).unwrap(), -Fr::from(3));
+    // A value that is neither (a third) is refused rather than misread.
+    let third = Fp::from_u64(3).inverse().unwrap();
+    assert_eq!(constant(third), Err(Halo2Error::UnsupportedConstant));
+}
+
+/// The verifier snark-verifier generates for a program's key, compiled with the pinned solc-js
+/// and deployed on the embedded chain, accepts exactly what verifies natively.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generated_verifier_accepts_on_chain_what_verifies_natively() {
+    use alloy::primitives::{Bytes, U256};
+    use alloy::signers::local::PrivateKeySigner;
+    use conclave_chain::backend::{Chain, DevChain, TxRequest};
+
+    let (program, inputs, _) = compiled(&[5, -12, 40]);
+    let circuit = &program.lowered.circuit;
+    let bound = [Fr::from(1), Fr::from(2)];
+    let params = insecure_params(rows_needed(circuit, bound.len()).unwrap(), [3; 32]);
+    let keys = keygen(&params, circuit, bound.len()).unwrap();
+    let (proof, instances) = prove(&params, &keys, circuit, &inputs, &bound).unwrap();
+    let source = verifier_source(&params, keys.vk(), instances.len());
+    assert_eq!(source, verifier_source(&params, keys.vk(), instances.len()));
+    let tools = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools");
+    let bytecode = compile_verifier(&source, &tools).expect("solc-js (scripts/test installs it)");
+
+    let chain = conclave_chain::EmbeddedChain::new();
+    let deployer = PrivateKeySigner::random();
+    chain
+        .set_balance(deployer.address(), U256::from(10u64).pow(U256::from(20)))
+        .await
+        .unwrap();
+    let deployed = chain
+        .send(
+            &deployer,
+            TxRequest {
+                to: None,
+                data: Bytes::from(bytecode),
+                value: U256::ZERO,
+            },
+        )
+        .await
+        .unwrap();
+    let verifier = deployed.contract_address.unwrap();
+    let accepts = async |instances: &[Fr], proof: &[u8]| {
+        chain
+            .call(verifier, Bytes::from(calldata(instances, proof)))
+            .await
+            .is_ok()
+    };
+    assert!(accepts(&instances, &proof).await);
+    let mut tampered = proof.clone();
+    tampered[64] ^= 1;
+    assert!(!accepts(&instances, &tampered).await);
+    let mut other = instances.clone();
+    other[0] += Fr::from(1);
+    assert!(!accepts(&other, &proof).await);
+}
