@@ -66,7 +66,7 @@ async fn main() {
                 .collect(),
         );
         let started = Instant::now();
-        halo2::verify(&params, keys.vk(), &instances, &proof).unwrap();
+        halo2::verify(&params, &keys, &instances, &proof).unwrap();
         let verify = started.elapsed();
         let sol = halo2::verifier_source(&params, keys.vk(), instances.len());
         let bytecode = halo2::compile_verifier(&sol, &tools).unwrap();

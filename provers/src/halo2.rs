@@ -6,15 +6,19 @@
 //! every range), so arithmetic gates mean the same in BN254's scalar field as in the MPC field;
 //! constants are carried over as signed integers. The MPC-only gates become:
 //! - `Input`: a private witness constrained to a bit (a device's record arrives bit by bit);
-//! - `RandomBit`: a witness bit, zero as in the plaintext evaluation (the comparison, truncation
-//!   and equality gadgets give the same result whatever the bits, so a prover choosing them gains
-//!   nothing);
+//! - `RandomBit`: the constant 0, as in the plaintext evaluation (a proof has nothing to mask;
+//!   a constant leaves the prover no choice, so soundness does not rest on the gadgets being exact
+//!   for every bit);
 //! - `Open`: nothing (the prover knows every value; nothing is revealed);
 //! - `Bit(a, i)`: bit `i` of a full 253-bit decomposition of `a` (unique, as 2^253 < the field);
 //! - `Random` (a private output's mask): refused, since a proof has no receiver to hand a mask.
 //!
-//! The public instances are the `bound` values first (what binds the proof to a task: its id, a
-//! commitment to its inputs), then the program's outputs.
+//! The public instances are the `bound` values first, then the program's outputs. **The inputs
+//! are free witnesses**: nothing here ties them to what the task's devices sent. The node path
+//! (not built) must bind them — a commitment to the inputs computed in the circuit (Poseidon)
+//! and constrained to a bound instance that the chain or the other seats take from the devices'
+//! own submissions — and the contract must refuse instances ≥ r (snark-verifier's verifier reads
+//! them mod r) and read outputs above r/2 as negative.
 
 use std::collections::HashMap;
 
@@ -46,7 +50,7 @@ const DECOMPOSITION_BITS: usize = 253;
 const BLINDING_ROWS: usize = 9;
 
 /// Largest circuit size, as log2 of its rows: proving keys grow with it.
-pub const MAX_K: u32 = 22;
+pub const MAX_K: u32 = 20;
 
 /// Why a program cannot be proven, or a proof was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +61,10 @@ pub enum Halo2Error {
     PrivateOutputs,
     #[error("the circuit has a constant that is neither a small integer nor 1/2^m")]
     UnsupportedConstant,
+    #[error("the circuit is malformed: {0}")]
+    Circuit(String),
+    #[error("{got} public instances where the program's key has {expected}")]
+    InstanceCount { expected: usize, got: usize },
     #[error("input {0} is missing or not a bit")]
     BadInput(usize),
     #[error("the circuit needs 2^{0} rows, more than the 2^{MAX_K} this node proves")]
@@ -94,20 +102,6 @@ const MAX_CONSTANT_BITS: usize = 250;
 /// exactly by powers of two; in the MPC field that is a multiplication by the inverse, which as
 /// an integer means nothing in another field).
 fn constant(c: Fp) -> Result<Fr, Halo2Error> {
-    let mut inverse = Fp::ONE;
-    let half = Fp::from_u64(2).inverse().expect("2 is invertible");
-    let fr_half = Fr::from(2).invert().expect("2 is invertible");
-    let mut fr_inverse = Fr::one();
-    for _ in 1..=DECOMPOSITION_BITS {
-        inverse *= half;
-        fr_inverse *= fr_half;
-        if c == inverse {
-            return Ok(fr_inverse);
-        }
-        if c == -inverse {
-            return Ok(-fr_inverse);
-        }
-    }
     let (magnitude, _) = signed(c);
     let bits = magnitude
         .iter()
@@ -115,10 +109,28 @@ fn constant(c: Fp) -> Result<Fr, Halo2Error> {
         .rev()
         .find(|(_, b)| **b != 0)
         .map_or(0, |(i, b)| i * 8 + 8 - b.leading_zeros() as usize);
-    if bits > MAX_CONSTANT_BITS {
-        return Err(Halo2Error::UnsupportedConstant);
+    if bits <= MAX_CONSTANT_BITS {
+        return Ok(to_fr(c));
     }
-    Ok(to_fr(c))
+    // 1/2^m and −1/2^m for m = 1..=253, in both fields, computed once.
+    static INVERSES: std::sync::OnceLock<HashMap<[u8; 32], Fr>> = std::sync::OnceLock::new();
+    let table = INVERSES.get_or_init(|| {
+        let half = Fp::from_u64(2).inverse().expect("2 is invertible");
+        let fr_half = Fr::from(2).invert().expect("2 is invertible");
+        let (mut inverse, mut fr_inverse) = (Fp::ONE, Fr::one());
+        let mut table = HashMap::new();
+        for _ in 1..=DECOMPOSITION_BITS {
+            inverse *= half;
+            fr_inverse *= fr_half;
+            table.insert(inverse.to_bytes(), fr_inverse);
+            table.insert((-inverse).to_bytes(), -fr_inverse);
+        }
+        table
+    });
+    table
+        .get(&c.to_bytes())
+        .copied()
+        .ok_or(Halo2Error::UnsupportedConstant)
 }
 
 /// The magnitude (little-endian) and sign of an IR value as a signed integer.
@@ -147,8 +159,12 @@ fn lay_out(
     inputs: Option<&[Vec<Fp>]>,
     bound: &[Fr],
 ) -> Result<Vec<Fr>, Halo2Error> {
+    circuit
+        .validate()
+        .map_err(|e| Halo2Error::Circuit(e.to_string()))?;
     let gate = GateChip::<Fr>::default();
     let ctx = builder.main(0);
+    let max_cells = 8usize << MAX_K;
     let mut public: Vec<AssignedValue<Fr>> = bound.iter().map(|b| ctx.load_witness(*b)).collect();
     let mut next_input = vec![0usize; circuit.parties()];
     let mut decomposed: HashMap<usize, Vec<AssignedValue<Fr>>> = HashMap::new();
@@ -184,24 +200,28 @@ fn lay_out(
             Gate::Sub(a, b) => gate.sub(ctx, wires[a.index()], wires[b.index()]),
             Gate::Neg(a) => gate.neg(ctx, wires[a.index()]),
             Gate::Mul(a, b) => gate.mul(ctx, wires[a.index()], wires[b.index()]),
-            Gate::MulConst(a, c) => {
-                let c = ctx.load_constant(constant(c)?);
-                gate.mul(ctx, wires[a.index()], c)
-            }
-            Gate::RandomBit => {
-                let w = ctx.load_witness(Fr::zero());
-                gate.assert_bit(ctx, w);
-                w
-            }
+            Gate::MulConst(a, c) => gate.mul(
+                ctx,
+                wires[a.index()],
+                halo2_base::QuantumCell::Constant(constant(c)?),
+            ),
+            Gate::RandomBit => ctx.load_zero(),
             Gate::Open(a) => wires[a.index()],
             Gate::Bit(a, i) => {
                 let bits = decomposed
                     .entry(a.index())
                     .or_insert_with(|| gate.num_to_bits(ctx, wires[a.index()], DECOMPOSITION_BITS));
-                bits[usize::from(i)]
+                *bits
+                    .get(usize::from(i))
+                    .ok_or_else(|| Halo2Error::Circuit(format!("bit {i} of a value")))?
             }
         };
         wires.push(w);
+        // Checked as the layout grows: a circuit far past the largest size stops here, before
+        // it takes gigabytes.
+        if ctx.advice.len() > max_cells {
+            return Err(Halo2Error::TooLarge(MAX_K + 1));
+        }
     }
     public.extend(circuit.outputs().iter().map(|o| wires[o.index()]));
     let values = public.iter().map(|v| *v.value()).collect();
@@ -239,6 +259,10 @@ pub fn keygen(
     bound: usize,
 ) -> Result<Halo2Keys, Halo2Error> {
     let k = params.k();
+    let need = rows_needed(circuit, bound)?;
+    if k < need {
+        return Err(Halo2Error::ParamsTooSmall { have: k, need });
+    }
     let mut b = builder(CircuitBuilderStage::Keygen, k);
     let instances = lay_out(&mut b, circuit, None, &vec![Fr::zero(); bound])?.len();
     let config = b.calculate_params(Some(BLINDING_ROWS));
@@ -261,6 +285,13 @@ pub fn prove(
     inputs: &[Vec<Fp>],
     bound: &[Fr],
 ) -> Result<(Vec<u8>, Vec<Fr>), Halo2Error> {
+    let outputs = circuit.outputs().len();
+    if bound.len() + outputs != keys.instances {
+        return Err(Halo2Error::InstanceCount {
+            expected: keys.instances,
+            got: bound.len() + outputs,
+        });
+    }
     let mut b = BaseCircuitBuilder::prover(keys.config.clone(), keys.break_points.clone());
     let instances = lay_out(&mut b, circuit, Some(inputs), bound)?;
     let mut transcript = TranscriptWriterBuffer::<_, G1Affine, _>::init(Vec::new());
@@ -277,13 +308,20 @@ pub fn prove(
     Ok((transcript.finalize(), instances))
 }
 
-/// Checks `proof` for `instances` under `vk`, as the chain's verifier does.
+/// Checks `proof` for exactly the key's `instances` (missing instances would read as zero).
 pub fn verify(
     params: &ParamsKZG<Bn256>,
-    vk: &VerifyingKey<G1Affine>,
+    keys: &Halo2Keys,
     instances: &[Fr],
     proof: &[u8],
 ) -> Result<(), Halo2Error> {
+    if instances.len() != keys.instances {
+        return Err(Halo2Error::InstanceCount {
+            expected: keys.instances,
+            got: instances.len(),
+        });
+    }
+    let vk = keys.vk();
     let mut transcript = TranscriptReadBuffer::<_, G1Affine, _>::init(proof);
     verify_proof::<_, VerifierSHPLONK<_>, _, EvmTranscript<_, _, _, _>, _>(
         params.verifier_params(),

@@ -40,33 +40,38 @@ fn a_program_proves_its_plaintext_outputs_and_nothing_else_verifies() {
     assert_eq!(&instances[..2], &bound);
     assert_eq!(&instances[2..], &expected[..]);
     assert_eq!(instances[2..], [Fr::from(0) - Fr::from(7), Fr::from(2)]);
-    verify(&params, keys.vk(), &instances, &proof).unwrap();
+    verify(&params, &keys, &instances, &proof).unwrap();
 
     // A flipped byte, another output, another bound value: each refused.
     let mut tampered = proof.clone();
     tampered[100] ^= 1;
     assert_eq!(
-        verify(&params, keys.vk(), &instances, &tampered),
+        verify(&params, &keys, &instances, &tampered),
         Err(Halo2Error::Rejected)
     );
     let mut other_output = instances.clone();
     other_output[2] += Fr::from(1);
     assert_eq!(
-        verify(&params, keys.vk(), &other_output, &proof),
+        verify(&params, &keys, &other_output, &proof),
         Err(Halo2Error::Rejected)
     );
     let mut other_task = instances.clone();
     other_task[0] = Fr::from(78);
     assert_eq!(
-        verify(&params, keys.vk(), &other_task, &proof),
+        verify(&params, &keys, &other_task, &proof),
         Err(Halo2Error::Rejected)
     );
+    // A shortened instance list (a missing output would read as 0) is refused.
+    assert!(matches!(
+        verify(&params, &keys, &instances[..3], &proof),
+        Err(Halo2Error::InstanceCount { .. })
+    ));
     // Another program's key does not take this proof.
     let other =
         Program::compile(&SUM.replace("sum(reading)", "sum(reading) * 2"), 2, Some(3)).unwrap();
     let other_keys = keygen(&params, &other.lowered.circuit, bound.len()).unwrap();
     assert_eq!(
-        verify(&params, other_keys.vk(), &instances, &proof),
+        verify(&params, &other_keys, &instances, &proof),
         Err(Halo2Error::Rejected)
     );
 }

@@ -41,10 +41,30 @@ async fn run_task(cluster: &Cluster, project: u64, records: &[&[u8]]) -> (TaskJs
     (task, published)
 }
 
+/// `module` with a custom section (ignored when it runs) making it `size` bytes long.
+fn padded(mut module: Vec<u8>, size: usize) -> Vec<u8> {
+    let name = b"conclave-test-padding";
+    // id 0, the section's length (LEB128 in 5 bytes), the name's length and the name, zeros.
+    let length = size - module.len() - 6;
+    module.push(0);
+    let mut n = length as u32;
+    for i in 0..5 {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        module.push(if i < 4 { byte | 0x80 } else { byte });
+    }
+    module.push(name.len() as u8);
+    module.extend(name);
+    module.resize(size, 0);
+    module
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wasm_task_publishes_what_its_seats_agree_on() {
     let cluster = Cluster::start(4, |_| {}).await.unwrap();
-    let module = wat::parse_str(SUM_WAT).unwrap();
+    // Padded near the largest module a node takes, so the committee fetches a big one over the
+    // mesh.
+    let module = padded(wat::parse_str(SUM_WAT).unwrap(), 1_000_000);
     let project = cluster
         .wasm_project(&module, (3, 120, 8), 3, 2)
         .await
