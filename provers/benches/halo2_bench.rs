@@ -60,7 +60,8 @@ async fn main() {
                 .map(|_| {
                     let started = Instant::now();
                     (proof, instances) =
-                        halo2::prove(&params, &keys, circuit, &inputs, &bound).unwrap();
+                        halo2::prove(&params, &keys, circuit, &inputs, &bound, Fr::from(7))
+                            .unwrap();
                     started.elapsed()
                 })
                 .collect(),

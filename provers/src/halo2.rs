@@ -13,12 +13,14 @@
 //! - `Bit(a, i)`: bit `i` of a full 253-bit decomposition of `a` (unique, as 2^253 < the field);
 //! - `Random` (a private output's mask): refused, since a proof has no receiver to hand a mask.
 //!
-//! The public instances are the `bound` values first, then the program's outputs. **The inputs
-//! are free witnesses**: nothing here ties them to what the task's devices sent. The node path
-//! (not built) must bind them — a commitment to the inputs computed in the circuit (Poseidon)
-//! and constrained to a bound instance that the chain or the other seats take from the devices'
-//! own submissions — and the contract must refuse instances ≥ r (snark-verifier's verifier reads
-//! them mod r) and read outputs above r/2 as negative.
+//! The public instances are the `bound` values first (the task's id), then the **input
+//! commitment** — Poseidon over a secret salt and the input bits packed 250 to an element,
+//! computed in the circuit ([`input_commitment`] computes the same natively) — then the
+//! program's outputs. The commitment is what ties a proof to the task's inputs: a prover using
+//! other inputs proves another commitment. The node path (not built) must have the verifying seats
+//! and the chain take the commitment from the devices' own submissions (the salt from the devices'
+//! salts, so the chain cannot search the commitment), and the contract must refuse instances ≥ r
+//! (snark-verifier's verifier reads them mod r) and read outputs above r/2 as negative.
 
 use std::collections::HashMap;
 
@@ -151,13 +153,63 @@ pub fn to_fr(v: Fp) -> Fr {
     if negative { -fr } else { fr }
 }
 
+/// Input bits packed into one field element for the commitment.
+const PACKED_BITS: usize = 250;
+
+/// Poseidon over (salt, packed bits): the commitment to `bits` a proof exposes.
+fn commit(
+    ctx: &mut halo2_base::Context<Fr>,
+    gate: &GateChip<Fr>,
+    salt: AssignedValue<Fr>,
+    bits: &[AssignedValue<Fr>],
+) -> AssignedValue<Fr> {
+    let mut elements = vec![salt];
+    for chunk in bits.chunks(PACKED_BITS) {
+        let weights = gate.pow_of_two()[..chunk.len()]
+            .iter()
+            .map(|w| halo2_base::QuantumCell::Constant(*w));
+        elements.push(gate.inner_product(ctx, chunk.iter().copied(), weights));
+    }
+    let mut hasher = halo2_base::poseidon::hasher::PoseidonHasher::<Fr, 3, 2>::new(
+        halo2_base::poseidon::hasher::spec::OptimizedPoseidonSpec::new::<8, 57, 0>(),
+    );
+    hasher.initialize_consts(ctx, gate);
+    hasher.hash_fix_len_array(ctx, gate, &elements)
+}
+
+/// The commitment a proof of `circuit` over `inputs` exposes with `salt`, computed natively (by
+/// the same gates, outside any proof): what a verifying seat expects from the devices' inputs.
+pub fn input_commitment(circuit: &Circuit, inputs: &[Vec<Fp>], salt: Fr) -> Result<Fr, Halo2Error> {
+    let mut b = BaseCircuitBuilder::<Fr>::new(true);
+    let gate = GateChip::<Fr>::default();
+    let ctx = b.main(0);
+    let mut next = vec![0usize; inputs.len()];
+    let mut bits = Vec::new();
+    for g in circuit.gates() {
+        if let Gate::Input(p) = *g {
+            let p = usize::from(p);
+            let v = inputs
+                .get(p)
+                .and_then(|party| party.get(next[p]))
+                .copied()
+                .ok_or(Halo2Error::BadInput(bits.len()))?;
+            next[p] += 1;
+            bits.push(ctx.load_witness(to_fr(v)));
+        }
+    }
+    let salt = ctx.load_witness(salt);
+    Ok(*commit(ctx, &gate, salt, &bits).value())
+}
+
 /// Lays out `circuit` over `inputs` (per party, in input order; `None` for key generation, which
-/// needs only the shape) with `bound` as the first public instances; returns the instances.
+/// needs only the shape) with `bound` as the first public instances and the input commitment
+/// under `salt` next; returns the instances.
 fn lay_out(
     builder: &mut BaseCircuitBuilder<Fr>,
     circuit: &Circuit,
     inputs: Option<&[Vec<Fp>]>,
     bound: &[Fr],
+    salt: Fr,
 ) -> Result<Vec<Fr>, Halo2Error> {
     circuit
         .validate()
@@ -169,6 +221,7 @@ fn lay_out(
     let mut next_input = vec![0usize; circuit.parties()];
     let mut decomposed: HashMap<usize, Vec<AssignedValue<Fr>>> = HashMap::new();
     let mut wires: Vec<AssignedValue<Fr>> = Vec::with_capacity(circuit.gates().len());
+    let mut input_bits = Vec::new();
     let mut seen_inputs = 0usize;
     for g in circuit.gates() {
         let w = match *g {
@@ -192,6 +245,7 @@ fn lay_out(
                 seen_inputs += 1;
                 let w = ctx.load_witness(value);
                 gate.assert_bit(ctx, w);
+                input_bits.push(w);
                 w
             }
             Gate::Random => return Err(Halo2Error::PrivateOutputs),
@@ -223,6 +277,8 @@ fn lay_out(
             return Err(Halo2Error::TooLarge(MAX_K + 1));
         }
     }
+    let salt = ctx.load_witness(salt);
+    public.push(commit(ctx, &gate, salt, &input_bits));
     public.extend(circuit.outputs().iter().map(|o| wires[o.index()]));
     let values = public.iter().map(|v| *v.value()).collect();
     builder.assigned_instances = vec![public];
@@ -239,7 +295,7 @@ fn builder(stage: CircuitBuilderStage, k: u32) -> BaseCircuitBuilder<Fr> {
 /// The smallest `k` whose rows hold `circuit` with `bound` instances.
 pub fn rows_needed(circuit: &Circuit, bound: usize) -> Result<u32, Halo2Error> {
     let mut b = builder(CircuitBuilderStage::Keygen, MAX_K);
-    lay_out(&mut b, circuit, None, &vec![Fr::zero(); bound])?;
+    lay_out(&mut b, circuit, None, &vec![Fr::zero(); bound], Fr::zero())?;
     let cells = b.statistics().gate.total_advice_per_phase[0];
     // One advice column of up to 2^k rows per 2^k cells; aim for a few columns.
     let mut k = 10;
@@ -264,7 +320,7 @@ pub fn keygen(
         return Err(Halo2Error::ParamsTooSmall { have: k, need });
     }
     let mut b = builder(CircuitBuilderStage::Keygen, k);
-    let instances = lay_out(&mut b, circuit, None, &vec![Fr::zero(); bound])?.len();
+    let instances = lay_out(&mut b, circuit, None, &vec![Fr::zero(); bound], Fr::zero())?.len();
     let config = b.calculate_params(Some(BLINDING_ROWS));
     let vk = keygen_vk(params, &b).map_err(|e| Halo2Error::Prove(e.to_string()))?;
     let pk = keygen_pk(params, vk, &b).map_err(|e| Halo2Error::Prove(e.to_string()))?;
@@ -276,24 +332,25 @@ pub fn keygen(
     })
 }
 
-/// Proves `circuit` over `inputs` with `bound` leading instances: the proof and all public
-/// instances (bound values, then outputs).
+/// Proves `circuit` over `inputs` with `bound` leading instances and the input commitment under
+/// `salt`: the proof and all public instances (bound values, commitment, outputs).
 pub fn prove(
     params: &ParamsKZG<Bn256>,
     keys: &Halo2Keys,
     circuit: &Circuit,
     inputs: &[Vec<Fp>],
     bound: &[Fr],
+    salt: Fr,
 ) -> Result<(Vec<u8>, Vec<Fr>), Halo2Error> {
-    let outputs = circuit.outputs().len();
-    if bound.len() + outputs != keys.instances {
+    let got = bound.len() + 1 + circuit.outputs().len();
+    if got != keys.instances {
         return Err(Halo2Error::InstanceCount {
             expected: keys.instances,
-            got: bound.len() + outputs,
+            got,
         });
     }
     let mut b = BaseCircuitBuilder::prover(keys.config.clone(), keys.break_points.clone());
-    let instances = lay_out(&mut b, circuit, Some(inputs), bound)?;
+    let instances = lay_out(&mut b, circuit, Some(inputs), bound, salt)?;
     let mut transcript = TranscriptWriterBuffer::<_, G1Affine, _>::init(Vec::new());
     let rng = rand08::rngs::OsRng;
     create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<_>, _, _, EvmTranscript<_, _, _, _>, _>(

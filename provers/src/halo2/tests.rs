@@ -1,6 +1,8 @@
 use super::*;
 use conclave_mpc::lang::{InputValues, Program};
 
+const SALT: Fr = Fr::from_raw([0x5a17, 0, 0, 0]);
+
 /// Sum and count of valid 16-bit readings: a range check per device (two comparisons).
 const SUM: &str = "devices 3;\nwindow 60;\ninput reading: int16 in -1000..=1000 from devices;\noutput sum = sum(reading);\noutput counted = sum(valid);\n";
 
@@ -36,10 +38,12 @@ fn a_program_proves_its_plaintext_outputs_and_nothing_else_verifies() {
     let k = rows_needed(circuit, bound.len()).unwrap();
     let params = insecure_params(k, [1; 32]);
     let keys = keygen(&params, circuit, bound.len()).unwrap();
-    let (proof, instances) = prove(&params, &keys, circuit, &inputs, &bound).unwrap();
+    let (proof, instances) = prove(&params, &keys, circuit, &inputs, &bound, SALT).unwrap();
     assert_eq!(&instances[..2], &bound);
-    assert_eq!(&instances[2..], &expected[..]);
-    assert_eq!(instances[2..], [Fr::from(0) - Fr::from(7), Fr::from(2)]);
+    let commitment = input_commitment(circuit, &inputs, SALT).unwrap();
+    assert_eq!(instances[2], commitment);
+    assert_eq!(&instances[3..], &expected[..]);
+    assert_eq!(instances[3..], [Fr::from(0) - Fr::from(7), Fr::from(2)]);
     verify(&params, &keys, &instances, &proof).unwrap();
 
     // A flipped byte, another output, another bound value: each refused.
@@ -50,7 +54,7 @@ fn a_program_proves_its_plaintext_outputs_and_nothing_else_verifies() {
         Err(Halo2Error::Rejected)
     );
     let mut other_output = instances.clone();
-    other_output[2] += Fr::from(1);
+    other_output[3] += Fr::from(1);
     assert_eq!(
         verify(&params, &keys, &other_output, &proof),
         Err(Halo2Error::Rejected)
@@ -61,9 +65,20 @@ fn a_program_proves_its_plaintext_outputs_and_nothing_else_verifies() {
         verify(&params, &keys, &other_task, &proof),
         Err(Halo2Error::Rejected)
     );
+    // Other inputs (one bit of one record flipped) prove another commitment: a verifier that
+    // expects the devices' commitment refuses it. Another salt gives another commitment too.
+    let mut other_inputs = inputs.clone();
+    let party = other_inputs.iter().position(|p| !p.is_empty()).unwrap();
+    other_inputs[party][0] = Fp::ONE - other_inputs[party][0];
+    let (_, forged) = prove(&params, &keys, circuit, &other_inputs, &bound, SALT).unwrap();
+    assert_ne!(forged[2], commitment);
+    assert_ne!(
+        input_commitment(circuit, &inputs, Fr::from(5)).unwrap(),
+        commitment
+    );
     // A shortened instance list (a missing output would read as 0) is refused.
     assert!(matches!(
-        verify(&params, &keys, &instances[..3], &proof),
+        verify(&params, &keys, &instances[..4], &proof),
         Err(Halo2Error::InstanceCount { .. })
     ));
     // Another program's key does not take this proof.
@@ -85,7 +100,7 @@ fn an_input_that_is_not_a_bit_is_refused() {
     let party = inputs.iter().position(|p| !p.is_empty()).unwrap();
     inputs[party][0] = Fp::from_u64(2);
     assert!(matches!(
-        prove(&params, &keys, circuit, &inputs, &[]),
+        prove(&params, &keys, circuit, &inputs, &[], SALT),
         Err(Halo2Error::BadInput(_))
     ));
 }
@@ -117,7 +132,7 @@ async fn the_generated_verifier_accepts_on_chain_what_verifies_natively() {
     let bound = [Fr::from(1), Fr::from(2)];
     let params = insecure_params(rows_needed(circuit, bound.len()).unwrap(), [3; 32]);
     let keys = keygen(&params, circuit, bound.len()).unwrap();
-    let (proof, instances) = prove(&params, &keys, circuit, &inputs, &bound).unwrap();
+    let (proof, instances) = prove(&params, &keys, circuit, &inputs, &bound, SALT).unwrap();
     let source = verifier_source(&params, keys.vk(), instances.len());
     assert_eq!(source, verifier_source(&params, keys.vk(), instances.len()));
     let tools = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools");
