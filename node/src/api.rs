@@ -389,15 +389,7 @@ async fn project_program(
     body: Result<Json<ProgramJson>, JsonRejection>,
 ) -> Result<Json<ProgramJson>, ApiError> {
     let Json(body) = body?;
-    let project: u64 = project
-        .parse()
-        .map_err(|_| ApiError::bad("project id must be a number"))?;
-    let on_chain = api
-        .inner
-        .contracts
-        .project(alloy::primitives::U256::from(project))
-        .await
-        .map_err(NodeError::from)?;
+    let on_chain = project_on_chain(&api, &project).await?;
     if alloy::primitives::keccak256(body.source.as_bytes()) != on_chain.programHash {
         return Err(ApiError::bad(
             "the source does not hash to the project's program hash",
@@ -414,6 +406,22 @@ async fn project_program(
     }))
 }
 
+/// The project a path names, as the chain records it.
+async fn project_on_chain(
+    api: &Api,
+    project: &str,
+) -> Result<conclave_chain::bindings::ProjectRegistry::Project, ApiError> {
+    let project: u64 = project
+        .parse()
+        .map_err(|_| ApiError::bad("project id must be a number"))?;
+    Ok(api
+        .inner
+        .contracts
+        .project(alloy::primitives::U256::from(project))
+        .await
+        .map_err(NodeError::from)?)
+}
+
 /// Keeps the module a `wasm` project's manifest names: accepted only if it hashes to that
 /// name (so anyone may send it, and nobody can change it), and refused with the imports
 /// Conclave does not provide. The manifest must be on this node already (`…/program` first):
@@ -423,16 +431,8 @@ async fn project_module(
     Path(project): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<ProgramJson>, ApiError> {
-    let project: u64 = project
-        .parse()
-        .map_err(|_| ApiError::bad("project id must be a number"))?;
     let hash = alloy::primitives::keccak256(&body);
-    let on_chain = api
-        .inner
-        .contracts
-        .project(alloy::primitives::U256::from(project))
-        .await
-        .map_err(NodeError::from)?;
+    let on_chain = project_on_chain(&api, &project).await?;
     let manifest = api
         .inner
         .store
