@@ -244,6 +244,22 @@ impl Cluster {
         Ok(id)
     }
 
+    /// The result of the task with this (hex) id, published after block `from`, waiting up to
+    /// `wait`.
+    pub async fn published(
+        &self,
+        task_id: &str,
+        from: u64,
+        wait: Duration,
+    ) -> anyhow::Result<conclave_chain::contracts::Published> {
+        let task = U256::from_str_radix(task_id.trim_start_matches("0x"), 16)?;
+        conclave_chain::watch::ResultWatcher::new(self.contracts.clone(), from, 0)
+            .with_poll_interval(Duration::from_millis(20))
+            .wait_for_task(task, wait)
+            .await?
+            .with_context(|| format!("task {task_id} did not publish within {wait:?}"))
+    }
+
     /// Where the nodes' databases are (`node{i}.redb`).
     pub fn data_dir(&self) -> &std::path::Path {
         self._dir.path()

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use alloy::primitives::U256;
-use conclave_chain::watch::ResultWatcher;
 use conclave_node::client::Client;
 use conclave_node::program::Average;
 use conclave_sim::Cluster;
@@ -42,15 +41,10 @@ async fn a_silent_seat_holder_makes_the_coordinator_draw_again() {
             .await
             .unwrap();
     }
-    let published = ResultWatcher::new(cluster.contracts.clone(), from, 0)
-        .with_poll_interval(Duration::from_millis(20))
-        .wait_for_task(
-            U256::from_str_radix(&task.task_id, 16).unwrap(),
-            Duration::from_secs(120),
-        )
+    let published = cluster
+        .published(&task.task_id, from, Duration::from_secs(120))
         .await
-        .unwrap()
-        .expect("published");
+        .unwrap();
     let avg = Average::decode(&published.event.output).unwrap();
     assert_eq!((avg.sum, avg.count), (26, 4));
     cluster.shutdown().await;

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use alloy::primitives::U256;
 use conclave_chain::contracts::Published;
-use conclave_chain::watch::ResultWatcher;
 use conclave_node::api::TaskJson;
 use conclave_node::client::{Client, ClientError};
 use conclave_sim::Cluster;
@@ -29,15 +28,10 @@ async fn run_task(cluster: &Cluster, project: u64, records: &[&[u8]]) -> (TaskJs
             .await
             .unwrap();
     }
-    let published = ResultWatcher::new(cluster.contracts.clone(), from, 0)
-        .with_poll_interval(Duration::from_millis(20))
-        .wait_for_task(
-            U256::from_str_radix(&task.task_id, 16).unwrap(),
-            Duration::from_secs(120),
-        )
+    let published = cluster
+        .published(&task.task_id, from, Duration::from_secs(120))
         .await
-        .unwrap()
-        .expect("the wasm task publishes");
+        .unwrap();
     (task, published)
 }
 
