@@ -162,6 +162,32 @@ pub async fn check_members(
     Ok(())
 }
 
+/// Seats per operator in a task's committee, as the chain draws them.
+pub struct Seats(std::collections::HashMap<[u8; 20], u32>);
+
+impl Seats {
+    /// `operator`'s seats (0 if it holds none).
+    pub fn of(&self, operator: &[u8; 20]) -> u32 {
+        self.0.get(operator).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> u32 {
+        self.0.values().sum()
+    }
+}
+
+/// The task's seats per operator, or `None` while its seed's block is not mined.
+pub async fn seats(contracts: &Contracts, task: U256) -> Result<Option<Seats>, ContractError> {
+    Ok(contracts.committee(task).await?.map(|seated| {
+        Seats(
+            seated
+                .into_iter()
+                .map(|(who, mask)| (who.0.0, seat_count(mask)))
+                .collect(),
+        )
+    }))
+}
+
 /// The peer id of `operator`'s node, if its record passes the identity check.
 pub async fn verified_peer(
     contracts: &Contracts,

@@ -2,10 +2,10 @@
 //! TaskRouter checks), replaces candidates that do not answer, hands out input slots, closes the
 //! input window, has the committee compute, gathers the signatures and submits the result.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy::primitives::{Address, Bytes, U256, keccak256};
 use conclave_chain::ContractError;
 use conclave_chain::attest::{Attestation, TaskResult};
 use conclave_chain::contracts::ProverKind;
@@ -571,7 +571,8 @@ impl Inner {
                         signer: Address::from(member.operator),
                         signature: Bytes::from(signature.clone()),
                     };
-                    let valid = result_of(info, &output, proof_hash)
+                    let valid = info
+                        .result(&output, proof_hash)
                         .verify(&claimed, self.chain_id, self.router)
                         .is_ok();
                     signed.push(Answer {
@@ -586,14 +587,16 @@ impl Inner {
                 Err(e) => tracing::warn!(error = %e, "member failed to compute"),
             }
         }
-        let seats = self.seats_of(task).await?;
+        let seats = crate::committee::seats(&self.contracts, U256::from_be_bytes(task))
+            .await?
+            .ok_or_else(|| NodeError::Task("the task's committee is not drawn".into()))?;
         let threshold = u32::from(
             self.contracts
                 .task(U256::from_be_bytes(task))
                 .await?
                 .threshold,
         );
-        let agreed = agree(signed, |o| seats.get(o).copied().unwrap_or(0), threshold);
+        let agreed = agree(signed, |o| seats.of(o), threshold);
         record.dissent = match &agreed {
             Ok(a) => a.dissent.clone(),
             Err(NoAgreement::ShortOfThreshold { dissent, .. }) => dissent.clone(),
@@ -608,7 +611,7 @@ impl Inner {
         record.output = Some(output.clone());
         self.record_phase(&mut record, "compute", closed)?;
         self.set_state(&mut record, TaskEvent::Computed)?;
-        let result = result_of(info, &output, agreed.proof_hash);
+        let result = info.result(&output, agreed.proof_hash);
         let attestations: Vec<Attestation> = agreed
             .signers
             .into_iter()
@@ -634,19 +637,6 @@ impl Inner {
             .await;
         tracing::info!(task = %hex::encode(task), tx = %hex::encode(tx_hash), "result published");
         Ok(())
-    }
-
-    /// Each seat holder's seats in the task's committee, as the chain draws them.
-    async fn seats_of(&self, task: TaskId) -> Result<HashMap<[u8; 20], u32>, NodeError> {
-        let seated = self
-            .contracts
-            .committee(U256::from_be_bytes(task))
-            .await?
-            .ok_or_else(|| NodeError::Task("the task's committee is not drawn".into()))?;
-        Ok(seated
-            .into_iter()
-            .map(|(who, mask)| (who.0.0, conclave_chain::sortition::seat_count(mask)))
-            .collect())
     }
 
     /// Has the committee's members, in rank order, submit the result (the first that succeeds
@@ -764,15 +754,5 @@ impl Inner {
             }
         }
         Ok(handles)
-    }
-}
-
-/// The result members sign for `output` of `info`'s task.
-fn result_of(info: &TaskInfo, output: &[u8], proof_hash: [u8; 32]) -> TaskResult {
-    TaskResult {
-        project_id: U256::from(info.project_id),
-        task_id: U256::from_be_bytes(info.task_id),
-        output: Bytes::from(output.to_vec()),
-        proof_hash: B256::from(proof_hash),
     }
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use alloy::primitives::{B256, Bytes, U256};
-use conclave_chain::attest::{Attestation, TaskResult};
+use alloy::primitives::{Bytes, U256};
+use conclave_chain::attest::Attestation;
 use conclave_mpc::Fp;
 use conclave_mpc::prep::Triple;
 use conclave_mpc::share::Share;
@@ -258,7 +258,9 @@ impl Inner {
                 .map_err(|e| refuse(format!("the task's module: {e}")))?;
             record.member = true;
             record.info = Some(info.clone());
-            stored(self.store.put_task(&record).map(|_| true))?;
+            self.store
+                .put_task(&record)
+                .map_err(|e| refuse(e.to_string()))?;
             return Ok(Response::Started);
         }
         if stored(self.store.alpha(&info.task_id).map(|a| a.is_some()))? {
@@ -672,12 +674,7 @@ impl Inner {
         if info.coordinator != from.to_bytes() {
             return Err(refuse("only the coordinator hands out submissions"));
         }
-        let result = TaskResult {
-            project_id: U256::from(info.project_id),
-            task_id: U256::from_be_bytes(task),
-            output: Bytes::from(output),
-            proof_hash: B256::from(proof_hash),
-        };
+        let result = info.result(&output, proof_hash);
         let attestations: Vec<Attestation> = signatures
             .into_iter()
             .map(|(signer, signature)| Attestation {
@@ -842,12 +839,7 @@ impl Inner {
             ran.as_ref().map(|_| started.elapsed()).map_err(|_| ()),
         );
         let (output, proof_hash) = ran?;
-        let result = TaskResult {
-            project_id: U256::from(info.project_id),
-            task_id: U256::from_be_bytes(task),
-            output: Bytes::from(output.clone()),
-            proof_hash: B256::from(proof_hash),
-        };
+        let result = info.result(&output, proof_hash);
         let att = result
             .sign(&self.operator, self.chain_id, self.router)
             .map_err(|e| refuse(e.to_string()))?;
@@ -1023,27 +1015,15 @@ impl Inner {
         let task = info.task_id;
         let id = U256::from_be_bytes(task);
         let chain = |e: conclave_chain::ContractError| refuse(format!("reading the task: {e}"));
-        let seated = self
-            .contracts
-            .committee(id)
+        let seats = crate::committee::seats(&self.contracts, id)
             .await
             .map_err(chain)?
             .ok_or_else(|| refuse("the task's committee is not drawn"))?;
-        let seats = |operator: &[u8; 20]| -> u32 {
-            seated
-                .iter()
-                .filter(|(who, _)| who.0.0 == *operator)
-                .map(|(_, mask)| conclave_chain::sortition::seat_count(*mask))
-                .sum()
-        };
-        let total: u32 = seated
-            .iter()
-            .map(|(_, m)| conclave_chain::sortition::seat_count(*m))
-            .sum();
+        let total = seats.total();
         let threshold = u32::from(self.contracts.task(id).await.map_err(chain)?.threshold);
         let needed = threshold.max(total / 2 + 1);
         let me = self.network.peer_id().to_bytes();
-        let mut confirmed = seats(&self.operator.address().0.0);
+        let mut confirmed = seats.of(&self.operator.address().0.0);
         let mut pending: Vec<&crate::messages::Member> =
             info.committee.iter().filter(|m| m.peer != me).collect();
         let deadline = std::time::Instant::now() + SLOTS_WAIT;
@@ -1065,7 +1045,7 @@ impl Inner {
             let mut still = Vec::new();
             for (member, answer) in pending.into_iter().zip(answers) {
                 match answer {
-                    Some(true) => confirmed += seats(&member.operator),
+                    Some(true) => confirmed += seats.of(&member.operator),
                     Some(false) => tracing::warn!(
                         task = %hex::encode(task),
                         operator = %alloy::primitives::Address::from(member.operator),

@@ -62,6 +62,20 @@ impl TaskInfo {
         (self.owner_bits > 0).then_some(self.max_inputs)
     }
 
+    /// The result members sign for `output` of this task.
+    pub fn result(
+        &self,
+        output: &[u8],
+        proof_hash: [u8; 32],
+    ) -> conclave_chain::attest::TaskResult {
+        conclave_chain::attest::TaskResult {
+            project_id: alloy::primitives::U256::from(self.project_id),
+            task_id: alloy::primitives::U256::from_be_bytes(self.task_id),
+            output: alloy::primitives::Bytes::from(output.to_vec()),
+            proof_hash: alloy::primitives::B256::from(proof_hash),
+        }
+    }
+
     /// Devices seal their records whole to each member, instead of secret-sharing them.
     pub fn sealed_records(&self) -> bool {
         self.record_bytes > 0

@@ -118,11 +118,16 @@ async fn project(cluster: &Cluster, committee: u16, threshold: u16, inputs: u32)
 /// Opens a task from the test (no node coordinates it) and waits for its seats: (id, seat
 /// holders with their masks).
 async fn open_drawn_task(cluster: &Cluster, project: U256) -> (U256, Vec<(Address, U256)>) {
-    let (task, _) = cluster
-        .contracts
-        .open_task(&cluster.owner, project)
-        .await
-        .unwrap();
+    open_drawn_task_as(cluster, &cluster.owner, project).await
+}
+
+/// [`open_drawn_task`] with `opener` paying for it (its node is then the task's coordinator).
+async fn open_drawn_task_as(
+    cluster: &Cluster,
+    opener: &PrivateKeySigner,
+    project: U256,
+) -> (U256, Vec<(Address, U256)>) {
+    let (task, _) = cluster.contracts.open_task(opener, project).await.unwrap();
     cluster.chain.mine(2).await.unwrap();
     let seated = cluster.contracts.committee(task).await.unwrap().unwrap();
     (task, seated)
@@ -626,13 +631,7 @@ async fn forged_task_announcement() {
     let opener_key = operator_key(&cluster, attacker.operator()).clone();
     let mut cut = None;
     for _ in 0..50 {
-        let (own, _) = cluster
-            .contracts
-            .open_task(&opener_key, U256::from(project_id))
-            .await
-            .unwrap();
-        cluster.chain.mine(2).await.unwrap();
-        let seated = cluster.contracts.committee(own).await.unwrap().unwrap();
+        let (own, seated) = open_drawn_task_as(&cluster, &opener_key, U256::from(project_id)).await;
         if seated.len() >= 3 {
             cut = Some((own, seated));
             break;
@@ -1617,7 +1616,7 @@ async fn wasm_task_where(
     threshold: u16,
     wanted: impl Fn(u32, u32, u32) -> bool,
 ) -> TaskJson {
-    for _ in 0..12 {
+    for _ in 0..40 {
         let project = cluster
             .wasm_project(module, (3, 120, 8), 4, threshold)
             .await
@@ -1640,13 +1639,14 @@ async fn wasm_task_where(
             return task;
         }
     }
-    panic!("12 draws and none as wanted");
+    panic!("40 draws and none as wanted");
 }
 
 /// One seat of a `wasm` task runs another module than the project's (it subtracts where the
 /// module adds) and signs its output. Where the honest seats reach the threshold, the honest
 /// output is published and the liar is reported in the task's record; where they do not,
-/// nothing is published and the task fails saying the members disagree.
+/// nothing is published and the task fails saying the members disagree. A stranger cannot
+/// make a node send it the module over and over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wasm_seat_with_another_module() {
     const SUM_WAT: &str = include_str!("../../examples/wasm/sum.wat");
@@ -1689,7 +1689,7 @@ async fn wasm_seat_with_another_module() {
     // Short: the honest seats alone do not reach the threshold, the liar's output has fewer.
     let from = cluster.contracts.chain().block_number().await.unwrap();
     let task = wasm_task_where(&cluster, &honest_module, liar, 4, |l, h, t| {
-        l > 0 && l < t && h < t && l + h >= t
+        l > 0 && l < h && h < t && l + h >= t
     })
     .await;
     send(&cluster, &task).await;
@@ -1713,6 +1713,38 @@ async fn wasm_seat_with_another_module() {
         .await
         .unwrap();
     assert!(on_chain.is_none(), "nothing is published");
+
+    // A stranger asking a node for the module again and again (a 40-byte request buys the
+    // module) is served a couple of times, then told to wait.
+    let stranger = stranger(&cluster).await;
+    let hash = alloy::primitives::keccak256(&honest_module).0;
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        answers.push(
+            ask(
+                &stranger,
+                cluster.nodes[0].peer_id(),
+                &Request::Module { hash },
+            )
+            .await,
+        );
+    }
+    assert_eq!(answers[0], Response::Module(honest_module.clone()));
+    assert!(
+        answers.iter().any(|a| matches!(
+            a,
+            Response::Refused {
+                kind: RefusalKind::Busy,
+                ..
+            }
+        )),
+        "{:?}",
+        answers
+            .iter()
+            .map(std::mem::discriminant)
+            .collect::<Vec<_>>()
+    );
+    stranger.shutdown().await;
     cluster.shutdown().await;
 }
 
@@ -1739,12 +1771,7 @@ async fn wasm_coordinator_splits_the_run() {
     // majority and the others at least one.
     let (task, holders, lone) = 'draw: {
         for _ in 0..30 {
-            let (task, _) = cluster
-                .contracts
-                .open_task(&attacker, U256::from(project))
-                .await
-                .unwrap();
-            cluster.chain.mine(2).await.unwrap();
+            let (task, _) = open_drawn_task_as(&cluster, &attacker, U256::from(project)).await;
             let holders = conclave_node::committee::seat_holders(&cluster.contracts, task)
                 .await
                 .unwrap()
