@@ -32,12 +32,18 @@ impl Drop for Processes {
     }
 }
 
+/// A free port below Linux's ephemeral range (32768 and up), so that no outgoing connection of
+/// this or another test can take it while a node that listens on it is restarted.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 1_000) as u16 * 12;
+    loop {
+        let port = 20_000 + offset.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn conclave(dir: &Path, args: &[&str]) -> String {
@@ -243,11 +249,23 @@ impl Mesh {
             if live == self.nodes.len() {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the four nodes did not all see each other"
-            );
+            if Instant::now() > deadline {
+                self.show_logs();
+                panic!("the four nodes did not all see each other");
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Prints the end of every node's log, for a test that is about to fail.
+    fn show_logs(&self) {
+        for (i, (dir, ..)) in self.nodes.iter().enumerate() {
+            let log = std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- node {i} (last {} lines) ---", tail.len());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
         }
     }
 
@@ -259,8 +277,11 @@ impl Mesh {
         let published = watcher
             .wait_for_task(wanted, Duration::from_secs(180))
             .await
-            .unwrap()
-            .expect("result published in time");
+            .unwrap();
+        let Some(published) = published else {
+            self.show_logs();
+            panic!("no result published in time");
+        };
         (
             Average::decode(&published.event.output).unwrap(),
             published.event.output,
