@@ -4,7 +4,9 @@ pragma solidity 0.8.30;
 /// @title Projects: what a committee computes, how, who receives the result, and who opens tasks.
 /// @notice A project's owner may change its configuration, but a change takes effect only
 /// `changeDelay` blocks later, and TaskRouter snapshots the configuration when it opens a task: a
-/// live task keeps the program, committee, threshold and receiver it was opened with. By default
+/// live task keeps the program, committee, threshold, receiver and verifier it was opened with. A
+/// `halo2` project names the contract that verifies its program's proofs (deployed when the project
+/// is registered); no other kind has one. By default
 /// anyone may open the project's tasks (paying the gas); the owner may restrict opening to itself
 /// and a list of openers. Pausing stops new tasks only.
 contract ProjectRegistry {
@@ -28,6 +30,8 @@ contract ProjectRegistry {
         /// Seats whose signatures publish a result.
         uint16 threshold;
         address receiver;
+        /// The proof verifier of a `halo2` project; zero for other kinds.
+        address verifier;
     }
 
     /// A project as it is now (the pending change applied once its block is reached).
@@ -39,6 +43,7 @@ contract ProjectRegistry {
         uint16 committeeSize;
         uint16 threshold;
         address receiver;
+        address verifier;
         bool paused;
         bool restrictOpeners;
     }
@@ -68,6 +73,8 @@ contract ProjectRegistry {
     error InvalidCommittee(uint16 committeeSize, uint16 threshold);
     error UnknownProverKind(uint8 proverKind);
     error UriTooLong(uint256 length);
+    /// A `halo2` project needs a deployed verifier, and only a `halo2` project has one.
+    error InvalidVerifier(uint8 proverKind, address verifier);
 
     constructor(uint64 changeDelay_) {
         changeDelay = changeDelay_;
@@ -124,7 +131,15 @@ contract ProjectRegistry {
         if (r.owner == address(0)) revert UnknownProject(projectId);
         Config storage c = _effective(r);
         p = Project(
-            r.owner, c.programHash, c.programUri, c.proverKind, c.committeeSize, c.threshold, c.receiver, r.paused,
+            r.owner,
+            c.programHash,
+            c.programUri,
+            c.proverKind,
+            c.committeeSize,
+            c.threshold,
+            c.receiver,
+            c.verifier,
+            r.paused,
             r.restrictOpeners
         );
     }
@@ -153,12 +168,16 @@ contract ProjectRegistry {
         if (r.owner != msg.sender) revert NotProjectOwner(projectId, msg.sender);
     }
 
-    function _check(Config calldata c) private pure {
+    function _check(Config calldata c) private view {
         if (bytes(c.programUri).length > MAX_URI_BYTES) revert UriTooLong(bytes(c.programUri).length);
         if (c.proverKind > PROVER_BYOP) revert UnknownProverKind(c.proverKind);
         if (c.committeeSize == 0 || c.committeeSize > MAX_COMMITTEE || c.threshold == 0 || c.threshold > c.committeeSize)
         {
             revert InvalidCommittee(c.committeeSize, c.threshold);
+        }
+        bool needsVerifier = c.proverKind == PROVER_HALO2;
+        if (needsVerifier ? c.verifier.code.length == 0 : c.verifier != address(0)) {
+            revert InvalidVerifier(c.proverKind, c.verifier);
         }
     }
 }

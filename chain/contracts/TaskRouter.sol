@@ -14,9 +14,14 @@ import {Sortition} from "./Sortition.sol";
 /// from distinct signers in ascending order, each claiming its seats of this task as a bit mask;
 /// each claimed seat costs one hash to check, and the seats must reach the task's threshold.
 /// Anyone holding two signatures of one signer on different outputs of one task gets it slashed.
+/// A `halo2` task's result goes through `submitProven` only: besides the signatures, its proof
+/// must satisfy the project's verifier for instances this contract builds itself (see
+/// `proofInstances`), so a committee cannot publish an output its program does not give.
 contract TaskRouter {
     uint256 public constant MAX_OUTPUT_BYTES = 4096;
     uint256 public constant RECEIVER_GAS = 200_000;
+    /// ProjectRegistry.PROVER_HALO2.
+    uint8 private constant PROVER_HALO2 = 1;
     /// Signers beyond this many are refused (the seats are random around the committee size).
     uint256 public constant MAX_SIGNERS = 64;
 
@@ -26,6 +31,8 @@ contract TaskRouter {
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     bytes32 private constant NAME_HASH = keccak256("Conclave TaskRouter");
     bytes32 private constant VERSION_HASH = keccak256("2");
+    /// BN254's scalar field: a halo2 proof's public instances are below it.
+    uint256 public constant SNARK_FIELD = 0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001;
     /// secp256k1 order / 2: signatures with a larger s are malleable copies and are refused.
     uint256 private constant HALF_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
@@ -34,6 +41,8 @@ contract TaskRouter {
         uint256 projectId;
         bytes32 programHash;
         address receiver;
+        /// The project's proof verifier (halo2 only).
+        address verifier;
         address opener;
         uint8 proverKind;
         uint16 committeeSize;
@@ -96,6 +105,11 @@ contract TaskRouter {
     error SameOutput();
     error NotEquivocation();
     error NotEnoughGasForReceiver();
+    /// A `halo2` task publishes through `submitProven`, and only a `halo2` task does.
+    error WrongSubmit(uint8 proverKind);
+    error MalformedOutput(uint256 length);
+    error InstanceOutOfRange(uint256 index);
+    error ProofRejected();
 
     constructor(NodeRegistry nodes_, ProjectRegistry projects_, uint64 taskWindow_) {
         uint64 window = taskWindow_ == 0 ? 1 : taskWindow_;
@@ -121,6 +135,7 @@ contract TaskRouter {
             projectId,
             p.programHash,
             p.receiver,
+            p.verifier,
             msg.sender,
             p.proverKind,
             p.committeeSize,
@@ -151,6 +166,7 @@ contract TaskRouter {
         return t.seed != bytes32(0) ? t.seed : _drawSeed(taskId, t.openedAt);
     }
 
+    /// Publishes the result of a task of any kind but `halo2` with its committee's signatures.
     function submit(
         uint256 taskId,
         bytes calldata output,
@@ -159,6 +175,60 @@ contract TaskRouter {
         uint256[] calldata seatMasks
     ) external {
         Task storage t = _task(taskId);
+        if (t.proverKind == PROVER_HALO2) revert WrongSubmit(t.proverKind);
+        _publish(taskId, t, output, proofHash, signatures, seatMasks);
+    }
+
+    /// Publishes a `halo2` task's result: its signers sign `proofHash =
+    /// keccak256(abi.encode(inputCommitment, keccak256(proof)))`, and the project's verifier must
+    /// accept `proof` for `proofInstances(taskId, output, inputCommitment)`.
+    function submitProven(
+        uint256 taskId,
+        bytes calldata output,
+        uint256 inputCommitment,
+        bytes calldata proof,
+        bytes[] calldata signatures,
+        uint256[] calldata seatMasks
+    ) external {
+        Task storage t = _task(taskId);
+        if (t.proverKind != PROVER_HALO2) revert WrongSubmit(t.proverKind);
+        uint256[] memory instances = proofInstances(taskId, output, inputCommitment);
+        (bool ok,) = t.verifier.staticcall(abi.encodePacked(instances, proof));
+        if (!ok) revert ProofRejected();
+        bytes32 proofHash = keccak256(abi.encode(inputCommitment, keccak256(proof)));
+        _publish(taskId, t, output, proofHash, signatures, seatMasks);
+    }
+
+    /// The public instances a `halo2` task's proof is checked for: a value binding the chain, this
+    /// router and the task (a proof is good for one task only), the commitment to the task's
+    /// inputs, then the output's 32-byte words read as signed integers and taken mod the field.
+    function proofInstances(uint256 taskId, bytes calldata output, uint256 inputCommitment)
+        public
+        view
+        returns (uint256[] memory instances)
+    {
+        if (output.length % 32 != 0 || output.length > MAX_OUTPUT_BYTES) revert MalformedOutput(output.length);
+        if (inputCommitment >= SNARK_FIELD) revert InstanceOutOfRange(1);
+        uint256 words = output.length / 32;
+        instances = new uint256[](2 + words);
+        instances[0] = uint256(keccak256(abi.encode(block.chainid, address(this), taskId))) >> 8;
+        instances[1] = inputCommitment;
+        int256 half = int256((SNARK_FIELD - 1) / 2);
+        for (uint256 i; i < words; ++i) {
+            int256 x = int256(uint256(bytes32(output[32 * i:32 * i + 32])));
+            if (x > half || x < -half) revert InstanceOutOfRange(2 + i);
+            instances[2 + i] = x >= 0 ? uint256(x) : SNARK_FIELD - uint256(-x);
+        }
+    }
+
+    function _publish(
+        uint256 taskId,
+        Task storage t,
+        bytes calldata output,
+        bytes32 proofHash,
+        bytes[] calldata signatures,
+        uint256[] calldata seatMasks
+    ) private {
         if (t.published) revert AlreadyPublished(taskId);
         if (block.number > t.deadline) revert TaskExpired(taskId, t.deadline);
         if (output.length > MAX_OUTPUT_BYTES) revert OutputTooLarge(output.length);
@@ -169,10 +239,14 @@ contract TaskRouter {
             emit SeedFixed(taskId, t.seed);
         }
 
-        bytes32 digest = resultDigest(t.projectId, taskId, keccak256(output), proofHash);
-        uint256 seats = _countSeats(taskId, t, digest, signatures, seatMasks);
+        uint256 seats =
+            _countSeats(taskId, t, resultDigest(t.projectId, taskId, keccak256(output), proofHash), signatures, seatMasks);
         if (seats < t.threshold) revert TooFewSeats(seats, t.threshold);
+        _store(taskId, t, output, proofHash, seats);
+    }
 
+    /// Stores and announces a result that passed its checks, then tells the receiver.
+    function _store(uint256 taskId, Task storage t, bytes calldata output, bytes32 proofHash, uint256 seats) private {
         t.published = true;
         results[taskId] = Result(output, proofHash, uint64(block.number), msg.sender);
         emit ResultPublished(t.projectId, taskId, keccak256(output), proofHash, output, msg.sender, seats, t.opener);

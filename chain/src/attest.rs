@@ -108,6 +108,34 @@ impl TaskResult {
     }
 }
 
+/// A `halo2` task's proof as `TaskRouter.submitProven` takes it: the commitment to the task's
+/// inputs (a public instance of the proof) and the proof's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HaloProof {
+    pub input_commitment: U256,
+    pub proof: Bytes,
+}
+
+impl HaloProof {
+    /// The proof hash members sign: `keccak256(abi.encode(inputCommitment, keccak256(proof)))`,
+    /// so a signature covers the exact proof and commitment.
+    pub fn proof_hash(&self) -> B256 {
+        let mut packed = self.input_commitment.to_be_bytes::<32>().to_vec();
+        packed.extend_from_slice(keccak256(&self.proof).as_slice());
+        keccak256(packed)
+    }
+}
+
+/// The first public instance of a `halo2` task's proof: `keccak256(abi.encode(chainId, router,
+/// taskId)) >> 8` (below BN254's field), as `TaskRouter.proofInstances` computes it.
+pub fn task_binding(chain_id: u64, router: Address, task_id: U256) -> U256 {
+    let mut packed = U256::from(chain_id).to_be_bytes::<32>().to_vec();
+    packed.extend_from_slice(&[0u8; 12]);
+    packed.extend_from_slice(router.as_slice());
+    packed.extend_from_slice(&task_id.to_be_bytes::<32>());
+    U256::from_be_bytes(keccak256(packed).0) >> 8
+}
+
 /// secp256k1's order / 2: `TaskRouter` refuses signatures with a larger s.
 const HALF_ORDER: U256 = alloy::primitives::uint!(
     0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0_U256

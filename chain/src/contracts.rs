@@ -8,7 +8,7 @@ use alloy::rpc::types::Log;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{Panic, Revert as RevertString, SolCall, SolEvent, SolInterface};
 
-use crate::attest::{Attestation, TaskResult, order_for_submission};
+use crate::attest::{Attestation, HaloProof, TaskResult, order_for_submission};
 use crate::backend::{Chain, ChainError, LogQuery, Receipt, TxRequest};
 use crate::bindings::{
     NodeRegistry::{self, NodeRegistryErrors},
@@ -125,6 +125,8 @@ pub struct ProjectSpec {
     pub committee_size: u16,
     pub threshold: u16,
     pub receiver: Address,
+    /// The proof verifier of a `halo2` project ([`Contracts::deploy_verifier`]); zero otherwise.
+    pub verifier: Address,
 }
 
 impl ProjectSpec {
@@ -137,6 +139,7 @@ impl ProjectSpec {
             committeeSize: self.committee_size,
             threshold: self.threshold,
             receiver: self.receiver,
+            verifier: self.verifier,
         }
     }
 }
@@ -508,7 +511,68 @@ impl Contracts {
         result: &TaskResult,
         attestations: Vec<Attestation>,
     ) -> Result<Receipt, ContractError> {
-        let committee = self.committee(result.task_id).await?.unwrap_or_default();
+        let (signatures, masks) = self.seated(result.task_id, attestations).await?;
+        self.submit_signatures(submitter, result, signatures, masks)
+            .await
+    }
+
+    /// Submits a `halo2` task's result with its proof (`result.proof_hash` must be the proof's
+    /// [`HaloProof::proof_hash`], which the attestations sign), like [`Self::submit_result`].
+    pub async fn submit_proven(
+        &self,
+        submitter: &PrivateKeySigner,
+        result: &TaskResult,
+        proof: &HaloProof,
+        attestations: Vec<Attestation>,
+    ) -> Result<Receipt, ContractError> {
+        let (signatures, seat_masks) = self.seated(result.task_id, attestations).await?;
+        let call = TaskRouter::submitProvenCall {
+            taskId: result.task_id,
+            output: result.output.clone(),
+            inputCommitment: proof.input_commitment,
+            proof: proof.proof.clone(),
+            signatures,
+            seatMasks: seat_masks,
+        };
+        self.transact(submitter, Target::Router, call, U256::ZERO)
+            .await
+    }
+
+    /// The public instances TaskRouter checks a `halo2` task's proof for.
+    pub async fn proof_instances(
+        &self,
+        task_id: U256,
+        output: &Bytes,
+        input_commitment: U256,
+    ) -> Result<Vec<U256>, ContractError> {
+        let call = TaskRouter::proofInstancesCall {
+            taskId: task_id,
+            output: output.clone(),
+            inputCommitment: input_commitment,
+        };
+        self.view(Target::Router, call).await
+    }
+
+    /// Deploys a `halo2` program's verifier (creation bytecode, as `conclave-provers` compiles
+    /// it) for a project to name: its address.
+    pub async fn deploy_verifier(
+        &self,
+        deployer: &PrivateKeySigner,
+        bytecode: &Bytes,
+    ) -> Result<Address, ContractError> {
+        crate::deploy::create(self.chain.as_ref(), deployer, bytecode, Vec::new())
+            .await
+            .map_err(|e| ContractError::from_chain(Target::Projects, e))
+    }
+
+    /// The attestations of seat holders, ordered for submission, with their seat masks;
+    /// attestations of signers without a seat are left out.
+    async fn seated(
+        &self,
+        task_id: U256,
+        attestations: Vec<Attestation>,
+    ) -> Result<(Vec<Bytes>, Vec<U256>), ContractError> {
+        let committee = self.committee(task_id).await?.unwrap_or_default();
         let seated = attestations
             .into_iter()
             .filter_map(|a| {
@@ -516,9 +580,7 @@ impl Contracts {
                 Some((a, *mask))
             })
             .collect();
-        let (signatures, masks) = order_for_submission(seated);
-        self.submit_signatures(submitter, result, signatures, masks)
-            .await
+        Ok(order_for_submission(seated))
     }
 
     /// Submits a result with signatures and seat masks exactly as given.

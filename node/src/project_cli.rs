@@ -107,6 +107,7 @@ pub fn read(file: &Path) -> anyhow::Result<Registration> {
             committee_size: p.committee_size,
             threshold: p.threshold,
             receiver: p.receiver.unwrap_or(Address::ZERO),
+            verifier: Address::ZERO,
         },
         source,
         module,

@@ -178,6 +178,7 @@ impl Mesh {
                     committee_size: 3,
                     threshold: 2,
                     receiver: alloy::primitives::Address::ZERO,
+                    verifier: alloy::primitives::Address::ZERO,
                 },
             )
             .await

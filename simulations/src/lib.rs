@@ -229,6 +229,7 @@ impl Cluster {
             committee_size: committee,
             threshold,
             receiver: alloy::primitives::Address::ZERO,
+            verifier: alloy::primitives::Address::ZERO,
         };
         let id = self.contracts.register_project(&self.owner, &spec).await?;
         let id = id.to::<u64>();

@@ -409,6 +409,7 @@ async fn owner_changes_live_task() {
         committee_size: 1,
         threshold: 1,
         receiver: Address::repeat_byte(0xee),
+        verifier: Address::ZERO,
     };
     cluster
         .contracts

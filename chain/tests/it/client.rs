@@ -22,6 +22,7 @@ fn spec(committee_size: u16, threshold: u16) -> ProjectSpec {
         committee_size,
         threshold,
         receiver: Address::ZERO,
+        verifier: Address::ZERO,
     }
 }
 

@@ -23,6 +23,7 @@ fn spec() -> ProjectSpec {
         committee_size: 8,
         threshold: THRESHOLD,
         receiver: Address::ZERO,
+        verifier: Address::ZERO,
     }
 }
 

@@ -41,6 +41,7 @@ async fn costs(registry: u8, committee: u16, threshold: u16) -> Costs {
                 committee_size: committee,
                 threshold,
                 receiver: Address::ZERO,
+                verifier: Address::ZERO,
             },
         )
         .await

@@ -20,6 +20,7 @@ fn spec(committee_size: u16, threshold: u16) -> ProjectSpec {
         committee_size,
         threshold,
         receiver: Address::repeat_byte(0xA),
+        verifier: Address::ZERO,
     }
 }
 
@@ -195,6 +196,7 @@ async fn a_live_task_keeps_its_configuration_and_changes_wait_for_the_delay() {
     let owner = t.funded_key(20).await;
     let old = ProjectSpec {
         receiver: Address::ZERO,
+        verifier: Address::ZERO,
         ..spec(6, 3)
     };
     let new = ProjectSpec {
@@ -204,7 +206,30 @@ async fn a_live_task_keeps_its_configuration_and_changes_wait_for_the_delay() {
         committee_size: 12,
         threshold: 10,
         receiver: Address::repeat_byte(0xB),
+        // Any contract: this test proves nothing, and a halo2 project needs code there.
+        verifier: c.addresses().node_registry,
     };
+    // A halo2 project without a verifier, or another kind with one, is refused.
+    for bad in [
+        ProjectSpec {
+            verifier: Address::ZERO,
+            ..new.clone()
+        },
+        ProjectSpec {
+            verifier: Address::repeat_byte(0x77),
+            ..new.clone()
+        },
+        ProjectSpec {
+            verifier: c.addresses().node_registry,
+            ..old.clone()
+        },
+    ] {
+        let e = projects_error(c.register_project(&owner, &bad).await.unwrap_err());
+        assert!(
+            matches!(e, ProjectRegistryErrors::InvalidVerifier(_)),
+            "{e:?}"
+        );
+    }
     let p = c.register_project(&owner, &old).await.unwrap();
     let live = open_publishable_task(&t, &c, &owner, p).await;
     let before = live.task.clone();
@@ -270,14 +295,16 @@ async fn a_live_task_keeps_its_configuration_and_changes_wait_for_the_delay() {
             task.threshold,
             task.programHash,
             task.receiver,
-            task.proverKind
+            task.proverKind,
+            task.verifier
         ),
         (
             12,
             10,
             new.program_hash,
             new.receiver,
-            ProverKind::Halo2 as u8
+            ProverKind::Halo2 as u8,
+            new.verifier
         )
     );
     let p_now = c.project(p).await.unwrap();

@@ -34,6 +34,7 @@ fn spec(receiver: Address) -> ProjectSpec {
         committee_size: COMMITTEE,
         threshold: THRESHOLD,
         receiver,
+        verifier: Address::ZERO,
     }
 }
 

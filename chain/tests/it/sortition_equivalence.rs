@@ -129,6 +129,7 @@ async fn contract_seats_of_a_task_match_the_rust_committee() {
                 committee_size: 32,
                 threshold: 1,
                 receiver: Address::ZERO,
+                verifier: Address::ZERO,
             },
         )
         .await
