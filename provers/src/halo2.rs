@@ -79,6 +79,12 @@ pub enum Halo2Error {
     Rejected,
     #[error("compiling the verifier: {0}")]
     Compile(String),
+    #[error("KZG parameters: {0}")]
+    Srs(String),
+    #[error("the program reads the owner's parameters, which the halo2 prover does not take yet")]
+    OwnerInputs,
+    #[error("the task's inputs: {0}")]
+    Inputs(String),
 }
 
 /// A program's keys: what its prover needs and the verifying key its verifier is made from.
@@ -443,6 +449,9 @@ pub fn insecure_params(k: u32, seed: [u8; 32]) -> ParamsKZG<Bn256> {
     use rand08::SeedableRng;
     ParamsKZG::setup(k, rand08::rngs::StdRng::from_seed(seed))
 }
+
+mod task;
+pub use task::{MAX_SRS_K, ProgramProver, Srs, Statement, fr_from_be, fr_to_be};
 
 #[cfg(test)]
 mod tests;

@@ -316,6 +316,22 @@ impl FieldSpec {
         Ok((0..self.bits).map(|j| offset >> j & 1 == 1).collect())
     }
 
+    /// The value whose [`encode`](Self::encode) gives `bits` (this field's width of them, least
+    /// significant first); `None` for another width. Every bit string of the width decodes.
+    pub fn decode(&self, bits: &[bool]) -> Option<i128> {
+        if bits.len() != self.bits as usize {
+            return None;
+        }
+        let offset = bits
+            .iter()
+            .rev()
+            .fold(0i128, |acc, b| (acc << 1) | i128::from(*b));
+        Some(match self.kind {
+            Kind::Bool => offset,
+            _ => offset - (1i128 << (self.bits - 1)),
+        })
+    }
+
     /// The scaled integer of a real number for this field (rounded to nearest).
     pub fn scale(&self, x: f64) -> i128 {
         match self.kind {

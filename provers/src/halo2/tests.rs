@@ -170,3 +170,72 @@ async fn the_generated_verifier_accepts_on_chain_what_verifies_natively() {
     other[0] += Fr::from(1);
     assert!(!accepts(&other, &proof).await);
 }
+
+#[test]
+fn parameters_round_trip_through_a_file_and_bad_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("srs.bin");
+    let srs = Srs::insecure(6, [3; 32]);
+    srs.write(&path).unwrap();
+    let read = Srs::read(&path).unwrap();
+    assert_eq!(read.k(), 6);
+    assert_eq!(read.0.s_g2(), srs.0.s_g2());
+    let good = std::fs::read(&path).unwrap();
+    // Cut short, one byte too many, a k far too large, a point off the curve: typed errors.
+    let mut bad_files = vec![
+        good[..good.len() - 1].to_vec(),
+        [good.clone(), vec![0]].concat(),
+    ];
+    let mut huge = good.clone();
+    huge[..4].copy_from_slice(&40u32.to_le_bytes());
+    bad_files.push(huge);
+    let mut off_curve = good.clone();
+    off_curve[10] ^= 1;
+    bad_files.push(off_curve);
+    for bad in bad_files {
+        std::fs::write(&path, bad).unwrap();
+        assert!(matches!(Srs::read(&path), Err(Halo2Error::Srs(_))));
+    }
+}
+
+#[test]
+fn a_task_statement_proves_and_a_seat_with_other_records_refuses_the_proof() {
+    let srs = Srs::insecure(14, [4; 32]);
+    let prover = ProgramProver::new(&srs, SUM, 3).unwrap();
+    let binding = Fr::from(99);
+    let statement = prover
+        .statement(vec![vec![5], vec![-12], vec![4000]], SALT, binding)
+        .unwrap();
+    assert_eq!(
+        statement
+            .outputs
+            .iter()
+            .map(|o| o.scaled)
+            .collect::<Vec<_>>(),
+        [-7, 2]
+    );
+    let proof = prover.prove(&statement).unwrap();
+    prover.verify(&statement, &proof).unwrap();
+    // A seat holding another record (or another salt, or another task) computes another
+    // statement, and the proof does not verify for it.
+    for other in [
+        prover.statement(vec![vec![5], vec![-12], vec![3]], SALT, binding),
+        prover.statement(vec![vec![5], vec![-12], vec![4000]], Fr::from(1), binding),
+        prover.statement(vec![vec![5], vec![-12], vec![4000]], SALT, Fr::from(98)),
+    ] {
+        assert_eq!(
+            prover.verify(&other.unwrap(), &proof),
+            Err(Halo2Error::Rejected)
+        );
+    }
+    // Missing slots are refused: the circuit (and the chain's verifier) is for all of them.
+    assert!(matches!(
+        prover.statement(vec![vec![5], vec![-12]], SALT, binding),
+        Err(Halo2Error::Inputs(_))
+    ));
+    assert_eq!(
+        fr_from_be(fr_to_be(statement.input_commitment())),
+        Some(statement.input_commitment())
+    );
+    assert_eq!(fr_from_be([0xff; 32]), None);
+}

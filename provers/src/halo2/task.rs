@@ -1,0 +1,230 @@
+//! A program under the `halo2` prover on the mesh: the KZG parameters a node loads, the keys of
+//! a program compiled for all its device slots (one circuit per program, so one verifier on
+//! chain), and the statement of one task (inputs, salt, public instances) that the proving seat
+//! proves and every other seat recomputes before it checks the proof.
+
+use std::io::Read;
+use std::path::Path;
+
+use conclave_mpc::Fp;
+use conclave_mpc::lang::{InputValues, OutputValue, Program};
+use halo2_base::halo2_proofs::SerdeFormat;
+use halo2_base::halo2_proofs::halo2curves::CurveAffine;
+use halo2_base::halo2_proofs::halo2curves::bn256::Bn256;
+use halo2_base::halo2_proofs::halo2curves::ff::PrimeField;
+use halo2_base::halo2_proofs::poly::commitment::{Params, ParamsProver};
+use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
+
+use super::{Fr, Halo2Error, Halo2Keys, MAX_K, to_fr};
+
+/// Largest parameters a node reads: 2^`MAX_SRS_K` points.
+pub const MAX_SRS_K: u32 = 24;
+
+/// Bytes of one G1 and one G2 point in the raw format.
+const G1_BYTES: u64 = 64;
+const G2_BYTES: u64 = 128;
+
+/// KZG parameters (a structured reference string): from a ceremony's file, or — insecure, for
+/// tests and the quickstart only — from a seed.
+pub struct Srs(pub(super) ParamsKZG<Bn256>);
+
+impl Srs {
+    /// Reads parameters in halo2's raw format (k as 4 bytes little-endian, then the G1 powers,
+    /// their Lagrange form, and two G2 points), checking every point; the file's length must be
+    /// exactly what its k says.
+    pub fn read(path: &Path) -> Result<Srs, Halo2Error> {
+        let fail = |e: String| Halo2Error::Srs(format!("{}: {e}", path.display()));
+        let mut file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+        let len = file.metadata().map_err(|e| fail(e.to_string()))?.len();
+        let mut k = [0u8; 4];
+        file.read_exact(&mut k).map_err(|e| fail(e.to_string()))?;
+        let k = u32::from_le_bytes(k);
+        if k > MAX_SRS_K {
+            return Err(fail(format!(
+                "k = {k} is above the {MAX_SRS_K} a node reads"
+            )));
+        }
+        let expected = 4 + 2 * (1u64 << k) * G1_BYTES + 2 * G2_BYTES;
+        if len != expected {
+            return Err(fail(format!(
+                "{len} bytes, where parameters of k = {k} take {expected}"
+            )));
+        }
+        let mut reader = std::io::BufReader::new(std::io::Cursor::new(k.to_le_bytes()).chain(file));
+        let read = ParamsKZG::<Bn256>::read_custom(&mut reader, SerdeFormat::RawBytes)
+            .map_err(|e| fail(e.to_string()))?;
+        // The reader checks coordinates, not points: every point must lie on its curve (BN254's
+        // G1 has no cofactor). The Lagrange form is computed from the powers, not trusted.
+        let g = read.get_g().to_vec();
+        let on_curve = g.iter().all(|p| bool::from(p.is_on_curve()))
+            && bool::from(read.g2().is_on_curve())
+            && bool::from(read.s_g2().is_on_curve());
+        if !on_curve {
+            return Err(fail("a point is not on its curve".into()));
+        }
+        Ok(Srs(read.from_parts(k, g, None, read.g2(), read.s_g2())))
+    }
+
+    /// Writes the parameters in the format [`Srs::read`] takes.
+    pub fn write(&self, path: &Path) -> Result<(), Halo2Error> {
+        let fail = |e: std::io::Error| Halo2Error::Srs(format!("{}: {e}", path.display()));
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(fail)?);
+        self.0
+            .write_custom(&mut out, SerdeFormat::RawBytes)
+            .map_err(fail)?;
+        std::io::Write::flush(&mut out).map_err(fail)
+    }
+
+    /// Parameters from a seed: **insecure** (whoever knows the seed forges proofs).
+    pub fn insecure(k: u32, seed: [u8; 32]) -> Srs {
+        Srs(super::insecure_params(k, seed))
+    }
+
+    pub fn k(&self) -> u32 {
+        self.0.k()
+    }
+
+    /// The parameters cut to 2^k rows (the same cut at every node and at registration).
+    fn for_k(&self, k: u32) -> Result<ParamsKZG<Bn256>, Halo2Error> {
+        if k > self.k() {
+            return Err(Halo2Error::ParamsTooSmall {
+                have: self.k(),
+                need: k,
+            });
+        }
+        let mut params = self.0.clone();
+        if k < self.k() {
+            params.downsize(k);
+        }
+        Ok(params)
+    }
+}
+
+/// One task's statement: what the proof is over and what it shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Statement {
+    /// The circuit's inputs (one party: every device slot's record bits in slot order).
+    pub inputs: Vec<Vec<Fp>>,
+    pub salt: Fr,
+    /// The task binding, the input commitment, then the outputs.
+    pub instances: Vec<Fr>,
+    pub outputs: Vec<OutputValue>,
+}
+
+impl Statement {
+    /// The commitment to the inputs (the second instance).
+    pub fn input_commitment(&self) -> Fr {
+        self.instances[1]
+    }
+}
+
+/// A program's circuit and keys under one set of parameters.
+pub struct ProgramProver {
+    params: ParamsKZG<Bn256>,
+    keys: Halo2Keys,
+    program: Program,
+}
+
+impl ProgramProver {
+    /// The keys of `source` compiled for `slots` device slots: key generation takes seconds
+    /// for a hundred slots, so callers keep the result.
+    pub fn new(srs: &Srs, source: &str, slots: usize) -> Result<ProgramProver, Halo2Error> {
+        let program = Program::compile(source, 1, Some(slots))
+            .map_err(|e| Halo2Error::Circuit(format!("{e:?}")))?;
+        if !program.lowered.owner_fields.is_empty() {
+            return Err(Halo2Error::OwnerInputs);
+        }
+        let circuit = &program.lowered.circuit;
+        let k = super::rows_needed(circuit, 1)?;
+        let params = srs.for_k(k)?;
+        let keys = super::keygen(&params, circuit, 1)?;
+        Ok(ProgramProver {
+            params,
+            keys,
+            program,
+        })
+    }
+
+    /// The statement of a task bound by `binding` over the devices' `records` (one value per
+    /// device field, every slot filled), with the commitment under `salt`.
+    pub fn statement(
+        &self,
+        records: Vec<Vec<i128>>,
+        salt: Fr,
+        binding: Fr,
+    ) -> Result<Statement, Halo2Error> {
+        let values = InputValues {
+            devices: records,
+            owner: Vec::new(),
+        };
+        let inputs = self
+            .program
+            .party_inputs(&values)
+            .map_err(|e| Halo2Error::Inputs(e.to_string()))?;
+        let circuit = &self.program.lowered.circuit;
+        let opened = circuit
+            .evaluate_plain(&inputs, &[])
+            .map_err(|e| Halo2Error::Inputs(e.to_string()))?;
+        let outputs = self
+            .program
+            .decode(&opened, None)
+            .map_err(|e| Halo2Error::Inputs(e.to_string()))?;
+        let mut instances = vec![binding, super::input_commitment(circuit, &inputs, salt)?];
+        instances.extend(opened.iter().map(|v| to_fr(*v)));
+        Ok(Statement {
+            inputs,
+            salt,
+            instances,
+            outputs,
+        })
+    }
+
+    /// Proves `statement`: the proof's bytes.
+    pub fn prove(&self, statement: &Statement) -> Result<Vec<u8>, Halo2Error> {
+        let (proof, instances) = super::prove(
+            &self.params,
+            &self.keys,
+            &self.program.lowered.circuit,
+            &statement.inputs,
+            &statement.instances[..1],
+            statement.salt,
+        )?;
+        if instances != statement.instances {
+            return Err(Halo2Error::Circuit(
+                "the proof's instances differ from the plaintext evaluation".into(),
+            ));
+        }
+        Ok(proof)
+    }
+
+    /// Checks `proof` for exactly `statement`'s instances.
+    pub fn verify(&self, statement: &Statement, proof: &[u8]) -> Result<(), Halo2Error> {
+        super::verify(&self.params, &self.keys, &statement.instances, proof)
+    }
+
+    /// The program's Solidity verifier ([`super::verifier_source`]).
+    pub fn verifier_source(&self) -> String {
+        super::verifier_source(&self.params, self.keys.vk(), self.keys.instances)
+    }
+
+    /// Rows of the circuit, as log2.
+    pub fn k(&self) -> u32 {
+        self.params.k()
+    }
+}
+
+/// A field element as 32 big-endian bytes (how the chain reads an instance).
+pub fn fr_to_be(v: Fr) -> [u8; 32] {
+    let mut bytes = v.to_repr();
+    bytes.as_mut().reverse();
+    bytes.into()
+}
+
+/// A field element from 32 big-endian bytes; `None` at or above the field's size.
+pub fn fr_from_be(bytes: [u8; 32]) -> Option<Fr> {
+    let mut le = bytes;
+    le.reverse();
+    Option::from(Fr::from_repr(le))
+}
+
+const _: () = assert!(MAX_K <= MAX_SRS_K);
