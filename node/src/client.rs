@@ -243,6 +243,12 @@ impl Client {
                     "the entry node named another program than the task's".into(),
                 ));
             }
+            // The kind says whether members see a record: the entry node's word is not enough.
+            if on_chain.proverKind != task.prover_kind {
+                return Err(ClientError::Program(
+                    "the entry node named another prover kind than the task's".into(),
+                ));
+            }
         }
         let answer: ProgramJson = self
             .get(&format!("/v1/tasks/{}/program", task.task_id))
@@ -297,16 +303,26 @@ impl Client {
         task: &TaskJson,
         record: &[u8],
     ) -> Result<Submitted, ClientError> {
-        let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
         // The shape from the program the chain pins, not from the entry node's word.
         let program = self.program(task).await?;
-        if program.kind() != conclave_chain::contracts::ProverKind::Wasm
-            || program.record_bytes != task.record_bytes
+        let shape = program.task_shape(task.prover_kind);
+        if !matches!(program.body, crate::program::Body::Wasm(_))
+            || shape.map(|s| s.record_bytes).ok() != Some(task.record_bytes)
         {
             return Err(ClientError::Program(
                 "the task's program takes numbers (--value), not data".into(),
             ));
         }
+        self.seal_record_to(task, record).await
+    }
+
+    /// Seals `record`, salted and padded to the task's record size, to each member.
+    async fn seal_record_to(
+        &self,
+        task: &TaskJson,
+        record: &[u8],
+    ) -> Result<Submitted, ClientError> {
+        let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
         let mut salt = [0u8; crate::manifest::RECORD_SALT];
         rand::fill(&mut salt);
         let Some(padded) = crate::manifest::pad_record(record, task.record_bytes, salt) else {
@@ -328,17 +344,30 @@ impl Client {
         self.submit_record_to(task, &[reading as f64]).await
     }
 
-    /// Secret-shares a record into `task`: each field's value plus 2^(width−1), bit by bit.
+    /// Sends a record into `task`: each field's value plus 2^(width−1), bit by bit, secret-shared
+    /// (`spdz`), or packed and sealed whole to each member (`halo2`, whose seats see inputs).
     pub async fn submit_record_to(
         &self,
         task: &TaskJson,
         values: &[f64],
     ) -> Result<Submitted, ClientError> {
         let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
-        self.check_committee(task, task_id).await?;
         let program = self.program(task).await?;
+        let shape = program
+            .task_shape(task.prover_kind)
+            .map_err(|e| ClientError::Program(e.to_string()))?;
         // Refused here, before taking a slot: a value outside its field's type cannot be encoded.
-        let bits = field_bits(program.record_bits(values)?, task.input_bits, "record")?;
+        let bits = program.record_bits(values)?;
+        if shape.record_bytes > 0 {
+            if shape.record_bytes != task.record_bytes {
+                return Err(ClientError::Program(
+                    "the task's record size is not its program's".into(),
+                ));
+            }
+            return self.seal_record_to(task, &Program::pack_bits(&bits)).await;
+        }
+        self.check_committee(task, task_id).await?;
+        let bits = field_bits(bits, task.input_bits, "record")?;
         let slot = self
             .grant_to(task_id, task, task.input_bits, SecretKey::generate(), None)
             .await?;

@@ -22,6 +22,18 @@ pub struct NodeConfig {
     #[serde(default)]
     pub api: ApiSection,
     pub chain: ChainSection,
+    #[serde(default)]
+    pub provers: ProversSection,
+}
+
+/// What the provers that need more than the node itself read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProversSection {
+    /// KZG parameters (halo2's raw format) for `halo2` tasks, relative to this file; without
+    /// them the node refuses seats of `halo2` tasks.
+    #[serde(default)]
+    pub halo2_srs: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +173,7 @@ impl NodeConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         config.data_dir = base.join(&config.data_dir);
         config.chain.addresses = base.join(&config.chain.addresses);
+        config.provers.halo2_srs = config.provers.halo2_srs.map(|p| base.join(p));
         Ok(config)
     }
 
@@ -243,6 +256,11 @@ rpc = "{rpc}"
 addresses = "addresses.json"
 # Blocks on top of a published result before the node reports it as published.
 confirmations = 1
+
+[provers]
+# KZG parameters for halo2 tasks, in halo2's raw format (from a powers-of-tau ceremony; see
+# docs/provers.md). Without them this node refuses seats of halo2 tasks.
+# halo2_srs = "kzg_bn254_20.srs"
 "#,
         per_client = Limits::default().per_client,
         total = Limits::default().total,

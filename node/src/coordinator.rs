@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, Bytes, U256, keccak256};
-use conclave_chain::ContractError;
 use conclave_chain::attest::{Attestation, TaskResult};
 use conclave_chain::contracts::ProverKind;
 use conclave_chain::watch::ResultWatcher;
@@ -180,7 +179,8 @@ impl Inner {
                 "project {project} is paused"
             )));
         }
-        if ![ProverKind::Spdz as u8, ProverKind::Wasm as u8].contains(&p.proverKind) {
+        let runs = [ProverKind::Spdz, ProverKind::Halo2, ProverKind::Wasm];
+        if !runs.iter().any(|k| *k as u8 == p.proverKind) {
             return Err(NodeError::Unavailable(format!(
                 "project {project} needs prover kind {}, which this node does not run",
                 p.proverKind
@@ -193,12 +193,9 @@ impl Inner {
                 crate::programs::Fetch::MeshOrUrl,
             )
             .await?;
-        if program.kind() as u8 != p.proverKind {
-            return Err(NodeError::Unavailable(format!(
-                "project {project}'s program is not one its prover kind {} runs",
-                p.proverKind
-            )));
-        }
+        let shape = program
+            .task_shape(p.proverKind)
+            .map_err(|e| NodeError::Unavailable(format!("project {project}'s program: {e}")))?;
         // Members fetch the module from this node first: it must have it, and it must compile,
         // before a task is paid for.
         if let crate::program::Body::Wasm(spec) = &program.body {
@@ -253,11 +250,11 @@ impl Inner {
             committee,
             program_hash: program.hash.0,
             max_inputs: program.max_inputs,
-            input_bits: program.record_bits,
-            owner_bits: program.owner_bits,
+            input_bits: shape.input_bits,
+            owner_bits: shape.owner_bits,
             closes_at_ms: now_ms() + program.window_secs * 1000,
             prover_kind: p.proverKind,
-            record_bytes: program.record_bytes,
+            record_bytes: shape.record_bytes,
         };
         record.info = Some(info.clone());
         record.member = info.committee.iter().any(|m| m.peer == me.to_bytes());
@@ -546,6 +543,13 @@ impl Inner {
                 "the project owner's parameters did not arrive at every member".into(),
             ));
         }
+        if info.proven() && slots.len() != info.max_inputs as usize {
+            return Err(NodeError::Task(format!(
+                "a halo2 task runs over all {} device slots (its verifier is for that many); {} records reached every member",
+                info.max_inputs,
+                slots.len()
+            )));
+        }
         let runs = peers.iter().map(|&peer| {
             let run = Request::Run {
                 task_id: task,
@@ -663,26 +667,39 @@ impl Inner {
                 other => tracing::info!(%peer, ?other, "member did not submit; next in rank"),
             }
         }
-        let receipt = self.submit_attested(result, attestations).await?;
+        let receipt = self.submit_attested(info, result, attestations).await?;
         Ok((receipt.tx_hash.0, receipt.block_number))
     }
 
-    /// Submits a result with this node's operator key, counting the outcome in the metrics.
+    /// Submits a result with this node's operator key (a `halo2` task's with its proof, from
+    /// this node or a member), counting the outcome in the metrics.
     pub(crate) async fn submit_attested(
         &self,
+        info: &TaskInfo,
         result: &TaskResult,
         attestations: Vec<Attestation>,
-    ) -> Result<conclave_chain::backend::Receipt, ContractError> {
-        let receipt = self
-            .contracts
-            .submit_result(&self.operator, result, attestations)
-            .await;
+    ) -> Result<conclave_chain::backend::Receipt, NodeError> {
+        let receipt = if info.proven() {
+            let proof = self.proof_for(info).await?;
+            if proof.proof_hash() != result.proof_hash {
+                return Err(NodeError::Task(
+                    "the proof at hand is not the one the result's signers signed".into(),
+                ));
+            }
+            self.contracts
+                .submit_proven(&self.operator, result, &proof, attestations)
+                .await
+        } else {
+            self.contracts
+                .submit_result(&self.operator, result, attestations)
+                .await
+        };
         self.metrics.submission(if receipt.is_ok() {
             "published"
         } else {
             "failed"
         });
-        receipt
+        Ok(receipt?)
     }
 
     /// Waits until the task's `ResultPublished` has `confirmations` blocks on top.

@@ -20,6 +20,7 @@ pub mod config;
 pub mod coordinator;
 pub mod entry;
 pub mod envelope;
+pub mod halo2;
 pub mod identity;
 pub mod keys;
 pub mod manifest;

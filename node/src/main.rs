@@ -482,6 +482,7 @@ async fn run(config: &NodeConfig) -> anyhow::Result<()> {
         http: config.api.listen,
         rate_limits: config.api.limits(),
         confirmations: config.chain.confirmations,
+        halo2_srs: config.provers.halo2_srs.clone(),
     })
     .await?;
     let addrs = node.network().wait_listening().await?;

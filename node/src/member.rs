@@ -159,6 +159,7 @@ impl Inner {
             } => self.accept_input(task_id, slot, &sealed),
             Request::Digest { task_id } => self.digest(from, task_id),
             Request::RunSlots { task_id } => self.run_slots(from, task_id),
+            Request::Proof { task_id } => self.serve_proof(from, task_id),
             Request::Run { task_id, slots } => self.run(from, task_id, slots).await,
             Request::SealedOutput { task_id } => self.sealed_output(task_id).await,
             Request::Submit {
@@ -175,7 +176,7 @@ impl Inner {
         result.unwrap_or_else(|r| r)
     }
 
-    fn member_task(&self, task_id: &TaskId) -> Result<(TaskRecord, TaskInfo), Response> {
+    pub(crate) fn member_task(&self, task_id: &TaskId) -> Result<(TaskRecord, TaskInfo), Response> {
         let record = self
             .store
             .task(task_id)
@@ -246,16 +247,34 @@ impl Inner {
         if stored(self.store.has_run(&info.task_id))? {
             return Err(refuse("this task already ran here"));
         }
-        // A prover that sees the inputs needs no preprocessing: only its module, fetched now so
-        // that a seat without it refuses the task before devices send anything.
-        if let Body::Wasm(spec) = &program.body {
+        // A prover that sees the inputs needs no preprocessing: only its module (fetched now, so
+        // that a seat without it refuses the task before devices send anything) or its keys.
+        if info.sealed_records() {
             // Started already: the record may have moved on (a run), and must not go back.
             if record.info.is_some() {
                 return Ok(Response::Started);
             }
-            self.module(spec, crate::programs::Fetch::MeshOrUrl, Some(from))
-                .await
-                .map_err(|e| refuse(format!("the task's module: {e}")))?;
+            match &program.body {
+                Body::Wasm(spec) => {
+                    self.module(spec, crate::programs::Fetch::MeshOrUrl, Some(from))
+                        .await
+                        .map_err(|e| refuse(format!("the task's module: {e}")))?;
+                }
+                Body::Tally(_) => {
+                    if !self.halo2.configured() {
+                        return Err(refuse(
+                            "this node has no KZG parameters for halo2 tasks ([provers] halo2_srs)",
+                        ));
+                    }
+                    // The keys take seconds: made while devices send their records.
+                    let (me, program) = (self.me(), program.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = me.halo2_prover(&program).await {
+                            tracing::warn!(error = %e, "no halo2 keys for a task's program");
+                        }
+                    });
+                }
+            }
             record.member = true;
             record.info = Some(info.clone());
             self.store
@@ -344,13 +363,15 @@ impl Inner {
             )
             .await
             .map_err(|e| refuse(format!("the task's program: {e}")))?;
-        if task.proverKind != program.kind() as u8
-            || info.prover_kind != task.proverKind
+        let shape = program
+            .task_shape(task.proverKind)
+            .map_err(|e| refuse(format!("the task's program: {e}")))?;
+        if info.prover_kind != task.proverKind
             || program.hash.0 != info.program_hash
             || program.max_inputs != info.max_inputs
-            || program.record_bits != info.input_bits
-            || program.owner_bits != info.owner_bits
-            || program.record_bytes != info.record_bytes
+            || shape.input_bits != info.input_bits
+            || shape.owner_bits != info.owner_bits
+            || shape.record_bytes != info.record_bytes
         {
             return Err(refuse("the Start does not match the task's program"));
         }
@@ -487,7 +508,10 @@ impl Inner {
     }
 
     /// The program a task runs, by the hash its chain record pins.
-    async fn task_program(&self, task: &TaskId) -> Result<std::sync::Arc<Program>, Response> {
+    pub(crate) async fn task_program(
+        &self,
+        task: &TaskId,
+    ) -> Result<std::sync::Arc<Program>, Response> {
         let snapshot = self
             .contracts
             .task(U256::from_be_bytes(*task))
@@ -634,6 +658,16 @@ impl Inner {
                     info.record_bytes
                 )));
             }
+            // A halo2 record is exactly the program's bits, so every one of its seats reads it.
+            if info.proven()
+                && crate::manifest::unpad_record(&plain, info.record_bytes)
+                    .is_some_and(|r| r.len() != info.record_bytes as usize)
+            {
+                return Err(invalid(format!(
+                    "a record here is {} bytes",
+                    info.record_bytes
+                )));
+            }
             crate::manifest::record_words(&plain)
         } else {
             if plain.len() != 32 * width as usize {
@@ -684,7 +718,7 @@ impl Inner {
             .filter(|a| result.verify(a, self.chain_id, self.router).is_ok())
             .collect();
         let receipt = self
-            .submit_attested(&result, attestations)
+            .submit_attested(&info, &result, attestations)
             .await
             .map_err(|e| refuse(format!("submission failed: {e}")))?;
         Ok(Response::Submitted {
@@ -831,6 +865,11 @@ impl Inner {
                     .run_spdz(&info, alpha, device_slots, owner, &stored)
                     .await;
                 ("spdz", ran)
+            }
+            None if info.proven() => {
+                let program = self.task_program(&task).await?;
+                let ran = self.run_proven(&info, device_slots, &stored, program).await;
+                ("halo2", ran)
             }
             None => ("wasm", self.run_module(&info, device_slots, &stored).await),
         };
@@ -1011,7 +1050,11 @@ impl Inner {
     /// device's record from the difference. Honest seats confirm one list each, so no second
     /// list can gather a majority; a member answering with another list is only logged (it
     /// cannot stop the run alone).
-    async fn confirm_slots(&self, info: &TaskInfo, slots: &[u32]) -> Result<(), Response> {
+    pub(crate) async fn confirm_slots(
+        &self,
+        info: &TaskInfo,
+        slots: &[u32],
+    ) -> Result<(), Response> {
         let task = info.task_id;
         let id = U256::from_be_bytes(task);
         let chain = |e: conclave_chain::ContractError| refuse(format!("reading the task: {e}"));

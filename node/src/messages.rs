@@ -81,6 +81,11 @@ impl TaskInfo {
         self.record_bytes > 0
     }
 
+    /// Whether the task's result needs a halo2 proof (`TaskRouter.submitProven`).
+    pub fn proven(&self) -> bool {
+        self.prover_kind == conclave_chain::contracts::ProverKind::Halo2 as u8
+    }
+
     /// How many masked bits `slot` holds, if the task has that slot.
     pub fn slot_bits(&self, slot: u32) -> Option<u32> {
         if slot < self.max_inputs {
@@ -180,6 +185,9 @@ pub enum Request {
     /// Member → member of a task whose seats see the records (`wasm`): the slots the
     /// coordinator asked you to run over (answered with `RunSlots` once you were asked).
     RunSlots { task_id: TaskId },
+    /// A `halo2` task's proof, from a seat that made or checked it (for the task's members and
+    /// coordinator).
+    Proof { task_id: TaskId },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +214,10 @@ pub enum Response {
     ProgramSource(String),
     Module(Vec<u8>),
     RunSlots(Vec<u32>),
+    Proof {
+        input_commitment: [u8; 32],
+        proof: Vec<u8>,
+    },
     /// The request was understood and refused; the reason is for people.
     Refused {
         kind: RefusalKind,

@@ -76,6 +76,8 @@ pub struct NodeSetup {
     pub rate_limits: crate::ratelimit::Limits,
     /// Blocks on top of a `ResultPublished` before the node reports it.
     pub confirmations: u64,
+    /// KZG parameters for `halo2` tasks (read at the first one).
+    pub halo2_srs: Option<std::path::PathBuf>,
 }
 
 /// Projects whose open task this node remembers (from gossip or its own openings).
@@ -199,6 +201,8 @@ pub(crate) struct Inner {
     pub prover: conclave_provers::spdz::SpdzProver,
     /// Runs `wasm` tasks' modules ([`crate::modules`]).
     pub wasm: conclave_provers::wasm::WasmEngine,
+    /// Keys and proofs of `halo2` tasks ([`crate::halo2`]).
+    pub halo2: crate::halo2::Halo2State,
     pub chain_id: u64,
     pub router: Address,
     pub confirmations: u64,
@@ -227,19 +231,31 @@ impl Inner {
 
     /// Sends `request` to `peer` (answering locally when it is this node).
     pub(crate) async fn ask(&self, peer: PeerId, request: Request) -> Result<Response, NodeError> {
-        let response = if peer == self.network.peer_id() {
-            self.handle(peer, request).await
-        } else {
-            let bytes = self
-                .network
-                .request(peer, messages::encode(&request))
-                .await?;
-            messages::decode(&bytes).map_err(|e| NodeError::Refused {
-                peer,
-                kind: crate::messages::RefusalKind::Invalid,
-                reason: e.to_string(),
-            })?
-        };
+        if peer == self.network.peer_id() {
+            let response = self.handle(peer, request).await;
+            if let Response::Refused { kind, reason } = response {
+                return Err(NodeError::Refused { peer, kind, reason });
+            }
+            return Ok(response);
+        }
+        self.ask_remote(peer, request).await
+    }
+
+    /// Sends `request` to another node (never answered locally: for handlers that ask peers).
+    pub(crate) async fn ask_remote(
+        &self,
+        peer: PeerId,
+        request: Request,
+    ) -> Result<Response, NodeError> {
+        let bytes = self
+            .network
+            .request(peer, messages::encode(&request))
+            .await?;
+        let response = messages::decode(&bytes).map_err(|e| NodeError::Refused {
+            peer,
+            kind: crate::messages::RefusalKind::Invalid,
+            reason: e.to_string(),
+        })?;
         if let Response::Refused { kind, reason } = response {
             return Err(NodeError::Refused { peer, kind, reason });
         }
@@ -286,6 +302,7 @@ impl Node {
             .map_err(|e| NodeError::Task(format!("the wasm engine: {e}")))?;
         let inner = Arc::new_cyclic(|weak| Inner {
             wasm,
+            halo2: crate::halo2::Halo2State::new(setup.halo2_srs),
             network,
             contracts: setup.contracts,
             operator: setup.operator,

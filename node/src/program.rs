@@ -54,9 +54,6 @@ pub struct Program {
     /// per private output masks it).
     pub program_triples: u64,
     pub program_bits: u64,
-    /// Largest record a device sends sealed whole to each member (`wasm`); 0 when records are
-    /// secret-shared bit by bit (`spdz`).
-    pub record_bytes: u32,
 }
 
 /// What a program runs: a Tally program by SPDZ, or a WebAssembly module named by a manifest.
@@ -95,6 +92,22 @@ pub enum ProgramError {
     HashMismatch { expected: B256, found: B256 },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    #[error("this program does not run under prover kind {0}")]
+    WrongProver(u8),
+    #[error(
+        "the halo2 prover takes programs without owner inputs or private outputs (a proof has no receiver to hide a value from its prover)"
+    )]
+    NotProvable,
+}
+
+/// What a task of a program asks of devices under one prover kind, as its `TaskInfo` carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskShape {
+    /// Bits of a device's secret-shared record (`spdz`); 0 when records are sealed whole.
+    pub input_bits: u32,
+    pub owner_bits: u32,
+    /// Bytes of a record sealed whole to every seat (`halo2`, `wasm`); 0 for `spdz`.
+    pub record_bytes: u32,
 }
 
 impl Program {
@@ -171,7 +184,6 @@ impl Program {
             owner_fields: lowered.owner_fields,
             program_triples,
             program_bits: need.bits as u64,
-            record_bytes: 0,
         })
     }
 
@@ -190,7 +202,6 @@ impl Program {
             outputs: Vec::new(),
             program_triples: 0,
             program_bits: 0,
-            record_bytes: spec.record_bytes,
             body: Body::Wasm(spec),
         }
     }
@@ -201,6 +212,69 @@ impl Program {
             Body::Tally(_) => ProverKind::Spdz,
             Body::Wasm(_) => ProverKind::Wasm,
         }
+    }
+
+    /// The task shape of this program under prover kind `kind` (as the chain numbers it): a
+    /// Tally program runs under `spdz` (records secret-shared bit by bit) or `halo2` (records
+    /// sealed whole to every seat, as their bits packed in bytes), a wasm manifest under `wasm`.
+    pub fn task_shape(&self, kind: u8) -> Result<TaskShape, ProgramError> {
+        match (&self.body, kind) {
+            (Body::Tally(_), k) if k == ProverKind::Spdz as u8 => Ok(TaskShape {
+                input_bits: self.record_bits,
+                owner_bits: self.owner_bits,
+                record_bytes: 0,
+            }),
+            (Body::Tally(_), k) if k == ProverKind::Halo2 as u8 => {
+                if self.owner_bits > 0 || self.outputs.iter().any(|o| o.private) {
+                    return Err(ProgramError::NotProvable);
+                }
+                Ok(TaskShape {
+                    input_bits: 0,
+                    owner_bits: 0,
+                    record_bytes: self.record_bits.div_ceil(8),
+                })
+            }
+            (Body::Wasm(spec), k) if k == ProverKind::Wasm as u8 => Ok(TaskShape {
+                input_bits: 0,
+                owner_bits: 0,
+                record_bytes: spec.record_bytes,
+            }),
+            _ => Err(ProgramError::WrongProver(kind)),
+        }
+    }
+
+    /// A record's bits packed eight to a byte, least significant first (how a `halo2` task's
+    /// record is sealed).
+    pub fn pack_bits(bits: &[bool]) -> Vec<u8> {
+        bits.chunks(8)
+            .map(|byte| {
+                byte.iter()
+                    .enumerate()
+                    .fold(0u8, |acc, (i, b)| acc | (u8::from(*b) << i))
+            })
+            .collect()
+    }
+
+    /// A `halo2` record's values from its packed bits (the spare bits of the last byte are
+    /// ignored, so every record of the right length reads as values of the fields' types, and
+    /// a range check decides what counts); `None` for another length.
+    pub fn unpack_record(&self, packed: &[u8]) -> Option<Vec<i128>> {
+        let width = self.record_bits as usize;
+        if packed.len() != width.div_ceil(8) {
+            return None;
+        }
+        let bits: Vec<bool> = (0..width)
+            .map(|i| packed[i / 8] >> (i % 8) & 1 == 1)
+            .collect();
+        let mut at = 0;
+        self.device_fields
+            .iter()
+            .map(|f| {
+                let value = f.decode(&bits[at..at + f.bits as usize]);
+                at += f.bits as usize;
+                value
+            })
+            .collect()
     }
 
     /// Checks `source` against the hash the chain pins, then loads it.

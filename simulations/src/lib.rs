@@ -52,6 +52,11 @@ pub struct Cluster {
     _dir: tempfile::TempDir,
 }
 
+/// The cluster's KZG parameters for `halo2` projects, written at the first one from a fixed seed:
+/// **insecure** (anyone who knows the seed forges proofs), for simulations and tests only.
+const INSECURE_SRS: &str = "insecure-kzg.srs";
+const INSECURE_SRS_SEED: [u8; 32] = *b"conclave-sim insecure kzg seed!!";
+
 /// How often the embedded chain mines a block when nobody sends a transaction.
 pub const BLOCK_TIME: Duration = Duration::from_millis(100);
 
@@ -114,6 +119,7 @@ impl Cluster {
                 http: "127.0.0.1:0".parse()?,
                 rate_limits: limits,
                 confirmations: 0,
+                halo2_srs: Some(dir.path().join(INSECURE_SRS)),
             })
             .await
             .with_context(|| format!("starting node {i}"))?;
@@ -214,12 +220,68 @@ impl Cluster {
         Ok(id)
     }
 
+    /// Registers a `halo2` project running `source`: writes the cluster's insecure KZG
+    /// parameters at the first one (`k` rows, at least what the program needs; every node reads
+    /// them at its first halo2 task), then generates, compiles (solc-js under `tools`) and
+    /// deploys the program's verifier.
+    pub async fn halo2_project(
+        &self,
+        source: &str,
+        committee: u16,
+        threshold: u16,
+        tools: &std::path::Path,
+    ) -> anyhow::Result<u64> {
+        let program = Program::from_source(source)?;
+        let path = self._dir.path().join(INSECURE_SRS);
+        let bytecode = tokio::task::spawn_blocking({
+            let tools = tools.to_path_buf();
+            move || -> anyhow::Result<Vec<u8>> {
+                let srs = if path.exists() {
+                    conclave_provers::halo2::Srs::read(&path)?
+                } else {
+                    let compiled = conclave_mpc::lang::Program::compile(
+                        &program.source,
+                        1,
+                        Some(program.max_inputs as usize),
+                    )
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                    let k = conclave_provers::halo2::rows_needed(&compiled.lowered.circuit, 1)?;
+                    let srs = conclave_provers::halo2::Srs::insecure(k, INSECURE_SRS_SEED);
+                    srs.write(&path)?;
+                    srs
+                };
+                conclave_node::halo2::verifier_bytecode(&srs, &program, &tools)
+                    .map_err(anyhow::Error::msg)
+            }
+        })
+        .await??;
+        let verifier = self
+            .contracts
+            .deploy_verifier(&self.owner, &bytecode.into())
+            .await?;
+        self.register_with(source, ProverKind::Halo2, committee, threshold, verifier)
+            .await
+    }
+
     async fn register(
         &self,
         source: &str,
         prover_kind: ProverKind,
         committee: u16,
         threshold: u16,
+    ) -> anyhow::Result<u64> {
+        let zero = alloy::primitives::Address::ZERO;
+        self.register_with(source, prover_kind, committee, threshold, zero)
+            .await
+    }
+
+    async fn register_with(
+        &self,
+        source: &str,
+        prover_kind: ProverKind,
+        committee: u16,
+        threshold: u16,
+        verifier: alloy::primitives::Address,
     ) -> anyhow::Result<u64> {
         let program = Program::from_source(source)?;
         let spec = ProjectSpec {
@@ -229,7 +291,7 @@ impl Cluster {
             committee_size: committee,
             threshold,
             receiver: alloy::primitives::Address::ZERO,
-            verifier: alloy::primitives::Address::ZERO,
+            verifier,
         };
         let id = self.contracts.register_project(&self.owner, &spec).await?;
         let id = id.to::<u64>();
@@ -259,6 +321,11 @@ impl Cluster {
             .wait_for_task(task, wait)
             .await?
             .with_context(|| format!("task {task_id} did not publish within {wait:?}"))
+    }
+
+    /// The cluster's insecure KZG parameters (written by the first [`Cluster::halo2_project`]).
+    pub fn insecure_srs(&self) -> std::path::PathBuf {
+        self._dir.path().join(INSECURE_SRS)
     }
 
     /// Where the nodes' databases are (`node{i}.redb`).

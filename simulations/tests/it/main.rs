@@ -2,6 +2,7 @@
 //! executable per crate instead of one per file.
 
 mod committee;
+mod halo2;
 mod http_api;
 mod privacy;
 mod programs;
