@@ -220,10 +220,8 @@ impl Cluster {
         Ok(id)
     }
 
-    /// Registers a `halo2` project running `source`: writes the cluster's insecure KZG
-    /// parameters at the first one (`k` rows, at least what the program needs; every node reads
-    /// them at its first halo2 task), then generates, compiles (solc-js under `tools`) and
-    /// deploys the program's verifier.
+    /// Registers a `halo2` project running `source` with its verifier
+    /// ([`Cluster::halo2_verifier`]).
     pub async fn halo2_project(
         &self,
         source: &str,
@@ -231,8 +229,34 @@ impl Cluster {
         threshold: u16,
         tools: &std::path::Path,
     ) -> anyhow::Result<u64> {
+        let verifier = self.halo2_verifier(source, tools).await?;
+        self.halo2_project_with(source, committee, threshold, verifier)
+            .await
+    }
+
+    /// Registers a `halo2` project running `source` whose verifier is already deployed.
+    pub async fn halo2_project_with(
+        &self,
+        source: &str,
+        committee: u16,
+        threshold: u16,
+        verifier: alloy::primitives::Address,
+    ) -> anyhow::Result<u64> {
+        self.register_with(source, ProverKind::Halo2, committee, threshold, verifier)
+            .await
+    }
+
+    /// Deploys the verifier of the `halo2` program `source`: writes the cluster's insecure KZG
+    /// parameters at the first one (as many rows as the program needs; every node reads them
+    /// at its first halo2 task), then generates the verifier and compiles it (solc-js under
+    /// `tools`).
+    pub async fn halo2_verifier(
+        &self,
+        source: &str,
+        tools: &std::path::Path,
+    ) -> anyhow::Result<alloy::primitives::Address> {
         let program = Program::from_source(source)?;
-        let path = self._dir.path().join(INSECURE_SRS);
+        let path = self.insecure_srs();
         let bytecode = tokio::task::spawn_blocking({
             let tools = tools.to_path_buf();
             move || -> anyhow::Result<Vec<u8>> {
@@ -255,12 +279,10 @@ impl Cluster {
             }
         })
         .await??;
-        let verifier = self
+        Ok(self
             .contracts
             .deploy_verifier(&self.owner, &bytecode.into())
-            .await?;
-        self.register_with(source, ProverKind::Halo2, committee, threshold, verifier)
-            .await
+            .await?)
     }
 
     async fn register(

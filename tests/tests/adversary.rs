@@ -1490,14 +1490,52 @@ async fn impostor(cluster: &mut Cluster, k: usize) -> Network {
     network
 }
 
+/// What a lying member computes for a run: from the task, the slots and each slot's padded
+/// record (salt, length, record), the output it signs, its proof hash, and a halo2 proof (input
+/// commitment, bytes) it hands to the seats that ask.
+type LyingRun = Box<dyn FnMut(&TaskInfo, &[u32], Vec<Vec<u8>>) -> LyingAnswer + Send>;
+type LyingAnswer = (Vec<u8>, [u8; 32], Option<([u8; 32], Vec<u8>)>);
+
 /// Node `k` of the cluster replaced by an operator who runs another module than the project's
-/// (and so signs another output) while following the protocol in every other step: it takes
-/// Starts, hands out slot envelopes, accepts and reports records like an honest member, and
-/// signs what its own module computes. It never submits.
+/// (and so signs another output) while following the protocol in every other step.
 async fn lying_member(
     cluster: &mut Cluster,
     k: usize,
     module: Vec<u8>,
+) -> tokio::task::JoinHandle<()> {
+    let chain_id = cluster.contracts.addresses().chain_id;
+    let engine =
+        conclave_provers::wasm::WasmEngine::new(conclave_node::manifest::wasm_limits()).unwrap();
+    let module = engine.load(&module).unwrap();
+    let run: LyingRun = Box::new(move |info, _slots, padded| {
+        let records = padded
+            .iter()
+            .map(|p| conclave_node::manifest::unpad_record(p, info.record_bytes).unwrap())
+            .collect();
+        let ran = engine
+            .run(
+                &module,
+                conclave_provers::wasm::TaskInput {
+                    project_id: info.project_id,
+                    task_id: info.task_id,
+                    chain_id,
+                    records,
+                },
+            )
+            .unwrap();
+        (ran.output, [0; 32], None)
+    });
+    dishonest_member(cluster, k, run).await
+}
+
+/// Node `k` of the cluster replaced by an operator who computes its runs with `run` while
+/// following the protocol in every other step: it takes Starts, hands out slot envelopes,
+/// accepts and reports records like an honest member, signs what `run` gives and hands out its
+/// proof. It never submits.
+async fn dishonest_member(
+    cluster: &mut Cluster,
+    k: usize,
+    mut run: LyingRun,
 ) -> tokio::task::JoinHandle<()> {
     let network = impostor(cluster, k).await;
     let keypair = cluster.keypairs[k].clone();
@@ -1506,9 +1544,6 @@ async fn lying_member(
     let input_key = conclave_node::identity::input_key_of(&keypair).unwrap();
     let a = cluster.contracts.addresses();
     let (chain_id, router) = (a.chain_id, a.task_router);
-    let engine =
-        conclave_provers::wasm::WasmEngine::new(conclave_node::manifest::wasm_limits()).unwrap();
-    let module = engine.load(&module).unwrap();
     let mut requests = network.requests().unwrap();
     tokio::spawn(async move {
         let me = network.peer_id();
@@ -1518,6 +1553,7 @@ async fn lying_member(
             Default::default();
         let mut infos: std::collections::HashMap<TaskId, TaskInfo> = Default::default();
         let mut runs: std::collections::HashMap<TaskId, Vec<u32>> = Default::default();
+        let mut proofs: std::collections::HashMap<TaskId, ([u8; 32], Vec<u8>)> = Default::default();
         while let Some(r) = requests.recv().await {
             let response = match messages::decode::<Request>(&r.body).unwrap() {
                 Request::Prepare { .. } => Response::Prepared {
@@ -1566,40 +1602,36 @@ async fn lying_member(
                 Request::Run { task_id, slots } => {
                     runs.insert(task_id, slots.clone());
                     let info = &infos[&task_id];
-                    let inputs = slots
+                    let padded = slots
                         .iter()
                         .map(|s| {
-                            let padded =
-                                conclave_node::manifest::words_record(&records[&(task_id, *s)])
-                                    .unwrap();
-                            conclave_node::manifest::unpad_record(&padded, info.record_bytes)
-                                .unwrap()
+                            conclave_node::manifest::words_record(&records[&(task_id, *s)]).unwrap()
                         })
                         .collect();
-                    let ran = engine
-                        .run(
-                            &module,
-                            conclave_provers::wasm::TaskInput {
-                                project_id: info.project_id,
-                                task_id,
-                                chain_id,
-                                records: inputs,
-                            },
-                        )
-                        .unwrap();
+                    let (output, proof_hash, proof) = run(info, &slots, padded);
+                    if let Some(proof) = proof {
+                        proofs.insert(task_id, proof);
+                    }
                     let result = TaskResult {
                         project_id: U256::from(info.project_id),
                         task_id: U256::from_be_bytes(task_id),
-                        output: Bytes::from(ran.output.clone()),
-                        proof_hash: B256::ZERO,
+                        output: Bytes::from(output.clone()),
+                        proof_hash: B256::from(proof_hash),
                     };
                     let signature = result.sign(&operator, chain_id, router).unwrap();
                     Response::Ran {
-                        output: ran.output,
-                        proof_hash: [0; 32],
+                        output,
+                        proof_hash,
                         signature: signature.signature.to_vec(),
                     }
                 }
+                Request::Proof { task_id } => match proofs.get(&task_id) {
+                    Some((input_commitment, proof)) => Response::Proof {
+                        input_commitment: *input_commitment,
+                        proof: proof.clone(),
+                    },
+                    None => Response::refused(RefusalKind::Unknown, "not yet"),
+                },
                 _ => Response::refused(RefusalKind::Failed, "not today"),
             };
             let _ = r.reply.send(messages::encode(&response));
@@ -1897,5 +1929,128 @@ async fn wasm_coordinator_splits_the_run() {
         }
     }
     network.shutdown().await;
+    cluster.shutdown().await;
+}
+
+/// The proving seat of a `halo2` task lies: it hands the other seats the commitment to the
+/// devices' real records but a proof (valid under the program's key) over other records, with
+/// another output, and signs that output. The honest seats check the proof against their own
+/// records before signing and refuse it, so the liar's signature stands alone: nothing is
+/// published and the task fails with the members disagreeing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn halo2_proving_seat_proves_other_records() {
+    const SOURCE: &str = "devices 3;\nwindow 120;\ninput reading: int16 in -1000..=1000 from devices;\noutput sum = sum(reading);\n";
+    let tools = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools");
+    let mut cluster = Cluster::start(NODES, |_| {}).await.unwrap();
+    let verifier = cluster.halo2_verifier(SOURCE, &tools).await.unwrap();
+    // The committee is in operator order and its first seat proves: the liar is the node (not
+    // the coordinating node 0) with the lowest operator address.
+    let k = (1..NODES)
+        .min_by_key(|&k| cluster.operators[k].address())
+        .unwrap();
+    let liar = cluster.operators[k].address();
+    let srs_path = cluster.insecure_srs();
+    let a = cluster.contracts.addresses();
+    let (chain_id, router) = (a.chain_id, a.task_router);
+    let mut prover: Option<conclave_provers::halo2::ProgramProver> = None;
+    let program = Program::from_source(SOURCE).unwrap();
+    let run: LyingRun = Box::new(move |info, _slots, padded| {
+        use conclave_provers::halo2::{ProgramProver, Srs, fr_from_be, fr_to_be};
+        let prover = prover.get_or_insert_with(|| {
+            ProgramProver::new(&Srs::read(&srs_path).unwrap(), SOURCE, 3).unwrap()
+        });
+        // The salt and binding every seat derives, as the node does.
+        let mut salts = alloy::primitives::Keccak256::new();
+        salts.update(b"conclave halo2 salt v1");
+        for p in &padded {
+            salts.update(&p[..32]);
+        }
+        let field = |v: U256| fr_from_be(v.to_be_bytes()).unwrap();
+        let salt = field(U256::from_be_bytes(salts.finalize().0) >> 8);
+        let task = U256::from_be_bytes(info.task_id);
+        let binding = field(conclave_chain::attest::task_binding(chain_id, router, task));
+        let records: Vec<Vec<i128>> = padded
+            .iter()
+            .map(|p| {
+                let record = conclave_node::manifest::unpad_record(p, info.record_bytes).unwrap();
+                program.unpack_record(&record).unwrap()
+            })
+            .collect();
+        let honest = prover.statement(records.clone(), salt, binding).unwrap();
+        let mut other = records;
+        other[0][0] += 100;
+        let lie = prover.statement(other, salt, binding).unwrap();
+        let proof = conclave_chain::attest::HaloProof {
+            input_commitment: U256::from_be_bytes(fr_to_be(honest.input_commitment())),
+            proof: Bytes::from(prover.prove(&lie).unwrap()),
+        };
+        let output = conclave_node::program::encode_outputs(
+            &lie.outputs
+                .into_iter()
+                .map(conclave_node::program::Opened::Public)
+                .collect::<Vec<_>>(),
+        );
+        let handed = (proof.input_commitment.to_be_bytes(), proof.proof.to_vec());
+        (output, proof.proof_hash().0, Some(handed))
+    });
+    let _liar = dishonest_member(&mut cluster, k, run).await;
+
+    // A task whose proving seat (the first in rank) is the liar's, where the liar alone cannot
+    // publish and the honest seats could.
+    let mut found = None;
+    for _ in 0..60 {
+        let project = cluster
+            .halo2_project_with(SOURCE, 4, 2, verifier)
+            .await
+            .unwrap();
+        let task = Client::new(cluster.api(0)).task(project).await.unwrap();
+        let seated = cluster
+            .contracts
+            .committee(task_id(&task))
+            .await
+            .unwrap()
+            .unwrap();
+        let seats = |honest: bool| -> u32 {
+            seated
+                .iter()
+                .filter(|(who, _)| (*who == liar) != honest)
+                .map(|(_, mask)| seat_count(*mask))
+                .sum()
+        };
+        if task.committee[0].operator == format!("{liar:#x}")
+            && seats(false) < 2
+            && seats(true) >= 2
+        {
+            found = Some(task);
+            break;
+        }
+    }
+    let task = found.expect("60 draws and none with the liar proving");
+    let from = cluster.contracts.chain().block_number().await.unwrap();
+    for (i, reading) in [5.0, -12.0, 40.0].iter().enumerate() {
+        Client::new(cluster.api(i % 3))
+            .submit_record_to(&task, &[*reading])
+            .await
+            .unwrap();
+    }
+    let client = Client::new(cluster.api(0));
+    let status = loop {
+        let status = client
+            .status(&task_id(&task).to_be_bytes::<32>())
+            .await
+            .unwrap();
+        if status.state == "failed" {
+            break status;
+        }
+        assert_ne!(status.state, "published");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let reason = status.reason.unwrap_or_default();
+    assert!(reason.contains("members disagree"), "{reason}");
+    let on_chain = ResultWatcher::new(cluster.contracts.clone(), from, 0)
+        .wait_for_task(task_id(&task), Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert!(on_chain.is_none(), "nothing is published");
     cluster.shutdown().await;
 }
