@@ -174,6 +174,10 @@ enum ProjectCommand {
         file: PathBuf,
         #[arg(long, default_value = "node.toml")]
         config: PathBuf,
+        /// For prover "halo2": the folder holding solc-js (`node_modules/solc`, as
+        /// `chain/scripts/install-tools` installs it); Node.js must be on the PATH.
+        #[arg(long, env = "CONCLAVE_TOOLS", default_value = ".tools")]
+        tools: PathBuf,
     },
     /// Hand a registered project's program (and, for `wasm`, its module) to a running node,
     /// which serves them to the mesh.
@@ -271,13 +275,26 @@ async fn cli() -> anyhow::Result<()> {
             );
         }
         Command::Project {
-            command: ProjectCommand::Register { file, config },
+            command:
+                ProjectCommand::Register {
+                    file,
+                    config,
+                    tools,
+                },
         } => {
             let config = load(&config)?;
-            let registration = project_cli::read(&file)?;
+            let mut registration = project_cli::read(&file)?;
             let operator = keys::operator_key(&config.data_dir, &passphrase()?)?;
-            let id = contracts(&config)
-                .await?
+            let contracts = contracts(&config).await?;
+            if registration.spec.prover_kind == conclave_chain::contracts::ProverKind::Halo2 {
+                let srs = config.provers.halo2_srs.as_ref().context(
+                    "prover \"halo2\" needs [provers] halo2_srs in node.toml: the verifier is made from the parameters the nodes prove with",
+                )?;
+                registration.spec.verifier =
+                    project_cli::deploy_verifier(&registration, srs, &tools, &contracts, &operator)
+                        .await?;
+            }
+            let id = contracts
                 .register_project(&operator, &registration.spec)
                 .await?;
             println!("project {id} (program {})", registration.spec.program_hash);

@@ -1,6 +1,7 @@
-//! `conclave project register project.toml`: what a project runs (a Tally program for `spdz`, or
-//! a WebAssembly module for `wasm`), registered on chain and handed to this operator's node,
-//! which serves it to the mesh by hash.
+//! `conclave project register project.toml`: what a project runs (a Tally program for `spdz` and
+//! `halo2`, or a WebAssembly module for `wasm`), registered on chain and handed to this
+//! operator's node, which serves it to the mesh by hash. A `halo2` project's verifier is
+//! generated from the program's key, compiled and deployed first.
 
 use std::path::{Path, PathBuf};
 
@@ -14,9 +15,10 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectFile {
-    /// "spdz" (a Tally program computed by MPC) or "wasm" (a module every seat runs).
+    /// "spdz" (a Tally program computed by MPC), "halo2" (a Tally program proven by one seat,
+    /// checked by the others and the chain) or "wasm" (a module every seat runs).
     prover: String,
-    /// `spdz`: the program's Tally file, relative to project.toml.
+    /// `spdz`, `halo2`: the program's Tally file, relative to project.toml.
     program: Option<PathBuf>,
     /// Where nodes may also fetch the program (or the wasm manifest), https; the mesh serves
     /// it otherwise.
@@ -50,7 +52,7 @@ pub fn read(file: &Path) -> anyhow::Result<Registration> {
         toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
     let dir = file.parent().unwrap_or(Path::new("."));
     let (kind, source, module, source_path) = match p.prover.as_str() {
-        "spdz" => {
+        name @ ("spdz" | "halo2") => {
             let (None, None, None, None, None) = (
                 &p.module,
                 &p.module_url,
@@ -65,10 +67,15 @@ pub fn read(file: &Path) -> anyhow::Result<Registration> {
             let path = dir.join(
                 p.program
                     .as_ref()
-                    .context("prover \"spdz\" needs `program`")?,
+                    .with_context(|| format!("prover \"{name}\" needs `program`"))?,
             );
             let source = crate::program_cli::read_source(&path)?;
-            (ProverKind::Spdz, source, None, path)
+            let kind = if name == "spdz" {
+                ProverKind::Spdz
+            } else {
+                ProverKind::Halo2
+            };
+            (kind, source, None, path)
         }
         "wasm" => {
             if p.program.is_some() {
@@ -95,10 +102,13 @@ pub fn read(file: &Path) -> anyhow::Result<Registration> {
             crate::wasm_cli::check_loads(&path, &bytes)?;
             (ProverKind::Wasm, spec.render(), Some(bytes), path)
         }
-        other => bail!("prover \"{other}\" does not run yet; \"spdz\" and \"wasm\" do"),
+        other => bail!("prover \"{other}\" does not run yet; \"spdz\", \"halo2\" and \"wasm\" do"),
     };
     let program = Program::from_source(&source)
         .with_context(|| format!("{} cannot run on the mesh", source_path.display()))?;
+    program
+        .task_shape(kind as u8)
+        .with_context(|| format!("{} cannot run as {}", source_path.display(), p.prover))?;
     Ok(Registration {
         spec: ProjectSpec {
             program_hash: program.hash,
@@ -112,6 +122,32 @@ pub fn read(file: &Path) -> anyhow::Result<Registration> {
         source,
         module,
     })
+}
+
+/// Makes a `halo2` project's verifier from the program's key under the KZG parameters at `srs`
+/// (the ones the nodes prove with), compiles it with the pinned solc-js under `tools`, and
+/// deploys it: the address the project records.
+pub async fn deploy_verifier(
+    registration: &Registration,
+    srs: &Path,
+    tools: &Path,
+    contracts: &conclave_chain::Contracts,
+    owner: &alloy::signers::local::PrivateKeySigner,
+) -> anyhow::Result<Address> {
+    let program = Program::from_source(&registration.source)?;
+    let (srs, tools) = (srs.to_path_buf(), tools.to_path_buf());
+    println!("generating the program's keys and verifier (seconds to minutes)...");
+    let bytecode = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
+        let srs = conclave_provers::halo2::Srs::read(&srs)?;
+        conclave_node::halo2::verifier_bytecode(&srs, &program, &tools).map_err(anyhow::Error::msg)
+    })
+    .await??;
+    let address = contracts
+        .deploy_verifier(owner, &bytecode.into())
+        .await
+        .context("deploying the verifier")?;
+    println!("verifier deployed at {address}");
+    Ok(address)
 }
 
 /// Hands a registered project's source, then its module if it has one, to the node at `api`.

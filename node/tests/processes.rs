@@ -97,6 +97,11 @@ impl Drop for AbortOnDrop {
 
 impl Mesh {
     async fn start(max_inputs: u32) -> Mesh {
+        Mesh::start_with(max_inputs, None).await
+    }
+
+    /// A mesh whose nodes read the KZG parameters at `halo2_srs` for halo2 tasks.
+    async fn start_with(max_inputs: u32, halo2_srs: Option<&Path>) -> Mesh {
         let anvil = Anvil::start().expect("anvil (scripts/test installs it)");
         let chain = Arc::new(RpcChain::connect(anvil.url()).await.unwrap());
         let coin = U256::from(10u64).pow(U256::from(18));
@@ -136,7 +141,11 @@ impl Mesh {
             let text = std::fs::read_to_string(&config)
                 .unwrap()
                 .replace("local = false", "local = true")
-                .replace("confirmations = 1", "confirmations = 0");
+                .replace("confirmations = 1", "confirmations = 0")
+                .replace(
+                    "# halo2_srs = \"kzg_bn254_20.srs\"",
+                    &halo2_srs.map_or(String::new(), |p| format!("halo2_srs = {p:?}")),
+                );
             std::fs::write(&config, text).unwrap();
             addresses.write(&dir.join("addresses.json")).unwrap();
             chain
@@ -272,6 +281,15 @@ impl Mesh {
 
     /// Waits for the task's `ResultPublished` and decodes it.
     async fn published(&self, task_id: &str) -> (Average, alloy::primitives::Bytes) {
+        let published = self.published_raw(task_id).await;
+        (
+            Average::decode(&published.event.output).unwrap(),
+            published.event.output,
+        )
+    }
+
+    /// Waits for the task's `ResultPublished`.
+    async fn published_raw(&self, task_id: &str) -> conclave_chain::contracts::Published {
         let mut watcher = ResultWatcher::new(self.contracts.clone(), self.from_block, 0)
             .with_poll_interval(Duration::from_millis(100));
         let wanted = U256::from_str_radix(task_id, 16).unwrap();
@@ -283,10 +301,7 @@ impl Mesh {
             self.show_logs();
             panic!("no result published in time");
         };
-        (
-            Average::decode(&published.event.output).unwrap(),
-            published.event.output,
-        )
+        published
     }
 }
 
@@ -477,4 +492,75 @@ async fn a_wasm_project_registered_with_the_cli_publishes_on_anvil() {
         shown.contains(&format!("output = 0x{}", hex::encode(33i64.to_le_bytes()))),
         "{shown}"
     );
+}
+
+/// A `halo2` project registered with the CLI (which generates, compiles and deploys the
+/// program's verifier from the same KZG parameters the nodes read) publishes a proven result on
+/// anvil; devices send their readings with `conclave submit --value`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_halo2_project_registered_with_the_cli_publishes_on_anvil() {
+    let source = "devices 3;\nwindow 120;\ninput reading: int16 in -1000..=1000 from devices;\noutput sum = sum(reading);\noutput counted = sum(valid);\n";
+    let root = tempfile::tempdir().unwrap();
+    let srs = root.path().join("insecure-test.srs");
+    let compiled = conclave_mpc::lang::Program::compile(source, 1, Some(3)).unwrap();
+    let k = conclave_provers::halo2::rows_needed(&compiled.lowered.circuit, 1).unwrap();
+    // Insecure (from a seed): for this test only.
+    conclave_provers::halo2::Srs::insecure(k, [9; 32])
+        .write(&srs)
+        .unwrap();
+    let mesh = Mesh::start_with(2, Some(&srs)).await;
+    let dir = &mesh.nodes[0].0;
+    std::fs::write(dir.join("sum.cvl"), source).unwrap();
+    std::fs::write(
+        dir.join("project.toml"),
+        "prover = \"halo2\"\nprogram = \"sum.cvl\"\ncommittee_size = 3\nthreshold = 2\n",
+    )
+    .unwrap();
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools");
+    let out = conclave(
+        dir,
+        &[
+            "project",
+            "register",
+            "project.toml",
+            "--tools",
+            tools.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("verifier deployed at 0x"), "{out}");
+    let project = out
+        .lines()
+        .find_map(|l| l.strip_prefix("project "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|id| id.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no project id in {out}"));
+    let rpc = mesh._anvil.url().to_string();
+    let mut task = String::new();
+    for (i, value) in ["5", "-12", "4000"].iter().enumerate() {
+        let out = conclave(
+            dir,
+            &[
+                "submit",
+                "--api",
+                &mesh.api(i + 1),
+                "--project",
+                &project.to_string(),
+                "--value",
+                value,
+                "--rpc",
+                &rpc,
+            ],
+        );
+        task = field(&out, "accepted: task").into();
+    }
+    let task = task.trim_start_matches("0x").to_string();
+    let published = mesh.published_raw(&task).await;
+    let mut words = published.event.output.chunks(32);
+    let word = |w: &[u8]| i128::from_be_bytes(w[16..].try_into().unwrap());
+    assert_eq!(
+        (word(words.next().unwrap()), word(words.next().unwrap())),
+        (-7, 2)
+    );
+    let shown = conclave(dir, &["result", &task]);
+    assert!(shown.contains("sum = -7\ncounted = 2"), "{shown}");
 }
