@@ -222,7 +222,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn cli() -> anyhow::Result<()> {
-    conclave_node::init_logging("info,libp2p=warn");
+    conclave_node::init_logging("info,libp2p=warn,halo2_base=error");
     match Cli::parse().command {
         Command::Init {
             dir,

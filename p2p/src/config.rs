@@ -39,7 +39,8 @@ pub struct NetworkConfig {
     pub random_walk_interval: Duration,
     /// Idle connections are closed after this long.
     pub idle_timeout: Duration,
-    /// How long a request-response request may wait for its answer.
+    /// How long a request-response request may wait for its answer: longer than the longest a
+    /// handler may work (a task's run, up to two minutes); callers bound their own waits.
     pub request_timeout: Duration,
     /// What this node's heartbeats announce.
     pub chain_address: [u8; 20],
@@ -71,7 +72,7 @@ impl NetworkConfig {
             gossip_heartbeat: Duration::from_secs(1),
             random_walk_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
-            request_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(150),
             chain_address: [0; 20],
             version: env!("CARGO_PKG_VERSION").to_string(),
             free_capacity: 1,

@@ -38,11 +38,13 @@ enum Command {
         devices: Option<u32>,
         #[arg(long, default_value_t = 3)]
         committee: u16,
-        /// `spdz` (a Tally program by MPC) or `wasm` (a module every seat runs).
+        /// `spdz` (a Tally program by MPC), `halo2` (a Tally program proven by one seat, checked
+        /// by the others and on chain; with an INSECURE seeded SRS) or `wasm` (a module every
+        /// seat runs).
         #[arg(long, value_enum, default_value_t = ProverArg::Spdz)]
         prover: ProverArg,
-        /// A Tally program for `spdz` (default: examples/programs/average.tally), or a module
-        /// for `wasm` (default: examples/wasm/applet.wasm, fed decimal readings).
+        /// A Tally program for `spdz` and `halo2` (default: examples/programs/average.tally), or
+        /// a module for `wasm` (default: examples/wasm/applet.wasm, fed decimal readings).
         #[arg(long)]
         program: Option<std::path::PathBuf>,
     },
@@ -64,6 +66,7 @@ enum Command {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum ProverArg {
     Spdz,
+    Halo2,
     Wasm,
 }
 
@@ -71,17 +74,29 @@ impl ProverArg {
     fn name(self) -> &'static str {
         match self {
             ProverArg::Spdz => "spdz",
+            ProverArg::Halo2 => "halo2",
             ProverArg::Wasm => "wasm",
         }
     }
 }
+
+/// Where solc-js is for compiling a `halo2` program's verifier: `CONCLAVE_TOOLS`, or the
+/// repository's `.tools` (which `chain/scripts/install-tools` fills).
+fn tools() -> std::path::PathBuf {
+    std::env::var_os("CONCLAVE_TOOLS")
+        .map(Into::into)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools"))
+}
+
+/// Said whenever the simulator makes halo2 parameters.
+const INSECURE_SRS_WARNING: &str = "WARNING: the cluster's KZG parameters come from a fixed, public seed: anyone can forge halo2 proofs against them. They are for this simulation only; real nodes read a ceremony's parameters ([provers] halo2_srs, docs/chain.md).";
 
 fn main() -> anyhow::Result<()> {
     conclave_node::run_main(cli())
 }
 
 async fn cli() -> anyhow::Result<()> {
-    conclave_node::init_logging("warn");
+    conclave_node::init_logging("warn,halo2_base=error");
     match Args::parse().command {
         Command::Quickstart {
             nodes,
@@ -268,7 +283,11 @@ async fn quickstart(
     // A majority of the committee must sign.
     let threshold = committee / 2 + 1;
     let job = match prover {
-        ProverArg::Spdz => Job::tally(file, devices)?,
+        ProverArg::Spdz => Job::tally(file, devices, false)?,
+        ProverArg::Halo2 => {
+            eprintln!("{INSECURE_SRS_WARNING}");
+            Job::tally(file, devices, true)?
+        }
         ProverArg::Wasm => Job::applet(file, devices.unwrap_or(10))?,
     };
     let cluster = Cluster::start(nodes, step).await?;
@@ -329,7 +348,12 @@ struct Job {
 }
 
 enum JobKind {
-    Tally(String, Box<Program>),
+    /// A Tally program, computed by SPDZ or (`proven`) by halo2.
+    Tally {
+        source: String,
+        program: Box<Program>,
+        proven: bool,
+    },
     Wasm(Vec<u8>),
 }
 
@@ -337,8 +361,13 @@ enum JobKind {
 const APPLET: &[u8] = include_bytes!("../../examples/wasm/applet.wasm");
 
 impl Job {
-    /// A Tally program (the private average unless `file` names another), random records.
-    fn tally(file: Option<std::path::PathBuf>, devices: Option<u32>) -> anyhow::Result<Job> {
+    /// A Tally program (the private average unless `file` names another), random records;
+    /// `proven` by halo2 rather than computed by SPDZ.
+    fn tally(
+        file: Option<std::path::PathBuf>,
+        devices: Option<u32>,
+        proven: bool,
+    ) -> anyhow::Result<Job> {
         let (name, source) = match &file {
             Some(f) => (
                 f.display().to_string(),
@@ -360,12 +389,27 @@ impl Job {
         let devices = devices
             .unwrap_or(program.max_inputs)
             .min(program.max_inputs);
+        if proven {
+            program
+                .task_shape(conclave_chain::contracts::ProverKind::Halo2 as u8)
+                .with_context(|| format!("{name} cannot run under halo2"))?;
+            if devices != program.max_inputs {
+                bail!(
+                    "a halo2 task takes all {} device records of {name} (its verifier is for that many)",
+                    program.max_inputs
+                );
+            }
+        }
         let (sent, scaled) = random_records(&program, devices);
         Ok(Job {
             name,
             records: sent.into_iter().map(DeviceRecord::Values).collect(),
             scaled,
-            what: JobKind::Tally(source, Box::new(program)),
+            what: JobKind::Tally {
+                source,
+                program: Box::new(program),
+                proven,
+            },
         })
     }
 
@@ -401,8 +445,15 @@ impl Job {
         threshold: u16,
     ) -> anyhow::Result<u64> {
         match &self.what {
-            JobKind::Tally(source, _) => {
-                cluster.program_project(source, committee, threshold).await
+            JobKind::Tally {
+                source,
+                proven: false,
+                ..
+            } => cluster.program_project(source, committee, threshold).await,
+            JobKind::Tally { source, .. } => {
+                cluster
+                    .halo2_project(source, committee, threshold, &tools())
+                    .await
             }
             JobKind::Wasm(module) => {
                 let devices = self.records.len() as u32;
@@ -415,21 +466,24 @@ impl Job {
 
     fn hash(&self) -> alloy::primitives::B256 {
         match &self.what {
-            JobKind::Tally(_, program) => program.hash,
+            JobKind::Tally { program, .. } => program.hash,
             JobKind::Wasm(module) => alloy::primitives::keccak256(module),
         }
     }
 
     fn how(&self) -> &'static str {
         match self.what {
-            JobKind::Tally(..) => "computed by SPDZ (MASCOT preprocessing)",
+            JobKind::Tally { proven: false, .. } => "computed by SPDZ (MASCOT preprocessing)",
+            JobKind::Tally { .. } => {
+                "proven by one seat (halo2), checked by the others and by the chain's verifier"
+            }
             JobKind::Wasm(_) => "run by every seat (wasm), published by t agreeing seats",
         }
     }
 
     fn reference(&self) -> &'static str {
         match self.what {
-            JobKind::Tally(..) => "plaintext evaluation",
+            JobKind::Tally { .. } => "plaintext evaluation",
             JobKind::Wasm(_) => "the module run here",
         }
     }
@@ -438,7 +492,9 @@ impl Job {
     /// over the same records in slot order.
     fn check(&self, o: &Outcome) -> anyhow::Result<(Vec<String>, bool)> {
         match &self.what {
-            JobKind::Tally(source, program) => {
+            JobKind::Tally {
+                source, program, ..
+            } => {
                 let outputs = program
                     .decode_outputs(&o.output)
                     .context("undecodable output")?;
@@ -490,13 +546,16 @@ async fn bench(
     runs: usize,
     prover: ProverArg,
 ) -> anyhow::Result<()> {
+    if prover == ProverArg::Halo2 {
+        eprintln!("{INSECURE_SRS_WARNING}");
+    }
     for &committee in committees {
         let nodes = usize::from(committee).max(5);
         let cluster = Cluster::start(nodes, |_| {}).await?;
         for _ in 0..runs {
             // Seats are random around the committee size; a majority of them publishes.
             let job = match prover {
-                ProverArg::Spdz => {
+                ProverArg::Spdz | ProverArg::Halo2 => {
                     let source = Program::sum_source(inputs, 600, 32);
                     let program = Program::from_source(&source)?;
                     let (sent, scaled) = random_records(&program, inputs);
@@ -504,7 +563,11 @@ async fn bench(
                         name: "sum".into(),
                         records: sent.into_iter().map(DeviceRecord::Values).collect(),
                         scaled,
-                        what: JobKind::Tally(source, Box::new(program)),
+                        what: JobKind::Tally {
+                            source,
+                            program: Box::new(program),
+                            proven: prover == ProverArg::Halo2,
+                        },
                     }
                 }
                 ProverArg::Wasm => Job::applet(None, inputs)?,

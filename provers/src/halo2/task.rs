@@ -217,7 +217,7 @@ impl ProgramProver {
 pub fn fr_to_be(v: Fr) -> [u8; 32] {
     let mut bytes = v.to_repr();
     bytes.as_mut().reverse();
-    bytes.into()
+    bytes
 }
 
 /// A field element from 32 big-endian bytes; `None` at or above the field's size.
