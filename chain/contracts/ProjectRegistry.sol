@@ -19,6 +19,8 @@ contract ProjectRegistry {
 
     uint16 public constant MAX_COMMITTEE = 32;
     uint256 public constant MAX_URI_BYTES = 256;
+    /// As TaskRouter.MAX_OUTPUT_BYTES.
+    uint256 public constant MAX_OUTPUT_BYTES = 4096;
 
     /// What a task of the project is opened with.
     struct Config {
@@ -32,6 +34,9 @@ contract ProjectRegistry {
         address receiver;
         /// The proof verifier of a `halo2` project; zero for other kinds.
         address verifier;
+        /// A `halo2` program's output words: its verifier's public instances beyond the task
+        /// binding and the input commitment (the verifier itself does not check their count).
+        uint16 outputWords;
     }
 
     /// A project as it is now (the pending change applied once its block is reached).
@@ -44,6 +49,7 @@ contract ProjectRegistry {
         uint16 threshold;
         address receiver;
         address verifier;
+        uint16 outputWords;
         bool paused;
         bool restrictOpeners;
     }
@@ -73,7 +79,8 @@ contract ProjectRegistry {
     error InvalidCommittee(uint16 committeeSize, uint16 threshold);
     error UnknownProverKind(uint8 proverKind);
     error UriTooLong(uint256 length);
-    /// A `halo2` project needs a deployed verifier, and only a `halo2` project has one.
+    /// A `halo2` project needs a deployed verifier and its output's word count (1 to 128), and
+    /// only a `halo2` project has them.
     error InvalidVerifier(uint8 proverKind, address verifier);
 
     constructor(uint64 changeDelay_) {
@@ -139,6 +146,7 @@ contract ProjectRegistry {
             c.threshold,
             c.receiver,
             c.verifier,
+            c.outputWords,
             r.paused,
             r.restrictOpeners
         );
@@ -175,9 +183,10 @@ contract ProjectRegistry {
         {
             revert InvalidCommittee(c.committeeSize, c.threshold);
         }
-        bool needsVerifier = c.proverKind == PROVER_HALO2;
-        if (needsVerifier ? c.verifier.code.length == 0 : c.verifier != address(0)) {
-            revert InvalidVerifier(c.proverKind, c.verifier);
-        }
+        bool halo2 = c.proverKind == PROVER_HALO2;
+        bool wellFormed = halo2
+            ? c.verifier.code.length > 0 && c.outputWords > 0 && 32 * uint256(c.outputWords) <= MAX_OUTPUT_BYTES
+            : c.verifier == address(0) && c.outputWords == 0;
+        if (!wellFormed) revert InvalidVerifier(c.proverKind, c.verifier);
     }
 }

@@ -22,6 +22,8 @@ contract TaskRouter {
     uint256 public constant RECEIVER_GAS = 200_000;
     /// ProjectRegistry.PROVER_HALO2.
     uint8 private constant PROVER_HALO2 = 1;
+    /// Gas a proof's verification may use (a generated verifier uses about 450,000).
+    uint256 public constant VERIFIER_GAS = 2_000_000;
     /// Signers beyond this many are refused (the seats are random around the committee size).
     uint256 public constant MAX_SIGNERS = 64;
 
@@ -41,8 +43,11 @@ contract TaskRouter {
         uint256 projectId;
         bytes32 programHash;
         address receiver;
-        /// The project's proof verifier (halo2 only).
+        /// The project's proof verifier (halo2 only), its code hash when the task was opened (a
+        /// verifier whose code changed since cannot check the task), and the output's words.
         address verifier;
+        bytes32 verifierCodeHash;
+        uint16 outputWords;
         address opener;
         uint8 proverKind;
         uint16 committeeSize;
@@ -136,6 +141,8 @@ contract TaskRouter {
             p.programHash,
             p.receiver,
             p.verifier,
+            p.verifier == address(0) ? bytes32(0) : p.verifier.codehash,
+            p.outputWords,
             msg.sender,
             p.proverKind,
             p.committeeSize,
@@ -192,11 +199,28 @@ contract TaskRouter {
     ) external {
         Task storage t = _task(taskId);
         if (t.proverKind != PROVER_HALO2) revert WrongSubmit(t.proverKind);
-        uint256[] memory instances = proofInstances(taskId, output, inputCommitment);
-        (bool ok,) = t.verifier.staticcall(abi.encodePacked(instances, proof));
-        if (!ok) revert ProofRejected();
+        // The cheap refusals first: the verifier costs hundreds of thousands of gas.
+        if (t.published) revert AlreadyPublished(taskId);
+        if (block.number > t.deadline) revert TaskExpired(taskId, t.deadline);
+        if (output.length != 32 * uint256(t.outputWords)) revert MalformedOutput(output.length);
+        _verify(t, proofInstances(taskId, output, inputCommitment), proof);
         bytes32 proofHash = keccak256(abi.encode(inputCommitment, keccak256(proof)));
         _publish(taskId, t, output, proofHash, signatures, seatMasks);
+    }
+
+    /// Calls the task's verifier on `instances` then `proof` with at most VERIFIER_GAS, copying
+    /// nothing back; reverts ProofRejected unless it returns, or if its code changed since the
+    /// task was opened (a verifier that self-destructed, or was replaced at its address).
+    function _verify(Task storage t, uint256[] memory instances, bytes calldata proof) private view {
+        address verifier = t.verifier;
+        if (verifier.codehash != t.verifierCodeHash) revert ProofRejected();
+        bytes memory data = abi.encodePacked(instances, proof);
+        uint256 limit = VERIFIER_GAS;
+        bool ok;
+        assembly ("memory-safe") {
+            ok := staticcall(limit, verifier, add(data, 32), mload(data), 0, 0)
+        }
+        if (!ok) revert ProofRejected();
     }
 
     /// The public instances a `halo2` task's proof is checked for: a value binding the chain, this

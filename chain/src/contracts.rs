@@ -127,6 +127,8 @@ pub struct ProjectSpec {
     pub receiver: Address,
     /// The proof verifier of a `halo2` project ([`Contracts::deploy_verifier`]); zero otherwise.
     pub verifier: Address,
+    /// A `halo2` program's number of outputs (one 32-byte word each); zero otherwise.
+    pub output_words: u16,
 }
 
 impl ProjectSpec {
@@ -140,6 +142,7 @@ impl ProjectSpec {
             threshold: self.threshold,
             receiver: self.receiver,
             verifier: self.verifier,
+            outputWords: self.output_words,
         }
     }
 }

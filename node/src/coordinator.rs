@@ -543,13 +543,6 @@ impl Inner {
                 "the project owner's parameters did not arrive at every member".into(),
             ));
         }
-        if info.proven() && slots.len() != info.max_inputs as usize {
-            return Err(NodeError::Task(format!(
-                "a halo2 task runs over all {} device slots (its verifier is for that many); {} records reached every member",
-                info.max_inputs,
-                slots.len()
-            )));
-        }
         let runs = peers.iter().map(|&peer| {
             let run = Request::Run {
                 task_id: task,
@@ -680,12 +673,7 @@ impl Inner {
         attestations: Vec<Attestation>,
     ) -> Result<conclave_chain::backend::Receipt, NodeError> {
         let receipt = if info.proven() {
-            let proof = self.proof_for(info).await?;
-            if proof.proof_hash() != result.proof_hash {
-                return Err(NodeError::Task(
-                    "the proof at hand is not the one the result's signers signed".into(),
-                ));
-            }
+            let proof = self.proof_for(info, result.proof_hash).await?;
             self.contracts
                 .submit_proven(&self.operator, result, &proof, attestations)
                 .await

@@ -35,8 +35,10 @@ type Shared<T> = Arc<OnceCell<Result<Arc<T>, String>>>;
 /// The node's parameters, program keys and proofs.
 pub(crate) struct Halo2State {
     srs_path: Option<PathBuf>,
-    srs: Shared<Srs>,
+    srs: OnceCell<Arc<Srs>>,
     provers: Mutex<HashMap<B256, Shared<ProgramProver>>>,
+    /// One key generation at a time: each takes seconds of every core and much memory.
+    keygen: tokio::sync::Semaphore,
     proofs: Mutex<HashMap<TaskId, Result<HaloProof, String>>>,
 }
 
@@ -44,8 +46,9 @@ impl Halo2State {
     pub fn new(srs_path: Option<PathBuf>) -> Halo2State {
         Halo2State {
             srs_path,
-            srs: Arc::default(),
+            srs: OnceCell::new(),
             provers: Mutex::default(),
+            keygen: tokio::sync::Semaphore::new(1),
             proofs: Mutex::default(),
         }
     }
@@ -65,26 +68,39 @@ impl Halo2State {
         proofs.get(task).cloned()
     }
 
-    async fn srs(&self) -> Result<Arc<Srs>, String> {
+    /// Reads the parameters at the first call that succeeds (a missing or bad file is tried
+    /// again at the next task).
+    pub(crate) async fn srs(&self) -> Result<Arc<Srs>, String> {
         let Some(path) = self.srs_path.clone() else {
             return Err(
                 "this node has no KZG parameters for halo2 tasks (set [provers] halo2_srs)".into(),
             );
         };
         self.srs
-            .get_or_init(|| async move {
-                let read = tokio::task::spawn_blocking(move || Srs::read(&path)).await;
-                match read {
-                    Ok(Ok(srs)) => {
-                        tracing::info!(k = srs.k(), "KZG parameters read");
-                        Ok(Arc::new(srs))
-                    }
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                }
+            .get_or_try_init(|| async move {
+                let read = tokio::task::spawn_blocking(move || Srs::read(&path))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(k = read.k(), "KZG parameters read");
+                Ok(Arc::new(read))
             })
             .await
-            .clone()
+            .cloned()
+    }
+
+    /// Reads the configured parameters now, so that a bad file shows when the node starts.
+    pub(crate) async fn warm_up(&self) {
+        let Some(path) = &self.srs_path else {
+            return;
+        };
+        if !path.exists() {
+            tracing::info!(path = %path.display(), "no KZG parameters there yet: halo2 seats are refused until there are");
+            return;
+        }
+        if let Err(e) = self.srs().await {
+            tracing::error!(error = %e, "halo2 seats are refused");
+        }
     }
 }
 
@@ -120,7 +136,9 @@ impl Inner {
             }
         };
         let program = program.clone();
+        let permits = &self.halo2.keygen;
         cell.get_or_init(|| async move {
+            let _permit = permits.acquire().await.map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
             let made = tokio::task::spawn_blocking(move || program_prover(&srs, &program)).await;
             let made = made.map_err(|e| e.to_string()).and_then(|r| r);
@@ -170,13 +188,6 @@ impl Inner {
         program: Arc<Program>,
     ) -> Result<(Vec<u8>, HaloProof), Response> {
         let task = info.task_id;
-        if device_slots.len() != program.max_inputs as usize {
-            return Err(refuse(format!(
-                "a halo2 task runs over all {} device slots (its verifier is for that many), not {}",
-                program.max_inputs,
-                device_slots.len()
-            )));
-        }
         self.confirm_slots(info, device_slots).await?;
         let prover = self
             .halo2_prover(&program)
@@ -186,7 +197,8 @@ impl Inner {
         // cannot test guesses of the records against the commitment.
         let mut salts = Keccak256::new();
         salts.update(b"conclave halo2 salt v1");
-        let mut records = Vec::with_capacity(device_slots.len());
+        // The circuit has every slot of the program; those not run over are absent (excluded).
+        let mut records = vec![None; program.max_inputs as usize];
         for slot in device_slots {
             let padded = stored
                 .get(slot)
@@ -196,7 +208,9 @@ impl Inner {
                 .and_then(|record| program.unpack_record(&record))
                 .ok_or_else(|| refuse(format!("slot {slot}'s record is not the program's")))?;
             salts.update(&padded[..crate::manifest::RECORD_SALT]);
-            records.push(values);
+            *records
+                .get_mut(*slot as usize)
+                .ok_or_else(|| refuse(format!("no slot {slot} in this program")))? = Some(values);
         }
         let field =
             |v: U256| fr_from_be(v.to_be_bytes()).expect("248-bit values are field elements");
@@ -312,9 +326,16 @@ impl Inner {
         }
     }
 
-    /// The proof of a `halo2` task for its submission: this node's, or its members'.
-    pub(crate) async fn proof_for(&self, info: &TaskInfo) -> Result<HaloProof, NodeError> {
-        if let Some(Ok(proof)) = self.halo2.proof(&info.task_id) {
+    /// The proof of a `halo2` task whose hash the result's signers signed: this node's, or a
+    /// member's (one answering with another proof is passed over).
+    pub(crate) async fn proof_for(
+        &self,
+        info: &TaskInfo,
+        proof_hash: B256,
+    ) -> Result<HaloProof, NodeError> {
+        if let Some(Ok(proof)) = self.halo2.proof(&info.task_id)
+            && proof.proof_hash() == proof_hash
+        {
             return Ok(proof);
         }
         let me = self.network.peer_id();
@@ -332,13 +353,18 @@ impl Inner {
                 )
                 .await
             {
-                return Ok(HaloProof {
+                let proof = HaloProof {
                     input_commitment: U256::from_be_bytes(input_commitment),
                     proof: Bytes::from(proof),
-                });
+                };
+                if proof.proof_hash() == proof_hash {
+                    return Ok(proof);
+                }
             }
         }
-        Err(NodeError::Task("no member has the task's proof".into()))
+        Err(NodeError::Task(
+            "no member has the proof the result's signers signed".into(),
+        ))
     }
 }
 

@@ -345,6 +345,8 @@ impl Node {
             )),
         ];
         loops.extend(inner.resume()?);
+        let node = inner.clone();
+        loops.push(tokio::spawn(async move { node.halo2.warm_up().await }));
         Ok(Node { inner, http, loops })
     }
 

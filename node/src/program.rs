@@ -243,6 +243,16 @@ impl Program {
         }
     }
 
+    /// The output words a project of prover kind `kind` registers (`ProjectRegistry`
+    /// `outputWords`): the program's outputs under `halo2`, none otherwise.
+    pub fn proof_output_words(&self, kind: u8) -> u16 {
+        if kind == ProverKind::Halo2 as u8 {
+            self.outputs.len() as u16
+        } else {
+            0
+        }
+    }
+
     /// A record's bits packed eight to a byte, least significant first (how a `halo2` task's
     /// record is sealed).
     pub fn pack_bits(bits: &[bool]) -> Vec<u8> {

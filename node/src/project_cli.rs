@@ -118,6 +118,7 @@ pub fn read(file: &Path) -> anyhow::Result<Registration> {
             threshold: p.threshold,
             receiver: p.receiver.unwrap_or(Address::ZERO),
             verifier: Address::ZERO,
+            output_words: program.proof_output_words(kind as u8),
         },
         source,
         module,

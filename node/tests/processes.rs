@@ -188,6 +188,7 @@ impl Mesh {
                     threshold: 2,
                     receiver: alloy::primitives::Address::ZERO,
                     verifier: alloy::primitives::Address::ZERO,
+                    output_words: 0,
                 },
             )
             .await

@@ -314,6 +314,7 @@ impl Cluster {
             threshold,
             receiver: alloy::primitives::Address::ZERO,
             verifier,
+            output_words: program.proof_output_words(prover_kind as u8),
         };
         let id = self.contracts.register_project(&self.owner, &spec).await?;
         let id = id.to::<u64>();

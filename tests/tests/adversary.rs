@@ -410,6 +410,7 @@ async fn owner_changes_live_task() {
         threshold: 1,
         receiver: Address::repeat_byte(0xee),
         verifier: Address::ZERO,
+        output_words: 0,
     };
     cluster
         .contracts
@@ -1954,7 +1955,7 @@ async fn halo2_proving_seat_proves_other_records() {
     let (chain_id, router) = (a.chain_id, a.task_router);
     let mut prover: Option<conclave_provers::halo2::ProgramProver> = None;
     let program = Program::from_source(SOURCE).unwrap();
-    let run: LyingRun = Box::new(move |info, _slots, padded| {
+    let run: LyingRun = Box::new(move |info, slots, padded| {
         use conclave_provers::halo2::{ProgramProver, Srs, fr_from_be, fr_to_be};
         let prover = prover.get_or_insert_with(|| {
             ProgramProver::new(&Srs::read(&srs_path).unwrap(), SOURCE, 3).unwrap()
@@ -1969,16 +1970,15 @@ async fn halo2_proving_seat_proves_other_records() {
         let salt = field(U256::from_be_bytes(salts.finalize().0) >> 8);
         let task = U256::from_be_bytes(info.task_id);
         let binding = field(conclave_chain::attest::task_binding(chain_id, router, task));
-        let records: Vec<Vec<i128>> = padded
-            .iter()
-            .map(|p| {
-                let record = conclave_node::manifest::unpad_record(p, info.record_bytes).unwrap();
-                program.unpack_record(&record).unwrap()
-            })
-            .collect();
+        // Per slot of the program, the record run over (a slot not run over is absent).
+        let mut records: Vec<Option<Vec<i128>>> = vec![None; 3];
+        for (slot, p) in slots.iter().zip(&padded) {
+            let record = conclave_node::manifest::unpad_record(p, info.record_bytes).unwrap();
+            records[*slot as usize] = program.unpack_record(&record);
+        }
         let honest = prover.statement(records.clone(), salt, binding).unwrap();
         let mut other = records;
-        other[0][0] += 100;
+        other[slots[0] as usize].as_mut().unwrap()[0] += 100;
         let lie = prover.statement(other, salt, binding).unwrap();
         let proof = conclave_chain::attest::HaloProof {
             input_commitment: U256::from_be_bytes(fr_to_be(honest.input_commitment())),

@@ -23,6 +23,7 @@ fn spec(committee_size: u16, threshold: u16) -> ProjectSpec {
         threshold,
         receiver: Address::ZERO,
         verifier: Address::ZERO,
+        output_words: 0,
     }
 }
 

@@ -24,6 +24,7 @@ fn spec() -> ProjectSpec {
         threshold: THRESHOLD,
         receiver: Address::ZERO,
         verifier: Address::ZERO,
+        output_words: 0,
     }
 }
 

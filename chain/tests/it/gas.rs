@@ -42,6 +42,7 @@ async fn costs(registry: u8, committee: u16, threshold: u16) -> Costs {
                 threshold,
                 receiver: Address::ZERO,
                 verifier: Address::ZERO,
+                output_words: 0,
             },
         )
         .await

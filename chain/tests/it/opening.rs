@@ -21,6 +21,7 @@ fn spec(committee_size: u16, threshold: u16) -> ProjectSpec {
         threshold,
         receiver: Address::repeat_byte(0xA),
         verifier: Address::ZERO,
+        output_words: 0,
     }
 }
 
@@ -197,6 +198,7 @@ async fn a_live_task_keeps_its_configuration_and_changes_wait_for_the_delay() {
     let old = ProjectSpec {
         receiver: Address::ZERO,
         verifier: Address::ZERO,
+        output_words: 0,
         ..spec(6, 3)
     };
     let new = ProjectSpec {
@@ -208,8 +210,10 @@ async fn a_live_task_keeps_its_configuration_and_changes_wait_for_the_delay() {
         receiver: Address::repeat_byte(0xB),
         // Any contract: this test proves nothing, and a halo2 project needs code there.
         verifier: c.addresses().node_registry,
+        output_words: 2,
     };
-    // A halo2 project without a verifier, or another kind with one, is refused.
+    // A halo2 project without a verifier or its output's size, or another kind with either, is
+    // refused.
     for bad in [
         ProjectSpec {
             verifier: Address::ZERO,
@@ -220,7 +224,19 @@ async fn a_live_task_keeps_its_configuration_and_changes_wait_for_the_delay() {
             ..new.clone()
         },
         ProjectSpec {
+            output_words: 0,
+            ..new.clone()
+        },
+        ProjectSpec {
+            output_words: 129,
+            ..new.clone()
+        },
+        ProjectSpec {
             verifier: c.addresses().node_registry,
+            ..old.clone()
+        },
+        ProjectSpec {
+            output_words: 1,
             ..old.clone()
         },
     ] {

@@ -35,6 +35,7 @@ fn spec(receiver: Address) -> ProjectSpec {
         threshold: THRESHOLD,
         receiver,
         verifier: Address::ZERO,
+        output_words: 0,
     }
 }
 

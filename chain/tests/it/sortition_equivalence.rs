@@ -130,6 +130,7 @@ async fn contract_seats_of_a_task_match_the_rust_committee() {
                 threshold: 1,
                 receiver: Address::ZERO,
                 verifier: Address::ZERO,
+                output_words: 0,
             },
         )
         .await

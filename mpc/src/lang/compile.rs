@@ -163,6 +163,8 @@ struct Compiler<'a> {
     work: u64,
     /// The program is over a limit (or has too many errors): compiling stops.
     too_large: bool,
+    /// Each slot has a presence bit ([`super::PRESENCE_FIELD`]) that its validity needs.
+    presence: bool,
 }
 
 /// Compiles `items` for a committee of `parties` and `slots` device slots.
@@ -170,9 +172,11 @@ pub fn lower(
     items: &[Item],
     parties: usize,
     slots: usize,
+    presence: bool,
     inputs: &mut dyn InputWires,
 ) -> Result<Lowered, Vec<Diagnostic>> {
     let mut c = Compiler {
+        presence,
         b: CircuitBuilder::with_limit(parties, MAX_PROGRAM_GATES),
         inputs,
         slots,
@@ -539,6 +543,12 @@ impl Compiler<'_> {
                 return;
             }
             let mut ok = self.b.constant(Fp::ONE);
+            if self.presence {
+                // A slot no device filled has its presence bit 0: excluded like one out of range.
+                ok = self
+                    .inputs
+                    .bits(&mut self.b, Provider::Slot(slot), super::PRESENCE_FIELD, 1)[0];
+            }
             let mut raw = Vec::with_capacity(fields.len());
             for (field, spec) in fields.iter().enumerate() {
                 if !self.charge(1, Span::default()) {

@@ -108,6 +108,18 @@ impl Parsed {
         slots: Option<usize>,
         inputs: &mut dyn InputWires,
     ) -> Result<Lowered, Diagnostics> {
+        self.lower_with(parties, slots, false, inputs)
+    }
+
+    /// [`Parsed::lower`], with a presence bit per slot when `presence` (a circuit for every
+    /// slot of which a run fills only some: see [`Program::compile_for_all_slots`]).
+    pub fn lower_with(
+        &self,
+        parties: usize,
+        slots: Option<usize>,
+        presence: bool,
+        inputs: &mut dyn InputWires,
+    ) -> Result<Lowered, Diagnostics> {
         let max = self.max_devices();
         let slots = slots.or(max).unwrap_or(0);
         if let Some(max) = max.filter(|m| slots > *m) {
@@ -116,7 +128,8 @@ impl Parsed {
                 format!("{slots} device slots, but the program takes at most {max}"),
             )]));
         }
-        let l = compile::lower(&self.items, parties, slots, inputs).map_err(Diagnostics)?;
+        let l =
+            compile::lower(&self.items, parties, slots, presence, inputs).map_err(Diagnostics)?;
         let mut errors = Vec::new();
         if !l.device_fields.is_empty() && l.devices.is_none() {
             errors.push(
@@ -154,6 +167,7 @@ impl Parsed {
             owner_fields: l.owner_fields,
             outputs: l.outputs,
             receiver: self.receiver,
+            presence,
         })
     }
 }
@@ -186,7 +200,13 @@ pub struct Lowered {
     pub outputs: Vec<OutputSpec>,
     /// The X25519 key private outputs are sealed to.
     pub receiver: Option<[u8; 32]>,
+    /// Whether each slot has a presence bit: its record's values are then followed by 1 (a
+    /// device filled it) or 0 (none did; the slot is excluded as an invalid one).
+    pub presence: bool,
 }
+
+/// The field index of a slot's presence bit in input layouts.
+pub const PRESENCE_FIELD: usize = usize::MAX;
 
 /// Input bits as input gates of the parties: slot i's device bits from party i mod n, the
 /// owner's from party 0. For the evaluator and tests; the node feeds devices' masked bits.
@@ -352,6 +372,17 @@ pub struct Summary {
 }
 
 impl Program {
+    /// Compiles `source` for one party and all `slots`, with a presence bit per slot: one
+    /// circuit for every run, whichever slots devices filled (what a proof's key is made for).
+    /// A slot no device filled counts as excluded: its `valid[i]` is false and `slots` is all
+    /// of them.
+    pub fn compile_for_all_slots(source: &str, slots: usize) -> Result<Program, Diagnostics> {
+        let parsed = Parsed::new(source)?;
+        let mut inputs = PartyInputs::new(1);
+        let lowered = parsed.lower_with(1, Some(slots), true, &mut inputs)?;
+        Ok(Program { lowered, inputs })
+    }
+
     /// Parses and compiles `source` for `parties` and `slots` (the declared maximum if `None`).
     pub fn compile(
         source: &str,
@@ -389,7 +420,7 @@ impl Program {
             let expected = if std::ptr::eq(record, &values.owner) {
                 l.owner_fields.len()
             } else {
-                l.device_fields.len()
+                l.device_fields.len() + usize::from(l.presence)
             };
             if record.len() != expected {
                 return Err(EvalError::FieldCount {
@@ -403,6 +434,17 @@ impl Program {
         for (slot, record) in values.devices.iter().enumerate() {
             for (field, (spec, v)) in l.device_fields.iter().zip(record).enumerate() {
                 encoded.insert((Provider::Slot(slot), field), spec.encode(*v)?);
+            }
+            if l.presence {
+                let present = record[l.device_fields.len()];
+                if present != 0 && present != 1 {
+                    return Err(EvalError::DoesNotFit {
+                        field: "presence".into(),
+                        value: present,
+                        bits: 1,
+                    });
+                }
+                encoded.insert((Provider::Slot(slot), PRESENCE_FIELD), vec![present == 1]);
             }
         }
         for (field, (spec, v)) in l.owner_fields.iter().zip(&values.owner).enumerate() {

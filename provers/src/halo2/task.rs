@@ -92,11 +92,13 @@ impl Srs {
                 need: k,
             });
         }
-        let mut params = self.0.clone();
-        if k < self.k() {
-            params.downsize(k);
+        if k == self.k() {
+            return Ok(self.0.clone());
         }
-        Ok(params)
+        // From the first 2^k powers only (the Lagrange form is recomputed for k), not a copy of
+        // the whole set cut down.
+        let g = self.0.get_g()[..1 << k].to_vec();
+        Ok(self.0.from_parts(k, g, None, self.0.g2(), self.0.s_g2()))
     }
 }
 
@@ -126,10 +128,11 @@ pub struct ProgramProver {
 }
 
 impl ProgramProver {
-    /// The keys of `source` compiled for `slots` device slots: key generation takes seconds
-    /// for a hundred slots, so callers keep the result.
+    /// The keys of `source` compiled for all its `slots` device slots, with a presence bit each
+    /// (so one circuit, and one verifier, serves every task whichever slots devices filled): key
+    /// generation takes seconds for a hundred slots, so callers keep the result.
     pub fn new(srs: &Srs, source: &str, slots: usize) -> Result<ProgramProver, Halo2Error> {
-        let program = Program::compile(source, 1, Some(slots))
+        let program = Program::compile_for_all_slots(source, slots)
             .map_err(|e| Halo2Error::Circuit(format!("{e:?}")))?;
         if !program.lowered.owner_fields.is_empty() {
             return Err(Halo2Error::OwnerInputs);
@@ -145,16 +148,28 @@ impl ProgramProver {
         })
     }
 
-    /// The statement of a task bound by `binding` over the devices' `records` (one value per
-    /// device field, every slot filled), with the commitment under `salt`.
+    /// The statement of a task bound by `binding` over the devices' `records` (per slot of the
+    /// program, one value per device field, or `None` where no device sent one: excluded), with
+    /// the commitment under `salt`.
     pub fn statement(
         &self,
-        records: Vec<Vec<i128>>,
+        records: Vec<Option<Vec<i128>>>,
         salt: Fr,
         binding: Fr,
     ) -> Result<Statement, Halo2Error> {
+        let fields = self.program.lowered.device_fields.len();
+        let devices = records
+            .into_iter()
+            .map(|record| match record {
+                Some(mut values) => {
+                    values.push(1);
+                    values
+                }
+                None => vec![0; fields + 1],
+            })
+            .collect();
         let values = InputValues {
-            devices: records,
+            devices,
             owner: Vec::new(),
         };
         let inputs = self

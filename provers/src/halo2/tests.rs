@@ -203,8 +203,9 @@ fn a_task_statement_proves_and_a_seat_with_other_records_refuses_the_proof() {
     let srs = Srs::insecure(14, [4; 32]);
     let prover = ProgramProver::new(&srs, SUM, 3).unwrap();
     let binding = Fr::from(99);
+    let records = |r: [i128; 3]| r.iter().map(|v| Some(vec![*v])).collect::<Vec<_>>();
     let statement = prover
-        .statement(vec![vec![5], vec![-12], vec![4000]], SALT, binding)
+        .statement(records([5, -12, 4000]), SALT, binding)
         .unwrap();
     assert_eq!(
         statement
@@ -219,18 +220,28 @@ fn a_task_statement_proves_and_a_seat_with_other_records_refuses_the_proof() {
     // A seat holding another record (or another salt, or another task) computes another
     // statement, and the proof does not verify for it.
     for other in [
-        prover.statement(vec![vec![5], vec![-12], vec![3]], SALT, binding),
-        prover.statement(vec![vec![5], vec![-12], vec![4000]], Fr::from(1), binding),
-        prover.statement(vec![vec![5], vec![-12], vec![4000]], SALT, Fr::from(98)),
+        prover.statement(records([5, -12, 3]), SALT, binding),
+        prover.statement(records([5, -12, 4000]), Fr::from(1), binding),
+        prover.statement(records([5, -12, 4000]), SALT, Fr::from(98)),
     ] {
         assert_eq!(
             prover.verify(&other.unwrap(), &proof),
             Err(Halo2Error::Rejected)
         );
     }
-    // Missing slots are refused: the circuit (and the chain's verifier) is for all of them.
+    // A slot no device filled is excluded (its presence bit is 0), with the same keys: one
+    // verifier serves every task. A record of the wrong shape is refused.
+    let partial = prover
+        .statement(vec![Some(vec![5]), None, Some(vec![-12])], SALT, binding)
+        .unwrap();
+    assert_eq!(
+        partial.outputs.iter().map(|o| o.scaled).collect::<Vec<_>>(),
+        [-7, 2]
+    );
+    let partial_proof = prover.prove(&partial).unwrap();
+    prover.verify(&partial, &partial_proof).unwrap();
     assert!(matches!(
-        prover.statement(vec![vec![5], vec![-12]], SALT, binding),
+        prover.statement(vec![Some(vec![5, 6]), None, None], SALT, binding),
         Err(Halo2Error::Inputs(_))
     ));
     assert_eq!(

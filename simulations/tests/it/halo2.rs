@@ -16,8 +16,9 @@ use conclave_node::program::{Opened, Program, encode_outputs};
 use conclave_provers::halo2::{Fr, ProgramProver, Srs, fr_from_be, fr_to_be};
 use conclave_sim::Cluster;
 
-/// Sum and count of the readings in range: one comparison pair per device.
-const SOURCE: &str = "devices 3;\nwindow 120;\ninput reading: int16 in -1000..=1000 from devices;\noutput sum = sum(reading);\noutput counted = sum(valid);\n";
+/// Sum and count of the readings in range: one comparison pair per device. Four slots, of which
+/// the test's devices fill three: the window (8 s) ends the task.
+const SOURCE: &str = "devices 4;\nwindow 8;\ninput reading: int16 in -1000..=1000 from devices;\noutput sum = sum(reading);\noutput counted = sum(valid);\n";
 
 fn tools() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools")
@@ -37,7 +38,8 @@ async fn a_halo2_task_publishes_a_proven_result_and_no_committee_publishes_witho
     let from = cluster.contracts.chain().block_number().await.unwrap();
     let task = Client::new(cluster.api(0)).task(project).await.unwrap();
     assert_eq!((task.prover_kind, task.record_bytes), (1, 2));
-    // One reading out of its declared range: left out inside the proof, as in the evaluator.
+    // One reading out of its declared range: left out inside the proof, as in the evaluator; the
+    // slot no device filled is left out too (a device cannot sink a halo2 task by staying away).
     for (i, reading) in [5.0, -12.0, 4000.0].iter().enumerate() {
         Client::new(cluster.api(1 + i % 3))
             .with_chain(cluster.contracts.clone())
@@ -64,15 +66,25 @@ async fn a_halo2_task_publishes_a_proven_result_and_no_committee_publishes_witho
     // A second task, and its whole committee (the test holds every operator key) trying to
     // publish what its program does not give.
     let c = &cluster.contracts;
-    let (second, _) = c
-        .open_task(&cluster.owner, U256::from(project))
-        .await
-        .unwrap();
-    let committee = loop {
-        if let Ok(Some(committee)) = c.committee(second).await {
-            break committee;
+    // (A draw whose seats fall short of the threshold could never publish: open another.)
+    let (second, committee) = loop {
+        let (task, _) = c
+            .open_task(&cluster.owner, U256::from(project))
+            .await
+            .unwrap();
+        let committee = loop {
+            if let Ok(Some(committee)) = c.committee(task).await {
+                break committee;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let seats: u32 = committee
+            .iter()
+            .map(|(_, mask)| conclave_chain::sortition::seat_count(*mask))
+            .sum();
+        if seats >= 2 {
+            break (task, committee);
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let (chain_id, router) = (c.addresses().chain_id, c.addresses().task_router);
     let sign_all = |output: &Bytes, proof: &HaloProof| -> (TaskResult, Vec<Attestation>) {
@@ -96,10 +108,11 @@ async fn a_halo2_task_publishes_a_proven_result_and_no_committee_publishes_witho
         (result, attestations)
     };
     let srs = Srs::read(&cluster.insecure_srs()).unwrap();
-    let prover = ProgramProver::new(&srs, SOURCE, 3).unwrap();
+    let prover = ProgramProver::new(&srs, SOURCE, 4).unwrap();
     let binding =
         |task: U256| fr_from_be(task_binding(chain_id, router, task).to_be_bytes()).unwrap();
-    let records = vec![vec![100], vec![200], vec![300]];
+    // Three devices of four: the empty slot is excluded.
+    let records = vec![Some(vec![100]), None, Some(vec![300]), Some(vec![1])];
     let salt = Fr::from(12345);
     let proven = |prover: &ProgramProver, task: U256| {
         let statement = prover
@@ -151,9 +164,19 @@ async fn a_halo2_task_publishes_a_proven_result_and_no_committee_publishes_witho
     assert!(rejected(
         submit(first_output, first_proof).await.unwrap_err()
     ));
+    // The output one word short, that word moved in front of the proof: the generated verifier
+    // reads its instances at fixed offsets and would find it there, so the router holds the
+    // output to the project's registered word count.
+    let mut shifted = proof.clone();
+    shifted.proof = Bytes::from([&output[output.len() - 32..], &proof.proof[..]].concat());
+    let short = Bytes::copy_from_slice(&output[..output.len() - 32]);
+    assert!(matches!(
+        router_error(submit(short, shifted).await.unwrap_err()),
+        TaskRouterErrors::MalformedOutput(_)
+    ));
     // Another program (its sum doubled), proven under its own keys for this very task.
     let other_source = SOURCE.replace("sum(reading);", "sum(reading) * 2;");
-    let other = ProgramProver::new(&srs, &other_source, 3).unwrap();
+    let other = ProgramProver::new(&srs, &other_source, 4).unwrap();
     let (other_output, other_proof) = proven(&other, second);
     assert!(rejected(
         submit(other_output, other_proof).await.unwrap_err()
@@ -168,7 +191,7 @@ async fn a_halo2_task_publishes_a_proven_result_and_no_committee_publishes_witho
     // The genuine proof publishes: the refusals above were the proof's, not the signatures'.
     let receipt = submit(output.clone(), proof).await.unwrap();
     println!(
-        "submitProven gas (3 slots, {} signers): {}",
+        "submitProven gas (4 slots, {} signers): {}",
         committee.len(),
         receipt.gas_used
     );
