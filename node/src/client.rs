@@ -313,16 +313,19 @@ impl Client {
                 "the task's program takes numbers (--value), not data".into(),
             ));
         }
-        self.seal_record_to(task, record).await
+        let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
+        self.check_committee(task, task_id).await?;
+        self.seal_record_to(task, task_id, record).await
     }
 
-    /// Seals `record`, salted and padded to the task's record size, to each member.
+    /// Seals `record`, salted and padded to the task's record size, to each member of a
+    /// committee the caller checked.
     async fn seal_record_to(
         &self,
         task: &TaskJson,
+        task_id: [u8; 32],
         record: &[u8],
     ) -> Result<Submitted, ClientError> {
-        let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
         let mut salt = [0u8; crate::manifest::RECORD_SALT];
         rand::fill(&mut salt);
         let Some(padded) = crate::manifest::pad_record(record, task.record_bytes, salt) else {
@@ -332,7 +335,6 @@ impl Client {
                 record.len()
             )));
         };
-        self.check_committee(task, task_id).await?;
         let slot = self
             .grant_to(task_id, task, 0, SecretKey::generate(), None)
             .await?;
@@ -352,6 +354,7 @@ impl Client {
         values: &[f64],
     ) -> Result<Submitted, ClientError> {
         let task_id = hex32(&task.task_id, "task id").map_err(bad_answer)?;
+        self.check_committee(task, task_id).await?;
         let program = self.program(task).await?;
         let shape = program
             .task_shape(task.prover_kind)
@@ -364,9 +367,10 @@ impl Client {
                     "the task's record size is not its program's".into(),
                 ));
             }
-            return self.seal_record_to(task, &Program::pack_bits(&bits)).await;
+            return self
+                .seal_record_to(task, task_id, &Program::pack_bits(&bits))
+                .await;
         }
-        self.check_committee(task, task_id).await?;
         let bits = field_bits(bits, task.input_bits, "record")?;
         let slot = self
             .grant_to(task_id, task, task.input_bits, SecretKey::generate(), None)
