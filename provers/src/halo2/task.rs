@@ -3,8 +3,10 @@
 //! chain), and the statement of one task (inputs, salt, public instances) that the proving seat
 //! proves and every other seat recomputes before it checks the proof.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use conclave_mpc::Fp;
 use conclave_mpc::lang::{InputValues, OutputValue, Program};
@@ -26,18 +28,28 @@ const G2_BYTES: u64 = 128;
 
 /// KZG parameters (a structured reference string): from a ceremony's file, or — insecure, for
 /// tests and the quickstart only — from a seed.
-pub struct Srs(pub(super) ParamsKZG<Bn256>);
+pub struct Srs(
+    pub(super) ParamsKZG<Bn256>,
+    /// The parameters cut to fewer rows, by k (cutting recomputes the Lagrange form: slow).
+    Mutex<HashMap<u32, Arc<ParamsKZG<Bn256>>>>,
+);
 
 impl Srs {
     /// Reads parameters in halo2's raw format (k as 4 bytes little-endian, then the G1 powers,
-    /// their Lagrange form, and two G2 points), checking every point; the file's length must be
-    /// exactly what its k says.
+    /// their Lagrange form, and two G2 points), checking every coordinate and that every point
+    /// lies on its curve (BN254's G1 has no cofactor); the file's length must be exactly what its
+    /// k says. The Lagrange form is taken from the file: recomputing it is an FFT over curve
+    /// points (a minute at k = 16 on two cores), and a wrong one only makes this node's proofs
+    /// fail to verify.
     pub fn read(path: &Path) -> Result<Srs, Halo2Error> {
+        use halo2_base::halo2_proofs::halo2curves::bn256::{G1Affine, G2Affine};
+        use halo2_base::halo2_proofs::halo2curves::serde::SerdeObject;
         let fail = |e: String| Halo2Error::Srs(format!("{}: {e}", path.display()));
-        let mut file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+        let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
         let len = file.metadata().map_err(|e| fail(e.to_string()))?.len();
+        let mut reader = std::io::BufReader::new(file);
         let mut k = [0u8; 4];
-        file.read_exact(&mut k).map_err(|e| fail(e.to_string()))?;
+        reader.read_exact(&mut k).map_err(|e| fail(e.to_string()))?;
         let k = u32::from_le_bytes(k);
         if k > MAX_SRS_K {
             return Err(fail(format!(
@@ -50,19 +62,35 @@ impl Srs {
                 "{len} bytes, where parameters of k = {k} take {expected}"
             )));
         }
-        let mut reader = std::io::BufReader::new(std::io::Cursor::new(k.to_le_bytes()).chain(file));
-        let read = ParamsKZG::<Bn256>::read_custom(&mut reader, SerdeFormat::RawBytes)
-            .map_err(|e| fail(e.to_string()))?;
-        // The reader checks coordinates, not points: every point must lie on its curve (BN254's
-        // G1 has no cofactor). The Lagrange form is computed from the powers, not trusted.
-        let g = read.get_g().to_vec();
-        let on_curve = g.iter().all(|p| bool::from(p.is_on_curve()))
-            && bool::from(read.g2().is_on_curve())
-            && bool::from(read.s_g2().is_on_curve());
-        if !on_curve {
-            return Err(fail("a point is not on its curve".into()));
-        }
-        Ok(Srs(read.from_parts(k, g, None, read.g2(), read.s_g2())))
+        let mut g1 = || -> Result<G1Affine, Halo2Error> {
+            let p = G1Affine::read_raw(&mut reader).map_err(|e| fail(e.to_string()))?;
+            if bool::from(p.is_on_curve()) {
+                Ok(p)
+            } else {
+                Err(fail("a G1 point is not on the curve".into()))
+            }
+        };
+        let g = (0..1u64 << k)
+            .map(|_| g1())
+            .collect::<Result<Vec<_>, _>>()?;
+        let g_lagrange = (0..1u64 << k)
+            .map(|_| g1())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut g2 = || -> Result<G2Affine, Halo2Error> {
+            let p = G2Affine::read_raw(&mut reader).map_err(|e| fail(e.to_string()))?;
+            if bool::from(p.is_on_curve()) {
+                Ok(p)
+            } else {
+                Err(fail("a G2 point is not on the curve".into()))
+            }
+        };
+        let (h, s_h) = (g2()?, g2()?);
+        // `from_parts` takes a receiver it does not read: any parameters will do.
+        let any = super::insecure_params(0, [0; 32]);
+        Ok(Srs(
+            any.from_parts(k, g, Some(g_lagrange), h, s_h),
+            Mutex::default(),
+        ))
     }
 
     /// Writes the parameters in the format [`Srs::read`] takes.
@@ -77,28 +105,36 @@ impl Srs {
 
     /// Parameters from a seed: **insecure** (whoever knows the seed forges proofs).
     pub fn insecure(k: u32, seed: [u8; 32]) -> Srs {
-        Srs(super::insecure_params(k, seed))
+        Srs(super::insecure_params(k, seed), Mutex::default())
     }
 
     pub fn k(&self) -> u32 {
         self.0.k()
     }
 
-    /// The parameters cut to 2^k rows (the same cut at every node and at registration).
-    fn for_k(&self, k: u32) -> Result<ParamsKZG<Bn256>, Halo2Error> {
+    /// The parameters cut to 2^k rows (the same cut at every node and at registration), kept
+    /// for the next program of that size.
+    fn for_k(&self, k: u32) -> Result<Arc<ParamsKZG<Bn256>>, Halo2Error> {
         if k > self.k() {
             return Err(Halo2Error::ParamsTooSmall {
                 have: self.k(),
                 need: k,
             });
         }
-        if k == self.k() {
-            return Ok(self.0.clone());
+        let mut cut = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(params) = cut.get(&k) {
+            return Ok(params.clone());
         }
-        // From the first 2^k powers only (the Lagrange form is recomputed for k), not a copy of
-        // the whole set cut down.
-        let g = self.0.get_g()[..1 << k].to_vec();
-        Ok(self.0.from_parts(k, g, None, self.0.g2(), self.0.s_g2()))
+        let params = if k == self.k() {
+            self.0.clone()
+        } else {
+            // From the first 2^k powers only, not a copy of the whole set cut down.
+            let g = self.0.get_g()[..1 << k].to_vec();
+            self.0.from_parts(k, g, None, self.0.g2(), self.0.s_g2())
+        };
+        let params = Arc::new(params);
+        cut.insert(k, params.clone());
+        Ok(params)
     }
 }
 
@@ -122,7 +158,7 @@ impl Statement {
 
 /// A program's circuit and keys under one set of parameters.
 pub struct ProgramProver {
-    params: ParamsKZG<Bn256>,
+    params: Arc<ParamsKZG<Bn256>>,
     keys: Halo2Keys,
     program: Program,
 }
