@@ -213,7 +213,8 @@ contract TaskRouter {
     /// task was opened (a verifier that self-destructed, or was replaced at its address).
     function _verify(Task storage t, uint256[] memory instances, bytes calldata proof) private view {
         address verifier = t.verifier;
-        if (verifier.codehash != t.verifierCodeHash) revert ProofRejected();
+        // (A call to an address without code succeeds: a verifier gone since must not pass.)
+        if (verifier.code.length == 0 || verifier.codehash != t.verifierCodeHash) revert ProofRejected();
         bytes memory data = abi.encodePacked(instances, proof);
         uint256 limit = VERIFIER_GAS;
         bool ok;

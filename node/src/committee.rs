@@ -36,8 +36,6 @@ pub enum CommitteeError {
     WrongIdentity(String),
     #[error("a member is listed twice")]
     Duplicate,
-    #[error("the members are not in ascending operator order (the first one proves halo2 tasks)")]
-    Unordered,
     #[error("the list leaves out {0} of the task's seat holders")]
     Incomplete(usize),
     #[error("the listed members hold {seats} seats; the task needs {needed}")]
@@ -134,10 +132,6 @@ pub async fn check_members(
     let holders = seat_holders(contracts, task_id)
         .await?
         .ok_or(CommitteeError::SeedNotYet)?;
-    // One order for everyone: the coordinator must not choose which seat goes first.
-    if committee.windows(2).any(|w| w[0].operator >= w[1].operator) {
-        return Err(CommitteeError::Unordered);
-    }
     let mut seats = 0u32;
     let mut seen = std::collections::HashSet::new();
     for member in committee {

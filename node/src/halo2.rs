@@ -1,5 +1,5 @@
-//! `halo2` tasks at a member. Records reach every seat sealed whole (like `wasm`); the seat of
-//! lowest rank proves the program over them, and every other seat recomputes the statement (the
+//! `halo2` tasks at a member. Records reach every seat sealed whole (like `wasm`); one seat, drawn
+//! from the task's seed ([`proving_seat`]), proves the program over them, and every other seat recomputes the statement (the
 //! task binding, the commitment to the records, the outputs) from its own copy and verifies the
 //! proof for it before it signs. The chain checks the same proof again (`submitProven`).
 //!
@@ -17,7 +17,7 @@ use conclave_provers::halo2::{ProgramProver, Srs, fr_from_be, fr_to_be};
 use libp2p::PeerId;
 use tokio::sync::OnceCell;
 
-use crate::messages::{RefusalKind, Request, Response, TaskId, TaskInfo};
+use crate::messages::{Member, RefusalKind, Request, Response, TaskId, TaskInfo};
 use crate::node::{Inner, NodeError, insert_capped};
 use crate::program::{Body, Opened, Program, encode_outputs};
 use crate::store::MaskedInput;
@@ -38,7 +38,7 @@ pub(crate) struct Halo2State {
     srs: OnceCell<Arc<Srs>>,
     provers: Mutex<HashMap<B256, Shared<ProgramProver>>>,
     /// One key generation at a time: each takes seconds of every core and much memory.
-    keygen: tokio::sync::Semaphore,
+    keygen: Arc<tokio::sync::Semaphore>,
     proofs: Mutex<HashMap<TaskId, Result<HaloProof, String>>>,
 }
 
@@ -48,7 +48,7 @@ impl Halo2State {
             srs_path,
             srs: OnceCell::new(),
             provers: Mutex::default(),
-            keygen: tokio::sync::Semaphore::new(1),
+            keygen: Arc::new(tokio::sync::Semaphore::new(1)),
             proofs: Mutex::default(),
         }
     }
@@ -113,6 +113,20 @@ pub fn program_prover(srs: &Srs, program: &Program) -> Result<ProgramProver, Str
     ProgramProver::new(srs, &program.source, program.max_inputs as usize).map_err(|e| e.to_string())
 }
 
+/// The member that proves a task: the least keccak256(seed, task id, operator), a draw from the
+/// task's seed that neither the coordinator (which orders the committee) nor an operator (which
+/// picks its address) chooses.
+pub fn proving_seat(committee: &[Member], seed: B256, task: TaskId) -> Option<&Member> {
+    committee.iter().min_by_key(|m| {
+        let mut h = Keccak256::new();
+        h.update(b"conclave halo2 prover v1");
+        h.update(seed);
+        h.update(task);
+        h.update(m.operator);
+        h.finalize()
+    })
+}
+
 fn refuse(reason: impl Into<String>) -> Response {
     Response::refused(RefusalKind::Failed, reason)
 }
@@ -136,11 +150,16 @@ impl Inner {
             }
         };
         let program = program.clone();
-        let permits = &self.halo2.keygen;
+        let permits = self.halo2.keygen.clone();
         cell.get_or_init(|| async move {
-            let _permit = permits.acquire().await.map_err(|e| e.to_string())?;
+            // Held by the blocking work itself: a caller that gives up does not free it early.
+            let permit = permits.acquire_owned().await.map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
-            let made = tokio::task::spawn_blocking(move || program_prover(&srs, &program)).await;
+            let made = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                program_prover(&srs, &program)
+            })
+            .await;
             let made = made.map_err(|e| e.to_string()).and_then(|r| r);
             if let Ok(p) = &made {
                 tracing::info!(
@@ -228,9 +247,13 @@ impl Inner {
             .map_err(|e| refuse(e.to_string()))?;
         let commitment = fr_to_be(statement.input_commitment());
         let me = self.network.peer_id().to_bytes();
-        let proving = info
-            .committee
-            .first()
+        let seed = self
+            .contracts
+            .seed(U256::from_be_bytes(task))
+            .await
+            .map_err(|e| refuse(format!("reading the task's seed: {e}")))?
+            .ok_or_else(|| refuse("the task's seed is not drawn yet"))?;
+        let proving = proving_seat(&info.committee, seed, task)
             .ok_or_else(|| refuse("the task has no committee"))?;
         let proof = if proving.peer == me {
             let (p, s) = (prover.clone(), statement.clone());
@@ -383,4 +406,38 @@ pub fn verifier_bytecode(
     let prover = program_prover(srs, program)?;
     conclave_provers::halo2::compile_verifier(&prover.verifier_source(), tools)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(operator: u8) -> Member {
+        Member {
+            peer: vec![operator],
+            operator: [operator; 20],
+            key: [0; 32],
+        }
+    }
+
+    /// The proving seat follows the seed, not the committee's order or the lowest address: over
+    /// many seeds each member proves about as often (an operator with a low address gains
+    /// nothing), and reordering the committee changes nothing.
+    #[test]
+    fn the_proving_seat_is_drawn_from_the_seed() {
+        let committee: Vec<Member> = [0x00, 0x01, 0x80, 0xff].map(member).to_vec();
+        let mut reversed = committee.clone();
+        reversed.reverse();
+        let mut counts = [0u32; 4];
+        for i in 0..400u32 {
+            let seed = alloy::primitives::keccak256(i.to_be_bytes());
+            let chosen = proving_seat(&committee, seed, [7; 32]).unwrap();
+            assert_eq!(proving_seat(&reversed, seed, [7; 32]).unwrap(), chosen);
+            let at = committee.iter().position(|m| m == chosen).unwrap();
+            counts[at] += 1;
+        }
+        for c in counts {
+            assert!((60..=140).contains(&c), "{counts:?}");
+        }
+    }
 }

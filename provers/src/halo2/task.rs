@@ -29,20 +29,20 @@ const G2_BYTES: u64 = 128;
 /// KZG parameters (a structured reference string): from a ceremony's file, or — insecure, for
 /// tests and the quickstart only — from a seed.
 pub struct Srs(
-    pub(super) ParamsKZG<Bn256>,
+    pub(super) Arc<ParamsKZG<Bn256>>,
     /// The parameters cut to fewer rows, by k (cutting recomputes the Lagrange form: slow).
     Mutex<HashMap<u32, Arc<ParamsKZG<Bn256>>>>,
 );
 
 impl Srs {
     /// Reads parameters in halo2's raw format (k as 4 bytes little-endian, then the G1 powers,
-    /// their Lagrange form, and two G2 points), checking every coordinate and that every point
-    /// lies on its curve (BN254's G1 has no cofactor); the file's length must be exactly what its
-    /// k says. The Lagrange form is taken from the file: recomputing it is an FFT over curve
-    /// points (a minute at k = 16 on two cores), and a wrong one only makes this node's proofs
-    /// fail to verify.
+    /// their Lagrange form, and two G2 points): the file's length must be exactly what its k
+    /// says, every coordinate canonical, every point on its curve and not the identity, and the
+    /// whole consistent ([`consistent`]). The Lagrange form is checked, not recomputed:
+    /// recomputing is an FFT over curve points (a minute at k = 16 on two cores).
     pub fn read(path: &Path) -> Result<Srs, Halo2Error> {
         use halo2_base::halo2_proofs::halo2curves::bn256::{G1Affine, G2Affine};
+        use halo2_base::halo2_proofs::halo2curves::group::cofactor::CofactorCurveAffine;
         use halo2_base::halo2_proofs::halo2curves::serde::SerdeObject;
         let fail = |e: String| Halo2Error::Srs(format!("{}: {e}", path.display()));
         let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
@@ -64,7 +64,7 @@ impl Srs {
         }
         let mut g1 = || -> Result<G1Affine, Halo2Error> {
             let p = G1Affine::read_raw(&mut reader).map_err(|e| fail(e.to_string()))?;
-            if bool::from(p.is_on_curve()) {
+            if bool::from(p.is_on_curve()) && !bool::from(p.is_identity()) {
                 Ok(p)
             } else {
                 Err(fail("a G1 point is not on the curve".into()))
@@ -78,17 +78,22 @@ impl Srs {
             .collect::<Result<Vec<_>, _>>()?;
         let mut g2 = || -> Result<G2Affine, Halo2Error> {
             let p = G2Affine::read_raw(&mut reader).map_err(|e| fail(e.to_string()))?;
-            if bool::from(p.is_on_curve()) {
+            if bool::from(p.is_on_curve()) && !bool::from(p.is_identity()) {
                 Ok(p)
             } else {
                 Err(fail("a G2 point is not on the curve".into()))
             }
         };
         let (h, s_h) = (g2()?, g2()?);
+        if !consistent(k, &g, &g_lagrange, h, s_h) {
+            return Err(fail(
+                "the points are not powers of one secret from the generators (or their Lagrange form is not theirs)".into(),
+            ));
+        }
         // `from_parts` takes a receiver it does not read: any parameters will do.
         let any = super::insecure_params(0, [0; 32]);
         Ok(Srs(
-            any.from_parts(k, g, Some(g_lagrange), h, s_h),
+            Arc::new(any.from_parts(k, g, Some(g_lagrange), h, s_h)),
             Mutex::default(),
         ))
     }
@@ -105,7 +110,7 @@ impl Srs {
 
     /// Parameters from a seed: **insecure** (whoever knows the seed forges proofs).
     pub fn insecure(k: u32, seed: [u8; 32]) -> Srs {
-        Srs(super::insecure_params(k, seed), Mutex::default())
+        Srs(Arc::new(super::insecure_params(k, seed)), Mutex::default())
     }
 
     pub fn k(&self) -> u32 {
@@ -125,17 +130,52 @@ impl Srs {
         if let Some(params) = cut.get(&k) {
             return Ok(params.clone());
         }
-        let params = if k == self.k() {
-            self.0.clone()
-        } else {
-            // From the first 2^k powers only, not a copy of the whole set cut down.
-            let g = self.0.get_g()[..1 << k].to_vec();
-            self.0.from_parts(k, g, None, self.0.g2(), self.0.s_g2())
-        };
-        let params = Arc::new(params);
+        if k == self.k() {
+            return Ok(self.0.clone());
+        }
+        // From the first 2^k powers only, not a copy of the whole set cut down.
+        let g = self.0.get_g()[..1 << k].to_vec();
+        let params = Arc::new(self.0.from_parts(k, g, None, self.0.g2(), self.0.s_g2()));
         cut.insert(k, params.clone());
         Ok(params)
     }
+}
+
+/// Whether `g` are powers s^i·G of one secret from the G1 generator, (h, s_h) = (H, s·H) from the
+/// G2 generator (one pairing check: e(g₁, H) = e(G, s·H)), and `g_lagrange` their Lagrange form
+/// (at a random polynomial p of full degree: Σ p(ωⁱ)·Lᵢ = Σ pⱼ·gⱼ, two multi-exponentiations).
+/// Without it a file whose G2 points are forged would let this node accept proofs of anything.
+fn consistent(
+    k: u32,
+    g: &[halo2_base::halo2_proofs::halo2curves::bn256::G1Affine],
+    g_lagrange: &[halo2_base::halo2_proofs::halo2curves::bn256::G1Affine],
+    h: halo2_base::halo2_proofs::halo2curves::bn256::G2Affine,
+    s_h: halo2_base::halo2_proofs::halo2curves::bn256::G2Affine,
+) -> bool {
+    use halo2_base::halo2_proofs::arithmetic::{best_fft, best_multiexp};
+    use halo2_base::halo2_proofs::fft::recursive::FFTData;
+    use halo2_base::halo2_proofs::halo2curves::bn256::{G1Affine, G2Affine, pairing};
+    use halo2_base::halo2_proofs::halo2curves::ff::Field;
+    use halo2_base::halo2_proofs::poly::EvaluationDomain;
+    if k == 0 || g[0] != G1Affine::generator() || h != G2Affine::generator() {
+        return false;
+    }
+    if pairing(&g[1], &h) != pairing(&g[0], &s_h) {
+        return false;
+    }
+    let n = 1usize << k;
+    let domain = EvaluationDomain::<Fr>::new(1, k);
+    let (omega, omega_inv) = (domain.get_omega(), domain.get_omega_inv());
+    let coeffs: Vec<Fr> = (0..n).map(|_| Fr::random(rand08::rngs::OsRng)).collect();
+    let mut evals = coeffs.clone();
+    best_fft(
+        &mut evals,
+        omega,
+        k,
+        &FFTData::new(n, omega, omega_inv),
+        false,
+    );
+    best_multiexp(&coeffs, g) == best_multiexp(&evals, g_lagrange)
 }
 
 /// One task's statement: what the proof is over and what it shows.

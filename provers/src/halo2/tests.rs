@@ -192,6 +192,22 @@ fn parameters_round_trip_through_a_file_and_bad_files_are_refused() {
     let mut off_curve = good.clone();
     off_curve[10] ^= 1;
     bad_files.push(off_curve);
+    // Points all on their curves, but not one consistent set: another secret's s·H, or two of
+    // the Lagrange points swapped.
+    let other = dir.path().join("other.bin");
+    Srs::insecure(6, [4; 32]).write(&other).unwrap();
+    let other = std::fs::read(&other).unwrap();
+    let mut forged_g2 = good.clone();
+    let end = forged_g2.len();
+    forged_g2[end - 128..].copy_from_slice(&other[end - 128..]);
+    bad_files.push(forged_g2);
+    let mut swapped = good.clone();
+    let lagrange = 4 + 64 * 64;
+    let (a, b) = (lagrange, lagrange + 64);
+    let first: Vec<u8> = swapped[a..a + 64].to_vec();
+    swapped.copy_within(b..b + 64, a);
+    swapped[b..b + 64].copy_from_slice(&first);
+    bad_files.push(swapped);
     for bad in bad_files {
         std::fs::write(&path, bad).unwrap();
         assert!(matches!(Srs::read(&path), Err(Halo2Error::Srs(_))));
