@@ -1640,6 +1640,24 @@ async fn dishonest_member(
     })
 }
 
+/// The seats of `liar` and of everyone else in `task`'s draw.
+async fn seats_of(cluster: &Cluster, task: &TaskJson, liar: Address) -> (u32, u32) {
+    let seated = cluster
+        .contracts
+        .committee(task_id(task))
+        .await
+        .unwrap()
+        .unwrap();
+    let seats = |honest: bool| -> u32 {
+        seated
+            .iter()
+            .filter(|(who, _)| (*who == liar) != honest)
+            .map(|(_, mask)| seat_count(*mask))
+            .sum()
+    };
+    (seats(false), seats(true))
+}
+
 /// A `wasm` project's task opened through node 0 whose draw `wanted` accepts (given the liar's
 /// seats, the others' seats and the threshold), on a fresh project each try: the task and
 /// whether the draw seated the liar.
@@ -1656,20 +1674,8 @@ async fn wasm_task_where(
             .await
             .unwrap();
         let task = Client::new(cluster.api(0)).task(project).await.unwrap();
-        let seated = cluster
-            .contracts
-            .committee(task_id(&task))
-            .await
-            .unwrap()
-            .unwrap();
-        let seats = |honest: bool| -> u32 {
-            seated
-                .iter()
-                .filter(|(who, _)| (*who == liar) != honest)
-                .map(|(_, mask)| seat_count(*mask))
-                .sum()
-        };
-        if wanted(seats(false), seats(true), u32::from(threshold)) {
+        let (liar_seats, honest_seats) = seats_of(cluster, &task, liar).await;
+        if wanted(liar_seats, honest_seats, u32::from(threshold)) {
             return task;
         }
     }
@@ -2000,19 +2006,7 @@ async fn halo2_proving_seat_proves_other_records() {
             .await
             .unwrap();
         let task = Client::new(cluster.api(0)).task(project).await.unwrap();
-        let seated = cluster
-            .contracts
-            .committee(task_id(&task))
-            .await
-            .unwrap()
-            .unwrap();
-        let seats = |honest: bool| -> u32 {
-            seated
-                .iter()
-                .filter(|(who, _)| (*who == liar) != honest)
-                .map(|(_, mask)| seat_count(*mask))
-                .sum()
-        };
+        let (liar_seats, honest_seats) = seats_of(&cluster, &task, liar).await;
         let seed = cluster
             .contracts
             .seed(task_id(&task))
@@ -2031,7 +2025,7 @@ async fn halo2_proving_seat_proves_other_records() {
         let prover =
             conclave_node::halo2::proving_seat(&members, seed, task_id(&task).to_be_bytes())
                 .unwrap();
-        if prover.operator == liar.0.0 && seats(false) < 2 && seats(true) >= 2 {
+        if prover.operator == liar.0.0 && liar_seats < 2 && honest_seats >= 2 {
             found = Some(task);
             break;
         }
