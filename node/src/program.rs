@@ -206,14 +206,6 @@ impl Program {
         }
     }
 
-    /// The prover that runs this program.
-    pub fn kind(&self) -> ProverKind {
-        match self.body {
-            Body::Tally(_) => ProverKind::Spdz,
-            Body::Wasm(_) => ProverKind::Wasm,
-        }
-    }
-
     /// The task shape of this program under prover kind `kind` (as the chain numbers it): a
     /// Tally program runs under `spdz` (records secret-shared bit by bit) or `halo2` (records
     /// sealed whole to every seat, as their bits packed in bytes), a wasm manifest under `wasm`.

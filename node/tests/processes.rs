@@ -268,6 +268,31 @@ impl Mesh {
         }
     }
 
+    /// Devices send `records` (`--value` or `--data`) into `project` with `conclave submit`
+    /// through nodes 1, 2, …, checking against the chain: the task (hex, no 0x).
+    fn submit_with_cli(&self, dir: &Path, project: u64, flag: &str, records: &[String]) -> String {
+        let rpc = self._anvil.url().to_string();
+        let mut task = String::new();
+        for (i, record) in records.iter().enumerate() {
+            let out = conclave(
+                dir,
+                &[
+                    "submit",
+                    "--api",
+                    &self.api(i + 1),
+                    "--project",
+                    &project.to_string(),
+                    flag,
+                    record,
+                    "--rpc",
+                    &rpc,
+                ],
+            );
+            task = field(&out, "accepted: task").into();
+        }
+        task.trim_start_matches("0x").to_string()
+    }
+
     /// Prints the end of every node's log, for a test that is about to fail.
     fn show_logs(&self) {
         for (i, (dir, ..)) in self.nodes.iter().enumerate() {
@@ -456,27 +481,11 @@ async fn a_wasm_project_registered_with_the_cli_publishes_on_anvil() {
         .and_then(|id| id.parse::<u64>().ok())
         .unwrap_or_else(|| panic!("no project id in {out}"));
     assert!(out.contains("module 0x"), "{out}");
-    let rpc = mesh._anvil.url().to_string();
-    let mut task = String::new();
-    for (i, value) in [5i64, -12, 40].iter().enumerate() {
-        let data = format!("0x{}", hex::encode(value.to_le_bytes()));
-        let out = conclave(
-            dir,
-            &[
-                "submit",
-                "--api",
-                &mesh.api(i + 1),
-                "--project",
-                &project.to_string(),
-                "--data",
-                &data,
-                "--rpc",
-                &rpc,
-            ],
-        );
-        task = field(&out, "accepted: task").into();
-    }
-    let task = task.trim_start_matches("0x").to_string();
+    let data: Vec<String> = [5i64, -12, 40]
+        .iter()
+        .map(|v| format!("0x{}", hex::encode(v.to_le_bytes())))
+        .collect();
+    let task = mesh.submit_with_cli(dir, project, "--data", &data);
     let mut watcher = ResultWatcher::new(mesh.contracts.clone(), mesh.from_block, 0)
         .with_poll_interval(Duration::from_millis(100));
     let published = watcher
@@ -535,26 +544,8 @@ async fn a_halo2_project_registered_with_the_cli_publishes_on_anvil() {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|id| id.parse::<u64>().ok())
         .unwrap_or_else(|| panic!("no project id in {out}"));
-    let rpc = mesh._anvil.url().to_string();
-    let mut task = String::new();
-    for (i, value) in ["5", "-12", "4000"].iter().enumerate() {
-        let out = conclave(
-            dir,
-            &[
-                "submit",
-                "--api",
-                &mesh.api(i + 1),
-                "--project",
-                &project.to_string(),
-                "--value",
-                value,
-                "--rpc",
-                &rpc,
-            ],
-        );
-        task = field(&out, "accepted: task").into();
-    }
-    let task = task.trim_start_matches("0x").to_string();
+    let values = ["5", "-12", "4000"].map(String::from);
+    let task = mesh.submit_with_cli(dir, project, "--value", &values);
     let published = mesh.published_raw(&task).await;
     let mut words = published.event.output.chunks(32);
     let word = |w: &[u8]| i128::from_be_bytes(w[16..].try_into().unwrap());

@@ -1640,6 +1640,35 @@ async fn dishonest_member(
     })
 }
 
+/// Waits for `task` to fail with its members disagreeing (no output had the threshold's seats)
+/// and checks that nothing was published since block `from`: the coordinator's status.
+async fn fails_with_members_disagreeing(
+    cluster: &Cluster,
+    task: &TaskJson,
+    from: u64,
+) -> conclave_node::api::StatusJson {
+    let client = Client::new(cluster.api(0));
+    let status = loop {
+        let status = client
+            .status(&task_id(task).to_be_bytes::<32>())
+            .await
+            .unwrap();
+        if status.state == "failed" {
+            break status;
+        }
+        assert_ne!(status.state, "published");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let reason = status.reason.clone().unwrap_or_default();
+    assert!(reason.contains("members disagree"), "{reason}");
+    let on_chain = ResultWatcher::new(cluster.contracts.clone(), from, 0)
+        .wait_for_task(task_id(task), Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert!(on_chain.is_none(), "nothing is published");
+    status
+}
+
 /// The seats of `liar` and of everyone else in `task`'s draw.
 async fn seats_of(cluster: &Cluster, task: &TaskJson, liar: Address) -> (u32, u32) {
     let seated = cluster
@@ -1733,26 +1762,8 @@ async fn wasm_seat_with_another_module() {
     })
     .await;
     send(&cluster, &task).await;
-    let client = Client::new(cluster.api(0));
-    let status = loop {
-        let status = client
-            .status(&task_id(&task).to_be_bytes::<32>())
-            .await
-            .unwrap();
-        if status.state == "failed" {
-            break status;
-        }
-        assert_ne!(status.state, "published");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let reason = status.reason.unwrap_or_default();
-    assert!(reason.contains("members disagree"), "{reason}");
+    let status = fails_with_members_disagreeing(&cluster, &task, from).await;
     assert_eq!(status.dissent, vec![format!("{liar:#x}")]);
-    let on_chain = ResultWatcher::new(cluster.contracts.clone(), from, 0)
-        .wait_for_task(task_id(&task), Duration::from_millis(500))
-        .await
-        .unwrap();
-    assert!(on_chain.is_none(), "nothing is published");
 
     // A stranger asking a node for the module again and again (a 40-byte request buys the
     // module) is served a couple of times, then told to wait.
@@ -2039,24 +2050,6 @@ async fn halo2_proving_seat_proves_other_records() {
             .await
             .unwrap();
     }
-    let client = Client::new(cluster.api(0));
-    let status = loop {
-        let status = client
-            .status(&task_id(&task).to_be_bytes::<32>())
-            .await
-            .unwrap();
-        if status.state == "failed" {
-            break status;
-        }
-        assert_ne!(status.state, "published");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let reason = status.reason.unwrap_or_default();
-    assert!(reason.contains("members disagree"), "{reason}");
-    let on_chain = ResultWatcher::new(cluster.contracts.clone(), from, 0)
-        .wait_for_task(task_id(&task), Duration::from_millis(500))
-        .await
-        .unwrap();
-    assert!(on_chain.is_none(), "nothing is published");
+    fails_with_members_disagreeing(&cluster, &task, from).await;
     cluster.shutdown().await;
 }

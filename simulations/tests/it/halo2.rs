@@ -133,6 +133,15 @@ async fn a_halo2_task_publishes_a_proven_result_and_no_committee_publishes_witho
         (Bytes::from(output), proof)
     };
     let (output, proof) = proven(&prover, second);
+    // The router builds the instances the nodes prove for: the task binding as the node computes
+    // it, the commitment, the output's words.
+    let built = c
+        .proof_instances(second, &output, proof.input_commitment)
+        .await
+        .unwrap();
+    assert_eq!(built[0], task_binding(chain_id, router, second));
+    assert_eq!(built[1], proof.input_commitment);
+    assert_eq!(built.len(), 2 + output.len() / 32);
     let owner = &cluster.owner;
     let submit = |output: Bytes, proof: HaloProof| {
         let (result, attestations) = sign_all(&output, &proof);
