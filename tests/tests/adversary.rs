@@ -2051,5 +2051,34 @@ async fn halo2_proving_seat_proves_other_records() {
             .unwrap();
     }
     fails_with_members_disagreeing(&cluster, &task, from).await;
+
+    // A stranger asking the task's members for its proof (or how it failed) hears nothing of it.
+    let stranger = stranger(&cluster).await;
+    let members: Vec<&conclave_node::api::MemberJson> = task.committee.iter().collect();
+    let mut asked = 0;
+    for node in &cluster.nodes {
+        if !members
+            .iter()
+            .any(|m| m.peer_id == node.peer_id().to_string())
+        {
+            continue;
+        }
+        let answer = ask(
+            &stranger,
+            node.peer_id(),
+            &Request::Proof {
+                task_id: task_id(&task).to_be_bytes(),
+            },
+        )
+        .await;
+        assert!(
+            matches!(&answer, Response::Refused { kind: RefusalKind::Unknown, reason }
+                if reason.contains("only the task's members and coordinator")),
+            "{answer:?}"
+        );
+        asked += 1;
+    }
+    assert!(asked > 0, "no honest member to ask");
+    stranger.shutdown().await;
     cluster.shutdown().await;
 }
