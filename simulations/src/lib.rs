@@ -346,6 +346,29 @@ impl Cluster {
             .with_context(|| format!("task {task_id} did not publish within {wait:?}"))
     }
 
+    /// Node `node`'s status of a task once it has seen the task published (it learns of the
+    /// publication from the chain a few polls after the event, so a status read right after
+    /// [`Cluster::published`] may still say "attesting").
+    pub async fn status_once_published(
+        &self,
+        node: usize,
+        task: &[u8; 32],
+        wait: Duration,
+    ) -> anyhow::Result<conclave_node::api::StatusJson> {
+        let client = conclave_node::client::Client::new(self.api(node));
+        let deadline = Instant::now() + wait;
+        loop {
+            let status = client.status(task).await?;
+            if status.state == "published" {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!("node {node} still says {} after {wait:?}", status.state);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The cluster's insecure KZG parameters (written by the first [`Cluster::halo2_project`]).
     pub fn insecure_srs(&self) -> std::path::PathBuf {
         self._dir.path().join(INSECURE_SRS)

@@ -65,11 +65,14 @@ async fn results_are_correct_and_no_node_keeps_a_plaintext_input() {
     assert_eq!(avg.sum, readings.iter().sum::<i64>());
     assert_eq!(avg.count, readings.len() as u64);
     // The status endpoint of the coordinator agrees.
-    let status = Client::new(cluster.api(0))
-        .status(&event.event.taskId.to_be_bytes())
+    let status = cluster
+        .status_once_published(
+            0,
+            &event.event.taskId.to_be_bytes(),
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
-    assert_eq!(status.state, "published");
     let outputs = status
         .outputs
         .expect("outputs read with the task's program");

@@ -87,15 +87,13 @@ async fn a_wasm_task_publishes_what_its_seats_agree_on() {
         .await;
     assert!(matches!(late, Err(ClientError::Program(_))), "{late:?}");
     // Every seat signed the same output: nobody dissented.
-    let status = Client::new(cluster.api(0))
-        .status(
-            &U256::from_str_radix(&task.task_id, 16)
-                .unwrap()
-                .to_be_bytes::<32>(),
-        )
+    let task_id = U256::from_str_radix(&task.task_id, 16)
+        .unwrap()
+        .to_be_bytes::<32>();
+    let status = cluster
+        .status_once_published(0, &task_id, Duration::from_secs(30))
         .await
         .unwrap();
-    assert_eq!(status.state, "published");
     assert!(status.dissent.is_empty(), "{:?}", status.dissent);
     // The seats count their runs by prover (`/health`, and `/metrics` as prover_runs).
     let mut wasm_runs = 0;
