@@ -7,13 +7,14 @@
 //!
 //! - [`wasm`]: the engine of the `wasm` prover (deterministic module runs, native and W3bstream
 //!   applet ABIs); the node runs it at every seat of a `wasm` task.
-//! - [`halo2`]: a program's circuit IR proven with halo2 (KZG on BN254); the node does not run
-//!   `halo2` projects yet.
-//!
-//! `tee` and `byop` are not built.
+//! - [`halo2`]: a program's circuit IR proven with halo2 (KZG on BN254).
+//! - [`byop`]: a client (and `conclave-prover`'s server) for W3bstream's VM gRPC protocols.
+//! - [`tee`]: offline verification of TEE attestation evidence against a project's policy.
 
+pub mod byop;
 pub mod halo2;
 pub mod spdz;
+pub mod tee;
 pub mod wasm;
 
 pub use conclave_chain::contracts::ProverKind;

@@ -1,0 +1,343 @@
+//! The byop client against `conclave-prover`'s service over real gRPC on 127.0.0.1, and
+//! against provers that hang, crash or answer garbage.
+
+use std::io::Write;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::server::{Backend, ProverService, inflate_code, serve};
+use super::*;
+use crate::wasm::{WasmEngine, WasmLimits};
+
+/// Native ABI: the sum of the records, each an i64 (little-endian).
+const SUM: &str = include_str!("../../../examples/wasm/sum.wat");
+
+/// A running `conclave-prover` service on 127.0.0.1; stopped when dropped.
+struct Served {
+    url: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn served() -> Served {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = ProverService::new(Backend::Wasm(
+        WasmEngine::new(WasmLimits::default()).unwrap(),
+    ));
+    tokio::spawn(serve(service, listener, DEFAULT_MAX_MESSAGE, async {
+        let _ = stopped.await;
+    }));
+    Served { url, _stop: stop }
+}
+
+/// The sum module as a W3bstream project file carries it: zlib-compressed.
+fn sum_code(project_id: u64) -> ProjectCode {
+    let module = wat::parse_str(SUM).unwrap();
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&module).unwrap();
+    let binary = z.finish().unwrap();
+    ProjectCode {
+        project_id,
+        version: "0.1".into(),
+        hash: *blake3::hash(&binary).as_bytes(),
+        binary,
+        param: String::new(),
+    }
+}
+
+fn config(url: &str, protocol: Protocol) -> EndpointConfig {
+    EndpointConfig {
+        protocol,
+        call_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(2),
+        retries: 1,
+        ..EndpointConfig::new(url)
+    }
+}
+
+/// Records the v1 protocol can carry (its `datas` are strings): 8 ASCII bytes each, read by
+/// the module as little-endian i64s.
+fn text_records() -> (Vec<Vec<u8>>, i64) {
+    let records: Vec<Vec<u8>> = ["00000001", "abcdefgh", "zzzzzzzz"]
+        .iter()
+        .map(|r| r.as_bytes().to_vec())
+        .collect();
+    let sum = records
+        .iter()
+        .map(|r| i64::from_le_bytes(r.as_slice().try_into().unwrap()))
+        .fold(0i64, |a, b| a.wrapping_add(b));
+    (records, sum)
+}
+
+/// Both protocol versions (and detection) run tasks, and the code goes over once per client
+/// for any number of tasks.
+#[tokio::test]
+async fn both_protocol_versions_run_tasks_and_code_is_sent_once() {
+    let prover = served().await;
+    for protocol in [Protocol::Vm, Protocol::VmRuntime, Protocol::Auto] {
+        let client = ByopClient::new(config(&prover.url, protocol)).unwrap();
+        client.health().await.unwrap();
+        let code = sum_code(7);
+        let (records, sum) = text_records();
+        for n in 0..5u8 {
+            let answer = client
+                .execute(
+                    &code,
+                    &TaskCall {
+                        task_id: [n; 32],
+                        payloads: records.clone(),
+                    },
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
+            assert_eq!(answer.result, sum.to_le_bytes(), "{protocol:?}");
+            assert_eq!(answer.evidence, None);
+        }
+        assert_eq!(client.creates(), 1, "{protocol:?}: code sent once");
+    }
+}
+
+/// A prover that restarted (and forgot the project) is handed the code again, once.
+#[tokio::test]
+async fn a_prover_that_forgot_the_project_gets_the_code_again() {
+    let first = served().await;
+    let client = ByopClient::new(config(&first.url, Protocol::Vm)).unwrap();
+    let code = sum_code(8);
+    let task = TaskCall {
+        task_id: [1; 32],
+        payloads: vec![5i64.to_le_bytes().to_vec()],
+    };
+    client.execute(&code, &task).await.unwrap();
+    // Another service at the same address knows nothing of the project.
+    let address = first.url.trim_start_matches("http://").to_string();
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let listener = TcpListener::bind(&address).await.unwrap();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = ProverService::new(Backend::Wasm(
+        WasmEngine::new(WasmLimits::default()).unwrap(),
+    ));
+    tokio::spawn(serve(service, listener, DEFAULT_MAX_MESSAGE, async {
+        let _ = stopped.await;
+    }));
+    let answer = client.execute(&code, &task).await.unwrap();
+    assert_eq!(answer.result, 5i64.to_le_bytes());
+    assert_eq!(client.creates(), 2);
+}
+
+/// Binary payloads cannot go over the v1 protocol (its data are strings): a typed error, not
+/// a lossy conversion.
+#[tokio::test]
+async fn binary_payloads_are_refused_for_the_text_protocol() {
+    let prover = served().await;
+    let client = ByopClient::new(config(&prover.url, Protocol::VmRuntime)).unwrap();
+    let task = TaskCall {
+        task_id: [1; 32],
+        payloads: vec![vec![0xff, 0xfe]],
+    };
+    let e = client.execute(&sum_code(9), &task).await.unwrap_err();
+    assert_eq!(e, ByopError::NotText);
+}
+
+/// Code the service cannot load is refused at hand-over, with the reason.
+#[tokio::test]
+async fn code_that_is_no_module_is_refused_with_the_reason() {
+    let prover = served().await;
+    let client = ByopClient::new(config(&prover.url, Protocol::Vm)).unwrap();
+    let mut code = sum_code(10);
+    code.binary = vec![0x78, 0x9c, 1, 2, 3];
+    let e = client
+        .execute(
+            &code,
+            &TaskCall {
+                task_id: [1; 32],
+                payloads: vec![],
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ByopError::Refused { code: Code::InvalidArgument, message, .. } if message.contains("zlib")),
+        "{e}"
+    );
+}
+
+/// A zlib bomb stops at the limit.
+#[test]
+fn inflating_stops_at_the_limit() {
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&vec![0u8; server::MAX_CODE + 1]).unwrap();
+    let bomb = z.finish().unwrap();
+    assert_eq!(inflate_code(&bomb), Err(server::CodeError::TooLarge));
+    assert_eq!(inflate_code(b"\0asm").unwrap(), b"\0asm");
+}
+
+/// Runs `call` with a generous outer bound: a client that hangs fails the test here.
+async fn bounded<T>(call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the client returned within its deadlines")
+}
+
+/// A prover that accepts the connection and never answers: a timeout.
+#[tokio::test]
+async fn a_hanging_prover_gives_a_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hang = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let client = ByopClient::new(config(&url, Protocol::Vm)).unwrap();
+    let task = TaskCall {
+        task_id: [1; 32],
+        payloads: vec![],
+    };
+    let e = bounded(client.execute(&sum_code(1), &task))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ByopError::Timeout { .. }), "{e}");
+    hang.abort();
+}
+
+/// A prover that is down, or drops every connection: a typed error within the deadlines.
+#[tokio::test]
+async fn a_crashed_prover_is_unreachable() {
+    // Nothing listens.
+    let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", free.local_addr().unwrap());
+    drop(free);
+    let client = ByopClient::new(config(&url, Protocol::Vm)).unwrap();
+    let task = TaskCall {
+        task_id: [1; 32],
+        payloads: vec![],
+    };
+    let e = bounded(client.execute(&sum_code(1), &task))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ByopError::Unreachable { .. }), "{e}");
+    assert!(matches!(
+        bounded(client.health()).await,
+        Err(ByopError::Unreachable { .. })
+    ));
+
+    // Accepts, then closes at once.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let crash = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            drop(socket);
+        }
+    });
+    let client = ByopClient::new(config(&url, Protocol::Vm)).unwrap();
+    let e = bounded(client.execute(&sum_code(1), &task))
+        .await
+        .unwrap_err();
+    // The channel reconnects until the call's deadline, or gives up earlier.
+    assert!(
+        matches!(e, ByopError::Unreachable { .. } | ByopError::Timeout { .. }),
+        "{e}"
+    );
+    crash.abort();
+}
+
+/// A peer that answers bytes which are not HTTP/2 at all.
+#[tokio::test]
+async fn a_prover_answering_noise_gives_a_typed_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let noise = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+                .await;
+        }
+    });
+    let client = ByopClient::new(config(&url, Protocol::Vm)).unwrap();
+    let task = TaskCall {
+        task_id: [1; 32],
+        payloads: vec![],
+    };
+    let e = bounded(client.execute(&sum_code(1), &task))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ByopError::Unreachable { .. } | ByopError::Garbage { .. }),
+        "{e}"
+    );
+    noise.abort();
+}
+
+/// A gRPC peer whose answer is not a message of the protocol: garbage, not a result.
+#[tokio::test]
+async fn a_prover_answering_garbage_messages_gives_garbage() {
+    async fn garbage() -> axum::response::Response {
+        // One gRPC frame (uncompressed, 3 bytes) holding no valid protobuf, then status OK.
+        let body = vec![0u8, 0, 0, 0, 3, 0xff, 0xff, 0xff];
+        axum::response::Response::builder()
+            .header("content-type", "application/grpc")
+            .header("grpc-status", "0")
+            .body(axum::body::Body::from(body))
+            .unwrap()
+    }
+    let router = axum::Router::new()
+        .route("/vm.VM/NewProject", axum::routing::post(garbage))
+        .route("/vm.VM/ExecuteTask", axum::routing::post(garbage));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(tonic::service::Routes::from(router))
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            }),
+    );
+    let client = ByopClient::new(config(&url, Protocol::Vm)).unwrap();
+    let task = TaskCall {
+        task_id: [1; 32],
+        payloads: vec![],
+    };
+    let e = bounded(client.execute(&sum_code(1), &task))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ByopError::Garbage { .. }), "{e}");
+}
+
+/// A prover answering more than the message limit: refused, not buffered.
+#[tokio::test]
+async fn an_oversized_answer_is_refused() {
+    let prover = served().await;
+    let client = ByopClient::new(EndpointConfig {
+        max_message_bytes: 64,
+        ..config(&prover.url, Protocol::Vm)
+    })
+    .unwrap();
+    // The code itself is larger than 64 bytes: the client refuses to send it.
+    let task = TaskCall {
+        task_id: [1; 32],
+        payloads: vec![],
+    };
+    let e = bounded(client.execute(&sum_code(1), &task))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            ByopError::Garbage { .. }
+                | ByopError::Refused {
+                    code: Code::OutOfRange | Code::ResourceExhausted,
+                    ..
+                }
+        ),
+        "{e}"
+    );
+}
