@@ -445,7 +445,7 @@ async fn project_module(
         Some(Ok(spec)) => spec,
         _ => {
             return Err(ApiError::bad(
-                "the project's program is not a wasm manifest",
+                "the project's program is not a wasm or byop manifest",
             ));
         }
     };
@@ -454,10 +454,16 @@ async fn project_module(
             "the module does not hash to the one the project's manifest names",
         ));
     }
-    api.inner
-        .keep_module(body.to_vec())
-        .await
-        .map_err(|e| ApiError::bad(e.to_string()))?;
+    if spec.byop().is_some() {
+        api.inner
+            .keep_code(&body)
+            .map_err(|e| ApiError::bad(e.to_string()))?;
+    } else {
+        api.inner
+            .keep_module(body.to_vec())
+            .await
+            .map_err(|e| ApiError::bad(e.to_string()))?;
+    }
     Ok(Json(ProgramJson {
         hash: hex::encode(hash),
         source: String::new(),

@@ -34,6 +34,24 @@ pub struct ProversSection {
     /// them the node refuses seats of `halo2` tasks.
     #[serde(default)]
     pub halo2_srs: Option<PathBuf>,
+    /// W3bstream VM services for `byop` and `tee` tasks, one per VM type; without one for a
+    /// task's VM type the node refuses its seats.
+    #[serde(default)]
+    pub byop: Vec<crate::byop::ByopEndpoint>,
+    /// Whether a byop project's own `endpoint` may be called when no `[[provers.byop]]` serves
+    /// its VM type (off: the project owner would choose an address this node connects to).
+    #[serde(default)]
+    pub allow_project_endpoints: bool,
+}
+
+impl ProversSection {
+    /// The byop part, as the node takes it.
+    pub fn byop_config(&self) -> crate::byop::ByopConfig {
+        crate::byop::ByopConfig {
+            endpoints: self.byop.clone(),
+            allow_project_endpoints: self.allow_project_endpoints,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -261,6 +279,14 @@ confirmations = 1
 # KZG parameters for halo2 tasks, in halo2's raw format (from a powers-of-tau ceremony; see
 # docs/provers.md). Without them this node refuses seats of halo2 tasks.
 # halo2_srs = "kzg_bn254_20.srs"
+#
+# W3bstream VM services (conclave-prover, or W3bstream's risc0/halo2/zkwasm/wasm VMs) for byop
+# and tee tasks, one per VM type (docs/provers.md). Without one this node refuses their seats.
+# [[provers.byop]]
+# vm_type = 4
+# url = "http://127.0.0.1:50051"
+# protocol = "auto"        # "vm", "vm_runtime" or "auto"
+# call_timeout_secs = 60
 "#,
         per_client = Limits::default().per_client,
         total = Limits::default().total,

@@ -179,7 +179,13 @@ impl Inner {
                 "project {project} is paused"
             )));
         }
-        let runs = [ProverKind::Spdz, ProverKind::Halo2, ProverKind::Wasm];
+        let runs = [
+            ProverKind::Spdz,
+            ProverKind::Halo2,
+            ProverKind::Wasm,
+            ProverKind::Tee,
+            ProverKind::Byop,
+        ];
         if !runs.iter().any(|k| *k as u8 == p.proverKind) {
             return Err(NodeError::Unavailable(format!(
                 "project {project} needs prover kind {}, which this node does not run",
@@ -199,8 +205,16 @@ impl Inner {
         // Members fetch the module from this node first: it must have it, and it must compile,
         // before a task is paid for.
         if let crate::program::Body::Wasm(spec) = &program.body {
-            self.module(spec, crate::programs::Fetch::MeshOrUrl, None)
-                .await?;
+            match spec.byop() {
+                Some(_) => {
+                    self.code(spec, crate::programs::Fetch::MeshOrUrl, None)
+                        .await?;
+                }
+                None => {
+                    self.module(spec, crate::programs::Fetch::MeshOrUrl, None)
+                        .await?;
+                }
+            }
         }
         let (task, _opened_at) = self
             .contracts

@@ -14,6 +14,7 @@
 
 pub mod agreement;
 pub mod api;
+pub mod byop;
 pub mod client;
 pub mod committee;
 pub mod config;

@@ -500,6 +500,7 @@ async fn run(config: &NodeConfig) -> anyhow::Result<()> {
         rate_limits: config.api.limits(),
         confirmations: config.chain.confirmations,
         halo2_srs: config.provers.halo2_srs.clone(),
+        byop: config.provers.byop_config(),
     })
     .await?;
     let addrs = node.network().wait_listening().await?;

@@ -1,18 +1,31 @@
-//! A `wasm` project's program: a short TOML manifest whose keccak256 the chain pins as
-//! `programHash`. It names the module by its keccak256, so neither can change under a live task,
-//! and fixes what the module cannot say itself: how many device records a task takes, how long
-//! its input window is, and how large a record may be (`docs/wasm.md`).
+//! A project's program when its code is not a Conclave program: a short TOML manifest whose
+//! keccak256 the chain pins as `programHash`. It names the code by its keccak256, so neither can
+//! change under a live task, and fixes what the code cannot say itself: how many device records
+//! a task takes, how long its input window is, and how large a record may be.
+//!
+//! - `prover = "wasm"`: a WebAssembly module every seat runs (`docs/wasm.md`).
+//! - `prover = "byop"`: code every seat hands to the prover its operator runs for the
+//!   manifest's W3bstream VM type, over W3bstream's gRPC protocol (`docs/provers.md`).
+//! - `prover = "tee"`: as `byop`, and the prover's answer must carry attestation evidence that
+//!   the manifest's `[tee]` policy accepts.
 //!
 //! ```toml
 //! prover = "wasm"
-//! module = "0x…"        # keccak256 of the module's bytes
+//! module = "0x…"        # keccak256 of the module's (or the byop code's) bytes
 //! devices = 10
 //! window = 60           # seconds
 //! record_bytes = 64     # largest record a device sends
-//! module_uri = ""       # optional https URL the module is also fetched from
+//! module_uri = ""       # optional https URL the code is also fetched from
+//! # byop and tee only:
+//! vm_type = 4           # W3bstream VM type: 1 risc0, 2 halo2, 3 zkwasm, 4 wasm, or another
+//! version = "0.1"       # the project version the prover is told
+//! code_param = ""       # W3bstream's codeExpParam, handed over with the code
+//! endpoint = ""         # the project's own prover, for nodes that allow project endpoints
 //! ```
 
 use alloy::primitives::B256;
+use conclave_chain::contracts::ProverKind;
+use conclave_provers::tee::Policy;
 use serde::{Deserialize, Serialize};
 
 /// Largest record a device sends to a `wasm` task: it is sealed once per member and the copies
@@ -21,6 +34,9 @@ pub const MAX_WASM_RECORD: u32 = 2048;
 
 /// Largest module a node keeps: it travels whole in one mesh message.
 pub const MAX_MODULE: usize = crate::messages::MAX_MESSAGE - 4096;
+
+/// Largest `code_param` a manifest carries inline.
+pub const MAX_CODE_PARAM: usize = 4096;
 
 /// The limits every node runs modules under: a module must fit one mesh message; the fuel,
 /// memory and output limits are the engine's defaults, the same at every seat.
@@ -31,16 +47,39 @@ pub fn wasm_limits() -> conclave_provers::wasm::WasmLimits {
     }
 }
 
-/// What a `wasm` task runs, and its shape.
+/// What a manifest's task runs, and its shape.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WasmSpec {
-    /// keccak256 of the module.
+    /// keccak256 of the module (or of the byop code).
     pub module: B256,
     pub devices: u32,
     pub window_secs: u64,
     pub record_bytes: u32,
     /// Where the module may also be fetched (https only), besides the mesh.
     pub module_uri: String,
+    /// Who runs the code.
+    pub runner: Runner,
+}
+
+/// Who runs a manifest's code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Runner {
+    /// Every seat, under wasmtime.
+    Wasm,
+    /// A W3bstream VM service each seat's operator points it at.
+    Byop(ByopSpec),
+}
+
+/// What a `byop` (or `tee`) manifest tells the prover.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ByopSpec {
+    pub vm_type: u64,
+    pub version: String,
+    pub code_param: String,
+    /// The project's own prover endpoint (a node uses it only if its operator allows).
+    pub endpoint: String,
+    /// The attestation policy of a `tee` project.
+    pub tee: Option<Policy>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -53,16 +92,24 @@ struct Manifest {
     record_bytes: u32,
     #[serde(default)]
     module_uri: String,
+    vm_type: Option<u64>,
+    version: Option<String>,
+    code_param: Option<String>,
+    endpoint: Option<String>,
+    tee: Option<Policy>,
 }
+
+/// The prover kinds a manifest names.
+const MANIFEST_PROVERS: [&str; 3] = ["wasm", "byop", "tee"];
 
 /// Why a manifest was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
-    #[error("the wasm manifest is malformed: {0}")]
+    #[error("the manifest is malformed: {0}")]
     Malformed(String),
     #[error("the manifest's module must be 0x and 64 hex digits (its keccak256)")]
     BadModuleHash,
-    #[error("a wasm task takes 1 to {max} device records, not {0}", max = crate::program::MAX_INPUTS)]
+    #[error("a task takes 1 to {max} device records, not {0}", max = crate::program::MAX_INPUTS)]
     Devices(u32),
     #[error("the window must be 1 to 86400 seconds, not {0}")]
     Window(u64),
@@ -70,14 +117,18 @@ pub enum ManifestError {
     RecordBytes(u32),
     #[error("module_uri must be empty or an https URL of at most 256 bytes")]
     BadUri,
+    #[error("{0}")]
+    Byop(String),
 }
 
 impl WasmSpec {
-    /// Reads `source` as a wasm manifest: `None` if it is not one (a Tally program), else the
-    /// manifest or why it is refused. A manifest is a TOML table whose `prover` is `"wasm"`.
+    /// Reads `source` as a manifest: `None` if it is not one (a Tally program), else the
+    /// manifest or why it is refused. A manifest is a TOML table whose `prover` is `"wasm"`,
+    /// `"byop"` or `"tee"`.
     pub fn parse(source: &str) -> Option<Result<WasmSpec, ManifestError>> {
         let table: toml::Table = toml::from_str(source).ok()?;
-        if table.get("prover").and_then(|p| p.as_str()) != Some("wasm") {
+        let prover = table.get("prover").and_then(|p| p.as_str())?;
+        if !MANIFEST_PROVERS.contains(&prover) {
             return None;
         }
         Some(Self::check(source))
@@ -108,23 +159,122 @@ impl WasmSpec {
         {
             return Err(ManifestError::BadUri);
         }
+        let runner = Self::runner(&m)?;
         Ok(WasmSpec {
             module: B256::from(module),
             devices: m.devices,
             window_secs: m.window,
             record_bytes: m.record_bytes,
             module_uri: m.module_uri,
+            runner,
         })
+    }
+
+    /// The runner the manifest's `prover` names, its fields checked.
+    fn runner(m: &Manifest) -> Result<Runner, ManifestError> {
+        let bad = |why: &str| Err(ManifestError::Byop(why.to_string()));
+        let byop_fields = m.vm_type.is_some()
+            || m.version.is_some()
+            || m.code_param.is_some()
+            || m.endpoint.is_some();
+        match m.prover.as_str() {
+            "wasm" if byop_fields || m.tee.is_some() => bad(
+                "vm_type, version, code_param, endpoint and [tee] are for byop and tee manifests",
+            ),
+            "wasm" => Ok(Runner::Wasm),
+            prover => {
+                let Some(vm_type) = m.vm_type else {
+                    return bad(
+                        "a byop manifest names its W3bstream vm_type (1 risc0, 2 halo2, 3 zkwasm, 4 wasm, ...)",
+                    );
+                };
+                let version = m.version.clone().unwrap_or_default();
+                let code_param = m.code_param.clone().unwrap_or_default();
+                let endpoint = m.endpoint.clone().unwrap_or_default();
+                if version.len() > 64 || !version.chars().all(|c| c.is_ascii_graphic()) {
+                    return bad("version is at most 64 printable ASCII characters");
+                }
+                if code_param.len() > MAX_CODE_PARAM {
+                    return bad("code_param is at most 4096 bytes");
+                }
+                if !(endpoint.is_empty()
+                    || endpoint.starts_with("http://")
+                    || endpoint.starts_with("https://"))
+                    || endpoint.len() > 256
+                {
+                    return bad("endpoint must be empty or an http(s) URL of at most 256 bytes");
+                }
+                let tee = match (prover, &m.tee) {
+                    ("tee", Some(policy)) => {
+                        policy
+                            .validate()
+                            .map_err(|e| ManifestError::Byop(format!("the [tee] policy: {e}")))?;
+                        Some(policy.clone())
+                    }
+                    ("tee", None) => return bad("a tee manifest has a [tee] policy"),
+                    (_, Some(_)) => return bad("[tee] is for tee manifests"),
+                    (_, None) => None,
+                };
+                Ok(Runner::Byop(ByopSpec {
+                    vm_type,
+                    version,
+                    code_param,
+                    endpoint,
+                    tee,
+                }))
+            }
+        }
+    }
+
+    /// The chain's prover kind for this manifest.
+    pub fn kind(&self) -> ProverKind {
+        match &self.runner {
+            Runner::Wasm => ProverKind::Wasm,
+            Runner::Byop(b) if b.tee.is_some() => ProverKind::Tee,
+            Runner::Byop(_) => ProverKind::Byop,
+        }
+    }
+
+    /// The byop fields, if the code runs at an external prover.
+    pub fn byop(&self) -> Option<&ByopSpec> {
+        match &self.runner {
+            Runner::Byop(b) => Some(b),
+            Runner::Wasm => None,
+        }
     }
 
     /// The manifest's text, in the one layout `conclave project register` writes.
     pub fn render(&self) -> String {
+        let prover = match self.kind() {
+            ProverKind::Tee => "tee",
+            ProverKind::Byop => "byop",
+            _ => "wasm",
+        };
         let mut text = format!(
-            "# A Conclave wasm task (docs/wasm.md); the chain pins keccak256 of this text.\nprover = \"wasm\"\nmodule = \"{}\"\ndevices = {}\nwindow = {}\nrecord_bytes = {}\n",
+            "# A Conclave {prover} task (docs/wasm.md, docs/provers.md); the chain pins keccak256 of this text.\nprover = \"{prover}\"\nmodule = \"{}\"\ndevices = {}\nwindow = {}\nrecord_bytes = {}\n",
             self.module, self.devices, self.window_secs, self.record_bytes
         );
         if !self.module_uri.is_empty() {
             text.push_str(&format!("module_uri = \"{}\"\n", self.module_uri));
+        }
+        if let Some(b) = self.byop() {
+            let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
+            text.push_str(&format!(
+                "vm_type = {}\nversion = {}\ncode_param = {}\n",
+                b.vm_type,
+                quoted(&b.version),
+                quoted(&b.code_param)
+            ));
+            if !b.endpoint.is_empty() {
+                text.push_str(&format!("endpoint = {}\n", quoted(&b.endpoint)));
+            }
+            if let Some(policy) = &b.tee {
+                #[derive(Serialize)]
+                struct Tee<'a> {
+                    tee: &'a Policy,
+                }
+                text.push_str(&toml::to_string(&Tee { tee: policy }).unwrap_or_default());
+            }
         }
         text
     }
@@ -210,6 +360,7 @@ mod tests {
             window_secs: 60,
             record_bytes: 64,
             module_uri: String::new(),
+            runner: Runner::Wasm,
         }
     }
 

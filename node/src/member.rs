@@ -255,11 +255,14 @@ impl Inner {
                 return Ok(Response::Started);
             }
             match &program.body {
-                Body::Wasm(spec) => {
-                    self.module(spec, crate::programs::Fetch::MeshOrUrl, Some(from))
-                        .await
-                        .map_err(|e| refuse(format!("the task's module: {e}")))?;
-                }
+                Body::Wasm(spec) => match spec.byop() {
+                    Some(byop) => self.byop_ready(spec, byop, from).await.map_err(refuse)?,
+                    None => {
+                        self.module(spec, crate::programs::Fetch::MeshOrUrl, Some(from))
+                            .await
+                            .map_err(|e| refuse(format!("the task's module: {e}")))?;
+                    }
+                },
                 Body::Tally(_) => {
                     if !self.halo2.configured() {
                         return Err(refuse(
@@ -871,7 +874,10 @@ impl Inner {
                 let ran = self.run_proven(&info, device_slots, &stored, program).await;
                 ("halo2", ran)
             }
-            None => ("wasm", self.run_module(&info, device_slots, &stored).await),
+            None => (
+                info.prover_name(),
+                self.run_module(&info, device_slots, &stored).await,
+            ),
         };
         self.metrics.observe_run(
             prover,
@@ -1108,7 +1114,8 @@ impl Inner {
     /// Runs the task's module over the records of `device_slots`, in slot order, on a
     /// blocking thread: its output, and a proof hash committing to the module and the slots run
     /// over (not to the records: the hash is public, and a low-entropy record would be read
-    /// back from it; members agreed on each slot's record before the run).
+    /// back from it; members agreed on each slot's record before the run). A `byop` manifest's
+    /// code goes to this seat's prover instead ([`Inner::run_byop`]).
     async fn run_module(
         &self,
         info: &TaskInfo,
@@ -1120,24 +1127,16 @@ impl Inner {
         let Body::Wasm(spec) = &program.body else {
             return Err(refuse("the task's program is not a wasm manifest"));
         };
-        self.confirm_slots(info, device_slots).await?;
+        if let Some(byop) = spec.byop() {
+            return self.run_byop(info, device_slots, stored, spec, byop).await;
+        }
         let module = self
             .module(spec, crate::programs::Fetch::MeshOrUrl, None)
             .await
             .map_err(|e| refuse(format!("the task's module: {e}")))?;
-        let mut commitment = alloy::primitives::Keccak256::new();
-        commitment.update(b"conclave wasm run v1");
-        commitment.update(spec.module);
-        let mut records = Vec::with_capacity(device_slots.len());
-        for slot in device_slots {
-            let record = stored
-                .get(slot)
-                .and_then(|words| crate::manifest::words_record(words))
-                .and_then(|padded| crate::manifest::unpad_record(&padded, info.record_bytes))
-                .ok_or_else(|| refuse(format!("no record for slot {slot}")))?;
-            commitment.update(slot.to_be_bytes());
-            records.push(record);
-        }
+        let (records, commitment) = self
+            .agreed_records(info, device_slots, stored, spec, b"conclave wasm run v1")
+            .await?;
         let input = conclave_provers::wasm::TaskInput {
             project_id: info.project_id,
             task_id: task,
@@ -1156,7 +1155,34 @@ impl Inner {
             log_lines = ran.logs.len(),
             "module ran"
         );
-        Ok((ran.output, commitment.finalize().0))
+        Ok((ran.output, commitment))
+    }
+
+    /// The records of `device_slots` in slot order, once the seats confirmed the slot list,
+    /// and the run's proof hash: `domain`, the code's hash and the slots.
+    pub(crate) async fn agreed_records(
+        &self,
+        info: &TaskInfo,
+        device_slots: &[u32],
+        stored: &BTreeMap<u32, MaskedInput>,
+        spec: &crate::manifest::WasmSpec,
+        domain: &[u8],
+    ) -> Result<(Vec<Vec<u8>>, [u8; 32]), Response> {
+        self.confirm_slots(info, device_slots).await?;
+        let mut commitment = alloy::primitives::Keccak256::new();
+        commitment.update(domain);
+        commitment.update(spec.module);
+        let mut records = Vec::with_capacity(device_slots.len());
+        for slot in device_slots {
+            let record = stored
+                .get(slot)
+                .and_then(|words| crate::manifest::words_record(words))
+                .and_then(|padded| crate::manifest::unpad_record(&padded, info.record_bytes))
+                .ok_or_else(|| refuse(format!("no record for slot {slot}")))?;
+            commitment.update(slot.to_be_bytes());
+            records.push(record);
+        }
+        Ok((records, commitment.finalize().0))
     }
 }
 

@@ -86,6 +86,19 @@ impl TaskInfo {
         self.prover_kind == conclave_chain::contracts::ProverKind::Halo2 as u8
     }
 
+    /// The task's prover kind by name, as metrics and `/health` count runs.
+    pub fn prover_name(&self) -> &'static str {
+        use conclave_chain::contracts::ProverKind;
+        match self.prover_kind {
+            k if k == ProverKind::Spdz as u8 => "spdz",
+            k if k == ProverKind::Halo2 as u8 => "halo2",
+            k if k == ProverKind::Wasm as u8 => "wasm",
+            k if k == ProverKind::Tee as u8 => "tee",
+            k if k == ProverKind::Byop as u8 => "byop",
+            _ => "unknown",
+        }
+    }
+
     /// How many masked bits `slot` holds, if the task has that slot.
     pub fn slot_bits(&self, slot: u32) -> Option<u32> {
         if slot < self.max_inputs {

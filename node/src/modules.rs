@@ -1,7 +1,8 @@
-//! WebAssembly modules of `wasm` projects, by keccak256 hash: kept in the store, served to any
-//! peer that asks, fetched from peers (or the manifest's `module_uri`) when missing and accepted
-//! only if they hash to what the manifest names. A module is compiled (and its imports checked)
-//! once, off the async workers, under the same lock and failure memory as programs.
+//! WebAssembly modules of `wasm` projects (and the code of `byop` projects), by keccak256 hash:
+//! kept in the store, served to any peer that asks, fetched from peers (or the manifest's
+//! `module_uri`) when missing and accepted only if they hash to what the manifest names. A
+//! module is compiled (and its imports checked) once, off the async workers, under the same
+//! lock and failure memory as programs; byop code is kept as it is (the prover reads it).
 
 use alloy::primitives::{B256, keccak256};
 use conclave_provers::wasm::WasmModule;
@@ -35,7 +36,50 @@ impl Inner {
         if let Some(module) = self.volatile().modules.get(&hash) {
             return Ok(module.clone());
         }
-        let bytes = match self.store.module(&hash.0)? {
+        let bytes = self.stored_or_fetched(spec, fetch, first).await;
+        let loaded = match bytes {
+            Ok(bytes) => self.compile_module(hash, bytes).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &loaded {
+            self.remember_failure(hash, e);
+        }
+        loaded
+    }
+
+    /// The code a `byop` manifest names, as bytes: from the store, the mesh or `module_uri`.
+    pub(crate) async fn code(
+        &self,
+        spec: &WasmSpec,
+        fetch: Fetch,
+        first: Option<libp2p::PeerId>,
+    ) -> Result<Vec<u8>, NodeError> {
+        let hash = spec.module;
+        if let Some(bytes) = self.store.module(&hash.0)? {
+            return Ok(bytes);
+        }
+        if let Some(e) = self.recent_failure(hash, "module") {
+            return Err(e);
+        }
+        let _one_at_a_time = self.compiling.lock().await;
+        let fetched = self.stored_or_fetched(spec, fetch, first).await;
+        match &fetched {
+            Ok(bytes) => self.store.put_module(&hash.0, bytes)?,
+            Err(e) => self.remember_failure(hash, e),
+        }
+        fetched
+    }
+
+    /// The bytes `spec` names from the store, else from peers or `module_uri` (checked against
+    /// the hash there).
+    async fn stored_or_fetched(
+        &self,
+        spec: &WasmSpec,
+        fetch: Fetch,
+        first: Option<libp2p::PeerId>,
+    ) -> Result<Vec<u8>, NodeError> {
+        let hash = spec.module;
+        match self.store.module(&hash.0)? {
             Some(bytes) => Ok(bytes),
             None => {
                 self.fetch_by_hash(
@@ -48,15 +92,19 @@ impl Inner {
                 )
                 .await
             }
-        };
-        let loaded = match bytes {
-            Ok(bytes) => self.compile_module(hash, bytes).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = &loaded {
-            self.remember_failure(hash, e);
         }
-        loaded
+    }
+
+    /// Keeps the code a `byop` manifest names (the caller checked the hash): stored as it is.
+    pub(crate) fn keep_code(&self, bytes: &[u8]) -> Result<B256, NodeError> {
+        if bytes.len() > MAX_MODULE {
+            return Err(NodeError::Task(format!(
+                "code is at most {MAX_MODULE} bytes"
+            )));
+        }
+        let hash = keccak256(bytes);
+        self.store.put_module(&hash.0, bytes)?;
+        Ok(hash)
     }
 
     /// Keeps a module a project's manifest names (the caller checked that): compiled first, so

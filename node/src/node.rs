@@ -78,6 +78,8 @@ pub struct NodeSetup {
     pub confirmations: u64,
     /// KZG parameters for `halo2` tasks (read at the first one).
     pub halo2_srs: Option<std::path::PathBuf>,
+    /// The W3bstream VM services this node hands `byop` and `tee` tasks to.
+    pub byop: crate::byop::ByopConfig,
 }
 
 /// Projects whose open task this node remembers (from gossip or its own openings).
@@ -203,6 +205,8 @@ pub(crate) struct Inner {
     pub wasm: conclave_provers::wasm::WasmEngine,
     /// Keys and proofs of `halo2` tasks ([`crate::halo2`]).
     pub halo2: crate::halo2::Halo2State,
+    /// Prover clients of `byop` and `tee` tasks ([`crate::byop`]).
+    pub(crate) byop: crate::byop::ByopState,
     pub chain_id: u64,
     pub router: Address,
     pub confirmations: u64,
@@ -289,6 +293,8 @@ impl Node {
         // The key devices seal inputs for: derived from the libp2p key, as registered.
         let input_key = crate::identity::input_key_of(&keypair)
             .map_err(|e| NodeError::Task(format!("the node's input key: {e}")))?;
+        let byop = crate::byop::ByopState::new(&setup.byop)
+            .map_err(|e| NodeError::Task(format!("[[provers.byop]]: {e}")))?;
         let network = Network::start(setup.network).await?;
         let requests = network
             .requests()
@@ -303,6 +309,7 @@ impl Node {
         let inner = Arc::new_cyclic(|weak| Inner {
             wasm,
             halo2: crate::halo2::Halo2State::new(setup.halo2_srs),
+            byop,
             network,
             contracts: setup.contracts,
             operator: setup.operator,

@@ -10,7 +10,7 @@ use conclave_mpc::Fp;
 use conclave_mpc::lang::{FieldSpec, Kind, OutputValue, Parsed, PartyInputs};
 pub use conclave_provers::Opened;
 
-pub use crate::manifest::{ManifestError, WasmSpec};
+pub use crate::manifest::{ByopSpec, ManifestError, Runner, WasmSpec};
 use conclave_chain::contracts::ProverKind;
 
 /// Largest number of device slots a task may take.
@@ -226,7 +226,7 @@ impl Program {
                     record_bytes: self.record_bits.div_ceil(8),
                 })
             }
-            (Body::Wasm(spec), k) if k == ProverKind::Wasm as u8 => Ok(TaskShape {
+            (Body::Wasm(spec), k) if k == spec.kind() as u8 => Ok(TaskShape {
                 input_bits: 0,
                 owner_bits: 0,
                 record_bytes: spec.record_bytes,

@@ -1,6 +1,6 @@
 //! `conclave project register project.toml`: what a project runs (a Tally program for `spdz` and
-//! `halo2`, or a WebAssembly module for `wasm`), registered on chain and handed to this
-//! operator's node, which serves it to the mesh by hash. A `halo2` project's verifier is
+//! `halo2`, a WebAssembly module for `wasm`, code for an external prover for `byop` and `tee`),
+//! registered on chain and handed to this operator's node, which serves it to the mesh by hash. A `halo2` project's verifier is
 //! generated from the program's key, compiled and deployed first.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use alloy::primitives::{Address, B256, keccak256};
 use anyhow::{Context, bail};
 use conclave_chain::contracts::{ProjectSpec, ProverKind};
-use conclave_node::program::{Program, WasmSpec};
+use conclave_node::program::{ByopSpec, Program, Runner, WasmSpec};
 use serde::Deserialize;
 
 /// `project.toml`.
@@ -16,22 +16,33 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct ProjectFile {
     /// "spdz" (a Tally program computed by MPC), "halo2" (a Tally program proven by one seat,
-    /// checked by the others and the chain) or "wasm" (a module every seat runs).
+    /// checked by the others and the chain), "wasm" (a module every seat runs), "byop" (code
+    /// every seat's W3bstream VM service runs) or "tee" (byop with attestation evidence).
     prover: String,
     /// `spdz`, `halo2`: the program's Tally file, relative to project.toml.
     program: Option<PathBuf>,
     /// Where nodes may also fetch the program (or the wasm manifest), https; the mesh serves
     /// it otherwise.
     program_url: Option<String>,
-    /// `wasm`: the module (`.wasm`, or `.wat` assembled here), relative to project.toml.
+    /// `wasm`: the module (`.wasm`, or `.wat` assembled here); `byop`, `tee`: the code as the
+    /// prover takes it (W3bstream: the zlib-compressed binary); relative to project.toml.
     module: Option<PathBuf>,
-    /// `wasm`: where nodes may also fetch the module (https).
+    /// `wasm`, `byop`, `tee`: where nodes may also fetch the module (https).
     module_url: Option<String>,
-    /// `wasm`: device records a task takes, its input window in seconds, and the largest record
-    /// in bytes.
+    /// `wasm`, `byop`, `tee`: device records a task takes, its input window in seconds, and the
+    /// largest record in bytes.
     devices: Option<u32>,
     window: Option<u64>,
     record_bytes: Option<u32>,
+    /// `byop`, `tee`: the W3bstream VM type whose prover runs the code (1 risc0, 2 halo2,
+    /// 3 zkwasm, 4 wasm), the project version and `codeExpParam` the prover is told, and the
+    /// project's own prover endpoint (used by nodes whose operator allows project endpoints).
+    vm_type: Option<u64>,
+    version: Option<String>,
+    code_param: Option<String>,
+    endpoint: Option<String>,
+    /// `tee`: the attestation policy (docs/provers.md).
+    tee: Option<conclave_provers::tee::Policy>,
     committee_size: u16,
     threshold: u16,
     receiver: Option<Address>,
@@ -77,32 +88,55 @@ pub fn read(file: &Path) -> anyhow::Result<Registration> {
             };
             (kind, source, None, path)
         }
-        "wasm" => {
+        name @ ("wasm" | "byop" | "tee") => {
             if p.program.is_some() {
-                bail!("prover \"wasm\" runs `module`, not a Tally `program`");
+                bail!("prover \"{name}\" runs `module`, not a Tally `program`");
             }
             let path = dir.join(
                 p.module
                     .as_ref()
-                    .context("prover \"wasm\" needs `module`")?,
+                    .with_context(|| format!("prover \"{name}\" needs `module`"))?,
             );
-            let bytes =
-                crate::wasm_cli::read_module(&path, &conclave_node::manifest::wasm_limits())?;
+            let runner = if name == "wasm" {
+                Runner::Wasm
+            } else {
+                Runner::Byop(ByopSpec {
+                    vm_type: p
+                        .vm_type
+                        .with_context(|| format!("prover \"{name}\" needs `vm_type` (the W3bstream VM type: 1 risc0, 2 halo2, 3 zkwasm, 4 wasm)"))?,
+                    version: p.version.clone().unwrap_or_default(),
+                    code_param: p.code_param.clone().unwrap_or_default(),
+                    endpoint: p.endpoint.clone().unwrap_or_default(),
+                    tee: p.tee.clone(),
+                })
+            };
+            let bytes = if name == "wasm" {
+                crate::wasm_cli::read_module(&path, &conclave_node::manifest::wasm_limits())?
+            } else {
+                read_code(&path)?
+            };
             let spec = WasmSpec {
                 module: keccak256(&bytes),
-                devices: p.devices.context("prover \"wasm\" needs `devices`")?,
+                devices: p
+                    .devices
+                    .with_context(|| format!("prover \"{name}\" needs `devices`"))?,
                 window_secs: p
                     .window
-                    .context("prover \"wasm\" needs `window` (seconds)")?,
+                    .with_context(|| format!("prover \"{name}\" needs `window` (seconds)"))?,
                 record_bytes: p
                     .record_bytes
-                    .context("prover \"wasm\" needs `record_bytes`")?,
+                    .with_context(|| format!("prover \"{name}\" needs `record_bytes`"))?,
                 module_uri: p.module_url.clone().unwrap_or_default(),
+                runner,
             };
-            crate::wasm_cli::check_loads(&path, &bytes)?;
-            (ProverKind::Wasm, spec.render(), Some(bytes), path)
+            if name == "wasm" {
+                crate::wasm_cli::check_loads(&path, &bytes)?;
+            }
+            (spec.kind(), spec.render(), Some(bytes), path)
         }
-        other => bail!("prover \"{other}\" does not run yet; \"spdz\", \"halo2\" and \"wasm\" do"),
+        other => {
+            bail!("unknown prover \"{other}\": \"spdz\", \"halo2\", \"wasm\", \"byop\" or \"tee\"")
+        }
     };
     let program = Program::from_source(&source)
         .with_context(|| format!("{} cannot run on the mesh", source_path.display()))?;
@@ -123,6 +157,21 @@ pub fn read(file: &Path) -> anyhow::Result<Registration> {
         source,
         module,
     })
+}
+
+/// Reads a `byop` project's code: bytes the prover takes as they are (a node keeps and serves
+/// at most one mesh message of them).
+fn read_code(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let max = conclave_node::manifest::MAX_MODULE;
+    if bytes.is_empty() || bytes.len() > max {
+        bail!(
+            "{} is {} bytes; code is 1 to {max} bytes",
+            path.display(),
+            bytes.len()
+        );
+    }
+    Ok(bytes)
 }
 
 /// Makes a `halo2` project's verifier from the program's key under the KZG parameters at `srs`

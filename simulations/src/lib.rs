@@ -70,6 +70,17 @@ impl Cluster {
     pub async fn start_with_limits(
         n: usize,
         limits: Limits,
+        progress: impl FnMut(&str),
+    ) -> anyhow::Result<Cluster> {
+        Cluster::start_with(n, limits, Default::default(), progress).await
+    }
+
+    /// Starts `n` nodes whose APIs admit `limits` and which hand `byop` tasks to the provers
+    /// `byop` names.
+    pub async fn start_with(
+        n: usize,
+        limits: Limits,
+        byop: conclave_node::byop::ByopConfig,
         mut progress: impl FnMut(&str),
     ) -> anyhow::Result<Cluster> {
         let chain = Arc::new(EmbeddedChain::new());
@@ -120,6 +131,7 @@ impl Cluster {
                 rate_limits: limits,
                 confirmations: 0,
                 halo2_srs: Some(dir.path().join(INSECURE_SRS)),
+                byop: byop.clone(),
             })
             .await
             .with_context(|| format!("starting node {i}"))?;
@@ -204,20 +216,53 @@ impl Cluster {
             window_secs,
             record_bytes,
             module_uri: String::new(),
+            runner: conclave_node::program::Runner::Wasm,
         }
         .render();
         let id = self
             .register(&manifest, ProverKind::Wasm, committee, threshold)
             .await?;
+        self.upload_module(id, module).await?;
+        Ok(id)
+    }
+
+    /// Registers a `byop` project (or `tee`, with a policy in `byop`) whose code `code` every
+    /// seat hands to its prover for `byop.vm_type`, and hands the manifest and the code to node 0
+    /// only.
+    pub async fn byop_project(
+        &self,
+        code: &[u8],
+        byop: conclave_node::program::ByopSpec,
+        (devices, window_secs, record_bytes): (u32, u64, u32),
+        committee: u16,
+        threshold: u16,
+    ) -> anyhow::Result<u64> {
+        let spec = WasmSpec {
+            module: alloy::primitives::keccak256(code),
+            devices,
+            window_secs,
+            record_bytes,
+            module_uri: String::new(),
+            runner: conclave_node::program::Runner::Byop(byop),
+        };
+        let id = self
+            .register(&spec.render(), spec.kind(), committee, threshold)
+            .await?;
+        self.upload_module(id, code).await?;
+        Ok(id)
+    }
+
+    /// Hands a project's module (or byop code) to node 0.
+    async fn upload_module(&self, project: u64, module: &[u8]) -> anyhow::Result<()> {
         let response = reqwest::Client::new()
-            .post(format!("{}/v1/projects/{id}/module", self.api(0)))
+            .post(format!("{}/v1/projects/{project}/module", self.api(0)))
             .body(module.to_vec())
             .send()
             .await?;
         if !response.status().is_success() {
             anyhow::bail!("node 0 refused the module: {}", response.text().await?);
         }
-        Ok(id)
+        Ok(())
     }
 
     /// Registers a `halo2` project running `source` with its verifier
@@ -389,5 +434,76 @@ impl Cluster {
         for node in self.nodes {
             node.shutdown().await;
         }
+    }
+}
+
+/// A `conclave-prover` process on 127.0.0.1 (any free port), stopped when dropped.
+pub struct ProverProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:port`.
+    pub url: String,
+}
+
+impl ProverProcess {
+    /// Starts the `conclave-prover` binary: `CONCLAVE_PROVER` if set, else the one next to this
+    /// executable (or next to its folder, for test binaries under `deps/`).
+    pub fn spawn() -> anyhow::Result<ProverProcess> {
+        let binary = Self::binary()?;
+        let mut child = std::process::Command::new(&binary)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let stdout = child.stdout.take().context("the prover's stdout")?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
+        let address = line
+            .strip_prefix("conclave-prover listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_string);
+        let Some(address) = address else {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "{} did not say where it listens: {line:?}",
+                binary.display()
+            );
+        };
+        Ok(ProverProcess {
+            child,
+            url: format!("http://{address}"),
+        })
+    }
+
+    fn binary() -> anyhow::Result<std::path::PathBuf> {
+        if let Some(path) = std::env::var_os("CONCLAVE_PROVER") {
+            return Ok(path.into());
+        }
+        let exe = std::env::current_exe()?;
+        let name = format!("conclave-prover{}", std::env::consts::EXE_SUFFIX);
+        exe.parent()
+            .into_iter()
+            .flat_map(|dir| [Some(dir), dir.parent()])
+            .flatten()
+            .map(|dir| dir.join(&name))
+            .find(|path| path.is_file())
+            .context(
+                "no conclave-prover binary next to this one: build it with \
+                 `cargo build -p conclave-provers --bin conclave-prover` (same profile), or set \
+                 CONCLAVE_PROVER to its path",
+            )
+    }
+
+    /// The process id (a test kills it to see a crashed prover).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ProverProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -39,8 +39,9 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         committee: u16,
         /// `spdz` (a Tally program by MPC), `halo2` (a Tally program proven by one seat, checked
-        /// by the others and on chain; with an INSECURE seeded SRS) or `wasm` (a module every
-        /// seat runs).
+        /// by the others and on chain; with an INSECURE seeded SRS), `wasm` (a module every
+        /// seat runs) or `byop` (a module every seat hands to a `conclave-prover` process over
+        /// W3bstream's gRPC protocol).
         #[arg(long, value_enum, default_value_t = ProverArg::Spdz)]
         prover: ProverArg,
         /// A Tally program for `spdz` and `halo2` (default: examples/programs/average.tally), or
@@ -68,6 +69,7 @@ enum ProverArg {
     Spdz,
     Halo2,
     Wasm,
+    Byop,
 }
 
 impl ProverArg {
@@ -76,6 +78,7 @@ impl ProverArg {
             ProverArg::Spdz => "spdz",
             ProverArg::Halo2 => "halo2",
             ProverArg::Wasm => "wasm",
+            ProverArg::Byop => "byop",
         }
     }
 }
@@ -289,8 +292,9 @@ async fn quickstart(
             Job::tally(file, devices, true)?
         }
         ProverArg::Wasm => Job::applet(file, devices.unwrap_or(10))?,
+        ProverArg::Byop => Job::applet(file, devices.unwrap_or(10))?.by_external_prover()?,
     };
-    let cluster = Cluster::start(nodes, step).await?;
+    let (cluster, _prover_process) = start_cluster(nodes, prover, step).await?;
     let project = job.register(&cluster, committee, threshold).await?;
     step(&format!(
         "project {project} registered: {} ({}), committee {committee}, threshold {threshold}",
@@ -336,6 +340,37 @@ async fn quickstart(
     Ok(())
 }
 
+/// `nodes` nodes; for `byop`, with a `conclave-prover` process (W3bstream VM type 4) that
+/// every node hands byop tasks to, running until the returned handle is dropped.
+async fn start_cluster(
+    nodes: usize,
+    prover: ProverArg,
+    mut step: impl FnMut(&str),
+) -> anyhow::Result<(Cluster, Option<conclave_sim::ProverProcess>)> {
+    let process = match prover {
+        ProverArg::Byop => Some(conclave_sim::ProverProcess::spawn()?),
+        _ => None,
+    };
+    let byop = match &process {
+        Some(p) => {
+            step(&format!("conclave-prover process listening at {}", p.url));
+            conclave_node::byop::ByopConfig {
+                endpoints: vec![conclave_node::byop::ByopEndpoint {
+                    vm_type: W3BSTREAM_WASM,
+                    url: p.url.clone(),
+                    protocol: conclave_provers::byop::Protocol::Auto,
+                    call_timeout_secs: 60,
+                    retries: 2,
+                }],
+                allow_project_endpoints: false,
+            }
+        }
+        None => Default::default(),
+    };
+    let cluster = Cluster::start_with(nodes, conclave_sim::sim_limits(), byop, step).await?;
+    Ok((cluster, process))
+}
+
 /// What a quickstart or benchmark runs: a Tally program by SPDZ, or a module by `wasm`, with
 /// one record per device.
 struct Job {
@@ -355,7 +390,15 @@ enum JobKind {
         proven: bool,
     },
     Wasm(Vec<u8>),
+    /// A module, zlib-compressed as W3bstream ships code, run by an external prover.
+    Byop {
+        module: Vec<u8>,
+        code: Vec<u8>,
+    },
 }
+
+/// W3bstream's VM type of wasm provers.
+const W3BSTREAM_WASM: u64 = 4;
 
 /// The quickstart's default module: the AssemblyScript applet (`@w3bstream/wasm-sdk`).
 const APPLET: &[u8] = include_bytes!("../../examples/wasm/applet.wasm");
@@ -438,6 +481,20 @@ impl Job {
         })
     }
 
+    /// The same module, run by each seat's `conclave-prover` instead of the seat itself.
+    fn by_external_prover(self) -> anyhow::Result<Job> {
+        let JobKind::Wasm(module) = self.what else {
+            bail!("only a module runs at an external prover here");
+        };
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut z, &module)?;
+        let code = z.finish()?;
+        Ok(Job {
+            what: JobKind::Byop { module, code },
+            ..self
+        })
+    }
+
     async fn register(
         &self,
         cluster: &Cluster,
@@ -461,6 +518,19 @@ impl Job {
                     .wasm_project(module, (devices, 600, 64), committee, threshold)
                     .await
             }
+            JobKind::Byop { code, .. } => {
+                let byop = conclave_node::program::ByopSpec {
+                    vm_type: W3BSTREAM_WASM,
+                    version: "0.1".into(),
+                    code_param: String::new(),
+                    endpoint: String::new(),
+                    tee: None,
+                };
+                let devices = self.records.len() as u32;
+                cluster
+                    .byop_project(code, byop, (devices, 600, 64), committee, threshold)
+                    .await
+            }
         }
     }
 
@@ -468,6 +538,7 @@ impl Job {
         match &self.what {
             JobKind::Tally { program, .. } => program.hash,
             JobKind::Wasm(module) => alloy::primitives::keccak256(module),
+            JobKind::Byop { code, .. } => alloy::primitives::keccak256(code),
         }
     }
 
@@ -478,13 +549,16 @@ impl Job {
                 "proven by one seat (halo2), checked by the others and by the chain's verifier"
             }
             JobKind::Wasm(_) => "run by every seat (wasm), published by t agreeing seats",
+            JobKind::Byop { .. } => {
+                "run by each seat's conclave-prover (byop, W3bstream gRPC), published by t agreeing seats"
+            }
         }
     }
 
     fn reference(&self) -> &'static str {
         match self.what {
             JobKind::Tally { .. } => "plaintext evaluation",
-            JobKind::Wasm(_) => "the module run here",
+            JobKind::Wasm(_) | JobKind::Byop { .. } => "the module run here",
         }
     }
 
@@ -505,7 +579,12 @@ impl Job {
                     .collect();
                 Ok((shown, outputs == expected))
             }
-            JobKind::Wasm(module) => {
+            JobKind::Wasm(module) | JobKind::Byop { module, .. } => {
+                // A byop prover is not told the chain.
+                let chain_id = match self.what {
+                    JobKind::Byop { .. } => 0,
+                    _ => o.chain_id,
+                };
                 let engine = WasmEngine::new(conclave_node::manifest::wasm_limits())?;
                 let mut by_slot: Vec<(u32, Vec<u8>)> = o
                     .slots
@@ -523,7 +602,7 @@ impl Job {
                     TaskInput {
                         project_id: o.project_id,
                         task_id,
-                        chain_id: o.chain_id,
+                        chain_id,
                         records: by_slot.into_iter().map(|(_, r)| r).collect(),
                     },
                 )?;
@@ -551,7 +630,7 @@ async fn bench(
     }
     for &committee in committees {
         let nodes = usize::from(committee).max(5);
-        let cluster = Cluster::start(nodes, |_| {}).await?;
+        let (cluster, _prover_process) = start_cluster(nodes, prover, |_| {}).await?;
         for _ in 0..runs {
             // Seats are random around the committee size; a majority of them publishes.
             let job = match prover {
@@ -571,6 +650,7 @@ async fn bench(
                     }
                 }
                 ProverArg::Wasm => Job::applet(None, inputs)?,
+                ProverArg::Byop => Job::applet(None, inputs)?.by_external_prover()?,
             };
             let project = job.register(&cluster, committee, committee / 2 + 1).await?;
             let o = run_task(&cluster, project, &job.records, &ProgressBar::hidden()).await?;
