@@ -72,15 +72,15 @@ impl Cluster {
         limits: Limits,
         progress: impl FnMut(&str),
     ) -> anyhow::Result<Cluster> {
-        Cluster::start_with(n, limits, Default::default(), progress).await
+        Cluster::start_with(n, limits, |_| Default::default(), progress).await
     }
 
-    /// Starts `n` nodes whose APIs admit `limits` and which hand `byop` tasks to the provers
-    /// `byop` names.
+    /// Starts `n` nodes whose APIs admit `limits`; node `i` hands `byop` tasks to the provers
+    /// `byop(i)` names.
     pub async fn start_with(
         n: usize,
         limits: Limits,
-        byop: conclave_node::byop::ByopConfig,
+        byop: impl Fn(usize) -> conclave_node::byop::ByopConfig,
         mut progress: impl FnMut(&str),
     ) -> anyhow::Result<Cluster> {
         let chain = Arc::new(EmbeddedChain::new());
@@ -131,7 +131,7 @@ impl Cluster {
                 rate_limits: limits,
                 confirmations: 0,
                 halo2_srs: Some(dir.path().join(INSECURE_SRS)),
-                byop: byop.clone(),
+                byop: byop(i),
             })
             .await
             .with_context(|| format!("starting node {i}"))?;

@@ -367,7 +367,8 @@ async fn start_cluster(
         }
         None => Default::default(),
     };
-    let cluster = Cluster::start_with(nodes, conclave_sim::sim_limits(), byop, step).await?;
+    let cluster =
+        Cluster::start_with(nodes, conclave_sim::sim_limits(), |_| byop.clone(), step).await?;
     Ok((cluster, process))
 }
 

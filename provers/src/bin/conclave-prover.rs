@@ -7,6 +7,9 @@ use conclave_provers::byop::DEFAULT_MAX_MESSAGE;
 use conclave_provers::byop::server::{Backend, ProverService, serve};
 use conclave_provers::wasm::{WasmEngine, WasmLimits};
 
+/// How long calls in flight may finish after SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Parser)]
 #[command(
     version,
@@ -37,21 +40,28 @@ async fn main() -> anyhow::Result<()> {
         "conclave-prover listening on {address} (backend {})",
         args.backend
     );
-    // SIGTERM (systemd, containers) and Ctrl-C both stop it cleanly.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    };
-    serve(
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
         ProverService::new(Backend::Wasm(engine)),
         listener,
         args.max_message_bytes,
-        shutdown,
-    )
-    .await?;
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    // SIGTERM (systemd, containers) and Ctrl-C both stop it: no new calls, calls in flight get
+    // a grace period, then idle client connections are closed.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping");
+    let _ = stop.send(());
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(served) => served??,
+        Err(_) => tracing::info!("closing the connections still open"),
+    }
     Ok(())
 }
 
