@@ -37,6 +37,7 @@ pub mod receiver;
 pub mod store;
 pub mod sweep;
 pub mod task;
+pub mod w3bstream;
 
 pub use node::{Node, NodeError, NodeSetup};
 

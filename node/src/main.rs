@@ -179,6 +179,45 @@ enum ProjectCommand {
         #[arg(long, env = "CONCLAVE_TOOLS", default_value = ".tools")]
         tools: PathBuf,
     },
+    /// Import a W3bstream project file: write the equivalent project.toml and code into --out,
+    /// say what could not be carried over, and register it (unless --dry-run). A wasm applet
+    /// runs at every seat; other VM types (1 risc0, 2 halo2, 3 zkwasm) go to the provers
+    /// operators run for them (`byop`, docs/provers.md).
+    Import {
+        /// The W3bstream project file (JSON).
+        file: PathBuf,
+        /// The project version to import (default: the file's defaultVersion, else its
+        /// first).
+        #[arg(long)]
+        project_version: Option<String>,
+        /// Hand a wasm applet to the operators' W3bstream wasm VMs instead of running it at
+        /// every seat.
+        #[arg(long)]
+        byop: bool,
+        /// Expected committee seats (sortition draws about this many).
+        #[arg(long, default_value_t = 3)]
+        committee: u16,
+        /// Seats whose signatures publish a result (at most --committee).
+        #[arg(long, default_value_t = 2)]
+        threshold: u16,
+        /// Device records a task takes (1 to 1024).
+        #[arg(long, default_value_t = 10)]
+        devices: u32,
+        /// A task's input window, in seconds (1 to 86400).
+        #[arg(long, default_value_t = 60)]
+        window: u64,
+        /// The largest record a device sends, in bytes (1 to 2048).
+        #[arg(long, default_value_t = 256)]
+        record_bytes: u32,
+        /// Where project.toml and the code are written (default: next to FILE, named after it).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write the files and stop; register later with `conclave project register`.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, default_value = "node.toml")]
+        config: PathBuf,
+    },
     /// Hand a registered project's program (and, for `wasm`, its module) to a running node,
     /// which serves them to the mesh.
     Publish {
@@ -188,6 +227,35 @@ enum ProjectCommand {
         #[arg(long, default_value = "http://127.0.0.1:7001")]
         api: String,
     },
+}
+
+/// Registers the project a project.toml describes, owned by `config`'s operator (deploying a
+/// halo2 verifier first), and hands its program to the operator's node.
+async fn register(file: &Path, config: &Path, tools: &Path) -> anyhow::Result<()> {
+    let config = load(config)?;
+    let mut registration = project_cli::read(file)?;
+    let operator = keys::operator_key(&config.data_dir, &passphrase()?)?;
+    let contracts = contracts(&config).await?;
+    if registration.spec.prover_kind == conclave_chain::contracts::ProverKind::Halo2 {
+        let srs = config.provers.halo2_srs.as_ref().context(
+            "prover \"halo2\" needs [provers] halo2_srs in node.toml: the verifier is made from the parameters the nodes prove with",
+        )?;
+        registration.spec.verifier =
+            project_cli::deploy_verifier(&registration, srs, tools, &contracts, &operator).await?;
+    }
+    let id = contracts
+        .register_project(&operator, &registration.spec)
+        .await?;
+    println!("project {id} (program {})", registration.spec.program_hash);
+    let api = format!("http://{}", config.api.listen);
+    if let Err(e) = project_cli::publish(&api, id.to::<u64>(), registration).await {
+        println!(
+            "the project's program is not on the mesh yet ({e:#}); once your node runs: \
+             conclave project publish {} --project {id}",
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 fn passphrase() -> anyhow::Result<String> {
@@ -281,30 +349,38 @@ async fn cli() -> anyhow::Result<()> {
                     config,
                     tools,
                 },
+        } => register(&file, &config, &tools).await?,
+        Command::Project {
+            command:
+                ProjectCommand::Import {
+                    file,
+                    project_version,
+                    byop,
+                    committee,
+                    threshold,
+                    devices,
+                    window,
+                    record_bytes,
+                    out,
+                    dry_run,
+                    config,
+                },
         } => {
-            let config = load(&config)?;
-            let mut registration = project_cli::read(&file)?;
-            let operator = keys::operator_key(&config.data_dir, &passphrase()?)?;
-            let contracts = contracts(&config).await?;
-            if registration.spec.prover_kind == conclave_chain::contracts::ProverKind::Halo2 {
-                let srs = config.provers.halo2_srs.as_ref().context(
-                    "prover \"halo2\" needs [provers] halo2_srs in node.toml: the verifier is made from the parameters the nodes prove with",
-                )?;
-                registration.spec.verifier =
-                    project_cli::deploy_verifier(&registration, srs, &tools, &contracts, &operator)
-                        .await?;
-            }
-            let id = contracts
-                .register_project(&operator, &registration.spec)
-                .await?;
-            println!("project {id} (program {})", registration.spec.program_hash);
-            let api = format!("http://{}", config.api.listen);
-            if let Err(e) = project_cli::publish(&api, id.to::<u64>(), registration).await {
-                println!(
-                    "the project's program is not on the mesh yet ({e:#}); once your node runs: \
-                     conclave project publish {} --project {id}",
-                    file.display()
-                );
+            let written = project_cli::import(
+                &file,
+                project_version.as_deref(),
+                byop,
+                project_cli::Shape {
+                    committee,
+                    threshold,
+                    devices,
+                    window,
+                    record_bytes,
+                },
+                out,
+            )?;
+            if !dry_run {
+                register(&written, &config, Path::new(".tools")).await?;
             }
         }
         Command::Project {
@@ -510,4 +586,14 @@ async fn run(config: &NodeConfig) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     node.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every subcommand's arguments are well formed (clap checks names and defaults only when
+    /// the subcommand is first parsed, so a clash would otherwise surface as a panic in use).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -29,6 +29,9 @@ const PEER_WAIT: Duration = Duration::from_secs(5);
 
 /// Peers asked for a missing source, at most.
 const PEERS_ASKED: usize = 8;
+/// How often a busy peer is asked, and how long apart.
+const BUSY_TRIES: usize = 3;
+const BUSY_WAIT: Duration = Duration::from_millis(600);
 
 /// Where a missing source may be fetched from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,17 +247,29 @@ impl Inner {
         }
         let request = crate::messages::encode(&request);
         for peer in peers.into_iter().take(PEERS_ASKED) {
-            let asked = self.network.request(peer, request.clone());
-            let Ok(Ok(bytes)) = tokio::time::timeout(PEER_WAIT, asked).await else {
-                continue;
-            };
-            let found = match crate::messages::decode(&bytes) {
-                Ok(Response::ProgramSource(source)) => source.into_bytes(),
-                Ok(Response::Module(module)) => module,
-                _ => continue,
-            };
-            if found.len() <= max && keccak256(&found) == hash {
-                return Ok(found);
+            // A peer serves each asker a couple of large answers a second: one that says it is
+            // busy is asked again shortly (a seat fetches a task's program and code at once).
+            for _ in 0..BUSY_TRIES {
+                let asked = self.network.request(peer, request.clone());
+                let Ok(Ok(bytes)) = tokio::time::timeout(PEER_WAIT, asked).await else {
+                    break;
+                };
+                let found = match crate::messages::decode(&bytes) {
+                    Ok(Response::ProgramSource(source)) => source.into_bytes(),
+                    Ok(Response::Module(module)) => module,
+                    Ok(Response::Refused {
+                        kind: crate::messages::RefusalKind::Busy,
+                        ..
+                    }) => {
+                        tokio::time::sleep(BUSY_WAIT).await;
+                        continue;
+                    }
+                    _ => break,
+                };
+                if found.len() <= max && keccak256(&found) == hash {
+                    return Ok(found);
+                }
+                break;
             }
         }
         if fetch == Fetch::MeshOrUrl && uri.starts_with("https://") {

@@ -244,3 +244,80 @@ async fn publish_module(api: &str, project: u64, module: Vec<u8>) -> anyhow::Res
     }
     Ok(hash)
 }
+
+/// A task's shape and committee, which a W3bstream project file does not say.
+pub struct Shape {
+    pub committee: u16,
+    pub threshold: u16,
+    pub devices: u32,
+    pub window: u64,
+    pub record_bytes: u32,
+}
+
+/// `conclave project import`: maps a W3bstream project file to a project.toml and its code in
+/// `out` (default: `<file stem>.conclave/` beside it), checks that it reads as a project, prints
+/// what was not carried over, and returns the project.toml's path.
+pub fn import(
+    file: &Path,
+    version: Option<&str>,
+    byop: bool,
+    shape: Shape,
+    out: Option<PathBuf>,
+) -> anyhow::Result<PathBuf> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let engine = conclave_provers::wasm::WasmEngine::new(conclave_node::manifest::wasm_limits())?;
+    let imported = conclave_node::w3bstream::import(&bytes, version, byop, &engine)
+        .with_context(|| format!("importing {}", file.display()))?;
+    let out = out.unwrap_or_else(|| {
+        let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+        file.with_file_name(format!("{stem}.conclave"))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let (prover, code_file, byop_lines) = match &imported.runner {
+        Runner::Wasm => ("wasm", "module.wasm", String::new()),
+        Runner::Byop(b) => (
+            "byop",
+            "code.bin",
+            format!(
+                "vm_type = {}\nversion = {}\ncode_param = {}\n",
+                b.vm_type,
+                quoted(&b.version),
+                quoted(&b.code_param)
+            ),
+        ),
+    };
+    std::fs::write(out.join(code_file), &imported.code)?;
+    let toml = format!(
+        "# Imported from the W3bstream project file {} (version {}, VM type {}).\n\
+         prover = \"{prover}\"\nmodule = \"{code_file}\"\ndevices = {}\nwindow = {}\nrecord_bytes = {}\n\
+         committee_size = {}\nthreshold = {}\n{byop_lines}",
+        file.display(),
+        quoted(&imported.version),
+        imported.vm_type,
+        shape.devices,
+        shape.window,
+        shape.record_bytes,
+        shape.committee,
+        shape.threshold,
+    );
+    let project_toml = out.join("project.toml");
+    std::fs::write(&project_toml, toml)?;
+    read(&project_toml).with_context(|| format!("the imported {}", project_toml.display()))?;
+    println!(
+        "imported version {:?} (VM type {}) as a {prover} project: {}",
+        imported.version,
+        imported.vm_type,
+        project_toml.display()
+    );
+    if prover == "byop" {
+        println!(
+            "  each member's operator needs a prover for VM type {} ([[provers.byop]] in node.toml; docs/provers.md)",
+            imported.vm_type
+        );
+    }
+    for note in &imported.not_carried {
+        println!("  not carried over: {note}");
+    }
+    Ok(project_toml)
+}

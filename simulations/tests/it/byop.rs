@@ -257,3 +257,64 @@ async fn a_tee_task_without_evidence_publishes_nothing() {
     assert!(on_chain.is_none(), "nothing is published");
     cluster.shutdown().await;
 }
+
+/// The W3bstream project file in examples/w3bstream (the AssemblyScript applet, zlib and hex as
+/// W3bstream ships code) imports unchanged: as a `wasm` project run by every seat, and as a
+/// `byop` project handed to the operators' conclave-prover; both publish the applet's output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_w3bstream_project_runs_end_to_end() {
+    let file = include_bytes!("../../../examples/w3bstream/project.json");
+    let engine =
+        conclave_provers::wasm::WasmEngine::new(conclave_node::manifest::wasm_limits()).unwrap();
+    let imported = conclave_node::w3bstream::import(file, None, false, &engine).unwrap();
+    assert_eq!(
+        imported.code,
+        include_bytes!("../../../examples/wasm/applet.wasm"),
+        "the file's code is the committed applet"
+    );
+    assert_eq!(imported.runner, conclave_node::program::Runner::Wasm);
+    assert!(
+        imported.not_carried.iter().any(|n| n.starts_with("output")),
+        "{:?}",
+        imported.not_carried
+    );
+    let as_byop = conclave_node::w3bstream::import(file, None, true, &engine).unwrap();
+    let conclave_node::program::Runner::Byop(byop) = as_byop.runner.clone() else {
+        panic!("byop");
+    };
+
+    let prover = ProverProcess::spawn().unwrap();
+    let cluster = Cluster::start_with(4, sim_limits(), |_| endpoint(&prover.url), |_| {})
+        .await
+        .unwrap();
+    let as_wasm = cluster
+        .wasm_project(&imported.code, (3, 120, 32), 3, 2)
+        .await
+        .unwrap();
+    let as_byop = cluster
+        .byop_project(&as_byop.code, byop, (3, 120, 32), 3, 2)
+        .await
+        .unwrap();
+    for project in [as_wasm, as_byop] {
+        let from = cluster.contracts.chain().block_number().await.unwrap();
+        let task = Client::new(cluster.api(0)).task(project).await.unwrap();
+        for (i, record) in [&b"5"[..], b"7", b"-2"].iter().enumerate() {
+            Client::new(cluster.api(i % 3))
+                .with_chain(cluster.contracts.clone())
+                .submit_data_to(&task, record)
+                .await
+                .unwrap();
+        }
+        let published = cluster
+            .published(&task.task_id, from, Duration::from_secs(120))
+            .await
+            .unwrap();
+        // The applet's last `ws_send_tx`: the running sum 10, as hex calldata.
+        let output = String::from_utf8(published.event.output.to_vec()).unwrap();
+        assert!(
+            output.contains(r#""data": "a""#),
+            "project {project}: {output}"
+        );
+    }
+    cluster.shutdown().await;
+}
