@@ -69,6 +69,37 @@ async fn send(cluster: &Cluster, task: &TaskJson, records: &[[u8; 8]]) {
     }
 }
 
+/// The coordinator's status of `task` once it failed (it must not publish meanwhile).
+async fn failed(cluster: &Cluster, task: &TaskJson) -> conclave_node::api::StatusJson {
+    let client = Client::new(cluster.api(0));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = client
+            .status(&task_id(task).to_be_bytes::<32>())
+            .await
+            .unwrap();
+        if status.state == "failed" {
+            return status;
+        }
+        assert_ne!(status.state, "published");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {}",
+            status.state
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Nothing was published for `task` since block `from`.
+async fn nothing_published(cluster: &Cluster, task: &TaskJson, from: u64) {
+    let on_chain = ResultWatcher::new(cluster.contracts.clone(), from, 0)
+        .wait_for_task(task_id(task), Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert!(on_chain.is_none(), "nothing is published");
+}
+
 /// A `conclave-prover` process serves every node: the task publishes the module's output.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_byop_task_publishes_what_the_seats_provers_computed() {
@@ -231,30 +262,9 @@ async fn a_tee_task_without_evidence_publishes_nothing() {
     let from = cluster.contracts.chain().block_number().await.unwrap();
     let task = Client::new(cluster.api(0)).task(project).await.unwrap();
     send(&cluster, &task, &[5i64, -12, 40].map(i64::to_le_bytes)).await;
-    let client = Client::new(cluster.api(0));
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        let status = client
-            .status(&task_id(&task).to_be_bytes::<32>())
-            .await
-            .unwrap();
-        if status.state == "failed" {
-            break status;
-        }
-        assert_ne!(status.state, "published");
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still {}",
-            status.state
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = failed(&cluster, &task).await;
     assert!(status.reason.is_some(), "{status:?}");
-    let on_chain = ResultWatcher::new(cluster.contracts.clone(), from, 0)
-        .wait_for_task(task_id(&task), Duration::from_millis(500))
-        .await
-        .unwrap();
-    assert!(on_chain.is_none(), "nothing is published");
+    nothing_published(&cluster, &task, from).await;
     cluster.shutdown().await;
 }
 
@@ -316,5 +326,57 @@ async fn an_imported_w3bstream_project_runs_end_to_end() {
             "project {project}: {output}"
         );
     }
+    cluster.shutdown().await;
+}
+
+/// A W3bstream VM service that takes the code and then never answers a task.
+#[derive(Clone)]
+struct HangingProver;
+
+#[tonic::async_trait]
+impl Vm for HangingProver {
+    async fn new_project(
+        &self,
+        _request: tonic::Request<NewProjectRequest>,
+    ) -> Result<tonic::Response<NewProjectResponse>, tonic::Status> {
+        Ok(tonic::Response::new(NewProjectResponse {}))
+    }
+
+    async fn execute_task(
+        &self,
+        _request: tonic::Request<ExecuteTaskRequest>,
+    ) -> Result<tonic::Response<ExecuteTaskResponse>, tonic::Status> {
+        std::future::pending().await
+    }
+}
+
+/// Every seat's prover hangs: each seat gives up at its call deadline, and the task fails
+/// (to be re-run) instead of waiting forever; nothing is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_whose_provers_hang_fails_instead_of_waiting() {
+    let (url, _stop) = serve_vm(HangingProver).await;
+    let config = ByopConfig {
+        endpoints: vec![ByopEndpoint {
+            vm_type: WASM_VM,
+            url,
+            protocol: Protocol::Vm,
+            call_timeout_secs: 2,
+            retries: 0,
+        }],
+        allow_project_endpoints: false,
+    };
+    let cluster = Cluster::start_with(4, sim_limits(), |_| config.clone(), |_| {})
+        .await
+        .unwrap();
+    let project = cluster
+        .byop_project(&sum_code(), spec(None), (3, 30, 8), 3, 2)
+        .await
+        .unwrap();
+    let from = cluster.contracts.chain().block_number().await.unwrap();
+    let task = Client::new(cluster.api(0)).task(project).await.unwrap();
+    send(&cluster, &task, &[5i64, -12, 40].map(i64::to_le_bytes)).await;
+    let status = failed(&cluster, &task).await;
+    assert!(status.reason.is_some(), "{status:?}");
+    nothing_published(&cluster, &task, from).await;
     cluster.shutdown().await;
 }
