@@ -158,6 +158,32 @@ pub enum ProverKind {
     Byop = 4,
 }
 
+impl ProverKind {
+    pub const ALL: [ProverKind; 5] = [
+        ProverKind::Spdz,
+        ProverKind::Halo2,
+        ProverKind::Wasm,
+        ProverKind::Tee,
+        ProverKind::Byop,
+    ];
+
+    /// The kind the chain numbers `kind`, if any.
+    pub fn from_u8(kind: u8) -> Option<ProverKind> {
+        ProverKind::ALL.into_iter().find(|k| *k as u8 == kind)
+    }
+
+    /// The name project files, manifests, metrics and the CLI use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProverKind::Spdz => "spdz",
+            ProverKind::Halo2 => "halo2",
+            ProverKind::Wasm => "wasm",
+            ProverKind::Tee => "tee",
+            ProverKind::Byop => "byop",
+        }
+    }
+}
+
 /// A result as `TaskRouter` stores it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredResult {

@@ -145,10 +145,10 @@ impl Inner {
             .await
             .map_err(|e| format!("the task's code: {e}"))?;
         let client = self.byop.client_for(byop)?;
-        client
-            .health()
-            .await
-            .map_err(|e| format!("the prover for VM type {}: {e}", byop.vm_type))
+        client.health().await.map_err(|e| {
+            tracing::warn!(vm_type = byop.vm_type, error = %e, "a byop prover failed its health check");
+            format!("this seat's prover for VM type {} {}", byop.vm_type, e.kind())
+        })
     }
 
     /// Hands the records of `device_slots` (in slot order) to this seat's prover: its result,
@@ -181,10 +181,11 @@ impl Inner {
             task_id: task,
             payloads: records,
         };
-        let answer = client
-            .execute(&code, &call)
-            .await
-            .map_err(|e| refuse(format!("the prover: {e}")))?;
+        // The reason other nodes hear names what failed, not where this operator's prover is.
+        let answer = client.execute(&code, &call).await.map_err(|e| {
+            tracing::warn!(task = %hex::encode(task), error = %e, "the byop prover failed");
+            refuse(format!("this seat's prover {}", e.kind()))
+        })?;
         if answer.result.len() > MAX_RESULT {
             return Err(refuse(format!(
                 "the prover answered {} bytes; a result is at most {MAX_RESULT}",
@@ -198,13 +199,21 @@ impl Inner {
                 .ok_or_else(|| refuse("the prover sent no attestation evidence"))?;
             let evidence = tee::Evidence::decode(evidence)
                 .map_err(|e| refuse(format!("the prover's evidence: {e}")))?;
-            let binding = tee::report_data_for(&task, &answer.result);
+            let context = tee::TaskContext {
+                chain_id: self.chain_id,
+                router: self.router.0.0,
+                project_id: info.project_id,
+                task_id: task,
+                code_hash: spec.module.0,
+                payloads: &call.payloads,
+            };
+            let binding = tee::report_data_for(&context.digest(), &answer.result);
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
             tee::verify(&evidence, policy, &binding, now)
-                .map_err(|e| refuse(format!("the prover's evidence: {e}")))?;
+                .map_err(|e| refuse(format!("the prover's evidence is refused: {e}")))?;
         }
         tracing::info!(
             task = %hex::encode(task),

@@ -286,7 +286,13 @@ confirmations = 1
 # vm_type = 4
 # url = "http://127.0.0.1:50051"
 # protocol = "auto"        # "vm", "vm_runtime" or "auto"
-# call_timeout_secs = 60
+# call_timeout_secs = 60   # one call's deadline, seconds
+# retries = 2              # tries again after a transport failure
+#
+# Call a byop project's own `endpoint` when no [[provers.byop]] serves its VM type (that
+# project's owner then decides what this node signs for it; under [provers], before any
+# [[provers.byop]]):
+# allow_project_endpoints = false
 "#,
         per_client = Limits::default().per_client,
         total = Limits::default().total,

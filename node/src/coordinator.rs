@@ -179,14 +179,7 @@ impl Inner {
                 "project {project} is paused"
             )));
         }
-        let runs = [
-            ProverKind::Spdz,
-            ProverKind::Halo2,
-            ProverKind::Wasm,
-            ProverKind::Tee,
-            ProverKind::Byop,
-        ];
-        if !runs.iter().any(|k| *k as u8 == p.proverKind) {
+        if ProverKind::from_u8(p.proverKind).is_none() {
             return Err(NodeError::Unavailable(format!(
                 "project {project} needs prover kind {}, which this node does not run",
                 p.proverKind

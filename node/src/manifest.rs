@@ -100,7 +100,7 @@ struct Manifest {
 }
 
 /// The prover kinds a manifest names.
-const MANIFEST_PROVERS: [&str; 3] = ["wasm", "byop", "tee"];
+const MANIFEST_PROVERS: [ProverKind; 3] = [ProverKind::Wasm, ProverKind::Byop, ProverKind::Tee];
 
 /// Why a manifest was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -128,7 +128,7 @@ impl WasmSpec {
     pub fn parse(source: &str) -> Option<Result<WasmSpec, ManifestError>> {
         let table: toml::Table = toml::from_str(source).ok()?;
         let prover = table.get("prover").and_then(|p| p.as_str())?;
-        if !MANIFEST_PROVERS.contains(&prover) {
+        if !MANIFEST_PROVERS.iter().any(|k| k.name() == prover) {
             return None;
         }
         Some(Self::check(source))
@@ -197,12 +197,11 @@ impl WasmSpec {
                 if code_param.len() > MAX_CODE_PARAM {
                     return bad("code_param is at most 4096 bytes");
                 }
-                if !(endpoint.is_empty()
-                    || endpoint.starts_with("http://")
-                    || endpoint.starts_with("https://"))
-                    || endpoint.len() > 256
+                if !(endpoint.is_empty() || endpoint.starts_with("http://")) || endpoint.len() > 256
                 {
-                    return bad("endpoint must be empty or an http(s) URL of at most 256 bytes");
+                    return bad(
+                        "endpoint must be empty or an http:// URL of at most 256 bytes (provers speak plain gRPC)",
+                    );
                 }
                 let tee = match (prover, &m.tee) {
                     ("tee", Some(policy)) => {
@@ -245,11 +244,7 @@ impl WasmSpec {
 
     /// The manifest's text, in the one layout `conclave project register` writes.
     pub fn render(&self) -> String {
-        let prover = match self.kind() {
-            ProverKind::Tee => "tee",
-            ProverKind::Byop => "byop",
-            _ => "wasm",
-        };
+        let prover = self.kind().name();
         let mut text = format!(
             "# A Conclave {prover} task (docs/wasm.md, docs/provers.md); the chain pins keccak256 of this text.\nprover = \"{prover}\"\nmodule = \"{}\"\ndevices = {}\nwindow = {}\nrecord_bytes = {}\n",
             self.module, self.devices, self.window_secs, self.record_bytes

@@ -88,15 +88,8 @@ impl TaskInfo {
 
     /// The task's prover kind by name, as metrics and `/health` count runs.
     pub fn prover_name(&self) -> &'static str {
-        use conclave_chain::contracts::ProverKind;
-        match self.prover_kind {
-            k if k == ProverKind::Spdz as u8 => "spdz",
-            k if k == ProverKind::Halo2 as u8 => "halo2",
-            k if k == ProverKind::Wasm as u8 => "wasm",
-            k if k == ProverKind::Tee as u8 => "tee",
-            k if k == ProverKind::Byop as u8 => "byop",
-            _ => "unknown",
-        }
+        conclave_chain::contracts::ProverKind::from_u8(self.prover_kind)
+            .map_or("unknown", |k| k.name())
     }
 
     /// How many masked bits `slot` holds, if the task has that slot.

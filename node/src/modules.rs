@@ -103,7 +103,9 @@ impl Inner {
             )));
         }
         let hash = keccak256(bytes);
-        self.store.put_module(&hash.0, bytes)?;
+        if self.store.module(&hash.0)?.is_none() {
+            self.store.put_module(&hash.0, bytes)?;
+        }
         Ok(hash)
     }
 

@@ -250,6 +250,7 @@ impl Inner {
             // A peer serves each asker a couple of large answers a second: one that says it is
             // busy is asked again shortly (a seat fetches a task's program and code at once).
             for _ in 0..BUSY_TRIES {
+                let asked_at = std::time::Instant::now();
                 let asked = self.network.request(peer, request.clone());
                 let Ok(Ok(bytes)) = tokio::time::timeout(PEER_WAIT, asked).await else {
                     break;
@@ -257,10 +258,13 @@ impl Inner {
                 let found = match crate::messages::decode(&bytes) {
                     Ok(Response::ProgramSource(source)) => source.into_bytes(),
                     Ok(Response::Module(module)) => module,
+                    // Only a prompt "busy" is worth waiting for: a peer that answers it late
+                    // would otherwise hold the fetch (and the node's load lock) three times
+                    // as long.
                     Ok(Response::Refused {
                         kind: crate::messages::RefusalKind::Busy,
                         ..
-                    }) => {
+                    }) if asked_at.elapsed() < BUSY_WAIT => {
                         tokio::time::sleep(BUSY_WAIT).await;
                         continue;
                     }

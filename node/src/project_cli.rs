@@ -62,6 +62,24 @@ pub fn read(file: &Path) -> anyhow::Result<Registration> {
     let p: ProjectFile =
         toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
     let dir = file.parent().unwrap_or(Path::new("."));
+    let byop_fields = p.vm_type.is_some()
+        || p.version.is_some()
+        || p.code_param.is_some()
+        || p.endpoint.is_some();
+    match p.prover.as_str() {
+        "byop" | "tee" => {}
+        other if byop_fields => bail!(
+            "vm_type, version, code_param and endpoint are for prover \"byop\" or \"tee\", not \"{other}\""
+        ),
+        _ => {}
+    }
+    match (p.prover.as_str(), p.tee.is_some()) {
+        ("tee", false) => bail!("prover \"tee\" needs a [tee] policy (docs/provers.md)"),
+        (other, true) if other != "tee" => {
+            bail!("a [tee] policy is for prover \"tee\", not \"{other}\"")
+        }
+        _ => {}
+    }
     let (kind, source, module, source_path) = match p.prover.as_str() {
         name @ ("spdz" | "halo2") => {
             let (None, None, None, None, None) = (
@@ -320,4 +338,35 @@ pub fn import(
         println!("  not carried over: {note}");
     }
     Ok(project_toml)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(toml: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("project.toml");
+        std::fs::write(&file, toml).unwrap();
+        match read(&file) {
+            Ok(_) => panic!("accepted:\n{toml}"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    /// A project.toml whose prover and policy disagree is refused: a `tee` project without its
+    /// policy would otherwise register as plain `byop`, with no attestation at all.
+    #[test]
+    fn prover_fields_must_match_the_prover() {
+        let shape = "module = \"code.bin\"\ndevices = 3\nwindow = 60\nrecord_bytes = 8\ncommittee_size = 3\nthreshold = 2\n";
+        let e = refused(&format!("prover = \"tee\"\nvm_type = 4\n{shape}"));
+        assert!(e.contains("needs a [tee] policy"), "{e}");
+        let policy = "[tee]\nsgx = []\nmin_tcb = \"UpToDate\"\nmax_age_secs = 60\n";
+        let e = refused(&format!("prover = \"byop\"\nvm_type = 4\n{shape}{policy}"));
+        assert!(e.contains("is for prover \"tee\""), "{e}");
+        let e = refused(&format!("prover = \"wasm\"\nvm_type = 4\n{shape}"));
+        assert!(e.contains("are for prover \"byop\""), "{e}");
+        let e = refused(&format!("prover = \"byop\"\n{shape}"));
+        assert!(e.contains("needs `vm_type`"), "{e}");
+    }
 }

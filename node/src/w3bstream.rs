@@ -210,6 +210,11 @@ pub fn import(
         not_carried,
     };
     if vm_type != VM_WASM || prefer_byop {
+        if vm_type != VM_WASM {
+            not_carried.push(format!(
+                "one prover per task: W3bstream had one prover answer; here t seats must receive the same answer from their own provers, and VM type {vm_type} answers with a proof, which is the same across provers only if it is deterministic (else use threshold 1, trusting one seat's prover)"
+            ));
+        }
         return Ok(byop(not_carried));
     }
     let module = conclave_provers::byop::server::inflate_code(&binary)

@@ -5,9 +5,16 @@
 //! of the protocol are spoken ([`Protocol`]); with [`Protocol::Auto`] the client asks the newer
 //! one first and remembers what the endpoint answered.
 //!
-//! Every call has a deadline, a transport failure is retried a bounded number of times, and
-//! messages are size-limited both ways: a prover that hangs, crashes or answers garbage costs a
-//! seat at most its deadline and gives a typed [`ByopError`].
+//! Every call has a deadline, a transport failure is retried a bounded number of times within an
+//! overall deadline ([`EndpointConfig::overall_deadline`]), and messages are size-limited both
+//! ways: a prover that hangs, crashes or answers garbage costs a seat at most that deadline and
+//! gives a typed [`ByopError`].
+//!
+//! The prover is told a version that carries the code's hash (and, over the older protocol, which
+//! keys code by project alone, a project id derived from it): a prover never runs one code under
+//! the name of another, even when a project registers new code while an older task still runs.
+//!
+//! TLS is not built in: endpoints are `http://`, on the loopback or a private network.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -45,6 +52,16 @@ pub const EVIDENCE_METADATA: &str = "conclave-tee-evidence-bin";
 /// Largest message either side sends or accepts by default: a project's code travels in one.
 pub const DEFAULT_MAX_MESSAGE: usize = 8 << 20;
 
+/// Largest response headers (gRPC metadata) taken: TEE evidence travels there (DCAP evidence
+/// with its collateral is about 50 KiB base64), up to [`crate::tee::MAX_EVIDENCE_BYTES`].
+const MAX_HEADER_LIST: u32 = 1 << 20;
+
+/// Hand-overs a client remembers.
+const MAX_REMEMBERED_CODES: usize = 4096;
+
+/// How long a health check may take: it is asked while the coordinator waits for a Start answer.
+const HEALTH_DEADLINE: Duration = Duration::from_secs(3);
+
 /// Which version of W3bstream's VM protocol an endpoint speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -60,7 +77,7 @@ pub enum Protocol {
 /// Where a prover is and how long a node waits for it.
 #[derive(Clone, Debug)]
 pub struct EndpointConfig {
-    /// `http://host:port` (or https).
+    /// `http://host:port`.
     pub url: String,
     pub protocol: Protocol,
     pub connect_timeout: Duration,
@@ -84,6 +101,12 @@ impl EndpointConfig {
             retries: 2,
             max_message_bytes: DEFAULT_MAX_MESSAGE,
         }
+    }
+
+    /// The most one [`ByopClient::execute`] takes, retries included: handing the code over and
+    /// running the task, each within the call deadline, plus connecting.
+    pub fn overall_deadline(&self) -> Duration {
+        self.call_timeout * 2 + self.connect_timeout * 2
     }
 }
 
@@ -121,7 +144,9 @@ pub struct Answer {
 /// Why a prover call gave no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ByopError {
-    #[error("the prover endpoint {0:?} is not a valid http(s) URL")]
+    #[error(
+        "the prover endpoint {0:?} is not a valid http:// URL (TLS is not built in: keep provers on the loopback or a private network)"
+    )]
     BadEndpoint(String),
     #[error("the prover at {url} cannot be reached: {reason}")]
     Unreachable { url: String, reason: String },
@@ -145,6 +170,20 @@ impl ByopError {
     /// Whether trying the same call again may help: only transport failures.
     fn is_transient(&self) -> bool {
         matches!(self, ByopError::Unreachable { .. })
+    }
+
+    /// The failure's kind, without the endpoint: what a seat may tell other nodes (an operator's
+    /// prover address is its own business).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ByopError::BadEndpoint(_) => "bad endpoint",
+            ByopError::Unreachable { .. } => "unreachable",
+            ByopError::Timeout { .. } => "timed out",
+            ByopError::Refused { .. } => "refused the call",
+            ByopError::Garbage { .. } => "answered garbage",
+            ByopError::NotServing { .. } => "not serving",
+            ByopError::NotText => "a payload is not text (vm_runtime protocol)",
+        }
     }
 }
 
@@ -171,13 +210,14 @@ struct ClientState {
 impl ByopClient {
     pub fn new(config: EndpointConfig) -> Result<ByopClient, ByopError> {
         let bad = || ByopError::BadEndpoint(config.url.clone());
-        if !(config.url.starts_with("http://") || config.url.starts_with("https://")) {
+        if !config.url.starts_with("http://") {
             return Err(bad());
         }
         let channel = Endpoint::from_shared(config.url.clone())
             .map_err(|_| bad())?
             .connect_timeout(config.connect_timeout)
             .timeout(config.call_timeout)
+            .http2_max_header_list_size(MAX_HEADER_LIST)
             .connect_lazy();
         Ok(ByopClient {
             config,
@@ -205,11 +245,21 @@ impl ByopClient {
         let mut client = HealthClient::new(self.channel.clone())
             .max_decoding_message_size(4096)
             .max_encoding_message_size(4096);
-        let asked = self
-            .with_deadline(client.check(proto::health::HealthCheckRequest {
+        let asked = match tokio::time::timeout(
+            HEALTH_DEADLINE,
+            client.check(proto::health::HealthCheckRequest {
                 service: String::new(),
-            }))
-            .await;
+            }),
+        )
+        .await
+        {
+            Err(_) => Err(ByopError::Timeout {
+                url: self.config.url.clone(),
+                secs: HEALTH_DEADLINE.as_secs(),
+            }),
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(status)) => Err(self.typed(status)),
+        };
         match asked {
             Ok(answer) => {
                 let serving = proto::health::health_check_response::ServingStatus::Serving as i32;
@@ -231,8 +281,25 @@ impl ByopClient {
     }
 
     /// Runs `task` for `code`: hands the code over first if this endpoint has not had it (and
-    /// again, once, if the prover says it does not know the project, e.g. after a restart).
+    /// again, once, if the prover says it does not know the project, e.g. after a restart),
+    /// all within [`EndpointConfig::overall_deadline`].
     pub async fn execute(&self, code: &ProjectCode, task: &TaskCall) -> Result<Answer, ByopError> {
+        let deadline = self.config.overall_deadline();
+        tokio::time::timeout(deadline, self.execute_unbounded(code, task))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ByopError::Timeout {
+                    url: self.config.url.clone(),
+                    secs: deadline.as_secs(),
+                })
+            })
+    }
+
+    async fn execute_unbounded(
+        &self,
+        code: &ProjectCode,
+        task: &TaskCall,
+    ) -> Result<Answer, ByopError> {
         let key = (code.project_id, code.version.clone(), code.hash);
         let mut handed_over_now = false;
         if !self.lock().created.contains(&key) {
@@ -284,7 +351,7 @@ impl ByopClient {
         if matches!(protocol, Protocol::Auto | Protocol::Vm) {
             let request = proto::vm::NewProjectRequest {
                 project_id: code.project_id.to_string(),
-                project_version: code.version.clone(),
+                project_version: versioned(code),
                 binary: code.binary.clone(),
                 metadata: code.param.as_bytes().to_vec(),
             };
@@ -294,26 +361,36 @@ impl ByopClient {
                     ..
                 }) if protocol == Protocol::Auto => {}
                 done => {
-                    self.created(code, Protocol::Vm);
-                    return done.map(|_| ());
+                    self.speaks(&done, Protocol::Vm);
+                    return done.map(|_| self.created(code));
                 }
             }
         }
         let request = proto::vm_runtime::CreateRequest {
-            project_id: code.project_id,
+            project_id: v1_project_id(code),
             content: hex::encode(&code.binary),
             exp_param: code.param.clone(),
         };
-        self.with_deadline(self.vm_runtime().create(request))
-            .await?;
-        self.created(code, Protocol::VmRuntime);
-        Ok(())
+        let done = self.with_deadline(self.vm_runtime().create(request)).await;
+        self.speaks(&done, Protocol::VmRuntime);
+        done.map(|_| self.created(code))
     }
 
-    /// Remembers that `code` was handed over under `protocol` (the endpoint speaks it).
-    fn created(&self, code: &ProjectCode, protocol: Protocol) {
+    /// Remembers the protocol an answer (or a refusal, which only a speaker of the protocol
+    /// gives) came in: a transport failure says nothing about it.
+    fn speaks<T>(&self, answer: &Result<T, ByopError>, protocol: Protocol) {
+        if matches!(answer, Ok(_) | Err(ByopError::Refused { .. })) {
+            self.lock().detected = Some(protocol);
+        }
+    }
+
+    /// Remembers that `code` was handed over (forgetting all at a cap: the cost is one more
+    /// hand-over per project).
+    fn created(&self, code: &ProjectCode) {
         let mut state = self.lock();
-        state.detected = Some(protocol);
+        if state.created.len() >= MAX_REMEMBERED_CODES {
+            state.created.clear();
+        }
         state.creates += 1;
         state
             .created
@@ -325,7 +402,7 @@ impl ByopClient {
             Protocol::Vm | Protocol::Auto => {
                 let request = proto::vm::ExecuteTaskRequest {
                     project_id: code.project_id.to_string(),
-                    project_version: code.version.clone(),
+                    project_version: versioned(code),
                     task_id: task.task_id.to_vec(),
                     payloads: task.payloads.clone(),
                 };
@@ -340,7 +417,7 @@ impl ByopClient {
                     .map(|p| String::from_utf8(p.clone()).map_err(|_| ByopError::NotText))
                     .collect::<Result<Vec<_>, _>>()?;
                 let request = proto::vm_runtime::ExecuteRequest {
-                    project_id: code.project_id,
+                    project_id: v1_project_id(code),
                     task_id: short_task_id(&task.task_id),
                     client_id: String::new(),
                     sequencer_signature: String::new(),
@@ -351,6 +428,17 @@ impl ByopClient {
                 (answer.into_inner().result, metadata)
             }
         };
+        // Checked here too: in a test tonic handed over an answer above its decoding limit.
+        if result.len() > self.config.max_message_bytes {
+            return Err(ByopError::Garbage {
+                url: self.config.url.clone(),
+                reason: format!(
+                    "an answer of {} bytes, above the {}-byte limit",
+                    result.len(),
+                    self.config.max_message_bytes
+                ),
+            });
+        }
         let evidence = metadata
             .get_bin(EVIDENCE_METADATA)
             .map(|v| v.to_bytes().map(|b| b.to_vec()))
@@ -423,7 +511,7 @@ impl ByopClient {
             Code::DeadlineExceeded | Code::Cancelled => self.timeout(),
             // Tonic reports transport failures (refused connection, reset stream) as
             // Unavailable, and bytes that are not a message of the protocol as Internal.
-            Code::Unavailable | Code::Unknown if is_transport(&status) => ByopError::Unreachable {
+            _ if is_transport(&status) => ByopError::Unreachable {
                 url,
                 reason: message,
             },
@@ -440,11 +528,30 @@ impl ByopClient {
     }
 }
 
-/// Whether tonic's status says the transport failed (rather than the prover refusing).
+/// Whether tonic's status says the transport failed (rather than the prover refusing): tonic
+/// reports a refused or reset connection as Unavailable. (A prover may answer Unavailable itself;
+/// it then gets the bounded retries, within the overall deadline.)
 fn is_transport(status: &Status) -> bool {
     status.code() == Code::Unavailable
-        || status.message().contains("transport")
-        || status.message().contains("connection")
+}
+
+/// The version the prover is told: the project's, and the code's hash, so that code registered
+/// later under the same version never answers for a task of the earlier code.
+pub fn versioned(code: &ProjectCode) -> String {
+    format!("{}@{}", code.version, hex::encode(&code.hash[..8]))
+}
+
+/// The project id the older protocol (which keys code by project id alone) is told: derived
+/// from the project and the code's hash, for the same reason as [`versioned`].
+pub fn v1_project_id(code: &ProjectCode) -> u64 {
+    let mut hasher = blake3::Hasher::new_derive_key("conclave byop v1 project id");
+    hasher.update(&code.project_id.to_be_bytes());
+    hasher.update(code.version.as_bytes());
+    hasher.update(&code.hash);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+    // Below 2^63: some W3bstream services read it as a signed integer.
+    u64::from_be_bytes(id) >> 1
 }
 
 /// Whether tonic's status message says the answer was not a well-formed gRPC message.

@@ -16,8 +16,11 @@
 //! - SEV-SNP reports carry no time at all: no age is checked.
 //!
 //! For every kind the binding is what makes evidence fresh for a task: the report data must start
-//! with `sha256("conclave-tee-v1" ‖ task id ‖ sha256(output))`, and a task id exists only once the
-//! task is opened, so a report made for another task or another output is refused whatever its age.
+//! with `sha256("conclave-tee-v1" ‖ context ‖ sha256(output))`, where the context
+//! ([`TaskContext::digest`]) names the chain, the router, the project and the task, the hash of
+//! the code the enclave ran and a hash of the inputs it was given. A report made for another
+//! deployment, task, code, input set or output is refused whatever its age; an enclave must
+//! compute the code hash and the inputs hash itself from what it was handed.
 
 mod dcap;
 mod nitro;
@@ -414,13 +417,51 @@ pub enum TeeError {
     BadPolicy(String),
 }
 
+/// What a TEE's answer is bound to besides its output: where and for which task it ran, which
+/// code, over which inputs.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskContext<'a> {
+    pub chain_id: u64,
+    /// The `TaskRouter` the task was opened at.
+    pub router: [u8; 20],
+    pub project_id: u64,
+    pub task_id: [u8; 32],
+    /// keccak256 of the code as the prover was handed it.
+    pub code_hash: [u8; 32],
+    /// The inputs in the order the prover got them.
+    pub payloads: &'a [Vec<u8>],
+}
+
+impl TaskContext<'_> {
+    /// `sha256("conclave-tee-task-v1" ‖ chain id ‖ router ‖ project id ‖ task id ‖ code hash ‖
+    /// sha256(for each payload: its length (u64, big-endian) ‖ the payload))`: fixed-length
+    /// parts and length-prefixed inputs, so no two contexts hash the same bytes.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut inputs = Sha256::new();
+        for payload in self.payloads {
+            inputs.update((payload.len() as u64).to_be_bytes());
+            inputs.update(payload);
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(b"conclave-tee-task-v1");
+        hasher.update(self.chain_id.to_be_bytes());
+        hasher.update(self.router);
+        hasher.update(self.project_id.to_be_bytes());
+        hasher.update(self.task_id);
+        hasher.update(self.code_hash);
+        hasher.update(inputs.finalize());
+        hasher.finalize().into()
+    }
+}
+
 /// The 32 bytes a TEE must put at the start of its report data (Nitro: `user_data`, else
-/// `nonce`): `sha256("conclave-tee-v1" ‖ task_id ‖ sha256(output))`. All three parts have fixed
-/// lengths, so no two (task, output) pairs hash the same input.
-pub fn report_data_for(task_id: &[u8; 32], output: &[u8]) -> [u8; 32] {
+/// `nonce`): `sha256("conclave-tee-v1" ‖ context ‖ sha256(output))`, `context` being the task's
+/// [`TaskContext::digest`]. All three parts have fixed lengths, so no two (context, output) pairs
+/// hash the same input.
+pub fn report_data_for(context: &[u8; 32], output: &[u8]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(BINDING_DOMAIN);
-    hasher.update(task_id);
+    hasher.update(context);
     hasher.update(Sha256::digest(output));
     hasher.finalize().into()
 }

@@ -278,29 +278,12 @@ async fn a_prover_answering_noise_gives_a_typed_error() {
 /// A gRPC peer whose answer is not a message of the protocol: garbage, not a result.
 #[tokio::test]
 async fn a_prover_answering_garbage_messages_gives_garbage() {
-    async fn garbage() -> axum::response::Response {
-        // One gRPC frame (uncompressed, 3 bytes) holding no valid protobuf, then status OK.
-        let body = vec![0u8, 0, 0, 0, 3, 0xff, 0xff, 0xff];
-        axum::response::Response::builder()
-            .header("content-type", "application/grpc")
-            .header("grpc-status", "0")
-            .body(axum::body::Body::from(body))
-            .unwrap()
-    }
+    // One gRPC frame (uncompressed, 3 bytes) holding no valid protobuf, then status OK.
+    let garbage = vec![0u8, 0, 0, 0, 3, 0xff, 0xff, 0xff];
     let router = axum::Router::new()
-        .route("/vm.VM/NewProject", axum::routing::post(garbage))
-        .route("/vm.VM/ExecuteTask", axum::routing::post(garbage));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_routes(tonic::service::Routes::from(router))
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = stopped.await;
-            }),
-    );
+        .route("/vm.VM/NewProject", framed(garbage.clone()))
+        .route("/vm.VM/ExecuteTask", framed(garbage));
+    let (url, _stop) = serve_routes(router).await;
     let client = ByopClient::new(config(&url, Protocol::Vm)).unwrap();
     let task = TaskCall {
         task_id: [1; 32],
@@ -312,16 +295,61 @@ async fn a_prover_answering_garbage_messages_gives_garbage() {
     assert!(matches!(e, ByopError::Garbage { .. }), "{e}");
 }
 
-/// A prover answering more than the message limit: refused, not buffered.
+/// A gRPC route answering `frame` (a gRPC message frame, status OK) to every call.
+fn framed(frame: Vec<u8>) -> axum::routing::MethodRouter {
+    axum::routing::post(move || {
+        let frame = frame.clone();
+        async move {
+            axum::response::Response::builder()
+                .header("content-type", "application/grpc")
+                .header("grpc-status", "0")
+                .body(axum::body::Body::from(frame))
+                .unwrap()
+        }
+    })
+}
+
+/// Serves `router` (gRPC routes) on 127.0.0.1 until the returned sender is dropped.
+async fn serve_routes(router: axum::Router) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(tonic::service::Routes::from(router))
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            }),
+    );
+    (url, stop)
+}
+
+/// A prover answering more than the client's message limit: refused, not buffered.
 #[tokio::test]
 async fn an_oversized_answer_is_refused() {
-    let prover = served().await;
+    // An empty NewProjectResponse, then an ExecuteTaskResponse of 100 kB.
+    let result = vec![7u8; 100_000];
+    let mut message = vec![0x0a];
+    let mut len = result.len();
+    while len >= 0x80 {
+        message.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    message.push(len as u8);
+    message.extend(&result);
+    let mut big = vec![0u8];
+    big.extend((message.len() as u32).to_be_bytes());
+    big.extend(message);
+    let router = axum::Router::new()
+        .route("/vm.VM/NewProject", framed(vec![0, 0, 0, 0, 0]))
+        .route("/vm.VM/ExecuteTask", framed(big));
+    let (url, _stop) = serve_routes(router).await;
     let client = ByopClient::new(EndpointConfig {
-        max_message_bytes: 64,
-        ..config(&prover.url, Protocol::Vm)
+        max_message_bytes: 4096,
+        ..config(&url, Protocol::Vm)
     })
     .unwrap();
-    // The code itself is larger than 64 bytes: the client refuses to send it.
     let task = TaskCall {
         task_id: [1; 32],
         payloads: vec![],
@@ -329,15 +357,125 @@ async fn an_oversized_answer_is_refused() {
     let e = bounded(client.execute(&sum_code(1), &task))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            &e,
-            ByopError::Garbage { .. }
-                | ByopError::Refused {
-                    code: Code::OutOfRange | Code::ResourceExhausted,
-                    ..
-                }
-        ),
-        "{e}"
+    assert!(matches!(&e, ByopError::Garbage { .. }), "{e}");
+}
+
+/// A W3bstream VM answering with TEE evidence in its response metadata, as a TEE prover does.
+#[derive(Clone)]
+struct AttestingProver {
+    evidence: Vec<u8>,
+}
+
+#[tonic::async_trait]
+impl proto::vm::vm_server::Vm for AttestingProver {
+    async fn new_project(
+        &self,
+        _request: tonic::Request<proto::vm::NewProjectRequest>,
+    ) -> Result<tonic::Response<proto::vm::NewProjectResponse>, Status> {
+        Ok(tonic::Response::new(proto::vm::NewProjectResponse {}))
+    }
+
+    async fn execute_task(
+        &self,
+        _request: tonic::Request<proto::vm::ExecuteTaskRequest>,
+    ) -> Result<tonic::Response<proto::vm::ExecuteTaskResponse>, Status> {
+        let mut answer = tonic::Response::new(proto::vm::ExecuteTaskResponse {
+            result: b"42".to_vec(),
+        });
+        answer.metadata_mut().insert_bin(
+            EVIDENCE_METADATA,
+            tonic::metadata::MetadataValue::from_bytes(&self.evidence),
+        );
+        Ok(answer)
+    }
+}
+
+/// Real DCAP evidence (the SGX sample quote and its collateral, about 37 kB encoded) travels
+/// whole in the answer's metadata, and verifies as genuine evidence that is not bound to this
+/// task: refused for its binding (or its age), not lost in transport.
+#[tokio::test]
+async fn dcap_evidence_travels_in_the_answer_and_is_checked() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tee/");
+    let evidence = crate::tee::Evidence {
+        kind: crate::tee::EvidenceKind::Dcap,
+        evidence: std::fs::read(format!("{data}sgx_quote")).unwrap(),
+        collateral: std::fs::read(format!("{data}sgx_quote_collateral.json")).unwrap(),
+    }
+    .encode();
+    assert!(evidence.len() > 30_000);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(proto::vm::vm_server::VmServer::new(AttestingProver {
+                evidence: evidence.clone(),
+            }))
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            }),
     );
+    let client = ByopClient::new(config(&url, Protocol::Vm)).unwrap();
+    let task = TaskCall {
+        task_id: [1; 32],
+        payloads: vec![],
+    };
+    let answer = bounded(client.execute(&sum_code(1), &task)).await.unwrap();
+    assert_eq!(answer.evidence.as_deref(), Some(evidence.as_slice()));
+    let decoded = crate::tee::Evidence::decode(&evidence).unwrap();
+    let policy: crate::tee::Policy = serde_json::from_value(serde_json::json!({
+        "sgx": ["00".repeat(32)],
+        "min_tcb": "OutOfDate",
+        "max_age_secs": 86400,
+    }))
+    .unwrap();
+    let binding = crate::tee::report_data_for(&[1; 32], &answer.result);
+    // Inside the sample's collateral window it is genuine but from elsewhere; today its
+    // collateral has expired. Either way it is refused, never accepted.
+    let inside_window = 1_751_328_000;
+    assert!(crate::tee::verify(&decoded, &policy, &binding, inside_window).is_err());
+    assert!(matches!(
+        crate::tee::verify_evidence(&decoded, inside_window),
+        Ok(_)
+    ));
+}
+
+/// Code registered later under the same project and version never answers for the earlier
+/// code's tasks, over either protocol: the prover is told ids that carry the code's hash.
+#[tokio::test]
+async fn two_codes_under_one_version_each_run_as_registered() {
+    let prover = served().await;
+    let adding = sum_code(20);
+    let subtracting = {
+        let module = wat::parse_str(SUM.replace("i64.add", "i64.sub")).unwrap();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&module).unwrap();
+        let binary = z.finish().unwrap();
+        ProjectCode {
+            hash: *blake3::hash(&binary).as_bytes(),
+            binary,
+            ..adding.clone()
+        }
+    };
+    let (records, sum) = text_records();
+    let difference = records
+        .iter()
+        .map(|r| i64::from_le_bytes(r.as_slice().try_into().unwrap()))
+        .fold(0i64, |a, b| a.wrapping_sub(b));
+    for protocol in [Protocol::Vm, Protocol::VmRuntime] {
+        // Two seats' clients sharing one prover, interleaved.
+        let first = ByopClient::new(config(&prover.url, protocol)).unwrap();
+        let second = ByopClient::new(config(&prover.url, protocol)).unwrap();
+        let task = TaskCall {
+            task_id: [3; 32],
+            payloads: records.clone(),
+        };
+        let a = first.execute(&adding, &task).await.unwrap();
+        let b = second.execute(&subtracting, &task).await.unwrap();
+        let again = first.execute(&adding, &task).await.unwrap();
+        assert_eq!(a.result, sum.to_le_bytes(), "{protocol:?}");
+        assert_eq!(b.result, difference.to_le_bytes(), "{protocol:?}");
+        assert_eq!(again.result, sum.to_le_bytes(), "{protocol:?}");
+    }
 }

@@ -768,6 +768,56 @@ fn binding_is_a_prefix_of_report_data() {
 }
 
 #[test]
+fn the_context_binds_deployment_task_code_and_inputs() {
+    let payloads = vec![b"5".to_vec(), b"7".to_vec()];
+    let base = TaskContext {
+        chain_id: 1,
+        router: [2; 20],
+        project_id: 3,
+        task_id: [4; 32],
+        code_hash: [5; 32],
+        payloads: &payloads,
+    };
+    let moved = [b"57".to_vec()];
+    let fewer = [b"5".to_vec()];
+    let others = [
+        TaskContext {
+            chain_id: 2,
+            ..base
+        },
+        TaskContext {
+            router: [3; 20],
+            ..base
+        },
+        TaskContext {
+            project_id: 4,
+            ..base
+        },
+        TaskContext {
+            task_id: [5; 32],
+            ..base
+        },
+        TaskContext {
+            code_hash: [6; 32],
+            ..base
+        },
+        // The same bytes split otherwise, and a payload left out.
+        TaskContext {
+            payloads: &moved,
+            ..base
+        },
+        TaskContext {
+            payloads: &fewer,
+            ..base
+        },
+    ];
+    for other in others {
+        assert_ne!(other.digest(), base.digest(), "{other:?}");
+    }
+    assert_eq!(base.digest(), TaskContext { ..base }.digest());
+}
+
+#[test]
 fn report_data_for_is_pinned() {
     // sha256("conclave-tee-v1" ‖ [7; 32] ‖ sha256("42")), computed independently.
     assert_eq!(
