@@ -414,6 +414,27 @@ impl Cluster {
         }
     }
 
+    /// The seats `operator` holds in `task`'s draw, and the seats everyone else holds.
+    pub async fn seats_of(
+        &self,
+        task: U256,
+        operator: alloy::primitives::Address,
+    ) -> anyhow::Result<(u32, u32)> {
+        let seated = self
+            .contracts
+            .committee(task)
+            .await?
+            .context("the task has no draw yet")?;
+        let count = |theirs: bool| -> u32 {
+            seated
+                .iter()
+                .filter(|(who, _)| (*who == operator) == theirs)
+                .map(|(_, mask)| conclave_chain::sortition::seat_count(*mask))
+                .sum()
+        };
+        Ok((count(true), count(false)))
+    }
+
     /// The cluster's insecure KZG parameters (written by the first [`Cluster::halo2_project`]).
     pub fn insecure_srs(&self) -> std::path::PathBuf {
         self._dir.path().join(INSECURE_SRS)

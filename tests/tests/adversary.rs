@@ -1671,20 +1671,7 @@ async fn fails_with_members_disagreeing(
 
 /// The seats of `liar` and of everyone else in `task`'s draw.
 async fn seats_of(cluster: &Cluster, task: &TaskJson, liar: Address) -> (u32, u32) {
-    let seated = cluster
-        .contracts
-        .committee(task_id(task))
-        .await
-        .unwrap()
-        .unwrap();
-    let seats = |honest: bool| -> u32 {
-        seated
-            .iter()
-            .filter(|(who, _)| (*who == liar) != honest)
-            .map(|(_, mask)| seat_count(*mask))
-            .sum()
-    };
-    (seats(false), seats(true))
+    cluster.seats_of(task_id(task), liar).await.unwrap()
 }
 
 /// A `wasm` project's task opened through node 0 whose draw `wanted` accepts (given the liar's

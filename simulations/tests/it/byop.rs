@@ -6,8 +6,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use alloy::primitives::{Address, U256};
-use conclave_chain::sortition::seat_count;
+use alloy::primitives::U256;
 use conclave_chain::watch::ResultWatcher;
 use conclave_node::api::TaskJson;
 use conclave_node::byop::{ByopConfig, ByopEndpoint};
@@ -139,12 +138,15 @@ async fn a_byop_task_publishes_what_the_seats_provers_computed() {
     cluster.shutdown().await;
 }
 
-/// A W3bstream VM service that answers every task with the same made-up result.
+/// A W3bstream VM service that takes any code and answers every task with `answer`, or never
+/// answers (`None`).
 #[derive(Clone)]
-struct LyingProver;
+struct FixedProver {
+    answer: Option<Vec<u8>>,
+}
 
 #[tonic::async_trait]
-impl Vm for LyingProver {
+impl Vm for FixedProver {
     async fn new_project(
         &self,
         _request: tonic::Request<NewProjectRequest>,
@@ -156,9 +158,12 @@ impl Vm for LyingProver {
         &self,
         _request: tonic::Request<ExecuteTaskRequest>,
     ) -> Result<tonic::Response<ExecuteTaskResponse>, tonic::Status> {
-        Ok(tonic::Response::new(ExecuteTaskResponse {
-            result: 1_000_000i64.to_le_bytes().to_vec(),
-        }))
+        match &self.answer {
+            Some(result) => Ok(tonic::Response::new(ExecuteTaskResponse {
+                result: result.clone(),
+            })),
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -178,31 +183,16 @@ async fn serve_vm(service: impl Vm) -> (String, tokio::sync::oneshot::Sender<()>
     (url, stop)
 }
 
-/// The seats of `liar` and of everyone else in `task`'s draw.
-async fn seats_of(cluster: &Cluster, task: &TaskJson, liar: Address) -> (u32, u32) {
-    let seated = cluster
-        .contracts
-        .committee(task_id(task))
-        .await
-        .unwrap()
-        .unwrap();
-    let count = |liars: bool| -> u32 {
-        seated
-            .iter()
-            .filter(|(who, _)| (*who == liar) == liars)
-            .map(|(_, mask)| seat_count(*mask))
-            .sum()
-    };
-    (count(true), count(false))
-}
-
 /// Node 3's operator points it at a prover that lies. Where it holds fewer seats than the
 /// threshold and the honest seats reach it, the honest result is published and node 3 is
 /// reported as dissenting; its prover's result never is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seat_whose_prover_lies_is_outvoted_and_reported() {
     let honest = ProverProcess::spawn().unwrap();
-    let (lying_url, _stop) = serve_vm(LyingProver).await;
+    let (lying_url, _stop) = serve_vm(FixedProver {
+        answer: Some(1_000_000i64.to_le_bytes().to_vec()),
+    })
+    .await;
     let cluster = Cluster::start_with(
         4,
         sim_limits(),
@@ -219,7 +209,7 @@ async fn a_seat_whose_prover_lies_is_outvoted_and_reported() {
             .await
             .unwrap();
         let task = Client::new(cluster.api(0)).task(project).await.unwrap();
-        let (l, h) = seats_of(&cluster, &task, liar).await;
+        let (l, h) = cluster.seats_of(task_id(&task), liar).await.unwrap();
         if l > 0 && l < 2 && h >= 2 {
             wanted = Some(task);
             break;
@@ -329,32 +319,11 @@ async fn an_imported_w3bstream_project_runs_end_to_end() {
     cluster.shutdown().await;
 }
 
-/// A W3bstream VM service that takes the code and then never answers a task.
-#[derive(Clone)]
-struct HangingProver;
-
-#[tonic::async_trait]
-impl Vm for HangingProver {
-    async fn new_project(
-        &self,
-        _request: tonic::Request<NewProjectRequest>,
-    ) -> Result<tonic::Response<NewProjectResponse>, tonic::Status> {
-        Ok(tonic::Response::new(NewProjectResponse {}))
-    }
-
-    async fn execute_task(
-        &self,
-        _request: tonic::Request<ExecuteTaskRequest>,
-    ) -> Result<tonic::Response<ExecuteTaskResponse>, tonic::Status> {
-        std::future::pending().await
-    }
-}
-
 /// Every seat's prover hangs: each seat gives up at its call deadline, and the task fails
 /// (to be re-run) instead of waiting forever; nothing is published.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_whose_provers_hang_fails_instead_of_waiting() {
-    let (url, _stop) = serve_vm(HangingProver).await;
+    let (url, _stop) = serve_vm(FixedProver { answer: None }).await;
     let config = ByopConfig {
         endpoints: vec![ByopEndpoint {
             vm_type: WASM_VM,
