@@ -38,6 +38,9 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// How many draws an opening tries before giving up: the seats are random, and a draw that
 /// cannot form a committee costs only an `openTask`.
 pub const MAX_DRAWS: u32 = 16;
+/// Draws a re-run gets: a draw whose seat holder is away (the likely reason the task failed)
+/// is drawn again, but a re-run holds the node's opening lock, so only a few times.
+pub const RERUN_DRAWS: u32 = 3;
 /// How long to wait for the published result to be confirmed.
 const CONFIRM_WAIT: Duration = Duration::from_secs(600);
 
@@ -135,10 +138,21 @@ impl Inner {
     /// are random (DESIGN.md, "Tasks"): a draw that cannot form a committee (too few seats, a
     /// seat holder absent) fails, and the work goes to a newly opened task, up to [`MAX_DRAWS`].
     pub(crate) async fn open_task(&self, project: u64) -> Result<TaskInfo, NodeError> {
+        self.open_drawn(project, 1, MAX_DRAWS).await
+    }
+
+    /// Opens attempt `attempt` of the project's work, drawing again (a new task) while the
+    /// draw cannot form a committee, up to `draws` draws.
+    async fn open_drawn(
+        &self,
+        project: u64,
+        attempt: u32,
+        draws: u32,
+    ) -> Result<TaskInfo, NodeError> {
         let mut draw = 1;
         loop {
-            match self.open_attempt(project, 1).await {
-                Err(e @ NodeError::DrawUnusable(_)) if draw < MAX_DRAWS => {
+            match self.open_attempt(project, attempt).await {
+                Err(e @ NodeError::DrawUnusable(_)) if draw < draws => {
                     tracing::info!(project, draw, error = %e, "opening another task");
                     draw += 1;
                 }
@@ -417,7 +431,7 @@ impl Inner {
         }
         let _serial = self.opening.lock().await;
         match self
-            .open_attempt(record.project_id, record.attempt + 1)
+            .open_drawn(record.project_id, record.attempt + 1, RERUN_DRAWS)
             .await
         {
             Ok(next) => {

@@ -164,6 +164,37 @@ fn behaviour(
     })
 }
 
+type MemoryBoxed =
+    libp2p::core::transport::Boxed<(libp2p::PeerId, libp2p::core::muxing::StreamMuxerBox)>;
+
+/// The in-process memory transport, shaped by the simulation's links when `cfg` has them.
+fn memory_transport(key: &Keypair, cfg: &NetworkConfig) -> Result<MemoryBoxed, BoxError> {
+    let memory = libp2p::core::transport::MemoryTransport::default();
+    let me = cfg.listen.iter().find_map(crate::shaped::memory_port);
+    Ok(match (&cfg.links, me) {
+        (Some(links), Some(me)) => secured(crate::shaped::transport(links.clone(), me), key)?,
+        _ => secured(memory, key)?,
+    })
+}
+
+/// `transport` with Noise and Yamux on top, as every other transport of the swarm.
+fn secured<T>(transport: T, key: &Keypair) -> Result<MemoryBoxed, noise::Error>
+where
+    T: libp2p::Transport + Send + Unpin + 'static,
+    T::Output: futures::AsyncRead + futures::AsyncWrite + Unpin + Send + 'static,
+    T::Error: Send + Sync + 'static,
+    T::Dial: Send + 'static,
+    T::ListenerUpgrade: Send + 'static,
+{
+    use libp2p::Transport as _;
+    Ok(transport
+        .upgrade(libp2p::core::upgrade::Version::V1)
+        .authenticate(noise::Config::new(key)?)
+        .multiplex(yamux::Config::default())
+        .map(|(peer, muxer), _| (peer, libp2p::core::muxing::StreamMuxerBox::new(muxer)))
+        .boxed())
+}
+
 /// Builds the swarm for `cfg` (not yet listening).
 pub(crate) fn build_swarm(cfg: &NetworkConfig) -> Result<Swarm<Behaviour>, BoxError> {
     let idle = cfg.idle_timeout;
@@ -182,13 +213,7 @@ pub(crate) fn build_swarm(cfg: &NetworkConfig) -> Result<Swarm<Behaviour>, BoxEr
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build(),
         TransportKind::Memory => builder
-            .with_other_transport(|key| {
-                use libp2p::Transport as _;
-                Ok(libp2p::core::transport::MemoryTransport::default()
-                    .upgrade(libp2p::core::upgrade::Version::V1)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()))
-            })?
+            .with_other_transport(|key| memory_transport(key, cfg))?
             .with_relay_client(noise::Config::new, yamux::Config::default)?
             .with_behaviour(|key, relay| behaviour(key, relay, cfg))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))

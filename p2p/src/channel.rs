@@ -91,11 +91,25 @@ pub struct MpcChannels {
     control: libp2p_stream::Control,
     me: PeerId,
     rendezvous: Arc<Mutex<Rendezvous>>,
+    tamper: Option<Arc<dyn FrameTamper>>,
+}
+
+/// A simulated adversary's hand on the MPC frames its own node sends (`conclave-sim`'s
+/// adversarial nodes; see [`crate::config::NetworkConfig::tamper`]). Honest nodes have none.
+pub trait FrameTamper: Send + Sync + std::fmt::Debug + 'static {
+    /// The frame to send to party `to` in place of `frame`, or `None` to close the channel
+    /// to that party instead (an abort).
+    fn outgoing(&self, to: PartyId, frame: Bytes) -> Option<Bytes>;
 }
 
 impl MpcChannels {
-    /// Registers the MPC protocol on `control` and starts accepting streams.
-    pub fn start(mut control: libp2p_stream::Control, me: PeerId) -> Self {
+    /// Registers the MPC protocol on `control` and starts accepting streams; `tamper` is a
+    /// simulated adversary's hand on what this node sends (`None` on every real node).
+    pub fn start(
+        mut control: libp2p_stream::Control,
+        me: PeerId,
+        tamper: Option<Arc<dyn FrameTamper>>,
+    ) -> Self {
         let rendezvous = Arc::new(Mutex::new(Rendezvous::default()));
         let mut incoming = control
             .accept(MPC_PROTOCOL)
@@ -143,6 +157,7 @@ impl MpcChannels {
             control,
             me,
             rendezvous,
+            tamper,
         }
     }
 
@@ -177,6 +192,7 @@ impl MpcChannels {
             writers: (0..parties.len()).map(|_| None).collect(),
             readers: (0..parties.len()).map(|_| None).collect(),
             max_frame,
+            tamper: self.tamper.clone(),
         };
         for (j, &peer) in parties.iter().enumerate() {
             if j == me {
@@ -264,6 +280,7 @@ pub struct P2pTransport {
     writers: Vec<Option<mpsc::UnboundedSender<Bytes>>>,
     readers: Vec<Option<ReadHalf<Stream>>>,
     max_frame: usize,
+    tamper: Option<Arc<dyn FrameTamper>>,
 }
 
 impl Transport for P2pTransport {
@@ -276,6 +293,18 @@ impl Transport for P2pTransport {
     }
 
     async fn send(&mut self, to: PartyId, frame: Bytes) -> Result<(), TransportError> {
+        let frame = match &self.tamper {
+            None => frame,
+            Some(tamper) => match tamper.outgoing(to, frame) {
+                Some(frame) => frame,
+                None => {
+                    if let Some(slot) = self.writers.get_mut(to) {
+                        *slot = None;
+                    }
+                    return Ok(());
+                }
+            },
+        };
         let w = self
             .writers
             .get(to)

@@ -50,6 +50,12 @@ pub struct NetworkConfig {
     /// a crowd of strangers cannot take every socket.
     pub max_incoming: u32,
     pub max_per_peer: u32,
+    /// Simulated links for the memory transport (latency, bandwidth, partitions); `None` is
+    /// an ideal in-process link. Only simulations set it.
+    pub links: Option<std::sync::Arc<crate::shaped::Links>>,
+    /// A simulated adversary's hand on the MPC frames this node sends; `None` on every real
+    /// node (the `conclave` binary never sets it; `conclave-sim` does for adversarial nodes).
+    pub tamper: Option<std::sync::Arc<dyn crate::channel::FrameTamper>>,
 }
 
 impl NetworkConfig {
@@ -78,6 +84,8 @@ impl NetworkConfig {
             free_capacity: 1,
             max_incoming: 1024,
             max_per_peer: 4,
+            links: None,
+            tamper: None,
         }
     }
 

@@ -17,3 +17,4 @@ pub mod config;
 pub mod liveview;
 pub mod messages;
 pub mod network;
+pub mod shaped;

@@ -125,7 +125,11 @@ impl Network {
             })?;
         }
         let peer_id = *swarm.local_peer_id();
-        let mpc = MpcChannels::start(swarm.behaviour().stream.new_control(), peer_id);
+        let mpc = MpcChannels::start(
+            swarm.behaviour().stream.new_control(),
+            peer_id,
+            cfg.tamper.clone(),
+        );
         let (commands, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(4096);
         let (inbound_tx, inbound_rx) = mpsc::channel(1024);
