@@ -2,8 +2,9 @@
 //!
 //! [`Cluster`] starts the chain (revm, contracts deployed), N nodes (real libp2p over loopback
 //! TCP, real redb stores in a temporary directory, real HTTP APIs on 127.0.0.1), registers them
-//! with stakes and registers projects. The quickstart and the benchmark drive it; scenarios with
-//! faults, latency and churn are not built yet.
+//! with stakes and registers projects; the quickstart, the benchmark and the tests drive it.
+//! Scenarios (`conclave-sim run`, [`runner`]) run a [`fleet::Fleet`] instead: nodes on the
+//! memory transport with shaped links, churn, crashes, partitions and adversaries.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,37 @@ use conclave_node::{Node, NodeSetup};
 use conclave_p2p::config::NetworkConfig;
 use libp2p::identity::Keypair;
 
+pub mod adversary;
+pub mod fleet;
+pub mod links;
+pub mod plots;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod security;
+
+/// What the plaintext evaluator computes over `records`, put in the order of the slots they
+/// went into (the program reads records in slot order).
+pub fn plaintext(
+    source: &str,
+    records: Vec<Vec<i128>>,
+    slots: &[u32],
+) -> anyhow::Result<Vec<conclave_node::program::Opened>> {
+    let mut by_slot: Vec<(u32, Vec<i128>)> = slots.iter().copied().zip(records).collect();
+    by_slot.sort_by_key(|(slot, _)| *slot);
+    let records: Vec<Vec<i128>> = by_slot.into_iter().map(|(_, r)| r).collect();
+    let program = conclave_mpc::lang::Program::compile(source, 2, Some(records.len()))
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    Ok(program
+        .evaluate(&conclave_mpc::lang::InputValues {
+            devices: records,
+            owner: Vec::new(),
+        })?
+        .into_iter()
+        .map(conclave_node::program::Opened::Public)
+        .collect())
+}
+
 /// One coin, in wei.
 pub fn coin() -> U256 {
     U256::from(10u64).pow(U256::from(18))
@@ -35,6 +67,60 @@ pub fn sim_limits() -> Limits {
         openings_per_minute: std::num::NonZeroU32::new(600).expect("non-zero"),
         ..Limits::default()
     }
+}
+
+/// The embedded chain with the contracts deployed (by a funded throwaway deployer).
+pub async fn embedded_chain() -> anyhow::Result<(Arc<EmbeddedChain>, Contracts)> {
+    let chain = Arc::new(EmbeddedChain::new());
+    let deployer = PrivateKeySigner::random();
+    chain
+        .set_balance(deployer.address(), coin() * U256::from(1000))
+        .await?;
+    let addresses = deploy(chain.as_ref(), &deployer, DeployConfig::default()).await?;
+    let contracts = Contracts::new(chain.clone() as Arc<dyn Chain>, addresses);
+    Ok((chain, contracts))
+}
+
+/// Registers a project running `source` with `(prover kind, committee, threshold, verifier)`
+/// for `owner`, and hands the source to the node whose API is at `api` (the others fetch it
+/// from the mesh by its hash).
+pub async fn register_project(
+    contracts: &Contracts,
+    owner: &PrivateKeySigner,
+    api: &str,
+    source: &str,
+    (prover_kind, committee, threshold, verifier): (
+        ProverKind,
+        u16,
+        u16,
+        alloy::primitives::Address,
+    ),
+) -> anyhow::Result<u64> {
+    let program = Program::from_source(source)?;
+    let spec = ProjectSpec {
+        program_hash: program.hash,
+        program_uri: String::new(),
+        prover_kind,
+        committee_size: committee,
+        threshold,
+        receiver: alloy::primitives::Address::ZERO,
+        verifier,
+        output_words: program.proof_output_words(prover_kind as u8),
+    };
+    let id = contracts.register_project(owner, &spec).await?;
+    let id = id.to::<u64>();
+    let response = reqwest::Client::new()
+        .post(format!("{api}/v1/projects/{id}/program"))
+        .json(&serde_json::json!({ "hash": "", "source": source }))
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        anyhow::bail!(
+            "node at {api} refused the program: {}",
+            response.text().await?
+        );
+    }
+    Ok(id)
 }
 
 /// Nodes, chain and contracts in this process.
@@ -83,13 +169,8 @@ impl Cluster {
         byop: impl Fn(usize) -> conclave_node::byop::ByopConfig,
         mut progress: impl FnMut(&str),
     ) -> anyhow::Result<Cluster> {
-        let chain = Arc::new(EmbeddedChain::new());
-        let deployer = PrivateKeySigner::random();
-        chain
-            .set_balance(deployer.address(), coin() * U256::from(1000))
-            .await?;
-        let addresses = deploy(chain.as_ref(), &deployer, DeployConfig::default()).await?;
-        let contracts = Contracts::new(chain.clone() as Arc<dyn Chain>, addresses);
+        let (chain, contracts) = embedded_chain().await?;
+        let addresses = contracts.addresses();
         progress("contracts deployed on the embedded chain");
         let dir = tempfile::tempdir()?;
         let mut nodes: Vec<Node> = Vec::with_capacity(n);
@@ -350,29 +431,8 @@ impl Cluster {
         threshold: u16,
         verifier: alloy::primitives::Address,
     ) -> anyhow::Result<u64> {
-        let program = Program::from_source(source)?;
-        let spec = ProjectSpec {
-            program_hash: program.hash,
-            program_uri: String::new(),
-            prover_kind,
-            committee_size: committee,
-            threshold,
-            receiver: alloy::primitives::Address::ZERO,
-            verifier,
-            output_words: program.proof_output_words(prover_kind as u8),
-        };
-        let id = self.contracts.register_project(&self.owner, &spec).await?;
-        let id = id.to::<u64>();
-        let url = format!("{}/v1/projects/{id}/program", self.api(0));
-        let response = reqwest::Client::new()
-            .post(&url)
-            .json(&serde_json::json!({ "hash": "", "source": source }))
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            anyhow::bail!("node 0 refused the program: {}", response.text().await?);
-        }
-        Ok(id)
+        let shape = (prover_kind, committee, threshold, verifier);
+        register_project(&self.contracts, &self.owner, &self.api(0), source, shape).await
     }
 
     /// The result of the task with this (hex) id, published after block `from`, waiting up to

@@ -6,12 +6,10 @@ use alloy::primitives::U256;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use conclave_chain::watch::ResultWatcher;
-use conclave_mpc::lang::InputValues;
 use conclave_node::client::Client;
-use conclave_node::program::Opened;
 use conclave_node::program::Program;
 use conclave_provers::wasm::{TaskInput, WasmEngine};
-use conclave_sim::Cluster;
+use conclave_sim::{Cluster, plaintext};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::RngExt;
 
@@ -48,6 +46,45 @@ enum Command {
         /// a module for `wasm` (default: examples/wasm/applet.wasm, fed decimal readings).
         #[arg(long)]
         program: Option<std::path::PathBuf>,
+    },
+    /// Runs a scenario (simulations/scenarios/*.toml, docs/simulations.md): many nodes with
+    /// churn, faults, partitions and adversaries; writes results.json, CSV and plots.
+    Run {
+        /// The scenario file.
+        scenario: std::path::PathBuf,
+        /// Where results and plots go (default: sim-results/<scenario name>).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Seed of every random choice (default: the scenario's `seed`).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Monte-Carlo study of committee capture: the probability that an adversary with a share
+    /// of the stake draws at least t seats, with the real sortition code, beside the exact
+    /// binomial figure; writes security.json, security.csv and plots.
+    Security {
+        /// Adversary stake shares (0..1).
+        #[arg(long, value_delimiter = ',', default_values_t = vec![0.1, 0.2, 0.33])]
+        stake_share: Vec<f64>,
+        /// Committee sizes (expected seats, 1..=255).
+        #[arg(long, value_delimiter = ',', default_values_t = vec![3u16, 5, 9, 16, 32])]
+        committee: Vec<u16>,
+        /// The threshold is more than this share of the seats: t = floor(ratio × committee) + 1.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![0.5, 0.67])]
+        threshold_ratio: Vec<f64>,
+        /// Draws per (share, committee) pair.
+        #[arg(long, default_value_t = 2000)]
+        trials: u32,
+        /// Registered nodes, each staking `--units` units.
+        #[arg(long, default_value_t = 100)]
+        nodes: u32,
+        #[arg(long, default_value_t = 10)]
+        units: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where the files go.
+        #[arg(long, default_value = "sim-results/security")]
+        out: std::path::PathBuf,
     },
     /// End-to-end task latency (inputs closed → result published) for committees of 3 and 5;
     /// prints one JSON object per run.
@@ -114,7 +151,147 @@ async fn cli() -> anyhow::Result<()> {
             runs,
             prover,
         } => bench(inputs, &committees, runs, prover).await,
+        Command::Run {
+            scenario,
+            out,
+            seed,
+        } => run_scenario(&scenario, out, seed).await,
+        Command::Security {
+            stake_share,
+            committee,
+            threshold_ratio,
+            trials,
+            nodes,
+            units,
+            seed,
+            out,
+        } => {
+            let study = conclave_sim::security::Study {
+                stake_shares: stake_share,
+                committees: committee,
+                threshold_ratios: threshold_ratio,
+                trials,
+                nodes,
+                units_per_node: units,
+                seed,
+            };
+            security(study, &out)
+        }
     }
+}
+
+/// `conclave-sim run`: the scenario, a progress bar, the summary table, results and plots.
+async fn run_scenario(
+    path: &std::path::Path,
+    out: Option<std::path::PathBuf>,
+    seed: Option<u64>,
+) -> anyhow::Result<()> {
+    let scenario = conclave_sim::scenario::Scenario::read(path)?;
+    let seed = seed.unwrap_or(scenario.seed);
+    let out = out.unwrap_or_else(|| std::path::Path::new("sim-results").join(&scenario.name));
+    eprintln!(
+        "scenario {} ({} nodes, {} tasks), seed {seed}",
+        scenario.name, scenario.nodes.count, scenario.tasks.count
+    );
+    let bar = ProgressBar::new(scenario.tasks.count as u64).with_style(
+        ProgressStyle::with_template("  [{elapsed_precise}] {bar:30} {pos}/{len} tasks  {msg}")
+            .expect("valid template"),
+    );
+    let total = Instant::now();
+    let run = conclave_sim::runner::run(scenario, seed, bar.clone(), |s| {
+        let line = format!("• {s} ({:.1} s)", total.elapsed().as_secs_f64());
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    })
+    .await?;
+    bar.finish_and_clear();
+    let summary = conclave_sim::report::Summary::of(&run);
+    conclave_sim::report::write(&run, &summary, &out)?;
+    let plots = conclave_sim::plots::write_all(&run, &out)?;
+    println!("{} (seed {seed})", run.scenario.name);
+    print!("{}", summary.table());
+    println!(
+        "  written            {}/results.json, tasks.csv, attempts.csv, {}.{{png,svg}}",
+        out.display(),
+        plots.join(", ")
+    );
+    if summary.wrong > 0 {
+        bail!(
+            "{} published results differ from the plaintext evaluation",
+            summary.wrong
+        );
+    }
+    Ok(())
+}
+
+/// `conclave-sim security`: the study, its table, files and plot.
+fn security(study: conclave_sim::security::Study, out: &std::path::Path) -> anyhow::Result<()> {
+    if study.stake_shares.iter().any(|s| !(0.0..1.0).contains(s))
+        || study
+            .threshold_ratios
+            .iter()
+            .any(|r| !(0.0..1.0).contains(r))
+        || study.committees.iter().any(|c| !(1..=255).contains(c))
+        || !(1..=10_000_000).contains(&study.trials)
+        || !(1..=100_000).contains(&study.nodes)
+        || !(1..=256).contains(&study.units_per_node)
+    {
+        bail!(
+            "--stake-share and --threshold-ratio must be in [0, 1), --committee 1..=255, \
+             --trials 1..=10000000, --nodes 1..=100000, --units 1..=256"
+        );
+    }
+    std::fs::create_dir_all(out)?;
+    let bar = ProgressBar::new((study.stake_shares.len() * study.committees.len()) as u64)
+        .with_style(
+            ProgressStyle::with_template("  {bar:30} {pos}/{len} configurations  [{elapsed}]")
+                .expect("valid template"),
+        );
+    let points = study.run(|| bar.inc(1));
+    bar.finish_and_clear();
+    println!(
+        "P(adversary holds ≥ t seats), {} nodes × {} units, {} draws each",
+        study.nodes, study.units_per_node, study.trials
+    );
+    println!(
+        "  {:>6} {:>9} {:>6} {:>3}  {:>12} {:>12}",
+        "stake", "committee", "ratio", "t", "monte-carlo", "exact"
+    );
+    for p in &points {
+        println!(
+            "  {:>5.0}% {:>9} {:>6.2} {:>3}  {:>12.3e} {:>12.3e}",
+            p.stake_share * 100.0,
+            p.committee,
+            p.threshold_ratio,
+            p.threshold,
+            p.monte_carlo,
+            p.exact
+        );
+    }
+    std::fs::write(
+        out.join("security.json"),
+        serde_json::to_vec_pretty(&serde_json::json!({ "study": study, "points": points }))?,
+    )?;
+    std::fs::write(
+        out.join("security.csv"),
+        conclave_sim::security::csv(&points),
+    )?;
+    conclave_sim::plots::save(
+        &conclave_sim::security::SecurityPlot {
+            study: &study,
+            points: &points,
+        },
+        out,
+        "security",
+    )?;
+    println!(
+        "  written {}/security.json, security.csv, security.{{png,svg}}",
+        out.display()
+    );
+    Ok(())
 }
 
 /// The quickstart's default program.
@@ -254,24 +431,6 @@ async fn run_task(
         inputs_ms,
         closed_to_published_ms,
     })
-}
-
-/// What the plaintext evaluator computes over the same records, put in the order of the slots
-/// they went into.
-fn plaintext(source: &str, records: Vec<Vec<i128>>, slots: &[u32]) -> anyhow::Result<Vec<Opened>> {
-    let mut by_slot: Vec<(u32, Vec<i128>)> = slots.iter().copied().zip(records).collect();
-    by_slot.sort_by_key(|(slot, _)| *slot);
-    let records: Vec<Vec<i128>> = by_slot.into_iter().map(|(_, r)| r).collect();
-    let program = conclave_mpc::lang::Program::compile(source, 2, Some(records.len()))
-        .map_err(|d| anyhow::anyhow!("{d}"))?;
-    Ok(program
-        .evaluate(&InputValues {
-            devices: records,
-            owner: Vec::new(),
-        })?
-        .into_iter()
-        .map(Opened::Public)
-        .collect())
 }
 
 async fn quickstart(

@@ -7,4 +7,5 @@ mod halo2;
 mod http_api;
 mod privacy;
 mod programs;
+mod scenario;
 mod wasm;
