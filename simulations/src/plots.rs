@@ -240,7 +240,7 @@ impl Failures<'_> {
             }
         }
         let mut v: Vec<_> = by.into_iter().collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.sort_by_key(|c| std::cmp::Reverse(c.1));
         v.truncate(8);
         v
     }

@@ -387,9 +387,8 @@ impl Scenario {
                     .into(),
             );
         }
-        if !(1..=100_000).contains(&self.tasks.count)
-            || !(self.tasks.rate_per_sec > 0.0 && self.tasks.rate_per_sec <= 1000.0)
-        {
+        let rate_ok = self.tasks.rate_per_sec > 0.0 && self.tasks.rate_per_sec <= 1000.0;
+        if !(1..=100_000).contains(&self.tasks.count) || !rate_ok {
             return bad(
                 "tasks.count must be 1..=100000 and tasks.rate_per_sec in (0, 1000]".into(),
             );
