@@ -331,8 +331,13 @@ pub(crate) fn router(inner: Arc<Inner>, limits: Limits) -> Router {
 }
 
 pub(crate) async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener, limits: Limits) {
+    // On shutdown: no new connections, and the open ones end once their request is answered.
+    let stopping = inner.stopping.clone().cancelled_owned();
     let app = router(inner, limits).into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, app).await {
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stopping)
+        .await
+    {
         tracing::error!(error = %e, "HTTP API stopped");
     }
 }

@@ -12,7 +12,6 @@ use conclave_chain::watch::ResultWatcher;
 use conclave_p2p::messages::{GossipMessage, ResultAnnouncement, TaskAnnouncement};
 use futures::future::join_all;
 use libp2p::PeerId;
-use tokio::task::JoinHandle;
 
 use crate::agreement::{Answer, NoAgreement, agree};
 use crate::committee::{SeatHolder, seat_holders};
@@ -33,6 +32,8 @@ const RUN_WAIT: Duration = Duration::from_secs(120);
 const CLOSE_POLL: Duration = Duration::from_millis(25);
 /// A member out of the live view this long is given up for lost.
 const LOST_AFTER: Duration = Duration::from_secs(5);
+/// How often, while the input window is open, the coordinator asks whether a member failed.
+const FAILURE_POLL: Duration = Duration::from_secs(1);
 /// How many tasks (the first and its re-runs) a project's work gets.
 pub const MAX_ATTEMPTS: u32 = 3;
 /// How many draws an opening tries before giving up: the seats are random, and a draw that
@@ -204,6 +205,7 @@ impl Inner {
                 p.programHash,
                 &p.programUri,
                 crate::programs::Fetch::MeshOrUrl,
+                None,
             )
             .await?;
         let shape = program
@@ -310,7 +312,7 @@ impl Inner {
             .await;
         self.record_phase(&mut record, "committee", started)?;
         tracing::info!(task = %hex::encode(task_bytes), project, members = info.committee.len(), "task opened");
-        tokio::spawn(self.me().driving(task_bytes));
+        self.spawn_work(self.me().driving(task_bytes));
         Ok(info)
     }
 
@@ -499,6 +501,7 @@ impl Inner {
             // Close early once every slot is handed out and every member holds every input;
             // give up on a member that has been out of the live view for too long.
             let mut missing_since: Option<Instant> = None;
+            let mut last_digest: Option<Instant> = None;
             loop {
                 let now = now_ms();
                 if now >= info.closes_at_ms {
@@ -516,17 +519,29 @@ impl Inner {
                         lost[0]
                     )));
                 }
+                // Ask the members what they hold: often once every slot is handed out (to close
+                // early), otherwise now and then, to learn early of a member whose preprocessing
+                // failed (a cheating peer caught, a peer gone): the task cannot run, so it fails
+                // now and is re-run rather than waiting out the window.
                 let handed_out = self.store.task(&task)?.map_or(0, |r| r.next_slot);
-                if handed_out >= info.max_inputs {
+                let all_handed_out = handed_out >= info.max_inputs;
+                if all_handed_out || last_digest.is_none_or(|t| t.elapsed() >= FAILURE_POLL) {
+                    last_digest = Some(Instant::now());
                     let every_slot = info.max_inputs + u32::from(info.owner_slot().is_some());
                     match self.agreed_slots_of(task, &peers).await {
-                        Ok(agreed) if agreed.len() as u32 == every_slot => {
+                        Ok(agreed) if all_handed_out && agreed.len() as u32 == every_slot => {
                             complete = Some(agreed);
                             break;
                         }
                         Ok(_) => {}
-                        // A slow or refusing member only delays the early close: the window
-                        // still ends, and a member gone for good is caught as lost above.
+                        Err(
+                            e @ NodeError::Refused {
+                                kind: RefusalKind::Failed,
+                                ..
+                            },
+                        ) => return Err(e),
+                        // A slow or busy member only delays the early close: the window still
+                        // ends, and a member gone for good is caught as lost above.
                         Err(e) => tracing::debug!(error = %e, "inputs not yet agreed"),
                     }
                 }
@@ -734,7 +749,7 @@ impl Inner {
             .map_err(|_| NodeError::Task(format!("{peer} did not answer Digest")))?
         });
         let mut counts: BTreeMap<(u32, [u8; 32]), usize> = BTreeMap::new();
-        for answer in join_all(asks).await {
+        for (answer, &peer) in join_all(asks).await.into_iter().zip(peers) {
             match answer? {
                 Response::Digest(list) => {
                     // Each member counts once per slot: one repeating an entry must not make
@@ -747,6 +762,9 @@ impl Inner {
                             *counts.entry(entry).or_default() += 1;
                         }
                     }
+                }
+                Response::Refused { kind, reason } => {
+                    return Err(NodeError::Refused { peer, kind, reason });
                 }
                 other => return Err(NodeError::Task(format!("unexpected {other:?}"))),
             }
@@ -761,8 +779,7 @@ impl Inner {
     /// After a restart: fail what cannot continue and drive again what can (see
     /// [`TaskState::after_restart`]). A member whose preprocessing was cut short has no material
     /// and refuses the task's requests, which fails the task at its coordinator.
-    pub(crate) fn resume(&self) -> Result<Vec<JoinHandle<()>>, NodeError> {
-        let mut handles = Vec::new();
+    pub(crate) fn resume(&self) -> Result<(), NodeError> {
         for mut record in self.store.tasks()? {
             let next = record.state.after_restart();
             if next != record.state {
@@ -775,10 +792,10 @@ impl Inner {
             if let Some(info) = &record.info {
                 self.volatile().cache_info(info);
                 if record.coordinating {
-                    handles.push(tokio::spawn(self.me().driving(record.task_id)));
+                    self.spawn_work(self.me().driving(record.task_id));
                 }
             }
         }
-        Ok(handles)
+        Ok(())
     }
 }

@@ -61,6 +61,13 @@ pub fn input_context(task: &TaskId, slot: u32) -> Vec<u8> {
     [b"conclave input".as_slice(), task, &slot.to_be_bytes()].concat()
 }
 
+/// Whether the task still takes inputs here. By this member's clock too: the coordinator asks
+/// which inputs arrived [`CLOCK_SLACK_MS`] after the window's end, so an input accepted before
+/// it is in the run, and a device whose input comes later is told so instead of being dropped.
+fn window_open(record: &crate::store::TaskRecord, info: &TaskInfo) -> bool {
+    record.state == TaskState::Committee && now_ms() < info.closes_at_ms
+}
+
 fn refuse(reason: impl Into<String>) -> Response {
     Response::refused(RefusalKind::Failed, reason)
 }
@@ -271,7 +278,7 @@ impl Inner {
                     }
                     // The keys take seconds: made while devices send their records.
                     let (me, program) = (self.me(), program.clone());
-                    tokio::spawn(async move {
+                    self.spawn_work(async move {
                         if let Err(e) = me.halo2_prover(&program).await {
                             tracing::warn!(error = %e, "no halo2 keys for a task's program");
                         }
@@ -363,6 +370,7 @@ impl Inner {
                 task.programHash,
                 &project.programUri,
                 crate::programs::Fetch::MeshOrUrl,
+                Some(from),
             )
             .await
             .map_err(|e| refuse(format!("the task's program: {e}")))?;
@@ -413,7 +421,7 @@ impl Inner {
             program.program_triples as usize,
             program.program_bits as usize,
         );
-        tokio::spawn(async move {
+        self.spawn_work(async move {
             let started = std::time::Instant::now();
             let (session, _) = spdz::session_ids(&task, 0);
             let outcome = tokio::time::timeout(
@@ -520,9 +528,14 @@ impl Inner {
             .task(U256::from_be_bytes(*task))
             .await
             .map_err(|e| refuse(format!("reading the task on chain: {e}")))?;
-        self.program(snapshot.programHash, "", crate::programs::Fetch::MeshOrUrl)
-            .await
-            .map_err(|e| refuse(format!("the task's program: {e}")))
+        self.program(
+            snapshot.programHash,
+            "",
+            crate::programs::Fetch::MeshOrUrl,
+            None,
+        )
+        .await
+        .map_err(|e| refuse(format!("the task's program: {e}")))
     }
 
     fn triples(&self, task: &TaskId, slot: u32) -> Result<Vec<TripleRecord>, Response> {
@@ -535,7 +548,7 @@ impl Inner {
     async fn triple_shares(&self, ticket: SlotTicket) -> Result<Response, Response> {
         let task = ticket.task_id;
         let (record, info) = self.member_task(&task)?;
-        if record.state != TaskState::Committee {
+        if !window_open(&record, &info) {
             return Err(closed());
         }
         if info.slot_bits(ticket.slot).is_none() {
@@ -634,7 +647,7 @@ impl Inner {
         sealed: &envelope::Sealed,
     ) -> Result<Response, Response> {
         let (record, info) = self.member_task(&task)?;
-        if record.state != TaskState::Committee {
+        if !window_open(&record, &info) {
             return Err(closed());
         }
         let Some(width) = info.slot_bits(slot) else {
@@ -760,6 +773,13 @@ impl Inner {
         let (_, info) = self.member_task(&task)?;
         if info.coordinator != from.to_bytes() {
             return Err(refuse("only the coordinator asks which inputs arrived"));
+        }
+        // A failed preprocessing is final: saying so now lets the coordinator re-run the task
+        // instead of waiting out its window.
+        if let Some(rx) = self.volatile().prep.get(&task)
+            && let PrepStatus::Failed(reason) = &*rx.borrow()
+        {
+            return Err(refuse(format!("preprocessing failed: {reason}")));
         }
         let inputs = self
             .store

@@ -15,6 +15,8 @@ use conclave_p2p::network::{InboundRequest, Network, NetworkEvent};
 use libp2p::PeerId;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::envelope::SecretKey;
 use crate::messages::{self, Request, Response, TaskId, TaskInfo};
@@ -88,6 +90,8 @@ pub const MAX_KNOWN_OPEN: usize = 1024;
 pub const MAX_CACHED_INFOS: usize = 4096;
 /// Tasks this node preprocesses for at once; a `Start` beyond is refused as busy.
 pub const MAX_PREPARING: usize = 8;
+/// How long [`Node::shutdown`] waits for background work and HTTP connections to end.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 /// Latest input close time a gossiped task may announce: a day ahead.
 const MAX_ANNOUNCED_WINDOW_MS: u64 = 86_400_000;
 
@@ -222,6 +226,11 @@ pub(crate) struct Inner {
     /// Draws (task openings) this node may still pay for.
     pub openings: Mutex<crate::ratelimit::Budget>,
     weak: Weak<Inner>,
+    /// Cancelled when the node shuts down: background work ends at its next await.
+    pub(crate) stopping: CancellationToken,
+    /// Background work (task drivers, preprocessing, request handlers), which
+    /// [`Node::shutdown`] waits for so that nothing holds the store once it returns.
+    pub(crate) work: TaskTracker,
 }
 
 impl Inner {
@@ -231,6 +240,17 @@ impl Inner {
 
     pub(crate) fn me(&self) -> Arc<Inner> {
         self.weak.upgrade().expect("node alive while its tasks run")
+    }
+
+    /// Runs `work` in the background until it ends or the node shuts down.
+    pub(crate) fn spawn_work(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let stopping = self.stopping.clone();
+        self.work.spawn(async move {
+            tokio::select! {
+                () = stopping.cancelled() => {}
+                () = work => {}
+            }
+        });
     }
 
     /// Sends `request` to `peer` (answering locally when it is this node).
@@ -283,7 +303,10 @@ impl Inner {
 pub struct Node {
     inner: Arc<Inner>,
     http: SocketAddr,
+    /// Loops aborted at shutdown.
     loops: Vec<JoinHandle<()>>,
+    /// The HTTP API, which ends by itself at shutdown once its connections are answered.
+    api: JoinHandle<()>,
 }
 
 impl Node {
@@ -334,6 +357,8 @@ impl Node {
                 std::time::Instant::now(),
             )),
             weak: weak.clone(),
+            stopping: CancellationToken::new(),
+            work: TaskTracker::new(),
         });
         let listener = tokio::net::TcpListener::bind(setup.http)
             .await
@@ -345,16 +370,21 @@ impl Node {
             tokio::spawn(serve_requests(inner.clone(), requests)),
             tokio::spawn(follow_gossip(inner.clone())),
             tokio::spawn(crate::sweep::sweep_loop(inner.clone())),
-            tokio::spawn(crate::api::serve(
-                inner.clone(),
-                listener,
-                setup.rate_limits,
-            )),
         ];
-        loops.extend(inner.resume()?);
+        let api = tokio::spawn(crate::api::serve(
+            inner.clone(),
+            listener,
+            setup.rate_limits,
+        ));
+        inner.resume()?;
         let node = inner.clone();
         loops.push(tokio::spawn(async move { node.halo2.warm_up().await }));
-        Ok(Node { inner, http, loops })
+        Ok(Node {
+            inner,
+            http,
+            loops,
+            api,
+        })
     }
 
     pub fn peer_id(&self) -> PeerId {
@@ -408,10 +438,24 @@ impl Node {
         self.inner.metrics_text()
     }
 
-    /// Stops the loops and the mesh.
+    /// Stops taking work, ends the loops and every task step in flight (waiting up to
+    /// [`SHUTDOWN_WAIT`] for them), then the mesh. Once the node is dropped after this, nothing
+    /// of it holds the store (a restart in the same process can open it again).
     pub async fn shutdown(self) {
+        self.inner.stopping.cancel();
+        self.inner.work.close();
         for l in &self.loops {
             l.abort();
+        }
+        let ended = async {
+            for l in self.loops {
+                let _ = l.await;
+            }
+            let _ = self.api.await;
+            self.inner.work.wait().await;
+        };
+        if tokio::time::timeout(SHUTDOWN_WAIT, ended).await.is_err() {
+            tracing::warn!("background work did not end within {SHUTDOWN_WAIT:?}");
         }
         self.inner.network.shutdown().await;
     }
@@ -468,8 +512,9 @@ async fn serve_requests(
             let _ = r.reply.send(messages::encode(&busy));
             continue;
         };
-        let inner = inner.clone();
-        tokio::spawn(async move {
+        let handler = inner.clone();
+        inner.spawn_work(async move {
+            let inner = handler;
             let response = match messages::decode::<Request>(&r.body) {
                 Ok(request) => inner.handle(r.from, request).await,
                 Err(e) => Response::refused(messages::RefusalKind::Invalid, e.to_string()),

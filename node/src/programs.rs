@@ -43,13 +43,15 @@ pub(crate) enum Fetch {
 }
 
 impl Inner {
-    /// The program whose source hashes to `hash`: from memory, the store, the mesh, or `uri`.
-    /// One load at a time (a second request for the same program waits and finds it cached).
+    /// The program whose source hashes to `hash`: from memory, the store, the mesh (asking
+    /// `first` first: a task's coordinator, which holds it), or `uri`. One load at a time (a
+    /// second request for the same program waits and finds it cached).
     pub(crate) async fn program(
         &self,
         hash: B256,
         uri: &str,
         fetch: Fetch,
+        first: Option<PeerId>,
     ) -> Result<Arc<Program>, NodeError> {
         if let Some(known) = self.known_program(hash) {
             return known;
@@ -60,7 +62,7 @@ impl Inner {
         }
         let loaded = match self.store.program_source(&hash.0)? {
             Some(source) => Ok(source),
-            None => self.fetch_source(hash, uri, fetch).await,
+            None => self.fetch_source(hash, uri, fetch, first).await,
         };
         let loaded = match loaded {
             Ok(source) => self.compile(hash, source).await,
@@ -178,7 +180,7 @@ impl Inner {
             return Err(e);
         }
         let _one_at_a_time = self.compiling.lock().await;
-        let fetched = self.fetch_source(hash, "", Fetch::Mesh).await;
+        let fetched = self.fetch_source(hash, "", Fetch::Mesh, None).await;
         match fetched {
             Ok(source) => {
                 self.store.put_program_source(&hash.0, &source)?;
@@ -213,7 +215,13 @@ impl Inner {
         }
     }
 
-    async fn fetch_source(&self, hash: B256, uri: &str, fetch: Fetch) -> Result<String, NodeError> {
+    async fn fetch_source(
+        &self,
+        hash: B256,
+        uri: &str,
+        fetch: Fetch,
+        first: Option<PeerId>,
+    ) -> Result<String, NodeError> {
         let source = self
             .fetch_by_hash(
                 hash,
@@ -221,7 +229,7 @@ impl Inner {
                 uri,
                 fetch,
                 MAX_SOURCE,
-                None,
+                first,
             )
             .await?;
         String::from_utf8(source)

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
+use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::OutboundRequestId;
@@ -107,22 +108,11 @@ impl Network {
         let mut registry = Registry::default();
         let metrics = libp2p::metrics::Metrics::new(&mut registry);
         let mut swarm = build_swarm(&cfg).map_err(|e| NetworkError::Start(e.to_string()))?;
-        for addr in &cfg.listen {
-            swarm
-                .listen_on(addr.clone())
-                .map_err(|e| NetworkError::Listen {
-                    addr: addr.to_string(),
-                    reason: e.to_string(),
-                })?;
-        }
-        for addr in &cfg.bootstrap {
-            if let Some(peer) = peer_of(addr) {
-                swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
-            }
-            swarm.dial(addr.clone()).map_err(|e| NetworkError::Dial {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            })?;
+        let mut listeners = Vec::with_capacity(cfg.listen.len());
+        let started = listen_and_dial(&mut swarm, &cfg, &mut listeners);
+        if let Err(e) = started {
+            stop_listening(&mut swarm, &listeners);
+            return Err(e);
         }
         let peer_id = *swarm.local_peer_id();
         let mpc = MpcChannels::start(
@@ -143,6 +133,7 @@ impl Network {
             metrics,
             cfg,
             requests: HashMap::new(),
+            listeners,
         };
         tokio::spawn(task.run());
         Ok(Network {
@@ -275,6 +266,41 @@ impl Network {
     }
 }
 
+/// Listens on the configured addresses (recording each listener) and dials the bootstrap peers.
+fn listen_and_dial(
+    swarm: &mut Swarm<Behaviour>,
+    cfg: &NetworkConfig,
+    listeners: &mut Vec<ListenerId>,
+) -> Result<(), NetworkError> {
+    for addr in &cfg.listen {
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetworkError::Listen {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+        listeners.push(id);
+    }
+    for addr in &cfg.bootstrap {
+        if let Some(peer) = peer_of(addr) {
+            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        }
+        swarm.dial(addr.clone()).map_err(|e| NetworkError::Dial {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Closes the swarm's listeners. Dropping a swarm is not enough: libp2p's memory transport
+/// frees a listening port only when the listener is removed (a dropped one stays taken).
+fn stop_listening(swarm: &mut Swarm<Behaviour>, listeners: &[ListenerId]) {
+    for &id in listeners {
+        swarm.remove_listener(id);
+    }
+}
+
 /// The peer id at the end of an address, if any.
 pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     addr.iter().find_map(|p| match p {
@@ -294,6 +320,8 @@ struct SwarmTask {
     inbound: mpsc::Sender<InboundRequest>,
     /// Application answers being prepared, each with the channel to send it on.
     replies: FuturesUnordered<PendingReply>,
+    /// What the swarm listens on, closed explicitly at shutdown.
+    listeners: Vec<ListenerId>,
 }
 
 type PendingReply = futures::future::BoxFuture<
@@ -311,6 +339,10 @@ impl SwarmTask {
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown(done)) => {
+                        // The listeners go first: once shutdown returns, the node's addresses are
+                        // free for a restart in the same process.
+                        stop_listening(&mut self.swarm, &self.listeners);
+                        drop(self);
                         let _ = done.send(());
                         return;
                     }

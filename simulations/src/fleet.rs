@@ -56,10 +56,10 @@ pub struct Fleet {
     ticker: tokio::task::JoinHandle<()>,
 }
 
-/// How long a restarting node waits for its crashed predecessor to let go of the store: in one
-/// process, `Node::shutdown` leaves task drivers that still hold it until they end (a known
-/// weakness: a task in its input window holds it for up to the window).
-const STORE_RELEASE: Duration = Duration::from_secs(90);
+/// How long a restarting node waits for its crashed predecessor to let go of the store:
+/// `Node::shutdown` ends the node's work before it returns, so this only covers a request
+/// answered at that moment.
+const STORE_RELEASE: Duration = Duration::from_secs(15);
 
 impl Fleet {
     /// Deploys the chain and prepares `stakes.len()` node identities; no node runs yet.

@@ -24,6 +24,7 @@ use conclave_p2p::config::NetworkConfig;
 use libp2p::identity::Keypair;
 
 pub mod adversary;
+pub mod faults;
 pub mod fleet;
 pub mod links;
 pub mod plots;

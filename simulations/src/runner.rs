@@ -49,6 +49,14 @@ pub struct Attempt {
     pub reason: Option<String>,
     /// The coordinator's phase timings (ms), when it still runs at the end of the attempt.
     pub phases: Vec<(String, u64)>,
+    /// Why devices whose reading did not go in gave up (each error once).
+    pub device_errors: Vec<String>,
+    /// When the run's task was open to devices, and when it ended (ms after the start).
+    pub opened_ms: u64,
+    pub ended_ms: u64,
+    /// Its nodes (coordinator and members) that a crash, leave or partition touched while it
+    /// ran (see [`crate::faults`]).
+    pub touched_by_faults: Vec<usize>,
 }
 
 impl Attempt {
@@ -325,6 +333,9 @@ pub async fn run(
         });
     }
     tasks.sort_by_key(|t| t.index);
+    for attempt in tasks.iter_mut().flat_map(|t| &mut t.attempts) {
+        attempt.touched_by_faults = crate::faults::touched_by_faults(attempt, &applied);
+    }
     let adversary_view = adversary_view(&world).await;
     let world = Arc::into_inner(world).context("a lane outlived the run")?;
     world.fleet.into_inner().shutdown().await;
@@ -345,9 +356,11 @@ pub async fn run(
     })
 }
 
-/// The input window of the default program: devices submit within seconds of the opening, and
-/// a committee that cannot take inputs (a member aborted in preprocessing) fails when it ends.
-const DEVICE_WINDOW_SECS: u64 = 45;
+/// The input window of the default program. Devices submit as soon as the members' masks are
+/// ready, and the coordinator closes early once every slot is in, so a long window costs nothing
+/// when all goes well; it must outlast preprocessing of the largest committees a draw gives on a
+/// loaded machine (a 9-seat one took over 45 s in a debug build beside other tasks).
+const DEVICE_WINDOW_SECS: u64 = 90;
 
 /// The scenario's program: its file, or the sum and count of `devices` readings.
 fn program_of(scenario: &Scenario) -> anyhow::Result<(String, Program)> {
@@ -622,8 +635,11 @@ async fn follow_task(world: &World, index: usize, record: &mut TaskRecord) -> an
     let mut rerun: Option<String> = None;
     loop {
         let task = open_or_join(world, project, rerun.as_deref()).await?;
-        let slots = submit_all(world, &task, readings).await;
+        let opened_ms = world.ms();
+        let (slots, device_errors) = submit_all(world, &task, readings).await;
         let mut attempt = describe(world, &task, slots.len() as u32).await;
+        attempt.device_errors = device_errors;
+        attempt.opened_ms = opened_ms;
         // Members that took the inputs have the task in their stores.
         if !slots.is_empty() {
             let mut seated = world.seated.lock().expect("seated");
@@ -632,6 +648,7 @@ async fn follow_task(world: &World, index: usize, record: &mut TaskRecord) -> an
             }
         }
         let status = wait_final(world, &task).await?;
+        attempt.ended_ms = world.ms();
         if let (Some(c), Some(id)) = (attempt.coordinator, task_bytes(&task.task_id)) {
             let fleet = world.fleet.read().await;
             if let Some(Ok(Some(r))) = fleet.node(c).map(|n| n.task(&id)) {
@@ -688,29 +705,40 @@ fn same_task(a: &str, b: &str) -> bool {
 }
 
 /// Each device submits its reading through a random honest entry node (trying three); returns
-/// (reading index, slot) for the readings that went in.
-async fn submit_all(world: &World, task: &TaskJson, readings: &[i64]) -> Vec<(usize, u32)> {
+/// (reading index, slot) for the readings that went in, and why the others gave up.
+async fn submit_all(
+    world: &World,
+    task: &TaskJson,
+    readings: &[i64],
+) -> (Vec<(usize, u32)>, Vec<String>) {
     let contracts = world.fleet.read().await.contracts.clone();
     let devices = readings.iter().enumerate().map(|(i, &reading)| {
         let contracts = contracts.clone();
         async move {
+            let mut last = String::from("no honest entry node runs");
             for _ in 0..3 {
                 let Some((_, api)) = world.entry().await else {
                     break;
                 };
                 let client = Client::new(api).with_chain(contracts.clone());
-                if let Ok(done) = client.submit_to(task, reading).await {
-                    return Some((i, done.slot));
+                match client.submit_to(task, reading).await {
+                    Ok(done) => return Ok((i, done.slot)),
+                    Err(e) => last = e.to_string(),
                 }
             }
-            None
+            Err(last)
         }
     });
-    futures::future::join_all(devices)
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
+    let mut slots = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    for outcome in futures::future::join_all(devices).await {
+        match outcome {
+            Ok(slot) => slots.push(slot),
+            Err(e) if !errors.contains(&e) => errors.push(e),
+            Err(_) => {}
+        }
+    }
+    (slots, errors)
 }
 
 /// The attempt's committee as drawn on chain, with the adversary's seats.
@@ -726,6 +754,10 @@ async fn describe(world: &World, task: &TaskJson, inputs: u32) -> Attempt {
         state: String::new(),
         reason: None,
         phases: Vec::new(),
+        device_errors: Vec::new(),
+        opened_ms: 0,
+        ended_ms: 0,
+        touched_by_faults: Vec::new(),
     };
     let Some(id) = task_bytes(&task.task_id) else {
         return attempt;

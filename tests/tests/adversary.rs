@@ -875,7 +875,7 @@ async fn material_deleted_after_task() {
 /// its MAC key share, triple shares and masked inputs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn material_deleted_when_a_task_never_runs() {
-    let (cluster, _, _, task) = running_task(6, 2, 3, 15).await;
+    let (cluster, _, _, task) = running_task(6, 2, 3, 40).await;
     let id = task_id(&task);
     let members = committee_peers(&task);
     let member_nodes = || {
@@ -1357,7 +1357,7 @@ async fn memory_caps_hold_under_spam() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owner_slot_only_for_the_owner() {
     let cluster = Cluster::start(NODES, |_| {}).await.unwrap();
-    let source = "devices 3;\nwindow 15;\ninput x: int16 from devices;\ninput w: int8 from owner;\noutput s = sum(x) * w;\n";
+    let source = "devices 3;\nwindow 40;\ninput x: int16 from devices;\ninput w: int8 from owner;\noutput s = sum(x) * w;\n";
     let project = cluster.program_project(source, 6, 2).await.unwrap();
     let task = Client::new(cluster.api(0)).task(project).await.unwrap();
     let id = task_id(&task).to_be_bytes::<32>();

@@ -288,3 +288,41 @@ async fn a_killed_node_leaves_the_live_view_and_the_rest_keep_working() {
         }
     }
 }
+
+/// A node shut down in this process frees its address: a restart (what the simulator does
+/// after a crash) listens there again and rejoins the mesh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shut_down_can_restart_on_its_address() {
+    let mut nodes = mesh(2, |i| if i == 0 { vec![] } else { vec![0] }).await;
+    let keypair = Keypair::generate_ed25519();
+    let port = ports(1);
+    let bootstrap = nodes[0].wait_listening().await.unwrap()[0].clone();
+    let config = || {
+        let mut cfg = NetworkConfig::memory(keypair.clone(), port);
+        cfg.bootstrap.push(bootstrap.clone());
+        cfg
+    };
+    let first = Network::start(config()).await.unwrap();
+    first.wait_listening().await.unwrap();
+    first.shutdown().await;
+    let again = Network::start(config()).await.unwrap();
+    again.wait_listening().await.unwrap();
+    let me = again.peer_id();
+    nodes.push(again);
+    wait_for(
+        "the restarted node in the live view",
+        Duration::from_secs(30),
+        async || {
+            nodes[0]
+                .live_peers()
+                .await
+                .unwrap()
+                .iter()
+                .any(|p| p.peer == me)
+        },
+    )
+    .await;
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
