@@ -34,6 +34,8 @@ const CLOSE_POLL: Duration = Duration::from_millis(25);
 const LOST_AFTER: Duration = Duration::from_secs(5);
 /// How often, while the input window is open, the coordinator asks whether a member failed.
 const FAILURE_POLL: Duration = Duration::from_secs(1);
+/// The longest failure reason a task record keeps (a member's refusal is quoted in it).
+const MAX_REASON: usize = 512;
 /// How many tasks (the first and its re-runs) a project's work gets.
 pub const MAX_ATTEMPTS: u32 = 3;
 /// How many draws an opening tries before giving up: the seats are random, and a draw that
@@ -426,7 +428,7 @@ impl Inner {
             }
         }
         tracing::warn!(task = %hex::encode(task), error = %e, "task failed");
-        let _ = self.set_state(&mut record, TaskEvent::Failed(e.to_string()));
+        let _ = self.set_state(&mut record, TaskEvent::Failed(bounded(e.to_string())));
         self.volatile().open.retain(|_, (t, _, _)| *t != task);
         if record.attempt >= MAX_ATTEMPTS {
             return;
@@ -502,6 +504,8 @@ impl Inner {
             // give up on a member that has been out of the live view for too long.
             let mut missing_since: Option<Instant> = None;
             let mut last_digest: Option<Instant> = None;
+            let mut digest_every = FAILURE_POLL;
+            let mut was_all_handed_out = false;
             loop {
                 let now = now_ms();
                 if now >= info.closes_at_ms {
@@ -519,14 +523,23 @@ impl Inner {
                         lost[0]
                     )));
                 }
-                // Ask the members what they hold: often once every slot is handed out (to close
-                // early), otherwise now and then, to learn early of a member whose preprocessing
-                // failed (a cheating peer caught, a peer gone): the task cannot run, so it fails
-                // now and is re-run rather than waiting out the window.
+                // Ask the members what they hold: every second, to learn early of a member that
+                // can no longer compute (its preprocessing aborted: a cheating peer caught, a
+                // peer gone), so that the task fails now and is re-run rather than waiting out
+                // the window; and soon after the last slot is handed out, to close early (then
+                // less and less often: each answer costs every member a pass over its inputs).
                 let handed_out = self.store.task(&task)?.map_or(0, |r| r.next_slot);
                 let all_handed_out = handed_out >= info.max_inputs;
-                if all_handed_out || last_digest.is_none_or(|t| t.elapsed() >= FAILURE_POLL) {
+                if all_handed_out && !was_all_handed_out {
+                    was_all_handed_out = true;
+                    digest_every = CLOSE_POLL;
+                    last_digest = None;
+                }
+                if last_digest.is_none_or(|t| t.elapsed() >= digest_every) {
                     last_digest = Some(Instant::now());
+                    if all_handed_out {
+                        digest_every = (digest_every * 2).min(FAILURE_POLL);
+                    }
                     let every_slot = info.max_inputs + u32::from(info.owner_slot().is_some());
                     match self.agreed_slots_of(task, &peers).await {
                         Ok(agreed) if all_handed_out && agreed.len() as u32 == every_slot => {
@@ -536,7 +549,7 @@ impl Inner {
                         Ok(_) => {}
                         Err(
                             e @ NodeError::Refused {
-                                kind: RefusalKind::Failed,
+                                kind: RefusalKind::Aborted,
                                 ..
                             },
                         ) => return Err(e),
@@ -798,4 +811,17 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// `reason` cut to [`MAX_REASON`] bytes (at a character boundary).
+fn bounded(mut reason: String) -> String {
+    if reason.len() > MAX_REASON {
+        let mut end = MAX_REASON;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push('…');
+    }
+    reason
 }

@@ -647,9 +647,7 @@ impl Inner {
         sealed: &envelope::Sealed,
     ) -> Result<Response, Response> {
         let (record, info) = self.member_task(&task)?;
-        if !window_open(&record, &info) {
-            return Err(closed());
-        }
+        let open = window_open(&record, &info);
         let Some(width) = info.slot_bits(slot) else {
             return Err(invalid("no such slot"));
         };
@@ -700,6 +698,21 @@ impl Inner {
             }
             y
         };
+        if !open {
+            // A device retrying an input already held here is told it is in (it will run);
+            // anything else is too late.
+            let held = self
+                .store
+                .inputs(&task)
+                .map_err(|e| refuse(e.to_string()))?
+                .into_iter()
+                .any(|(s, held)| s == slot && held == y);
+            return if held {
+                Ok(Response::Accepted)
+            } else {
+                Err(closed())
+            };
+        }
         let existing = self
             .store
             .put_input(&task, slot, &y)
@@ -770,17 +783,11 @@ impl Inner {
     /// Which slots this member holds, with a hash of each masked input: for the coordinator
     /// only, which closes the window over the slots every member agrees on.
     fn digest(&self, from: PeerId, task: TaskId) -> Result<Response, Response> {
-        let (_, info) = self.member_task(&task)?;
+        let (record, info) = self.member_task(&task)?;
         if info.coordinator != from.to_bytes() {
             return Err(refuse("only the coordinator asks which inputs arrived"));
         }
-        // A failed preprocessing is final: saying so now lets the coordinator re-run the task
-        // instead of waiting out its window.
-        if let Some(rx) = self.volatile().prep.get(&task)
-            && let PrepStatus::Failed(reason) = &*rx.borrow()
-        {
-            return Err(refuse(format!("preprocessing failed: {reason}")));
-        }
+        self.still_able(&task, &record, &info)?;
         let inputs = self
             .store
             .inputs(&task)
@@ -791,6 +798,34 @@ impl Inner {
                 .map(|(slot, y)| (slot, *blake3::hash(&y.concat()).as_bytes()))
                 .collect(),
         ))
+    }
+
+    /// Refuses as [`RefusalKind::Aborted`] a task this member can no longer compute: its
+    /// preprocessing failed, or (after a restart) it has neither material nor preprocessing.
+    /// Saying so at once lets the coordinator re-run the task instead of waiting out its window.
+    fn still_able(
+        &self,
+        task: &TaskId,
+        record: &crate::store::TaskRecord,
+        info: &TaskInfo,
+    ) -> Result<(), Response> {
+        if info.sealed_records() || record.state != TaskState::Committee {
+            return Ok(());
+        }
+        let aborted = |reason: String| Response::refused(RefusalKind::Aborted, reason);
+        match self.volatile().prep.get(task) {
+            Some(rx) => match &*rx.borrow() {
+                PrepStatus::Failed(reason) => {
+                    Err(aborted(format!("preprocessing failed: {reason}")))
+                }
+                _ => Ok(()),
+            },
+            None => match self.store.alpha(task) {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err(aborted("no preprocessing for this task here".into())),
+                Err(e) => Err(refuse(e.to_string())),
+            },
+        }
     }
 
     async fn run(&self, from: PeerId, task: TaskId, slots: Vec<u32>) -> Result<Response, Response> {

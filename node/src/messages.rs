@@ -244,6 +244,9 @@ pub enum RefusalKind {
     Failed,
     /// The peer is at its limit for this asker or for everyone: retry later.
     Busy,
+    /// The member cannot take part in the task any more (its preprocessing aborted: a cheating
+    /// or lost peer; or its material is gone after a restart): the task cannot run.
+    Aborted,
 }
 
 impl Response {

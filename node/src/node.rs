@@ -447,6 +447,7 @@ impl Node {
         for l in &self.loops {
             l.abort();
         }
+        let api = self.api.abort_handle();
         let ended = async {
             for l in self.loops {
                 let _ = l.await;
@@ -456,6 +457,7 @@ impl Node {
         };
         if tokio::time::timeout(SHUTDOWN_WAIT, ended).await.is_err() {
             tracing::warn!("background work did not end within {SHUTDOWN_WAIT:?}");
+            api.abort();
         }
         self.inner.network.shutdown().await;
     }

@@ -170,6 +170,11 @@ impl Fleet {
         network.chain_address = id.operator.address().0.0;
         network.heartbeat_interval = self.heartbeat;
         network.heartbeat_ttl = self.heartbeat * 6;
+        // The production pace of gossipsub upkeep and Kademlia walks, not the brisk one of a
+        // local test net: at hundreds of nodes in one process, a walk every 2 s and mesh upkeep
+        // five times a second take more CPU than two cores have.
+        network.gossip_heartbeat = Duration::from_secs(1);
+        network.random_walk_interval = Duration::from_secs(30);
         network.links = Some(self.net.links.clone());
         network.tamper = id.tamper.clone();
         // Its planned peers that run now, or any running node if none does.

@@ -251,7 +251,8 @@ impl Plot for Failures<'_> {
         area.fill(&WHITE).map_err(err)?;
         let counts = self.counts();
         let top = counts.iter().map(|c| c.1).max().unwrap_or(1).max(1);
-        let rows = counts.len().max(1);
+        // Ten units per row: a bar fills the middle six, its label sits at the fifth.
+        let rows = counts.len().max(1) as u32;
         let mut chart = ChartBuilder::on(area)
             .caption(
                 format!("Failed committee runs by reason, {}", self.0.scenario.name),
@@ -260,16 +261,21 @@ impl Plot for Failures<'_> {
             .margin(20)
             .x_label_area_size(50)
             .y_label_area_size(330)
-            .build_cartesian_2d(0u32..top + 1, (0..rows).into_segmented())
+            .build_cartesian_2d(0u32..top + 1, 0u32..rows * 10)
             .map_err(err)?;
         let labels: Vec<String> = counts.iter().map(|c| c.0.clone()).collect();
         chart
             .configure_mesh()
             .disable_y_mesh()
             .x_desc("committee runs")
-            .y_label_formatter(&|y| match y {
-                SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
-                _ => String::new(),
+            .y_labels(rows as usize * 10 + 1)
+            .y_label_formatter(&|&y| {
+                let row = (y / 10) as usize;
+                if y % 10 == 5 {
+                    labels.get(row).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
             })
             .label_style((FONT, 15))
             .draw()
@@ -285,13 +291,8 @@ impl Plot for Failures<'_> {
         }
         chart
             .draw_series(counts.iter().enumerate().map(|(i, (_, c))| {
-                Rectangle::new(
-                    [
-                        (0, SegmentValue::Exact(i)),
-                        (*c, SegmentValue::Exact(i + 1)),
-                    ],
-                    RED.mix(0.6).filled(),
-                )
+                let row = i as u32 * 10;
+                Rectangle::new([(0, row + 2), (*c, row + 8)], RED.mix(0.6).filled())
             }))
             .map_err(err)?;
         Ok(())
@@ -321,11 +322,11 @@ impl Plot for AdversarySeats<'_> {
         }
         let top = hist.iter().copied().max().unwrap_or(1).max(1) + 1;
         let controlled = seats.iter().filter(|&&s| s >= t).count();
-        let share = run
-            .scenario
-            .adversary
-            .as_ref()
-            .map_or(0.0, |a| a.stake_share);
+        let stake = |nodes: &mut dyn Iterator<Item = usize>| -> u64 {
+            nodes.map(|i| run.plan.stakes[i]).sum()
+        };
+        let share = stake(&mut run.plan.adversaries.iter().copied()) as f64
+            / stake(&mut (0..run.plan.stakes.len())).max(1) as f64;
         let mut chart = ChartBuilder::on(area)
             .caption(
                 format!(
@@ -338,10 +339,12 @@ impl Plot for AdversarySeats<'_> {
             .margin(20)
             .x_label_area_size(50)
             .y_label_area_size(60)
-            .build_cartesian_2d(0u32..max, 0u32..top)
+            .build_cartesian_2d(-0.5f64..f64::from(max) - 0.5, 0u32..top)
             .map_err(err)?;
         chart
             .configure_mesh()
+            .x_labels(max as usize)
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .x_desc("adversary's seats in the committee")
             .y_desc("committee runs")
             .label_style((FONT, 16))
@@ -350,12 +353,14 @@ impl Plot for AdversarySeats<'_> {
         chart
             .draw_series(hist.iter().enumerate().map(|(s, &c)| {
                 let color = if s as u32 >= t { RED } else { BLUE };
-                Rectangle::new([(s as u32, 0), (s as u32 + 1, c)], color.mix(0.6).filled())
+                let s = s as f64;
+                Rectangle::new([(s - 0.35, 0), (s + 0.35, c)], color.mix(0.6).filled())
             }))
             .map_err(err)?;
+        let line = f64::from(t) - 0.5;
         chart
             .draw_series(std::iter::once(PathElement::new(
-                [(t, 0), (t, top)],
+                [(line, 0), (line, top)],
                 BLACK.stroke_width(2),
             )))
             .map_err(err)?

@@ -222,18 +222,27 @@ fn csv_text(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// The failure reason's kind for grouping: its text up to the first colon or digit run.
+/// The failure reason's kind for grouping: its first two clauses, without ids (words with digits)
+/// and without the wrappers "peer … refused" and "MPC aborted".
 pub fn reason_kind(reason: &str) -> String {
-    let head = reason.split([':', '(']).next().unwrap_or(reason).trim();
-    let words: Vec<&str> = head
-        .split_whitespace()
-        .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
-        .take(6)
+    // "peer X refused: preprocessing failed: MPC aborted: base OT with party 4 failed: …"
+    // → "preprocessing failed: base OT with party failed": what failed, then how.
+    let parts: Vec<String> = reason
+        .split([':', '('])
+        .map(|part| {
+            part.split_whitespace()
+                .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+                .take(6)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|p| !p.is_empty() && p != "MPC aborted" && !p.ends_with(" refused"))
+        .take(2)
         .collect();
-    if words.is_empty() {
+    if parts.is_empty() {
         "unknown".into()
     } else {
-        words.join(" ")
+        parts.join(": ")
     }
 }
 
@@ -255,7 +264,18 @@ mod tests {
     fn reasons_group_without_ids() {
         assert_eq!(
             reason_kind("member 3 cheated: MAC check failed"),
-            "member cheated"
+            "member cheated: MAC check failed"
+        );
+        assert_eq!(
+            reason_kind(
+                "peer 12D3KooWQ8 refused: preprocessing failed: MPC aborted: base OT with \
+                 party 4 failed: the sender's point is not valid"
+            ),
+            "preprocessing failed: base OT with party failed"
+        );
+        assert_eq!(
+            reason_kind("committee member 12D3KooWGp lost"),
+            "committee member lost"
         );
         assert_eq!(reason_kind(""), "unknown");
     }
