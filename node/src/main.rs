@@ -582,10 +582,32 @@ async fn run(config: &NodeConfig) -> anyhow::Result<()> {
     let addrs = node.network().wait_listening().await?;
     tracing::info!(peer = %node.peer_id(), api = %node.http_addr(), ?addrs, "node running");
     check_own_record(&node, config).await;
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("shutting down");
+    let signal = stop_signal().await?;
+    tracing::info!(
+        signal,
+        "shutting down: no new work; steps in flight end within {:?}",
+        conclave_node::node::SHUTDOWN_WAIT
+    );
     node.shutdown().await;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM (what systemd and container runtimes send to stop).
+async fn stop_signal() -> std::io::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted.map(|()| "SIGINT"),
+            _ = terminate.recv() => Ok("SIGTERM"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map(|()| "Ctrl-C")
+    }
 }
 
 #[cfg(test)]

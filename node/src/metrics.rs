@@ -182,10 +182,11 @@ impl Metrics {
             .inc();
     }
 
+    /// The node's families, without the closing `# EOF` (the scrape appends libp2p's first).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &registry);
         out
     }
 }

@@ -487,8 +487,10 @@ impl Inner {
             }
             self.metrics.pool_triples.set(triples);
         }
+        // One exposition: both registries' families, then the single `# EOF` OpenMetrics ends with.
         let mut text = self.metrics.encode();
         text.push_str(&self.network.metrics_text());
+        let _ = prometheus_client::encoding::text::encode_eof(&mut text);
         text
     }
 }

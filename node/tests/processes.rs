@@ -365,7 +365,8 @@ async fn four_processes_publish_a_correct_result_on_anvil() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_restarted_after_acknowledging_inputs_keeps_them_and_the_task_completes() {
+async fn a_member_stopped_by_sigterm_after_acknowledging_inputs_exits_0_keeps_them_and_the_task_completes()
+ {
     let mut mesh = Mesh::start(6).await;
     let task = Client::new(mesh.api(0))
         .task(mesh.project.to::<u64>())
@@ -381,9 +382,14 @@ async fn a_member_restarted_after_acknowledging_inputs_keeps_them_and_the_task_c
     for &r in &readings[..3] {
         Client::new(mesh.api(0)).submit_to(&task, r).await.unwrap();
     }
-    // Kill it after it acknowledged three inputs, and start it again from its directory.
-    let _ = mesh.processes.0[victim].kill();
-    let _ = mesh.processes.0[victim].wait();
+    // Stop it as systemd would (SIGTERM) after it acknowledged three inputs: it shuts down
+    // gracefully with exit code 0; started again from its directory, it still holds them.
+    let child = &mut mesh.processes.0[victim];
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on a child process this test started and has not waited for yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "stopped by SIGTERM: {status:?}");
     mesh.processes.0[victim] = mesh.spawn(victim);
     mesh.wait_all_live().await;
     for &r in &readings[3..] {

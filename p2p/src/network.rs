@@ -164,7 +164,7 @@ impl Network {
     pub fn metrics_text(&self) -> String {
         let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        prometheus_client::encoding::text::encode(&mut out, &registry)
+        prometheus_client::encoding::text::encode_registry(&mut out, &registry)
             .expect("writing to a String");
         out
     }

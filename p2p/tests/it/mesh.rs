@@ -78,9 +78,11 @@ fn collect_tasks(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_nodes_each_receive_all_twenty_messages() {
     let nodes = mesh(30, |i| if i == 0 { vec![] } else { vec![0, i - 1] }).await;
+    // Two mesh peers each (its bootstrap peers at least): with one, a node whose only peer
+    // was busy grafting elsewhere missed a message on a loaded machine.
     wait_for("gossip peers", Duration::from_secs(60), async || {
         for n in &nodes {
-            if n.gossip_peers(Topic::Tasks).await.unwrap().is_empty() {
+            if n.gossip_peers(Topic::Tasks).await.unwrap().len() < 2 {
                 return false;
             }
         }

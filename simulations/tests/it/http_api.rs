@@ -130,5 +130,84 @@ async fn bad_requests_get_4xx_and_the_node_keeps_serving() {
     )
     .await;
     assert_eq!(s, 404);
+    // The scrape is one valid OpenMetrics exposition (the node's and libp2p's families).
+    let metrics = http
+        .get(format!("{api}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_openmetrics(&metrics);
     cluster.shutdown().await;
+}
+
+/// Checks `text` against the OpenMetrics text format as a strict parser reads it: metadata
+/// (`# TYPE`, `# HELP`, `# UNIT`) once per family and before its samples, a family's samples
+/// together, sample names of their family (with the type's suffixes), numeric values, and one
+/// `# EOF`, last.
+fn assert_openmetrics(text: &str) {
+    let body = text
+        .strip_suffix("# EOF\n")
+        .unwrap_or_else(|| panic!("/metrics must end with `# EOF`:\n{text}"));
+    assert!(!body.contains("# EOF"), "more than one `# EOF`:\n{text}");
+    let mut types: std::collections::HashMap<String, String> = Default::default();
+    let mut finished: std::collections::HashSet<String> = Default::default();
+    let mut current: Option<String> = None;
+    for line in body.lines() {
+        let family = if let Some(meta) = line.strip_prefix("# ") {
+            let mut parts = meta.splitn(3, ' ');
+            let (kind, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            assert!(
+                matches!(kind, "TYPE" | "HELP" | "UNIT") && !name.is_empty(),
+                "bad metadata line {line:?}"
+            );
+            if kind == "TYPE" {
+                let t = parts.next().unwrap_or("").to_string();
+                assert!(
+                    types.insert(name.to_string(), t).is_none(),
+                    "family {name} declared twice"
+                );
+            }
+            name.to_string()
+        } else {
+            let name_end = line
+                .find(['{', ' '])
+                .expect("a sample has a name and a value");
+            let name = &line[..name_end];
+            let value = line[name_end..]
+                .rsplit_once('}')
+                .map_or(&line[name_end..], |(_, v)| v)
+                .split_whitespace()
+                .next()
+                .expect("a sample value");
+            assert!(
+                value.parse::<f64>().is_ok() || matches!(value, "+Inf" | "-Inf" | "NaN"),
+                "bad sample value in {line:?}"
+            );
+            types
+                .keys()
+                .filter(|f| {
+                    name == f.as_str()
+                        || name.strip_prefix(f.as_str()).is_some_and(|s| {
+                            ["_total", "_created", "_bucket", "_count", "_sum", "_info"]
+                                .contains(&s)
+                        })
+                })
+                .max_by_key(|f| f.len())
+                .unwrap_or_else(|| panic!("sample {name} of no declared family"))
+                .clone()
+        };
+        if current.as_deref() != Some(family.as_str()) {
+            assert!(
+                !finished.contains(&family),
+                "family {family} is split in two places"
+            );
+            if let Some(done) = current.replace(family.clone()) {
+                finished.insert(done);
+            }
+        }
+    }
+    assert!(!types.is_empty(), "no metric families:\n{text}");
 }
