@@ -7,5 +7,4 @@ mod halo2;
 mod http_api;
 mod privacy;
 mod programs;
-mod scenario;
 mod wasm;
