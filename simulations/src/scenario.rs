@@ -684,6 +684,35 @@ pub fn exponential(rng: &mut impl rand::Rng, rate: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// Every shipped scenario reads, passes its checks and plans (a typo in one would only
+    /// show when a researcher runs it).
+    #[test]
+    fn every_shipped_scenario_reads_and_plans() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let scenario = Scenario::read(&path).unwrap_or_else(|e| panic!("{e}"));
+                Plan::new(&scenario, scenario.seed);
+                names.push(scenario.name);
+            }
+        }
+        names.sort();
+        for wanted in [
+            "adversary-20pct",
+            "churn-200",
+            "large-1000",
+            "partition",
+            "quickstart",
+        ] {
+            assert!(
+                names.iter().any(|n| n == wanted),
+                "{wanted} missing: {names:?}"
+            );
+        }
+    }
+
     const SMALL: &str = r#"
         name = "small"
         [nodes]
