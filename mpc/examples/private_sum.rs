@@ -57,6 +57,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let config = PoolConfig::for_triples(parties, 16, 16);
             let mut pool = Pool::start(prep_session, key, prep, config).await?;
             pool.ready(&req).await?;
+            // Stopped while idle, before taking wakes it for a refill whose MAC check would run
+            // beside the session's on the same key.
+            pool.stop().await;
             let prep_done = started.elapsed();
             let material = Material::take(&mut pool, &req)?;
             let cfg = SessionConfig::new(online_session, party, parties);

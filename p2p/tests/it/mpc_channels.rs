@@ -139,6 +139,10 @@ async fn mascot_and_spdz_both_run_over_p2p() {
                         .unwrap();
                 let req = circuit.requirements();
                 pool.ready(&req).await.unwrap();
+                // Stopped while idle (its stock is at target), before taking drops the stock
+                // below it: a refill's MAC check would otherwise run beside the session's on
+                // the same key, and one of them would find it busy (KeyPoisoned).
+                pool.stop().await;
                 let material = Material::take(&mut pool, &req).unwrap();
                 let cfg = SessionConfig::new(online_session, party, 3);
                 let s = Session::new(cfg, circuit, vec![Fp::from_u64(INPUTS[party])], material)
