@@ -762,7 +762,7 @@ impl Inner {
             .map_err(|_| NodeError::Task(format!("{peer} did not answer Digest")))?
         });
         let mut counts: BTreeMap<(u32, [u8; 32]), usize> = BTreeMap::new();
-        for (answer, &peer) in join_all(asks).await.into_iter().zip(peers) {
+        for answer in join_all(asks).await {
             match answer? {
                 Response::Digest(list) => {
                     // Each member counts once per slot: one repeating an entry must not make
@@ -775,9 +775,6 @@ impl Inner {
                             *counts.entry(entry).or_default() += 1;
                         }
                     }
-                }
-                Response::Refused { kind, reason } => {
-                    return Err(NodeError::Refused { peer, kind, reason });
                 }
                 other => return Err(NodeError::Task(format!("unexpected {other:?}"))),
             }
