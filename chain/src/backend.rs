@@ -61,6 +61,8 @@ pub trait Chain: Send + Sync {
     async fn chain_id(&self) -> Result<u64, ChainError>;
     async fn block_number(&self) -> Result<u64, ChainError>;
     async fn balance(&self, who: Address) -> Result<U256, ChainError>;
+    /// The price of a unit of gas a transaction sent now would pay, in wei.
+    async fn gas_price(&self) -> Result<u128, ChainError>;
     /// Executes a read-only call against the latest state.
     async fn call(&self, to: Address, data: Bytes) -> Result<Bytes, ChainError>;
     /// Signs (where needed) and sends a transaction from `signer`, and waits for its receipt.

@@ -250,6 +250,11 @@ impl Chain for EmbeddedChain {
         Ok(self.lock().account(who)?.balance)
     }
 
+    /// The devnet's gas is free (its transactions set a gas price of 0).
+    async fn gas_price(&self) -> Result<u128, ChainError> {
+        Ok(0)
+    }
+
     async fn call(&self, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
         self.lock().call(to, data)
     }

@@ -179,6 +179,10 @@ impl Chain for RpcChain {
         self.provider.get_balance(who).await.map_err(transport)
     }
 
+    async fn gas_price(&self) -> Result<u128, ChainError> {
+        self.provider.get_gas_price().await.map_err(transport)
+    }
+
     async fn call(&self, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
         let request = TransactionRequest::default().with_to(to).with_input(data);
         self.provider.call(request).await.map_err(classify)
