@@ -161,7 +161,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.code, "message": self.message });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        // The committee or the mesh may answer again in a moment: say when to retry.
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        }
+        response
     }
 }
 
@@ -202,8 +209,25 @@ impl From<NodeError> for ApiError {
                 kind: RefusalKind::Busy,
                 ..
             } => (StatusCode::TOO_MANY_REQUESTS, "busy"),
+            // The task cannot run any more; its re-run is the project's next task.
+            NodeError::Refused {
+                kind: RefusalKind::Aborted,
+                ..
+            } => (StatusCode::CONFLICT, "aborted"),
+            NodeError::DrawUnusable(_) => (StatusCode::CONFLICT, "no_committee"),
             NodeError::Unavailable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unavailable"),
-            _ => (StatusCode::BAD_GATEWAY, "upstream"),
+            // A member or the mesh did not answer, or a member could not do its part: the
+            // same request may succeed in a moment (503 with Retry-After).
+            NodeError::Network(_)
+            | NodeError::Task(_)
+            | NodeError::Refused {
+                kind: RefusalKind::Failed,
+                ..
+            } => (StatusCode::SERVICE_UNAVAILABLE, "committee_unavailable"),
+            NodeError::Chain(_) => (StatusCode::BAD_GATEWAY, "chain"),
+            NodeError::Store(_) | NodeError::Http(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
         };
         ApiError::new(status, code, e.to_string())
     }
@@ -359,8 +383,14 @@ async fn health(State(api): State<Api>) -> Json<serde_json::Value> {
     }))
 }
 
-async fn metrics(State(api): State<Api>) -> String {
-    api.inner.metrics_text()
+async fn metrics(State(api): State<Api>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        api.inner.metrics_text(),
+    )
 }
 
 fn task_param(task: &str) -> Result<TaskId, ApiError> {

@@ -581,6 +581,7 @@ impl Inner {
     ) -> Result<(), NodeError> {
         let task = info.task_id;
         let closed = Instant::now();
+        tracing::info!(task = %hex::encode(task), inputs = slots.len(), "inputs closed; the committee computes");
         if slots.is_empty() {
             return Err(NodeError::Task("no inputs arrived".into()));
         }
@@ -599,12 +600,25 @@ impl Inner {
             };
             async move {
                 match tokio::time::timeout(RUN_WAIT, self.ask(peer, run)).await {
-                    Ok(r) => r,
+                    Ok(Ok(answer)) => Ok(answer),
+                    Ok(Err(e)) => Err(NodeError::Task(format!(
+                        "member {peer} could not compute: {e}"
+                    ))),
                     Err(_) => Err(NodeError::Task(format!("{peer} did not finish computing"))),
                 }
             }
         });
-        let answers = join_all(runs).await;
+        let answers = if info.sealed_records() {
+            join_all(runs).await
+        } else {
+            // SPDZ computes with every member or not at all: once one cannot, the others only
+            // wait out their deadlines, so the task fails now (and is re-run).
+            futures::future::try_join_all(runs)
+                .await?
+                .into_iter()
+                .map(Ok)
+                .collect()
+        };
         let mut signed = Vec::new();
         for (member, answer) in info.committee.iter().zip(answers) {
             match answer {
@@ -653,6 +667,7 @@ impl Inner {
         }
         self.store.put_task(&record)?;
         let agreed = agreed.map_err(|e| NodeError::Task(e.to_string()))?;
+        tracing::info!(task = %hex::encode(task), signers = agreed.signers.len(), "computed; submitting the result");
         let output = agreed.output.clone();
         record.output = Some(output.clone());
         self.record_phase(&mut record, "compute", closed)?;

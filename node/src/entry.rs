@@ -110,9 +110,14 @@ impl Inner {
         &self,
         task: TaskId,
     ) -> Result<crate::task::TaskReport, NodeError> {
-        let info = self.known_info(&task, None).await?;
-        let coordinator = PeerId::from_bytes(&info.coordinator)
-            .map_err(|_| NodeError::Task("bad coordinator peer id".into()))?;
+        let coordinator = match self.known_info(&task, None).await {
+            Ok(info) => PeerId::from_bytes(&info.coordinator)
+                .map_err(|_| NodeError::Task("bad coordinator peer id".into()))?,
+            // A task this node never heard of (or forgot once it ended): its coordinator is
+            // the node of the operator that opened it on chain.
+            Err(NodeError::UnknownTask) => self.opener_node(task).await?,
+            Err(e) => return Err(e),
+        };
         match self
             .ask(coordinator, Request::Status { task_id: task })
             .await?
@@ -120,6 +125,26 @@ impl Inner {
             Response::Status(report) => Ok(*report),
             other => Err(NodeError::Task(format!("unexpected answer {other:?}"))),
         }
+    }
+
+    /// The node of the operator that opened `task` on chain (its coordinator).
+    async fn opener_node(&self, task: TaskId) -> Result<PeerId, NodeError> {
+        use conclave_chain::bindings::TaskRouter::TaskRouterErrors;
+        use conclave_chain::{ContractError, Revert};
+        let opener = match self
+            .contracts
+            .task(alloy::primitives::U256::from_be_bytes(task))
+            .await
+        {
+            Ok(record) => record.opener,
+            Err(ContractError::Revert(Revert::Router(TaskRouterErrors::UnknownTask(_)))) => {
+                return Err(NodeError::UnknownTask);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        crate::committee::verified_peer(&self.contracts, opener)
+            .await?
+            .ok_or(NodeError::UnknownTask)
     }
 
     fn peers(info: &TaskInfo) -> Result<Vec<PeerId>, NodeError> {

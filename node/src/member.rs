@@ -290,6 +290,7 @@ impl Inner {
             self.store
                 .put_task(&record)
                 .map_err(|e| refuse(e.to_string()))?;
+            tracing::info!(task = %hex::encode(info.task_id), project = info.project_id, members = info.committee.len(), coordinator = %from, "seated in a task's committee");
             return Ok(Response::Started);
         }
         if stored(self.store.alpha(&info.task_id).map(|a| a.is_some()))? {
@@ -318,6 +319,7 @@ impl Inner {
             self.volatile().prep.remove(&info.task_id);
             return Err(refuse(e.to_string()));
         }
+        tracing::info!(task = %hex::encode(info.task_id), project = info.project_id, members = info.committee.len(), coordinator = %from, "seated in a task's committee; preprocessing");
         self.spawn_preprocessing(status, info.task_id, peers, &program);
         Ok(Response::Started)
     }
@@ -474,6 +476,7 @@ impl Inner {
                     inner
                         .metrics
                         .observe_phase("preprocessing", started.elapsed());
+                    tracing::info!(task = %hex::encode(task), elapsed = ?started.elapsed(), "preprocessing done");
                     PrepStatus::Ready
                 }
                 Err(reason) => PrepStatus::Failed(reason),
@@ -915,6 +918,7 @@ impl Inner {
                 .map_err(|e| refuse(e.to_string()))?;
         }
         let stored: BTreeMap<u32, MaskedInput> = held.into_iter().collect();
+        tracing::info!(task = %hex::encode(task), inputs = slots.len(), "inputs closed; computing");
         let started = std::time::Instant::now();
         let (prover, ran) = match alpha {
             Some(alpha) => {
@@ -938,11 +942,18 @@ impl Inner {
             prover,
             ran.as_ref().map(|_| started.elapsed()).map_err(|_| ()),
         );
-        let (output, proof_hash) = ran?;
+        let (output, proof_hash) = match ran {
+            Ok(ran) => ran,
+            Err(refused) => {
+                tracing::warn!(task = %hex::encode(task), answer = ?refused, "computing failed");
+                return Err(refused);
+            }
+        };
         let result = info.result(&output, proof_hash);
         let att = result
             .sign(&self.operator, self.chain_id, self.router)
             .map_err(|e| refuse(e.to_string()))?;
+        tracing::info!(task = %hex::encode(task), output_hash = %alloy::primitives::keccak256(&output), elapsed = ?started.elapsed(), "computed; result signed");
         record.output = Some(output.clone());
         self.store
             .put_task(&record)

@@ -45,6 +45,15 @@ pub struct ProverRuns {
     pub seconds: f64,
 }
 
+/// Phase durations reach 10 minutes (preprocessing may take that long).
+const PHASE_BUCKETS: [f64; 14] = [
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+/// A member's run waits at most two minutes for its peers.
+const RUN_BUCKETS: [f64; 11] = [
+    0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
 pub struct Metrics {
     pub registry: std::sync::Mutex<Registry>,
     pub runs: Family<RunLabel, Counter>,
@@ -63,18 +72,16 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let tasks = Family::<StateLabel, Gauge>::default();
-        let phase_seconds = Family::<PhaseLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
-        });
+        let phase_seconds =
+            Family::<PhaseLabel, Histogram>::new_with_constructor(|| Histogram::new(PHASE_BUCKETS));
         let inputs_accepted = Counter::default();
         let submissions = Family::<OutcomeLabel, Counter>::default();
         let live_peers = Gauge::default();
         let pool_triples = Gauge::default();
         let requests_refused_busy = Counter::default();
         let runs = Family::<RunLabel, Counter>::default();
-        let run_seconds = Family::<ProverLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0])
-        });
+        let run_seconds =
+            Family::<ProverLabel, Histogram>::new_with_constructor(|| Histogram::new(RUN_BUCKETS));
         let mut registry = Registry::with_prefix("conclave");
         registry.register(
             "prover_runs",
@@ -86,10 +93,14 @@ impl Metrics {
             "Duration of successful task computations at this member, by prover",
             run_seconds.clone(),
         );
-        registry.register("tasks", "Tasks by state", tasks.clone());
+        registry.register(
+            "tasks",
+            "Task records in this node's store by state (a member's record stays at its last step)",
+            tasks.clone(),
+        );
         registry.register(
             "phase_seconds",
-            "Duration of task phases (preprocessing, online MPC, submission, end-to-end)",
+            "Duration of successful task phases: committee, preprocessing, online (spdz), compute, submit",
             phase_seconds.clone(),
         );
         registry.register(

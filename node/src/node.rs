@@ -467,15 +467,11 @@ impl Inner {
     pub(crate) fn metrics_text(&self) -> String {
         // Derived from the store at each scrape, so they stay right across restarts.
         if let Ok(tasks) = self.store.tasks() {
-            self.metrics.tasks.clear();
+            // Counted first, then set: two scrapes at once must not add up their counts.
+            let mut by_state: std::collections::BTreeMap<&'static str, i64> = Default::default();
             let mut triples = 0;
             for t in tasks {
-                self.metrics
-                    .tasks
-                    .get_or_create(&crate::metrics::StateLabel {
-                        state: t.state.name().into(),
-                    })
-                    .inc();
+                *by_state.entry(t.state.name()).or_default() += 1;
                 // A collecting member with complete material holds a triple per bit per slot.
                 if t.member
                     && t.state == crate::task::TaskState::Committee
@@ -486,6 +482,15 @@ impl Inner {
                 }
             }
             self.metrics.pool_triples.set(triples);
+            self.metrics.tasks.clear();
+            for (state, count) in by_state {
+                self.metrics
+                    .tasks
+                    .get_or_create(&crate::metrics::StateLabel {
+                        state: state.into(),
+                    })
+                    .set(count);
+            }
         }
         // One exposition: both registries' families, then the single `# EOF` OpenMetrics ends with.
         let mut text = self.metrics.encode();

@@ -130,15 +130,27 @@ async fn bad_requests_get_4xx_and_the_node_keeps_serving() {
     )
     .await;
     assert_eq!(s, 404);
-    // The scrape is one valid OpenMetrics exposition (the node's and libp2p's families).
-    let metrics = http
-        .get(format!("{api}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
+    // A project the registered stake cannot seat (32 seats needed; 3 nodes of 10 units each,
+    // every one of which wins): the device is told so with a 409, not a gateway error.
+    let unseatable = cluster
+        .private_average_project(32, 32, 1, 60)
         .await
         .unwrap();
+    let (s, b) = status_of(
+        http.get(format!("{api}/v1/projects/{unseatable}/task"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s, b["error"].as_str()), (409, Some("no_committee")), "{b}");
+    // The scrape is one valid OpenMetrics exposition (the node's and libp2p's families).
+    let scrape = http.get(format!("{api}/metrics")).send().await.unwrap();
+    assert_eq!(
+        scrape.headers().get("content-type").map(|v| v.as_bytes()),
+        Some(&b"application/openmetrics-text; version=1.0.0; charset=utf-8"[..])
+    );
+    let metrics = scrape.text().await.unwrap();
     assert_openmetrics(&metrics);
     cluster.shutdown().await;
 }
