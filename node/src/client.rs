@@ -67,6 +67,14 @@ pub struct DeviceSlot {
     pub masks: Vec<Fp>,
 }
 
+/// How a followed task ended ([`Client::follow`]).
+#[derive(Clone, Debug)]
+pub enum Ending {
+    Published(StatusJson),
+    /// Failed; `retried_as` names the task that re-runs it, if one was opened.
+    Failed(StatusJson),
+}
+
 /// What the node acknowledged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Submitted {
@@ -286,13 +294,38 @@ impl Client {
                 Err(e) => return Err(e),
             };
             tries += 1;
-            while tokio::time::Instant::now() < deadline {
-                match self.status(&done.task_id).await {
-                    Ok(s) if s.state == "published" => return Ok(done),
-                    Ok(s) if s.state == "failed" => break,
-                    _ => tokio::time::sleep(poll).await,
-                }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.follow(&done.task_id, poll, left).await {
+                Ok(Ending::Published(_)) => return Ok(done),
+                Ok(Ending::Failed(_)) | Err(_) => {}
             }
+        }
+    }
+
+    /// Follows `task` (its status every `poll`) until it is published or has failed; an error
+    /// once `patience` runs out first. Answers that fail on the way (a node restarting, a
+    /// busy API) only delay it.
+    pub async fn follow(
+        &self,
+        task: &[u8; 32],
+        poll: std::time::Duration,
+        patience: std::time::Duration,
+    ) -> Result<Ending, ClientError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let last = match self.status(task).await {
+                Ok(s) if s.state == "published" => return Ok(Ending::Published(s)),
+                Ok(s) if s.state == "failed" => return Ok(Ending::Failed(s)),
+                Ok(s) => s.state,
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() + poll > deadline {
+                return Err(ClientError::Answer(format!(
+                    "task 0x{} not published within {patience:?} (last: {last})",
+                    hex::encode(task),
+                )));
+            }
+            tokio::time::sleep(poll).await;
         }
     }
 

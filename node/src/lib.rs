@@ -43,7 +43,9 @@ pub use node::{Node, NodeError, NodeSetup};
 
 /// Runs a binary's `main` on a multi-threaded runtime, after tuning the allocator for MPC's bulk
 /// buffers ([`conclave_mpc::alloc`]), which must happen before the runtime's threads start.
-pub fn run_main(main: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+pub fn run_main<T>(
+    main: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
     conclave_mpc::alloc::keep_bulk_buffers();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -51,13 +53,27 @@ pub fn run_main(main: impl std::future::Future<Output = anyhow::Result<()>>) -> 
         .block_on(main)
 }
 
-/// Structured logs to stderr; `RUST_LOG` overrides `default` (an env-filter directive).
-pub fn init_logging(default: &str) {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines; coloured only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (for journald, Loki, Elasticsearch and the like).
+    Json,
+}
+
+/// Structured logs to stderr; `RUST_LOG` overrides `default` (an env-filter directive). Colour
+/// codes only go to a terminal: in a file or a pipe they are noise.
+pub fn init_logging(default: &str, format: LogFormat) {
+    use std::io::IsTerminal as _;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
 }

@@ -5,13 +5,15 @@ mod project_cli;
 mod wasm_cli;
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use alloy::primitives::{U256, utils::parse_ether};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use conclave_chain::{Addresses, Chain, Contracts, RpcChain};
-use conclave_node::client::Client;
+use conclave_node::client::{Client, Ending, Submitted};
 use conclave_node::config::{self, NodeConfig};
 use conclave_node::program::Program;
 use conclave_node::store::Store;
@@ -23,6 +25,10 @@ use conclave_p2p::config::NetworkConfig;
 #[derive(Parser)]
 #[command(version, propagate_version = true)]
 struct Cli {
+    /// How log lines are written to stderr: `text` (coloured on a terminal only) or `json`
+    /// (one object per line).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: conclave_node::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,34 +36,44 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create the node's keys and a commented node.toml in DIR. The operator key is encrypted
-    /// with a passphrase from CONCLAVE_PASSPHRASE or a prompt.
+    /// with a passphrase (not empty) from CONCLAVE_PASSPHRASE or a prompt.
     Init {
+        /// The node's folder: keys, node.toml and (by default) its database.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// HTTP API address to write into node.toml.
+        /// HTTP API address (IP:PORT) to write into node.toml; devices and `conclave status`
+        /// use it.
         #[arg(long, default_value = "127.0.0.1:7001")]
         api: std::net::SocketAddr,
-        /// Multiaddr to listen on.
+        /// libp2p multiaddr to listen on (TCP port other nodes dial).
         #[arg(long, default_value = "/ip4/0.0.0.0/tcp/4001")]
         listen: String,
-        /// Chain JSON-RPC endpoint.
+        /// Chain JSON-RPC endpoint (URL).
         #[arg(long, default_value = "http://127.0.0.1:8545")]
         rpc: String,
     },
-    /// Run the node until interrupted.
+    /// Run the node until SIGINT or SIGTERM (then it finishes in-flight steps and exits 0).
     Run {
+        /// The node's configuration file.
         #[arg(long, default_value = "node.toml")]
         config: PathBuf,
     },
     /// Ask a running node how it is (its /health).
     Status {
-        #[arg(long, default_value = "http://127.0.0.1:7001")]
-        api: String,
-    },
-    /// Register this node on the NodeRegistry with a stake (in coins, e.g. 10 or 0.5).
-    Register {
+        /// The node's API as a URL (default: `[api] listen` from --config).
+        #[arg(long)]
+        api: Option<String>,
+        /// The node's configuration file, read for its API address.
         #[arg(long, default_value = "node.toml")]
         config: PathBuf,
+    },
+    /// Register this node on the NodeRegistry with a stake.
+    Register {
+        /// The node's configuration file.
+        #[arg(long, default_value = "node.toml")]
+        config: PathBuf,
+        /// Stake in coins (ether units; decimals allowed, e.g. 10 or 0.5), sent from the
+        /// operator account; at least the registry's minimum stake.
         #[arg(long)]
         stake: String,
     },
@@ -80,8 +96,10 @@ enum Command {
     /// As a device: secret-share a record into the project's open task through a node's API,
     /// after checking the committee the node announces against chain.
     Submit {
+        /// The entry node's API as a URL.
         #[arg(long, default_value = "http://127.0.0.1:7001")]
         api: String,
+        /// The project's id (a number, as `conclave project register` printed it).
         #[arg(long)]
         project: u64,
         /// One value per field of the program's device input, in declaration order (repeat the
@@ -112,13 +130,30 @@ enum Command {
         /// The node.toml whose operator key owns the project (with --owner).
         #[arg(long, default_value = "node.toml")]
         config: PathBuf,
+        /// Follow the task until its result is published (printing each step); if it fails,
+        /// send the record again into the task that re-runs it. Exit code as `conclave result`.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: tasks to try at most (1 to 10).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+        attempts: u32,
+        /// With --wait: seconds to wait in all before giving up.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
     },
-    /// Read a task's published result from chain.
+    /// Show a task's state: published (with its outputs and confirmations; exit code 0),
+    /// pending (2), failed (with the reason and the task that re-runs it; 3), or no such task
+    /// in this deployment or project (4).
     Result {
+        /// The node.toml naming the chain and the node whose API is asked for the task's state.
         #[arg(long, default_value = "node.toml")]
         config: PathBuf,
-        /// Task id (hex).
+        /// The task's id (hex, with or without 0x).
         task: String,
+        /// The project the task should belong to (a task of another project is refused, exit
+        /// code 4).
+        #[arg(long)]
+        project: Option<u64>,
         /// As the program's receiver: open the private outputs with this key file (from
         /// `conclave program receiver-key`).
         #[arg(long)]
@@ -145,8 +180,10 @@ enum ProgramCommand {
     /// the mesh (nodes fetch programs by hash).
     Publish {
         file: PathBuf,
+        /// The project's id.
         #[arg(long)]
         project: u64,
+        /// The node's API as a URL.
         #[arg(long, default_value = "http://127.0.0.1:7001")]
         api: String,
     },
@@ -171,7 +208,9 @@ enum WasmCommand {
 enum ProjectCommand {
     /// Register the project described by a project.toml, owned by this node's operator.
     Register {
+        /// The project.toml.
         file: PathBuf,
+        /// The owner's node.toml (its operator key pays and owns the project).
         #[arg(long, default_value = "node.toml")]
         config: PathBuf,
         /// For prover "halo2": the folder holding solc-js (`node_modules/solc`, as
@@ -221,9 +260,12 @@ enum ProjectCommand {
     /// Hand a registered project's program (and, for `wasm`, its module) to a running node,
     /// which serves them to the mesh.
     Publish {
+        /// The project.toml.
         file: PathBuf,
+        /// The project's id.
         #[arg(long)]
         project: u64,
+        /// The node's API as a URL.
         #[arg(long, default_value = "http://127.0.0.1:7001")]
         api: String,
     },
@@ -236,6 +278,12 @@ async fn register(file: &Path, config: &Path, tools: &Path) -> anyhow::Result<()
     let mut registration = project_cli::read(file)?;
     let operator = keys::operator_key(&config.data_dir, &passphrase()?)?;
     let contracts = contracts(&config).await?;
+    project_cli::check_committee_formable(
+        &contracts,
+        registration.spec.committee_size,
+        registration.spec.threshold,
+    )
+    .await?;
     if registration.spec.prover_kind == conclave_chain::contracts::ProverKind::Halo2 {
         let srs = config.provers.halo2_srs.as_ref().context(
             "prover \"halo2\" needs [provers] halo2_srs in node.toml: the verifier is made from the parameters the nodes prove with",
@@ -247,7 +295,7 @@ async fn register(file: &Path, config: &Path, tools: &Path) -> anyhow::Result<()
         .register_project(&operator, &registration.spec)
         .await?;
     println!("project {id} (program {})", registration.spec.program_hash);
-    let api = format!("http://{}", config.api.listen);
+    let api = api_url(&config);
     if let Err(e) = project_cli::publish(&api, id.to::<u64>(), registration).await {
         println!(
             "the project's program is not on the mesh yet ({e:#}); once your node runs: \
@@ -258,11 +306,46 @@ async fn register(file: &Path, config: &Path, tools: &Path) -> anyhow::Result<()
     Ok(())
 }
 
+/// The passphrase of the operator key: CONCLAVE_PASSPHRASE, else asked on the terminal.
 fn passphrase() -> anyhow::Result<String> {
     if let Ok(p) = std::env::var("CONCLAVE_PASSPHRASE") {
         return Ok(p);
     }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        bail!(
+            "no terminal to ask for the operator key's passphrase: set CONCLAVE_PASSPHRASE (e.g. in the service's environment file)"
+        );
+    }
     rpassword::prompt_password("operator key passphrase: ").context("reading the passphrase")
+}
+
+/// A passphrase for a new operator key: not empty, and typed twice when asked on a terminal.
+fn new_passphrase() -> anyhow::Result<String> {
+    let asked = std::env::var("CONCLAVE_PASSPHRASE").is_err();
+    let p = passphrase()?;
+    if p.trim().is_empty() {
+        bail!(
+            "the passphrase is empty: the operator key (which holds the stake) would be stored unprotected; choose one (CONCLAVE_PASSPHRASE or the prompt)"
+        );
+    }
+    if asked {
+        let again = rpassword::prompt_password("the same passphrase again: ")
+            .context("reading the passphrase")?;
+        if again != p {
+            bail!("the two passphrases differ");
+        }
+    }
+    Ok(p)
+}
+
+/// The URL of the node API that `config` describes (an unspecified listen address is asked
+/// on loopback).
+fn api_url(config: &NodeConfig) -> String {
+    let mut addr = config.api.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}")
 }
 
 async fn contracts(config: &NodeConfig) -> anyhow::Result<Contracts> {
@@ -285,13 +368,14 @@ fn load(path: &Path) -> anyhow::Result<NodeConfig> {
     Ok(NodeConfig::load(path)?)
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     conclave_node::run_main(cli())
 }
 
-async fn cli() -> anyhow::Result<()> {
-    conclave_node::init_logging("info,libp2p=warn,halo2_base=error");
-    match Cli::parse().command {
+async fn cli() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    conclave_node::init_logging("info,libp2p=warn,halo2_base=error", cli.log_format);
+    match cli.command {
         Command::Init {
             dir,
             api,
@@ -303,7 +387,7 @@ async fn cli() -> anyhow::Result<()> {
             if config_path.exists() {
                 bail!("{} exists; refusing to overwrite", config_path.display());
             }
-            let (operator, keypair) = keys::create(&dir, &passphrase()?)?;
+            let (operator, keypair) = keys::create(&dir, &new_passphrase()?)?;
             std::fs::write(&config_path, config::template(api, &listen, &rpc))?;
             println!("peer id   {}", keypair.public().to_peer_id());
             println!(
@@ -313,7 +397,15 @@ async fn cli() -> anyhow::Result<()> {
             println!("config    {}", config_path.display());
         }
         Command::Run { config } => run(&load(&config)?).await?,
-        Command::Status { api } => {
+        Command::Status { api, config } => {
+            let api = match api {
+                Some(api) => api,
+                None if config.exists() => api_url(&load(&config)?),
+                None => bail!(
+                    "no {} to read the node's API address from: give --config FILE or --api URL",
+                    config.display()
+                ),
+            };
             let body = reqwest::get(format!("{}/health", api.trim_end_matches('/')))
                 .await
                 .with_context(|| format!("is a node running at {api}?"))?
@@ -426,72 +518,283 @@ async fn cli() -> anyhow::Result<()> {
             unchecked,
             owner,
             config,
+            wait,
+            attempts,
+            timeout,
         } => {
-            let client = match (rpc, unchecked) {
-                (Some(rpc), _) => Client::new(api).with_chain(
+            let chain = match (rpc, unchecked) {
+                (Some(rpc), _) => Some(
                     connect(&rpc, &addresses)
                         .await
                         .context("the chain to check the committee against")?,
                 ),
-                (None, true) => Client::new(api),
+                (None, true) => None,
                 (None, false) => bail!(
                     "give --rpc (and --addresses) so that the committee can be checked against \
                      chain, or --unchecked to trust the entry node"
                 ),
             };
-            let done = if let Some(data) = data {
-                client
-                    .submit_data(project, &wasm_cli::record(&data)?)
-                    .await?
-            } else if owner {
-                let config = load(&config)?;
-                let key = keys::operator_key(&config.data_dir, &passphrase()?)?;
-                client.submit_owner_record(project, &values, &key).await?
-            } else {
-                client.submit_record(project, &values).await?
+            let client = match &chain {
+                Some(contracts) => Client::new(&api).with_chain(contracts.clone()),
+                None => Client::new(&api),
             };
-            println!(
-                "accepted: task 0x{} slot {}",
-                hex::encode(done.task_id),
-                done.slot
-            );
+            let submit = async || -> anyhow::Result<Submitted> {
+                Ok(if let Some(data) = &data {
+                    client
+                        .submit_data(project, &wasm_cli::record(data)?)
+                        .await?
+                } else if owner {
+                    let config = load(&config)?;
+                    let key = keys::operator_key(&config.data_dir, &passphrase()?)?;
+                    client.submit_owner_record(project, &values, &key).await?
+                } else {
+                    client.submit_record(project, &values).await?
+                })
+            };
+            if !wait {
+                let done = submit().await?;
+                println!(
+                    "accepted: task 0x{} slot {}",
+                    hex::encode(done.task_id),
+                    done.slot
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+            for attempt in 1..=attempts {
+                // A task whose member was just lost (503), closed (409) or a busy node (429)
+                // takes the record in a moment: a new task, or the same once it answers.
+                let done = loop {
+                    match submit().await {
+                        Ok(done) => break done,
+                        Err(e)
+                            if retryable(&e)
+                                && tokio::time::Instant::now() + SUBMIT_RETRY < deadline =>
+                        {
+                            println!("not accepted yet ({e:#}); trying again");
+                            tokio::time::sleep(SUBMIT_RETRY).await;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
+                println!(
+                    "accepted: task 0x{} slot {} (attempt {attempt} of {attempts}); waiting for the result",
+                    hex::encode(done.task_id),
+                    done.slot
+                );
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match client.follow(&done.task_id, FOLLOW_POLL, left).await {
+                    Ok(Ending::Published(status)) => {
+                        // From the chain where there is one: the outputs read with the
+                        // task's program, and the confirmations.
+                        if let Some(contracts) = &chain {
+                            let task = U256::from_be_bytes(done.task_id);
+                            return Ok(show_result(contracts, &api, task, None).await?.code());
+                        }
+                        print_status_outputs(&status);
+                        println!(
+                            "published in block {} (tx {})",
+                            status.block.unwrap_or_default(),
+                            status.tx_hash.unwrap_or_default()
+                        );
+                        return Ok(Outcome::Published.code());
+                    }
+                    Ok(Ending::Failed(status)) => {
+                        println!(
+                            "task 0x{} failed: {}",
+                            hex::encode(done.task_id),
+                            status.reason.as_deref().unwrap_or("no reason given")
+                        );
+                        match &status.retried_as {
+                            Some(next) if attempt < attempts => {
+                                println!(
+                                    "re-run as task 0x{}: sending the record again",
+                                    next.trim_start_matches("0x")
+                                );
+                            }
+                            Some(next) => println!(
+                                "re-run as task 0x{}; no attempts left",
+                                next.trim_start_matches("0x")
+                            ),
+                            None if attempt < attempts => {
+                                println!("sending the record again into the project's next task");
+                            }
+                            None => {}
+                        }
+                    }
+                    Err(e) => {
+                        println!("{e}");
+                        return Ok(Outcome::Pending.code());
+                    }
+                }
+            }
+            println!("not published after {attempts} attempt(s)");
+            return Ok(Outcome::Failed.code());
         }
         Command::Result {
             config,
             task,
+            project,
             receiver_key,
         } => {
             let config = load(&config)?;
             let task = U256::from_str_radix(task.trim_start_matches("0x"), 16)
                 .context("task id must be hex")?;
             let contracts = contracts(&config).await?;
-            let api = format!("http://{}", config.api.listen);
+            let api = api_url(&config);
             if let Some(file) = receiver_key {
                 let key = keys::receiver_key(&file)?;
                 let client = Client::new(&api).with_chain(contracts);
                 for o in client.receiver_outputs(task.to_be_bytes(), &key).await? {
                     println!("{} = {o}", o.name);
                 }
-                return Ok(());
+                return Ok(ExitCode::SUCCESS);
             }
-            match contracts.result(task).await? {
-                None => println!("no result published for this task yet"),
-                Some(r) => {
-                    match read_outputs(&contracts, &api, task, &r.output).await {
-                        Ok(Some(outputs)) => {
-                            for o in outputs {
-                                println!("{} = {o}", o.name());
-                            }
-                        }
-                        Ok(None) => println!("output = {}", wasm_cli::shown(&r.output)),
-                        Err(e) => println!("output 0x{} ({e:#})", hex::encode(&r.output)),
-                    }
-                    println!("published in block {}", r.published_block);
-                }
-            }
+            return Ok(show_result(&contracts, &api, task, project).await?.code());
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How often `submit --wait` asks for the task's state.
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
+/// How long `submit --wait` waits before sending a record the node could not take yet.
+const SUBMIT_RETRY: Duration = Duration::from_secs(2);
+
+/// Whether a refused submission may succeed if sent again shortly: the network failed, or the
+/// node answered that the committee is unreachable (503), the task closed or aborted (409), or
+/// it is busy (429). A bad record or a lying node is final.
+fn retryable(e: &anyhow::Error) -> bool {
+    use conclave_node::client::ClientError;
+    matches!(
+        e.downcast_ref::<ClientError>(),
+        Some(ClientError::Http(_))
+            | Some(ClientError::Status {
+                status: 409 | 429 | 503,
+                ..
+            })
+    )
+}
+
+/// Where a task stands, as `conclave result` and `conclave submit --wait` exit with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Published on chain (exit code 0).
+    Published,
+    /// Not published yet, and not failed as far as anyone can tell (2).
+    Pending,
+    /// Failed, or no result by its deadline (3).
+    Failed,
+    /// No such task in this deployment, or one of another project (4).
+    NotFound,
+}
+
+impl Outcome {
+    fn code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Outcome::Published => 0,
+            Outcome::Pending => 2,
+            Outcome::Failed => 3,
+            Outcome::NotFound => 4,
+        })
+    }
+}
+
+fn print_status_outputs(status: &conclave_node::api::StatusJson) {
+    match (&status.outputs, &status.output) {
+        (Some(outputs), _) => {
+            for o in outputs {
+                println!("{} = {}", o.name, o.value);
+            }
+        }
+        (None, Some(raw)) => println!("output = 0x{}", raw.trim_start_matches("0x")),
+        (None, None) => {}
+    }
+}
+
+/// Prints where `task` stands: its result from chain when published (with confirmations);
+/// else what the node at `api` knows (its state, or why it failed and the task re-running it).
+async fn show_result(
+    contracts: &Contracts,
+    api: &str,
+    task: U256,
+    project: Option<u64>,
+) -> anyhow::Result<Outcome> {
+    use conclave_chain::bindings::TaskRouter::TaskRouterErrors;
+    use conclave_chain::{ContractError, Revert};
+    let record = match contracts.task(task).await {
+        Ok(record) => record,
+        Err(ContractError::Revert(Revert::Router(TaskRouterErrors::UnknownTask(_)))) => {
+            println!("no task 0x{task:064x} in this deployment");
+            return Ok(Outcome::NotFound);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(project) = project
+        && record.projectId != U256::from(project)
+    {
+        println!(
+            "task 0x{task:064x} belongs to project {}, not {project}",
+            record.projectId
+        );
+        return Ok(Outcome::NotFound);
+    }
+    let head = contracts.chain().block_number().await?;
+    if let Some(r) = contracts.result(task).await? {
+        match read_outputs(contracts, api, task, &r.output).await {
+            Ok(Some(outputs)) => {
+                for o in outputs {
+                    println!("{} = {o}", o.name());
+                }
+            }
+            Ok(None) => println!("output = {}", wasm_cli::shown(&r.output)),
+            Err(e) => println!("output 0x{} ({e:#})", hex::encode(&r.output)),
+        }
+        println!(
+            "published in block {} ({} confirmation(s))",
+            r.published_block,
+            head.saturating_sub(r.published_block) + 1
+        );
+        return Ok(Outcome::Published);
+    }
+    let status = Client::new(api).status(&task.to_be_bytes()).await;
+    if let Ok(s) = &status
+        && s.state == "failed"
+    {
+        println!(
+            "failed: {}",
+            s.reason.as_deref().unwrap_or("no reason given")
+        );
+        match &s.retried_as {
+            Some(next) => println!("re-run as task 0x{}", next.trim_start_matches("0x")),
+            None => println!("not re-run"),
+        }
+        return Ok(Outcome::Failed);
+    }
+    if head > record.deadline {
+        println!(
+            "failed: no result by the task's deadline (block {}; the chain is at {head})",
+            record.deadline
+        );
+        return Ok(Outcome::Failed);
+    }
+    match status {
+        Ok(s) => println!("pending: {}", pending_step(&s.state)),
+        Err(e) => println!("pending: no result on chain yet ({api} could not say more: {e})"),
+    }
+    Ok(Outcome::Pending)
+}
+
+/// What a task's state means to someone waiting for its result.
+fn pending_step(state: &str) -> String {
+    match state {
+        "pending" => "opened, its committee not yet drawn".into(),
+        "committee" => "its committee is taking inputs".into(),
+        "running" => "inputs closed; the committee is computing".into(),
+        "attesting" => "the result is submitted; waiting for confirmations".into(),
+        "published" => "the node reports it published; not yet seen on this chain".into(),
+        other => other.to_string(),
+    }
 }
 
 /// A task's published outputs, read with its program (fetched from the node at `api` and
@@ -549,10 +852,31 @@ async fn check_own_record(node: &Node, config: &NodeConfig) {
                 );
             }
         }
-        Ok(_) => tracing::warn!("this operator is not registered: run `conclave register`"),
+        Ok(_) => tracing::warn!(
+            "this operator is not registered: the node is never seated; run `conclave register --stake <coins>`"
+        ),
         Err(e) => tracing::warn!(error = %e, "could not read this node's registry record"),
     }
+    let chain = contracts.chain();
+    if let (Ok(balance), Ok(price)) = (
+        chain.balance(node.operator()).await,
+        chain.gas_price().await,
+    ) {
+        let cost = U256::from(price) * U256::from(SUBMIT_GAS);
+        if balance < cost || balance.is_zero() {
+            tracing::warn!(
+                operator = %node.operator(),
+                %balance,
+                submit_cost = %cost,
+                "the operator's balance (wei) is below what submitting one result costs at the current gas price: fund it, or its submissions fail"
+            );
+        }
+    }
 }
+
+/// Gas a result submission may take: about 202,000 plus 13,200 per signer (docs/chain.md), for
+/// the largest committee, with room for a receiver's call.
+const SUBMIT_GAS: u64 = 700_000;
 
 async fn run(config: &NodeConfig) -> anyhow::Result<()> {
     let dir = &config.data_dir;

@@ -156,6 +156,7 @@ pub fn read(file: &Path) -> anyhow::Result<Registration> {
             bail!("unknown prover \"{other}\": \"spdz\", \"halo2\", \"wasm\", \"byop\" or \"tee\"")
         }
     };
+    check_committee_shape(p.committee_size, p.threshold)?;
     let program = Program::from_source(&source)
         .with_context(|| format!("{} cannot run on the mesh", source_path.display()))?;
     program
@@ -175,6 +176,107 @@ pub fn read(file: &Path) -> anyhow::Result<Registration> {
         source,
         module,
     })
+}
+
+/// The most seats a project's committee may expect (`ProjectRegistry.MAX_COMMITTEE`).
+pub const MAX_COMMITTEE: u16 = 32;
+
+/// `committee_size` and `threshold` as the registry takes them, said before a transaction.
+fn check_committee_shape(committee_size: u16, threshold: u16) -> anyhow::Result<()> {
+    if !(1..=MAX_COMMITTEE).contains(&committee_size) {
+        bail!(
+            "committee_size is {committee_size}; it must be 1 to {MAX_COMMITTEE} (expected seats)"
+        );
+    }
+    if !(1..=committee_size).contains(&threshold) {
+        bail!(
+            "threshold is {threshold}; it must be 1 to committee_size ({committee_size}): the seats whose signatures publish a result"
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a project whose committee the registered stake cannot form (see [`seating`]).
+pub async fn check_committee_formable(
+    contracts: &conclave_chain::Contracts,
+    committee_size: u16,
+    threshold: u16,
+) -> anyhow::Result<()> {
+    let nodes = contracts.active_nodes().await?;
+    let now = contracts.chain().block_number().await?;
+    let mut units = 0u64;
+    for (operator, _) in &nodes {
+        units += contracts.units_at(*operator, now).await?;
+    }
+    if let Some(note) = seating(nodes.len() as u64, units, committee_size, threshold)? {
+        eprintln!("note: {note}");
+    }
+    Ok(())
+}
+
+/// Whether `nodes` active nodes holding `units` lottery units can seat a committee of
+/// `committee_size` expected seats and `threshold`: a task needs `threshold` seats held by at
+/// least two nodes; each unit wins a seat with probability committee_size / units, so a
+/// draw's seats are Binomial(units, that). A coordinator tries up to
+/// [`conclave_node::coordinator::MAX_DRAWS`] draws: a project whose draw seats its threshold
+/// less than a quarter of the time would mostly fail (0.75¹⁶ ≈ 1 %). An error says what is
+/// missing; `Some` is a note worth printing.
+pub fn seating(
+    nodes: u64,
+    units: u64,
+    committee_size: u16,
+    threshold: u16,
+) -> anyhow::Result<Option<String>> {
+    let more = 2u64
+        .saturating_sub(nodes)
+        .max(u64::from(threshold).saturating_sub(units));
+    if more > 0 {
+        bail!(
+            "the registry cannot seat this committee: {nodes} active node(s) with {units} unit(s) of stake, and a task needs {threshold} seats (threshold) held by at least two nodes; register at least {more} more node(s) with the minimum stake (or more stake), or lower the threshold"
+        );
+    }
+    let chance = seats_at_least(units, committee_size, threshold);
+    if chance < 0.25 {
+        bail!(
+            "a committee draw over the {units} registered unit(s) gives the threshold's {threshold} seats with probability {:.1} %: most tasks would fail to form; raise committee_size (expected seats, {committee_size}) or lower the threshold",
+            chance * 100.0
+        );
+    }
+    Ok(if u64::from(committee_size) >= units {
+        Some(format!(
+            "committee_size {committee_size} is at least the {units} unit(s) registered: every active node sits every task"
+        ))
+    } else if chance < 0.9 {
+        Some(format!(
+            "a draw gives the threshold's {threshold} seats with probability {:.0} %; the others are drawn again",
+            chance * 100.0
+        ))
+    } else {
+        None
+    })
+}
+
+/// P(Binomial(units, min(1, expected / units)) ≥ threshold), summed in log space (units may be
+/// thousands).
+fn seats_at_least(units: u64, expected: u16, threshold: u16) -> f64 {
+    let (n, t) = (units as f64, u64::from(threshold));
+    let p = (f64::from(expected) / n).min(1.0);
+    if p >= 1.0 {
+        return if units >= t { 1.0 } else { 0.0 };
+    }
+    let (ln_p, ln_q) = (p.ln(), (1.0 - p).ln());
+    // ln C(n, k) built up step by step.
+    let mut ln_choose = 0.0;
+    let mut tail = 0.0;
+    for k in 0..=units {
+        if k > 0 {
+            ln_choose += ((n - (k - 1) as f64) / k as f64).ln();
+        }
+        if k >= t {
+            tail += (ln_choose + k as f64 * ln_p + (n - k as f64) * ln_q).exp();
+        }
+    }
+    tail.min(1.0)
 }
 
 /// Reads a `byop` project's code: bytes the prover takes as they are (a node keeps and serves
@@ -368,5 +470,33 @@ mod tests {
         assert!(e.contains("are for prover \"byop\""), "{e}");
         let e = refused(&format!("prover = \"byop\"\n{shape}"));
         assert!(e.contains("needs `vm_type`"), "{e}");
+    }
+
+    #[test]
+    fn seat_chances_match_the_binomial_tail() {
+        // Bin(4, 0.5) ≥ 2: 11/16.
+        assert!((seats_at_least(4, 2, 2) - 11.0 / 16.0).abs() < 1e-12);
+        // Every unit wins when the committee expects at least all of them.
+        assert_eq!(seats_at_least(4, 10, 4), 1.0);
+        assert_eq!(seats_at_least(4, 10, 5), 0.0);
+        // Thousands of units do not underflow: Bin(2560, 3/2560) ≥ 2 = 1 − e⁻³(1 + 3).
+        let want = 1.0 - (-3f64).exp() * 4.0;
+        assert!((seats_at_least(2560, 3, 2) - want).abs() < 1e-3);
+    }
+
+    #[test]
+    fn committees_the_stake_cannot_seat_are_refused_saying_what_is_missing() {
+        let e = seating(4, 4, 10, 7).unwrap_err().to_string();
+        assert!(e.contains("4 active node(s) with 4 unit(s)"), "{e}");
+        assert!(e.contains("register at least 3 more node(s)"), "{e}");
+        let e = seating(1, 10, 3, 2).unwrap_err().to_string();
+        assert!(e.contains("register at least 1 more node(s)"), "{e}");
+        // 100 units, 3 expected seats, threshold 9: about 0.1 % of draws.
+        let e = seating(10, 100, 3, 9).unwrap_err().to_string();
+        assert!(e.contains("raise committee_size"), "{e}");
+        // Fine, with notes where useful.
+        assert!(seating(4, 40, 10, 2).unwrap().is_none());
+        let note = seating(4, 4, 10, 3).unwrap().unwrap();
+        assert!(note.contains("every active node sits every task"), "{note}");
     }
 }

@@ -47,19 +47,26 @@ fn free_port() -> u16 {
 }
 
 fn conclave(dir: &Path, args: &[&str]) -> String {
+    let (code, stdout, stderr) = conclave_exit(dir, args);
+    assert_eq!(code, Some(0), "conclave {args:?} failed: {stderr}");
+    stdout
+}
+
+/// Runs `conclave ARGS` in `dir` (stdin not a terminal): exit code, stdout, stderr.
+fn conclave_exit(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(BIN)
         .args(args)
         .env("CONCLAVE_PASSPHRASE", PASSPHRASE)
         .env("RUST_LOG", "warn")
         .current_dir(dir)
+        .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "conclave {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 fn field<'a>(out: &'a str, label: &str) -> &'a str {
@@ -413,19 +420,42 @@ async fn a_member_killed_mid_task_is_replaced_and_the_work_is_published_by_a_new
         .iter()
         .position(|n| n.3 != first.coordinator && first.committee.iter().any(|m| m.peer_id == n.3))
         .expect("a member other than the coordinator");
+    // Devices use `conclave submit --wait`, which follows the task and sends the reading
+    // again into the task that re-runs it.
     let entry = mesh.api(0);
+    let rpc = mesh._anvil.url().to_string();
+    let dir = mesh.nodes[0].0.clone();
     let device = |reading: i64| {
-        let api = entry.clone();
-        tokio::spawn(async move {
-            Client::new(api)
-                .submit_until_published(
-                    project,
-                    reading,
-                    3,
-                    Duration::from_millis(200),
-                    Duration::from_secs(170),
-                )
-                .await
+        let (api, rpc, dir) = (entry.clone(), rpc.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || {
+            let (code, out, err) = conclave_exit(
+                &dir,
+                &[
+                    "submit",
+                    "--api",
+                    &api,
+                    "--project",
+                    &project.to_string(),
+                    "--value",
+                    &reading.to_string(),
+                    "--rpc",
+                    &rpc,
+                    "--wait",
+                    "--attempts",
+                    "3",
+                    "--timeout",
+                    "170",
+                ],
+            );
+            assert_eq!(code, Some(0), "submit --wait: {out}{err}");
+            assert!(out.contains("published in block"), "{out}");
+            let task = out
+                .lines()
+                .rev()
+                .find_map(|l| l.strip_prefix("accepted: task 0x"))
+                .map(|rest| rest.split_whitespace().next().unwrap().to_string())
+                .unwrap();
+            <[u8; 32]>::try_from(hex::decode(task).unwrap()).unwrap()
         })
     };
     // Two devices get their readings in; then a member dies before the task can close.
@@ -436,13 +466,7 @@ async fn a_member_killed_mid_task_is_replaced_and_the_work_is_published_by_a_new
     let late = [device(33), device(44)];
     let mut tasks = Vec::new();
     for handle in early.into_iter().chain(late) {
-        tasks.push(
-            handle
-                .await
-                .unwrap()
-                .expect("every reading is published")
-                .task_id,
-        );
+        tasks.push(handle.await.unwrap());
     }
     assert!(
         tasks.iter().all(|t| *t == tasks[0]),
@@ -461,6 +485,22 @@ async fn a_member_killed_mid_task_is_replaced_and_the_work_is_published_by_a_new
         .await
         .unwrap();
     assert!(first_result.is_none(), "the failed task published nothing");
+    // `conclave result`, asked at a node that was not in the task, tells the failed task (exit
+    // code 3, with its reason) from the published one (0).
+    let alive = &mesh.nodes[(victim + 1) % 4].0;
+    let (code, out, err) = conclave_exit(alive, &["result", &first.task_id]);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert!(out.starts_with("failed: "), "{out}");
+    // Re-run by its coordinator (when a draw without the dead member came up within its
+    // tries), or not: then the devices went on into the project's next task.
+    assert!(
+        out.contains(&format!("re-run as task 0x{}", hex::encode(tasks[0])))
+            || out.ends_with("not re-run\n"),
+        "{out}"
+    );
+    let (code, out, _) = conclave_exit(alive, &["result", &hex::encode(tasks[0])]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("sum = 110\ncounted = 4"), "{out}");
 }
 
 /// A `wasm` project as an operator makes one, with the CLI only: `conclave project register` of
@@ -561,4 +601,269 @@ async fn a_halo2_project_registered_with_the_cli_publishes_on_anvil() {
     );
     let shown = conclave(dir, &["result", &task]);
     assert!(shown.contains("sum = -7\ncounted = 2"), "{shown}");
+}
+
+/// `scripts/local-net N` running in the background, stopped with SIGTERM (as Ctrl-C would) when
+/// dropped.
+struct LocalNet {
+    child: Child,
+    /// What the script printed so far.
+    lines: std::sync::mpsc::Receiver<String>,
+    dir: std::path::PathBuf,
+    base: u16,
+    _root: tempfile::TempDir,
+}
+
+impl LocalNet {
+    /// Starts the script with `n` nodes on ports from a free base, and waits for it to be ready:
+    /// the project it registered.
+    fn start(n: u16) -> (LocalNet, u64) {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("net");
+        let base = free_base_port(n);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/local-net");
+        let mut child = Command::new("bash")
+            .arg(script)
+            .args([&n.to_string(), "--dir", dir.to_str().unwrap()])
+            .args(["--base-port", &base.to_string()])
+            .env("CONCLAVE_BIN_DIR", Path::new(BIN).parent().unwrap())
+            .env("CONCLAVE_PASSPHRASE", PASSPHRASE)
+            .env("RUST_LOG", "info,libp2p=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("local-net| {line}");
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let net = LocalNet {
+            child,
+            lines,
+            dir,
+            base,
+            _root: root,
+        };
+        let deadline = Instant::now() + Duration::from_secs(240);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = net
+                .lines
+                .recv_timeout(left)
+                .expect("scripts/local-net got ready in time");
+            if let Some(rest) = line.strip_prefix("local net ready: ") {
+                let project = rest.split("project ").nth(1).unwrap();
+                let project = project.split(',').next().unwrap().parse().unwrap();
+                return (net, project);
+            }
+        }
+    }
+
+    fn api(&self, i: u16) -> String {
+        format!("http://127.0.0.1:{}", self.base + i)
+    }
+
+    fn rpc(&self) -> String {
+        format!("http://127.0.0.1:{}", self.base)
+    }
+
+    fn node(&self, i: u16) -> std::path::PathBuf {
+        self.dir.join(format!("node{i}"))
+    }
+
+    /// SIGTERM to the script, which stops its nodes and anvil: its exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on a child process this test started and has not waited for yet.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for LocalNet {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.stop();
+        }
+    }
+}
+
+/// A base port whose anvil port (base), API ports (base + 1 …) and libp2p ports (base + 101 …)
+/// are all free now.
+fn free_base_port(n: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base > 64_000 {
+            continue;
+        }
+        let ports = std::iter::once(base)
+            .chain((1..=n).map(|i| base + i))
+            .chain((1..=n).map(|i| base + 100 + i));
+        let all_free = ports
+            .collect::<Vec<_>>()
+            .iter()
+            .all(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+}
+
+/// The operator's walk-through (docs/operators.md) as `scripts/local-net 4` runs it: devices
+/// use `conclave submit --wait` and get the published mean; `conclave result` says pending,
+/// published and "no such task" with its exit codes; `status` reads node.toml; the script stops
+/// everything on SIGTERM.
+#[test]
+fn local_net_runs_a_task_that_submit_wait_follows_to_its_published_mean() {
+    let (mut net, project) = LocalNet::start(4);
+    let addresses = net.dir.join("addresses.json");
+    let (rpc, addresses) = (net.rpc(), addresses.to_str().unwrap().to_string());
+    let node1 = net.node(1);
+    let submit = |i: u16, value: i64, wait: bool| {
+        let mut args = vec![
+            "submit".to_string(),
+            "--api".into(),
+            net.api(i),
+            "--project".into(),
+            project.to_string(),
+            "--value".into(),
+            value.to_string(),
+            "--rpc".into(),
+            rpc.clone(),
+            "--addresses".into(),
+            addresses.clone(),
+        ];
+        if wait {
+            args.push("--wait".into());
+        }
+        let dir = node1.clone();
+        std::thread::spawn(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            conclave_exit(&dir, &args)
+        })
+    };
+    // One device sends and leaves; while the task takes inputs it is pending (exit code 2).
+    let (code, out, err) = submit(1, 10, false).join().unwrap();
+    assert_eq!(code, Some(0), "{out}{err}");
+    let task = field(&out, "accepted: task").to_string();
+    let (code, out, err) = conclave_exit(&node1, &["result", &task]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(out.starts_with("pending: "), "{out}");
+    // Two more wait for the result: the mean of 10, 20 and 60.
+    let waiting = [submit(2, 20, true), submit(3, 60, true)];
+    for device in waiting {
+        let (code, out, err) = device.join().unwrap();
+        assert_eq!(code, Some(0), "submit --wait: {out}{err}");
+        assert_mean_of_three(&out, 30.0);
+        assert!(out.contains("published in block"), "{out}");
+    }
+    let (code, out, err) = conclave_exit(&node1, &["result", &task]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_mean_of_three(&out, 30.0);
+    assert!(out.contains("confirmation(s))"), "{out}");
+    // The task is not project 99's; task 0xdeadbeef does not exist.
+    let (code, out, _) = conclave_exit(&node1, &["result", &task, "--project", "99"]);
+    assert_eq!(code, Some(4), "{out}");
+    assert!(
+        out.contains(&format!("belongs to project {project}, not 99")),
+        "{out}"
+    );
+    let (code, out, _) = conclave_exit(&node1, &["result", "0xdeadbeef"]);
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.starts_with("no task 0x"), "{out}");
+    // `status` finds the API in node.toml.
+    let out = conclave(&node1, &["status"]);
+    assert!(out.contains("\"live_peers\":3"), "{out}");
+    // SIGTERM: the script stops its nodes (each exits 0, logging it) and anvil, and exits 0.
+    let status = net.stop();
+    assert!(status.success(), "{status:?}");
+    for i in 1..=4 {
+        let log = std::fs::read_to_string(net.node(i).join("node.log")).unwrap();
+        assert!(log.contains("stopped"), "node{i}: {log}");
+    }
+}
+
+/// `out` shows `mean = m` (within the fixed-point division's precision, docs/programs.md) and
+/// `counted = 3`.
+fn assert_mean_of_three(out: &str, mean: f64) {
+    let shown: f64 = field(out, "mean = ").parse().unwrap();
+    assert!((shown - mean).abs() < 1e-3, "{out}");
+    assert!(out.contains("counted = 3\n"), "{out}");
+}
+
+/// `conclave init` refuses an empty passphrase, and without a terminal or CONCLAVE_PASSPHRASE
+/// names the variable; committee shapes out of range name their range.
+#[test]
+fn bad_operator_inputs_get_errors_that_say_what_to_do() {
+    let root = tempfile::tempdir().unwrap();
+    let init = |dir: &str, passphrase: Option<&str>| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["init", "--dir", dir])
+            .current_dir(root.path())
+            .stdin(Stdio::null())
+            .env_remove("CONCLAVE_PASSPHRASE");
+        if let Some(p) = passphrase {
+            command.env("CONCLAVE_PASSPHRASE", p);
+        }
+        let out = command.output().unwrap();
+        (out.status.success(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (ok, err) = init("a", Some(""));
+    assert!(!ok && err.contains("the passphrase is empty"), "{err}");
+    assert!(!root.path().join("a/node.toml").exists());
+    let (ok, err) = init("b", None);
+    assert!(!ok && err.contains("set CONCLAVE_PASSPHRASE"), "{err}");
+    let (ok, err) = init("c", Some("a real passphrase"));
+    assert!(ok, "{err}");
+
+    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/programs/average.tally");
+    std::fs::copy(program, root.path().join("average.tally")).unwrap();
+    for (shape, said) in [
+        (
+            "committee_size = 0\nthreshold = 1",
+            "committee_size is 0; it must be 1 to 32",
+        ),
+        (
+            "committee_size = 33\nthreshold = 2",
+            "committee_size is 33; it must be 1 to 32",
+        ),
+        (
+            "committee_size = 3\nthreshold = 4",
+            "threshold is 4; it must be 1 to committee_size (3)",
+        ),
+    ] {
+        let file = root.path().join("p.toml");
+        std::fs::write(
+            &file,
+            format!("program = \"average.tally\"\nprover = \"spdz\"\n{shape}\n"),
+        )
+        .unwrap();
+        let (code, out, err) = conclave_exit(
+            root.path(),
+            &["project", "register", "p.toml", "--config", "c/node.toml"],
+        );
+        assert_ne!(code, Some(0), "{out}");
+        assert!(err.contains(said), "{shape}: {err}");
+    }
 }

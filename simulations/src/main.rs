@@ -136,7 +136,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn cli() -> anyhow::Result<()> {
-    conclave_node::init_logging("warn,halo2_base=error");
+    conclave_node::init_logging("warn,halo2_base=error", conclave_node::LogFormat::Text);
     match Args::parse().command {
         Command::Quickstart {
             nodes,
