@@ -224,9 +224,19 @@ impl From<NodeError> for ApiError {
                 kind: RefusalKind::Failed,
                 ..
             } => (StatusCode::SERVICE_UNAVAILABLE, "committee_unavailable"),
-            NodeError::Chain(_) => (StatusCode::BAD_GATEWAY, "chain"),
+            // Said in the node's log, not to the caller: the text may name the RPC endpoint
+            // (with its key) or local paths.
+            NodeError::Chain(_) => {
+                tracing::warn!(error = %e, "a request failed on the chain");
+                return ApiError::new(StatusCode::BAD_GATEWAY, "chain", "the chain failed");
+            }
             NodeError::Store(_) | NodeError::Http(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                tracing::warn!(error = %e, "a request failed in this node");
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "this node failed; see its log",
+                );
             }
         };
         ApiError::new(status, code, e.to_string())

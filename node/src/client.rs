@@ -44,7 +44,20 @@ pub enum ClientError {
     NeedsChain,
     #[error("the private outputs: {0}")]
     Receiver(#[from] crate::receiver::ReceiverError),
+    /// The input went out but was not acknowledged: some members may hold it, so it may count.
+    /// Sending the record again into this task could count it twice.
+    #[error(
+        "the input for slot {slot} of task 0x{task} was not acknowledged ({reason}); it may still count, so it is not sent again"
+    )]
+    Undelivered {
+        task: String,
+        slot: u32,
+        reason: String,
+    },
 }
+
+/// Times the same input is sent while the node answers 503 or cannot be reached.
+const INPUT_TRIES: u32 = 3;
 
 /// Times a client waits out a 429 before reporting it.
 const MAX_RATE_WAITS: u32 = 5;
@@ -645,20 +658,40 @@ impl Client {
             .map_err(|e| ClientError::Answer(e.to_string()))?;
             sealed.push(SealedJson::from_sealed(&s));
         }
-        let _: serde_json::Value = self
-            .post(
-                &format!("/v1/tasks/{}/inputs", task.task_id),
-                &InputRequest {
-                    slot: slot.slot,
-                    sealed,
-                    coordinator: Some(task.coordinator.clone()),
-                },
-            )
-            .await?;
-        Ok(Submitted {
-            task_id,
+        let request = InputRequest {
             slot: slot.slot,
-        })
+            sealed,
+            coordinator: Some(task.coordinator.clone()),
+        };
+        let path = format!("/v1/tasks/{}/inputs", task.task_id);
+        // Members that stored the input keep it, and take the identical request again: sent
+        // again (never as a new slot, which could count the record twice) while the failure
+        // may be passing.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.post::<_, serde_json::Value>(&path, &request).await {
+                Ok(_) => {
+                    return Ok(Submitted {
+                        task_id,
+                        slot: slot.slot,
+                    });
+                }
+                Err(e @ (ClientError::Http(_) | ClientError::Status { status: 503, .. }))
+                    if tries < INPUT_TRIES =>
+                {
+                    tracing::debug!(error = %e, "sending the input again");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    return Err(ClientError::Undelivered {
+                        task: task.task_id.clone(),
+                        slot: slot.slot,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
     }
 }
 

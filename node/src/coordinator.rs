@@ -611,13 +611,7 @@ impl Inner {
         let answers = if info.sealed_records() {
             join_all(runs).await
         } else {
-            // SPDZ computes with every member or not at all: once one cannot, the others only
-            // wait out their deadlines, so the task fails now (and is re-run).
-            futures::future::try_join_all(runs)
-                .await?
-                .into_iter()
-                .map(Ok)
-                .collect()
+            spdz_answers(runs).await
         };
         let mut signed = Vec::new();
         for (member, answer) in info.committee.iter().zip(answers) {
@@ -836,4 +830,50 @@ fn bounded(mut reason: String) -> String {
         reason.push('…');
     }
     reason
+}
+
+/// How long, after a member's run fails, the coordinator still takes the others' answers.
+const AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+/// The members' answers to a SPDZ run, in their order. SPDZ computes with every member or not
+/// at all: once one fails, members still in the computation only wait out their deadlines, so
+/// the answers are taken for [`AFTER_FAILURE`] more and the rest count as failed. Members that
+/// finished answer within it: a member that refuses after seeing the output cannot veto the
+/// result the others signed.
+async fn spdz_answers<F>(runs: impl Iterator<Item = F>) -> Vec<Result<Response, NodeError>>
+where
+    F: std::future::Future<Output = Result<Response, NodeError>>,
+{
+    use futures::StreamExt as _;
+    let mut pending: futures::stream::FuturesUnordered<_> = runs
+        .enumerate()
+        .map(|(i, run)| async move { (i, run.await) })
+        .collect();
+    let mut answers: Vec<Option<Result<Response, NodeError>>> =
+        (0..pending.len()).map(|_| None).collect();
+    let mut cutoff: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match cutoff {
+            None => pending.next().await,
+            Some(at) => match tokio::time::timeout_at(at, pending.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+        };
+        let Some((i, answer)) = next else { break };
+        if answer.is_err() && cutoff.is_none() {
+            cutoff = Some(tokio::time::Instant::now() + AFTER_FAILURE);
+        }
+        answers[i] = Some(answer);
+    }
+    answers
+        .into_iter()
+        .map(|a| {
+            a.unwrap_or_else(|| {
+                Err(NodeError::Task(
+                    "still computing when another member failed".into(),
+                ))
+            })
+        })
+        .collect()
 }

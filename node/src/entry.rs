@@ -118,9 +118,10 @@ impl Inner {
             Err(NodeError::UnknownTask) => self.opener_node(task).await?,
             Err(e) => return Err(e),
         };
-        match self
-            .ask(coordinator, Request::Status { task_id: task })
-            .await?
+        let asked = self.ask(coordinator, Request::Status { task_id: task });
+        match tokio::time::timeout(crate::node::ANSWER_WAIT, asked)
+            .await
+            .map_err(|_| NodeError::Task("the task's coordinator did not answer".into()))??
         {
             Response::Status(report) => Ok(*report),
             other => Err(NodeError::Task(format!("unexpected answer {other:?}"))),

@@ -137,13 +137,13 @@ enum Command {
         /// With --wait: tasks to try at most (1 to 10).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
         attempts: u32,
-        /// With --wait: seconds to wait in all before giving up.
-        #[arg(long, default_value_t = 600)]
+        /// With --wait: seconds to wait in all before giving up (1 to 86400).
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         timeout: u64,
     },
     /// Show a task's state: published (with its outputs and confirmations; exit code 0),
-    /// pending (2), failed (with the reason and the task that re-runs it; 3), or no such task
-    /// in this deployment or project (4).
+    /// failed (with the reason and the task that re-runs it; 3), no such task in this
+    /// deployment or project (4), or pending (5).
     Result {
         /// The node.toml naming the chain and the node whose API is asked for the task's state.
         #[arg(long, default_value = "node.toml")]
@@ -538,15 +538,20 @@ async fn cli() -> anyhow::Result<ExitCode> {
                 Some(contracts) => Client::new(&api).with_chain(contracts.clone()),
                 None => Client::new(&api),
             };
+            // The owner's key is opened once, not at every attempt.
+            let owner_key = if owner {
+                let config = load(&config)?;
+                Some(keys::operator_key(&config.data_dir, &passphrase()?)?)
+            } else {
+                None
+            };
             let submit = async || -> anyhow::Result<Submitted> {
                 Ok(if let Some(data) = &data {
                     client
                         .submit_data(project, &wasm_cli::record(data)?)
                         .await?
-                } else if owner {
-                    let config = load(&config)?;
-                    let key = keys::operator_key(&config.data_dir, &passphrase()?)?;
-                    client.submit_owner_record(project, &values, &key).await?
+                } else if let Some(key) = &owner_key {
+                    client.submit_owner_record(project, &values, key).await?
                 } else {
                     client.submit_record(project, &values).await?
                 })
@@ -571,7 +576,10 @@ async fn cli() -> anyhow::Result<ExitCode> {
                             if retryable(&e)
                                 && tokio::time::Instant::now() + SUBMIT_RETRY < deadline =>
                         {
-                            println!("not accepted yet ({e:#}); trying again");
+                            println!(
+                                "not accepted yet ({}); trying again",
+                                printable(&format!("{e:#}"))
+                            );
                             tokio::time::sleep(SUBMIT_RETRY).await;
                         }
                         Err(e) => return Err(e),
@@ -600,12 +608,20 @@ async fn cli() -> anyhow::Result<ExitCode> {
                         return Ok(Outcome::Published.code());
                     }
                     Ok(Ending::Failed(status)) => {
+                        // The node's word is checked where the chain can say: a task that
+                        // published after all is not sent to again.
+                        if let Some(contracts) = &chain {
+                            let task = U256::from_be_bytes(done.task_id);
+                            if contracts.result(task).await?.is_some() {
+                                return Ok(show_result(contracts, &api, task, None).await?.code());
+                            }
+                        }
                         println!(
                             "task 0x{} failed: {}",
                             hex::encode(done.task_id),
-                            status.reason.as_deref().unwrap_or("no reason given")
+                            printable(status.reason.as_deref().unwrap_or("no reason given"))
                         );
-                        match &status.retried_as {
+                        match status.retried_as.as_deref().map(printable) {
                             Some(next) if attempt < attempts => {
                                 println!(
                                     "re-run as task 0x{}: sending the record again",
@@ -618,12 +634,17 @@ async fn cli() -> anyhow::Result<ExitCode> {
                             ),
                             None if attempt < attempts => {
                                 println!("sending the record again into the project's next task");
+                                // Devices of one failed task resubmit through different entry
+                                // nodes: apart in time, the first's new task is announced
+                                // before the others ask, and they join it.
+                                let spread = rand::random_range(0..RESUBMIT_SPREAD_MS);
+                                tokio::time::sleep(Duration::from_millis(spread)).await;
                             }
                             None => {}
                         }
                     }
                     Err(e) => {
-                        println!("{e}");
+                        println!("{}", printable(&e.to_string()));
                         return Ok(Outcome::Pending.code());
                     }
                 }
@@ -658,6 +679,8 @@ async fn cli() -> anyhow::Result<ExitCode> {
 
 /// How often `submit --wait` asks for the task's state.
 const FOLLOW_POLL: Duration = Duration::from_secs(1);
+/// Up to how long `submit --wait` waits at random before sending into a project's next task.
+const RESUBMIT_SPREAD_MS: u64 = 5_000;
 /// How long `submit --wait` waits before sending a record the node could not take yet.
 const SUBMIT_RETRY: Duration = Duration::from_secs(2);
 
@@ -681,7 +704,7 @@ fn retryable(e: &anyhow::Error) -> bool {
 enum Outcome {
     /// Published on chain (exit code 0).
     Published,
-    /// Not published yet, and not failed as far as anyone can tell (2).
+    /// Not published yet, and not failed as far as anyone can tell (5).
     Pending,
     /// Failed, or no result by its deadline (3).
     Failed,
@@ -693,9 +716,10 @@ impl Outcome {
     fn code(self) -> ExitCode {
         ExitCode::from(match self {
             Outcome::Published => 0,
-            Outcome::Pending => 2,
             Outcome::Failed => 3,
             Outcome::NotFound => 4,
+            // Not 2, which is a usage error's.
+            Outcome::Pending => 5,
         })
     }
 }
@@ -704,10 +728,10 @@ fn print_status_outputs(status: &conclave_node::api::StatusJson) {
     match (&status.outputs, &status.output) {
         (Some(outputs), _) => {
             for o in outputs {
-                println!("{} = {}", o.name, o.value);
+                println!("{} = {}", printable(&o.name), printable(&o.value));
             }
         }
-        (None, Some(raw)) => println!("output = 0x{}", raw.trim_start_matches("0x")),
+        (None, Some(raw)) => println!("output = 0x{}", printable(raw.trim_start_matches("0x"))),
         (None, None) => {}
     }
 }
@@ -763,9 +787,9 @@ async fn show_result(
     {
         println!(
             "failed: {}",
-            s.reason.as_deref().unwrap_or("no reason given")
+            printable(s.reason.as_deref().unwrap_or("no reason given"))
         );
-        match &s.retried_as {
+        match s.retried_as.as_deref().map(printable) {
             Some(next) => println!("re-run as task 0x{}", next.trim_start_matches("0x")),
             None => println!("not re-run"),
         }
@@ -779,10 +803,18 @@ async fn show_result(
         return Ok(Outcome::Failed);
     }
     match status {
-        Ok(s) => println!("pending: {}", pending_step(&s.state)),
-        Err(e) => println!("pending: no result on chain yet ({api} could not say more: {e})"),
+        Ok(s) => println!("pending: {}", pending_step(&printable(&s.state))),
+        Err(e) => println!(
+            "pending: no result on chain yet ({api} could not say more: {})",
+            printable(&e.to_string())
+        ),
     }
     Ok(Outcome::Pending)
+}
+
+/// Text a node sent, without control characters (a terminal would act on escape sequences).
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
 }
 
 /// What a task's state means to someone waiting for its result.

@@ -953,7 +953,7 @@ impl Inner {
         let att = result
             .sign(&self.operator, self.chain_id, self.router)
             .map_err(|e| refuse(e.to_string()))?;
-        tracing::info!(task = %hex::encode(task), output_hash = %alloy::primitives::keccak256(&output), elapsed = ?started.elapsed(), "computed; result signed");
+        tracing::info!(task = %hex::encode(task), elapsed = ?started.elapsed(), "computed; result signed");
         record.output = Some(output.clone());
         self.store
             .put_task(&record)

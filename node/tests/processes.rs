@@ -762,12 +762,12 @@ fn local_net_runs_a_task_that_submit_wait_follows_to_its_published_mean() {
             conclave_exit(&dir, &args)
         })
     };
-    // One device sends and leaves; while the task takes inputs it is pending (exit code 2).
+    // One device sends and leaves; while the task takes inputs it is pending (exit code 5).
     let (code, out, err) = submit(1, 10, false).join().unwrap();
     assert_eq!(code, Some(0), "{out}{err}");
     let task = field(&out, "accepted: task").to_string();
     let (code, out, err) = conclave_exit(&node1, &["result", &task]);
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(5), "{out}{err}");
     assert!(out.starts_with("pending: "), "{out}");
     // Two more wait for the result: the mean of 10, 20 and 60.
     let waiting = [submit(2, 20, true), submit(3, 60, true)];
@@ -836,6 +836,25 @@ fn bad_operator_inputs_get_errors_that_say_what_to_do() {
     assert!(!ok && err.contains("set CONCLAVE_PASSPHRASE"), "{err}");
     let (ok, err) = init("c", Some("a real passphrase"));
     assert!(ok, "{err}");
+
+    // A program's parameters out of range say their range, with the place.
+    std::fs::write(
+        root.path().join("zero.tally"),
+        "devices 0;\nwindow 30;\ninput r: int32 in 0..=10 from devices;\noutput s = sum(r);\n",
+    )
+    .unwrap();
+    let (code, _, err) = conclave_exit(root.path(), &["program", "check", "zero.tally"]);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("`devices` takes a whole number from 1 to 10000"),
+        "{err}"
+    );
+    assert!(err.contains("zero.tally:1:9"), "{err}");
+    // Flags say their units.
+    let (_, help, _) = conclave_exit(root.path(), &["register", "--help"]);
+    assert!(help.contains("Stake in coins"), "{help}");
+    let (_, help, _) = conclave_exit(root.path(), &["submit", "--help"]);
+    assert!(help.contains("With --wait: seconds to wait"), "{help}");
 
     let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/programs/average.tally");
     std::fs::copy(program, root.path().join("average.tally")).unwrap();
