@@ -886,3 +886,95 @@ fn bad_operator_inputs_get_errors_that_say_what_to_do() {
         assert!(err.contains(said), "{shape}: {err}");
     }
 }
+
+/// A node started before its operator is funded and registered says so at start (a warning
+/// in its log for each), and still stops cleanly on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_unregistered_and_unfunded_warns() {
+    let anvil = Anvil::start().expect("anvil (scripts/test installs it)");
+    let chain = Arc::new(RpcChain::connect(anvil.url()).await.unwrap());
+    let deployer = PrivateKeySigner::random();
+    let coin = U256::from(10u64).pow(U256::from(18));
+    chain.set_balance(deployer.address(), coin).await.unwrap();
+    let addresses = deploy(chain.as_ref(), &deployer, DeployConfig::default())
+        .await
+        .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node");
+    let (api, p2p) = (free_port(), free_port());
+    conclave(
+        root.path(),
+        &[
+            "init",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--api",
+            &format!("127.0.0.1:{api}"),
+            "--listen",
+            &format!("/ip4/127.0.0.1/tcp/{p2p}"),
+            "--rpc",
+            anvil.url(),
+        ],
+    );
+    addresses.write(&dir.join("addresses.json")).unwrap();
+    let log = dir.join("node.log");
+    let mut node = Processes(vec![
+        Command::new(BIN)
+            .args(["run"])
+            .env("CONCLAVE_PASSPHRASE", PASSPHRASE)
+            .env("RUST_LOG", "warn")
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let warned = |text: &str| {
+        text.contains("this operator is not registered")
+            && text.contains("below what submitting one result costs")
+    };
+    while !warned(&std::fs::read_to_string(&log).unwrap()) {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let child = &mut node.0[0];
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on a child process this test started and has not waited for yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("\x1b["),
+        "no colour codes in a log file: {text}"
+    );
+
+    // With --log-format json every line is one JSON object.
+    let json_log = dir.join("node.json.log");
+    node.0[0] = Command::new(BIN)
+        .args(["--log-format", "json", "run"])
+        .env("CONCLAVE_PASSPHRASE", PASSPHRASE)
+        .env("RUST_LOG", "warn")
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&json_log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !warned(&std::fs::read_to_string(&json_log).unwrap()) {
+        assert!(Instant::now() < deadline, "no warnings in the JSON log");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for line in std::fs::read_to_string(&json_log).unwrap().lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v["level"].is_string() && v["fields"]["message"].is_string(),
+            "{line}"
+        );
+    }
+}
