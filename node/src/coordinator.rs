@@ -611,7 +611,7 @@ impl Inner {
         let answers = if info.sealed_records() {
             join_all(runs).await
         } else {
-            spdz_answers(runs).await
+            spdz_answers(runs, AFTER_FAILURE).await
         };
         let mut signed = Vec::new();
         for (member, answer) in info.committee.iter().zip(answers) {
@@ -840,7 +840,10 @@ const AFTER_FAILURE: Duration = Duration::from_secs(5);
 /// the answers are taken for [`AFTER_FAILURE`] more and the rest count as failed. Members that
 /// finished answer within it: a member that refuses after seeing the output cannot veto the
 /// result the others signed.
-async fn spdz_answers<F>(runs: impl Iterator<Item = F>) -> Vec<Result<Response, NodeError>>
+async fn spdz_answers<F>(
+    runs: impl Iterator<Item = F>,
+    after_failure: Duration,
+) -> Vec<Result<Response, NodeError>>
 where
     F: std::future::Future<Output = Result<Response, NodeError>>,
 {
@@ -862,7 +865,7 @@ where
         };
         let Some((i, answer)) = next else { break };
         if answer.is_err() && cutoff.is_none() {
-            cutoff = Some(tokio::time::Instant::now() + AFTER_FAILURE);
+            cutoff = Some(tokio::time::Instant::now() + after_failure);
         }
         answers[i] = Some(answer);
     }
@@ -876,4 +879,39 @@ where
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ran() -> Response {
+        Response::Ran {
+            output: vec![1],
+            proof_hash: [0; 32],
+            signature: vec![2],
+        }
+    }
+
+    /// A member that refuses first does not discard the answers of members that finished
+    /// after it (no veto once the output is known); a member still computing is given up on.
+    #[tokio::test]
+    async fn a_failed_member_does_not_discard_the_others_answers() {
+        let grace = Duration::from_millis(300);
+        let runs: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>> = vec![
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(ran())
+            }),
+            Box::pin(async { Err(NodeError::Task("refused".into())) }),
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(ran())
+            }),
+            Box::pin(std::future::pending()),
+        ];
+        let answers = spdz_answers(runs.into_iter(), grace).await;
+        let ok: Vec<bool> = answers.iter().map(Result::is_ok).collect();
+        assert_eq!(ok, [true, false, true, false]);
+    }
 }

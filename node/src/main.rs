@@ -974,4 +974,13 @@ mod tests {
     fn the_command_line_is_well_formed() {
         <super::Cli as clap::CommandFactory>::command().debug_assert();
     }
+
+    /// A node's text reaches the terminal without escape sequences.
+    #[test]
+    fn node_text_is_printed_without_control_characters() {
+        assert_eq!(
+            super::printable("failed\x1b[2J\x1b]0;owned\x07: reason\n"),
+            "failed[2J]0;owned: reason"
+        );
+    }
 }

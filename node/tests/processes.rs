@@ -837,6 +837,19 @@ fn bad_operator_inputs_get_errors_that_say_what_to_do() {
     let (ok, err) = init("c", Some("a real passphrase"));
     assert!(ok, "{err}");
 
+    // scripts/local-net empties only a folder it made: another one is refused, untouched.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/local-net");
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(["2", "--dir", root.path().join("c").to_str().unwrap()])
+        .env("CONCLAVE_BIN_DIR", Path::new(BIN).parent().unwrap())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was not made by this script"));
+    assert!(root.path().join("c/node.toml").exists());
+
     // A program's parameters out of range say their range, with the place.
     std::fs::write(
         root.path().join("zero.tally"),
