@@ -797,9 +797,21 @@ fn local_net_runs_a_task_that_submit_wait_follows_to_its_published_mean() {
     // SIGTERM: the script stops its nodes (each exits 0, logging it) and anvil, and exits 0.
     let status = net.stop();
     assert!(status.success(), "{status:?}");
+    let mut logs = String::new();
     for i in 1..=4 {
         let log = std::fs::read_to_string(net.node(i).join("node.log")).unwrap();
         assert!(log.contains("stopped"), "node{i}: {log}");
+        logs.push_str(&log);
+    }
+    // Members log their steps at info level.
+    for step in [
+        "seated in a task's committee",
+        "preprocessing done",
+        "inputs closed; computing",
+        "computed; result signed",
+        "result published",
+    ] {
+        assert!(logs.contains(step), "no {step:?} in the nodes' logs");
     }
 }
 
