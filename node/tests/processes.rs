@@ -69,6 +69,27 @@ fn conclave_exit(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// `conclave init` of a node in `dir` on free loopback ports, against the chain at `rpc`: its
+/// API port, libp2p port and what init printed.
+fn init_node(root: &Path, dir: &Path, rpc: &str) -> (u16, u16, String) {
+    let (api, p2p) = (free_port(), free_port());
+    let out = conclave(
+        root,
+        &[
+            "init",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--api",
+            &format!("127.0.0.1:{api}"),
+            "--listen",
+            &format!("/ip4/127.0.0.1/tcp/{p2p}"),
+            "--rpc",
+            rpc,
+        ],
+    );
+    (api, p2p, out)
+}
+
 fn field<'a>(out: &'a str, label: &str) -> &'a str {
     out.lines()
         .find_map(|l| l.strip_prefix(label))
@@ -127,21 +148,7 @@ impl Mesh {
         let mut nodes = Vec::new();
         for i in 0..4 {
             let dir = root.path().join(format!("node{i}"));
-            let (api, p2p) = (free_port(), free_port());
-            let out = conclave(
-                root.path(),
-                &[
-                    "init",
-                    "--dir",
-                    dir.to_str().unwrap(),
-                    "--api",
-                    &format!("127.0.0.1:{api}"),
-                    "--listen",
-                    &format!("/ip4/127.0.0.1/tcp/{p2p}"),
-                    "--rpc",
-                    anvil.url(),
-                ],
-            );
+            let (api, p2p, out) = init_node(root.path(), &dir, anvil.url());
             let peer = field(&out, "peer id").to_string();
             let operator: alloy::primitives::Address = field(&out, "operator").parse().unwrap();
             let config = dir.join("node.toml");
@@ -926,21 +933,7 @@ async fn a_node_started_unregistered_and_unfunded_warns() {
         .unwrap();
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("node");
-    let (api, p2p) = (free_port(), free_port());
-    conclave(
-        root.path(),
-        &[
-            "init",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--api",
-            &format!("127.0.0.1:{api}"),
-            "--listen",
-            &format!("/ip4/127.0.0.1/tcp/{p2p}"),
-            "--rpc",
-            anvil.url(),
-        ],
-    );
+    init_node(root.path(), &dir, anvil.url());
     addresses.write(&dir.join("addresses.json")).unwrap();
     let log = dir.join("node.log");
     let mut node = Processes(vec![
