@@ -431,6 +431,17 @@ impl Contracts {
         self.view(Target::Router, call).await
     }
 
+    /// The task as opened, or `None` when this deployment has no such task.
+    pub async fn task_if_any(&self, task_id: U256) -> Result<Option<Task>, ContractError> {
+        match self.task(task_id).await {
+            Ok(task) => Ok(Some(task)),
+            Err(ContractError::Revert(Revert::Router(TaskRouterErrors::UnknownTask(_)))) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// The task's seed, or `None` while the block it comes from is not yet mined.
     pub async fn seed(&self, task_id: U256) -> Result<Option<B256>, ContractError> {
         match self

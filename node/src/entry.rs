@@ -130,19 +130,12 @@ impl Inner {
 
     /// The node of the operator that opened `task` on chain (its coordinator).
     async fn opener_node(&self, task: TaskId) -> Result<PeerId, NodeError> {
-        use conclave_chain::bindings::TaskRouter::TaskRouterErrors;
-        use conclave_chain::{ContractError, Revert};
-        let opener = match self
+        let opener = self
             .contracts
-            .task(alloy::primitives::U256::from_be_bytes(task))
-            .await
-        {
-            Ok(record) => record.opener,
-            Err(ContractError::Revert(Revert::Router(TaskRouterErrors::UnknownTask(_)))) => {
-                return Err(NodeError::UnknownTask);
-            }
-            Err(e) => return Err(e.into()),
-        };
+            .task_if_any(alloy::primitives::U256::from_be_bytes(task))
+            .await?
+            .ok_or(NodeError::UnknownTask)?
+            .opener;
         crate::committee::verified_peer(&self.contracts, opener)
             .await?
             .ok_or(NodeError::UnknownTask)

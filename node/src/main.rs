@@ -744,15 +744,9 @@ async fn show_result(
     task: U256,
     project: Option<u64>,
 ) -> anyhow::Result<Outcome> {
-    use conclave_chain::bindings::TaskRouter::TaskRouterErrors;
-    use conclave_chain::{ContractError, Revert};
-    let record = match contracts.task(task).await {
-        Ok(record) => record,
-        Err(ContractError::Revert(Revert::Router(TaskRouterErrors::UnknownTask(_)))) => {
-            println!("no task 0x{task:064x} in this deployment");
-            return Ok(Outcome::NotFound);
-        }
-        Err(e) => return Err(e.into()),
+    let Some(record) = contracts.task_if_any(task).await? else {
+        println!("no task 0x{task:064x} in this deployment");
+        return Ok(Outcome::NotFound);
     };
     if let Some(project) = project
         && record.projectId != U256::from(project)

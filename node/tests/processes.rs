@@ -398,12 +398,7 @@ async fn a_member_stopped_by_sigterm_after_acknowledging_inputs_exits_0_keeps_th
     }
     // Stop it as systemd would (SIGTERM) after it acknowledged three inputs: it shuts down
     // gracefully with exit code 0; started again from its directory, it still holds them.
-    let child = &mut mesh.processes.0[victim];
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on a child process this test started and has not waited for yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = child.wait().unwrap();
-    assert!(status.success(), "stopped by SIGTERM: {status:?}");
+    sigterm(&mut mesh.processes.0[victim]);
     mesh.processes.0[victim] = mesh.spawn(victim);
     mesh.wait_all_live().await;
     for &r in &readings[3..] {
@@ -935,58 +930,18 @@ async fn a_node_started_unregistered_and_unfunded_warns() {
     let dir = root.path().join("node");
     init_node(root.path(), &dir, anvil.url());
     addresses.write(&dir.join("addresses.json")).unwrap();
+    // Started, in text and then in JSON, it warns of both at start.
     let log = dir.join("node.log");
-    let mut node = Processes(vec![
-        Command::new(BIN)
-            .args(["run"])
-            .env("CONCLAVE_PASSPHRASE", PASSPHRASE)
-            .env("RUST_LOG", "warn")
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    ]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let warned = |text: &str| {
-        text.contains("this operator is not registered")
-            && text.contains("below what submitting one result costs")
-    };
-    while !warned(&std::fs::read_to_string(&log).unwrap()) {
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let child = &mut node.0[0];
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on a child process this test started and has not waited for yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    assert!(child.wait().unwrap().success());
+    let mut node = Processes(vec![run_until_warned(&dir, &["run"], &log).await]);
+    sigterm(&mut node.0[0]);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         !text.contains("\x1b["),
         "no colour codes in a log file: {text}"
     );
-
     // With --log-format json every line is one JSON object.
     let json_log = dir.join("node.json.log");
-    node.0[0] = Command::new(BIN)
-        .args(["--log-format", "json", "run"])
-        .env("CONCLAVE_PASSPHRASE", PASSPHRASE)
-        .env("RUST_LOG", "warn")
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&json_log).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !warned(&std::fs::read_to_string(&json_log).unwrap()) {
-        assert!(Instant::now() < deadline, "no warnings in the JSON log");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    node.0[0] = run_until_warned(&dir, &["--log-format", "json", "run"], &json_log).await;
     for line in std::fs::read_to_string(&json_log).unwrap().lines() {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
@@ -995,4 +950,41 @@ async fn a_node_started_unregistered_and_unfunded_warns() {
             "{line}"
         );
     }
+}
+
+/// Starts `conclave ARGS` in `dir` with its log in `log`, and waits until it warned that its
+/// operator is unregistered and short of funds.
+async fn run_until_warned(dir: &Path, args: &[&str], log: &Path) -> Child {
+    // Held by a guard until handed back, so a failed wait does not leave it running.
+    let mut guard = Processes(vec![
+        Command::new(BIN)
+            .args(args)
+            .env("CONCLAVE_PASSPHRASE", PASSPHRASE)
+            .env("RUST_LOG", "warn")
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap();
+        if text.contains("this operator is not registered")
+            && text.contains("below what submitting one result costs")
+        {
+            return guard.0.pop().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no start warnings: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// SIGTERM to `child` (as systemd stops a service); it must exit 0.
+fn sigterm(child: &mut Child) {
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on a child process this test started and has not waited for yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "stopped by SIGTERM: {status:?}");
 }
