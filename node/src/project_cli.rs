@@ -446,6 +446,34 @@ pub fn import(
 mod tests {
     use super::*;
 
+    /// `conclave project import` on the shipped W3bstream file writes a project.toml that reads
+    /// as a wasm project (or a byop one for VM type 4) beside the inflated module.
+    #[test]
+    fn the_shipped_w3bstream_file_imports_as_a_project_that_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/w3bstream/project.json");
+        let shape = || Shape {
+            committee: 3,
+            threshold: 2,
+            devices: 4,
+            window: 60,
+            record_bytes: 64,
+        };
+        let wasm = import(&file, None, false, shape(), Some(dir.path().join("wasm"))).unwrap();
+        let text = std::fs::read_to_string(&wasm).unwrap();
+        assert!(text.contains("prover = \"wasm\""), "{text}");
+        let module = std::fs::read(dir.path().join("wasm/module.wasm")).unwrap();
+        assert_eq!(&module[..4], b"\0asm", "the module is stored inflated");
+
+        let byop = import(&file, None, true, shape(), Some(dir.path().join("byop"))).unwrap();
+        let text = std::fs::read_to_string(&byop).unwrap();
+        assert!(
+            text.contains("prover = \"byop\"") && text.contains("vm_type = 4"),
+            "{text}"
+        );
+        assert!(read(&byop).is_ok());
+    }
+
     fn refused(toml: &str) -> String {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("project.toml");

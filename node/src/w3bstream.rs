@@ -297,6 +297,15 @@ mod tests {
             (b.vm_type, b.code_param.as_str()),
             (VM_RISC0, "{\"image_id\":\"1\"}")
         );
+        // zkWASM by number goes to the operators' provers too.
+        let zkwasm =
+            serde_json::json!({"versions": [{"version": "1", "vmTypeID": 3, "code": "0a"}]});
+        assert_eq!(
+            import(zkwasm.to_string().as_bytes(), None, false, &engine())
+                .unwrap()
+                .vm_type,
+            VM_ZKWASM
+        );
         // The older layout: one config with a VM name.
         let old = serde_json::json!({"vmType": "halo2", "code": "aa", "version": "0.1"});
         assert_eq!(

@@ -529,10 +529,21 @@ impl ByopClient {
 }
 
 /// Whether tonic's status says the transport failed (rather than the prover refusing): tonic
-/// reports a refused or reset connection as Unavailable. (A prover may answer Unavailable itself;
-/// it then gets the bounded retries, within the overall deadline.)
+/// reports a refused connection as Unavailable, and a connection lost in mid-call (a prover
+/// that died) as Unknown with the transport's error as its source. (A prover may answer
+/// Unavailable itself; it then gets the bounded retries, within the overall deadline.)
 fn is_transport(status: &Status) -> bool {
-    status.code() == Code::Unavailable
+    if status.code() == Code::Unavailable {
+        return true;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<tonic::transport::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The version the prover is told: the project's, and the code's hash, so that code registered

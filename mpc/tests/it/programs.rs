@@ -1,11 +1,12 @@
 //! The example programs of `examples/programs/`: each compiles, its plaintext evaluation matches
 //! a direct Rust computation of what it means, and SPDZ among 2, 3 and 5 parties gives exactly
-//! the plaintext result on random inputs in and out of the declared ranges. A party that
-//! tampers with its random bits (which every comparison and truncation masks with) makes every
-//! honest party abort.
+//! the plaintext result on random inputs in and out of the declared ranges (every run has at
+//! least one record out of range). Among 2, 3 and 5 parties, a party that tampers with its
+//! random bits (which every comparison and truncation masks with) makes every honest party
+//! abort.
 
 use crate::common::{Cheat, run_keeping_shares, run_with_cheat};
-use conclave_mpc::lang::{InputValues, Program};
+use conclave_mpc::lang::{FieldSpec, InputValues, Program};
 use conclave_mpc::mac_check::CheckStage;
 use conclave_mpc::prep::Material;
 use conclave_mpc::{Abort, Fp};
@@ -35,18 +36,35 @@ fn draw(rng: &mut ThreadRng, lo: i128, hi: i128, bits: u32) -> i128 {
     }
 }
 
+/// A value of the field's type outside its declared range.
+fn out_of_range(rng: &mut ThreadRng, f: &FieldSpec) -> i128 {
+    let half = 1i128 << (f.bits - 1);
+    let below = (-half < f.lo).then(|| rng.random_range(-half..f.lo));
+    let above = (f.hi < half - 1).then(|| rng.random_range(f.hi + 1..half));
+    match (below, above) {
+        (Some(b), Some(a)) => [b, a][rng.random_range(0..2)],
+        (b, a) => b.or(a).expect("a declared range narrower than its type"),
+    }
+}
+
+/// Random records; the last device slot always has a field out of its range (so it is
+/// excluded), the others are drawn by [`draw`].
 fn random_inputs(p: &Program, rng: &mut ThreadRng) -> InputValues {
     let l = &p.lowered;
-    let record = |rng: &mut ThreadRng, fields: &[conclave_mpc::lang::FieldSpec]| {
+    let record = |rng: &mut ThreadRng, fields: &[FieldSpec]| {
         fields
             .iter()
             .map(|f| draw(rng, f.lo, f.hi, f.bits))
             .collect::<Vec<_>>()
     };
+    let mut devices: Vec<Vec<i128>> = (0..l.slots)
+        .map(|_| record(rng, &l.device_fields))
+        .collect();
+    let field = rng.random_range(0..l.device_fields.len());
+    let last = devices.last_mut().expect("a program with device slots");
+    last[field] = out_of_range(rng, &l.device_fields[field]);
     InputValues {
-        devices: (0..l.slots)
-            .map(|_| record(rng, &l.device_fields))
-            .collect(),
+        devices,
         owner: record(rng, &l.owner_fields),
     }
 }
@@ -85,14 +103,21 @@ fn mpc_matches_plaintext(name: &str, slots: usize, runs: usize) {
     }
 }
 
-/// Every cheater that shifts its shares of the random bits is caught before any output.
+/// Among 2, 3 and 5 parties, every cheater that shifts its shares of the random bits is caught
+/// before any output.
 fn cheating_aborts(name: &str, slots: usize) {
+    for parties in [2, 3, 5] {
+        cheating_aborts_among(name, slots, parties);
+    }
+}
+
+fn cheating_aborts_among(name: &str, slots: usize, parties: usize) {
     let mut rng = rand::rng();
-    let program = compile(name, 3, slots);
+    let program = compile(name, parties, slots);
     let inputs = program
         .party_inputs(&random_inputs(&program, &mut rng))
         .unwrap();
-    for cheater in 0..3 {
+    for cheater in 0..parties {
         let cheat = Cheat {
             party: cheater,
             material: Some(Box::new(|m: &mut Material| {
@@ -110,7 +135,7 @@ fn cheating_aborts(name: &str, slots: usize) {
                 assert_eq!(
                     result,
                     Err(Abort::MacCheckFailed(CheckStage::Intermediate)),
-                    "{name}: honest party {party}, cheater {cheater}"
+                    "{name}: {parties} parties, honest party {party}, cheater {cheater}"
                 );
             }
         }
@@ -150,6 +175,7 @@ fn threshold_count_counts_valid_readings_above_the_limit() {
         ["above=2", "counted=3"]
     );
     mpc_matches_plaintext("threshold-count", 6, 2);
+    cheating_aborts("threshold-count", 3);
 }
 
 #[test]
@@ -160,6 +186,7 @@ fn histogram_counts_per_bucket() {
         ["counts[0]=2", "counts[1]=1", "counts[2]=0", "counts[3]=1"]
     );
     mpc_matches_plaintext("histogram", 4, 2);
+    cheating_aborts("histogram", 3);
 }
 
 #[test]
@@ -207,4 +234,5 @@ fn variance_gives_mean_and_standard_deviation() {
     assert!((deviation - 2f64.sqrt()).abs() < 2.0 / 256.0, "{out:?}");
     assert_eq!(out[2], "counted=4");
     mpc_matches_plaintext("variance", 3, 1);
+    cheating_aborts("variance", 2);
 }

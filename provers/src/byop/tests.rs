@@ -182,7 +182,17 @@ async fn bounded<T>(call: impl std::future::Future<Output = T>) -> T {
         .expect("the client returned within its deadlines")
 }
 
-/// A prover that accepts the connection and never answers: a timeout.
+/// Both protocol versions, which every failure case runs under.
+const PROTOCOLS: [Protocol; 2] = [Protocol::Vm, Protocol::VmRuntime];
+
+fn empty_task() -> TaskCall {
+    TaskCall {
+        task_id: [1; 32],
+        payloads: vec![],
+    }
+}
+
+/// A prover that accepts the connection and never answers: a timeout, under either protocol.
 #[tokio::test]
 async fn a_hanging_prover_gives_a_timeout() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -193,15 +203,13 @@ async fn a_hanging_prover_gives_a_timeout() {
             held.push(socket);
         }
     });
-    let client = ByopClient::new(config(&url, Protocol::Vm)).unwrap();
-    let task = TaskCall {
-        task_id: [1; 32],
-        payloads: vec![],
-    };
-    let e = bounded(client.execute(&sum_code(1), &task))
-        .await
-        .unwrap_err();
-    assert!(matches!(e, ByopError::Timeout { .. }), "{e}");
+    for protocol in PROTOCOLS {
+        let client = ByopClient::new(config(&url, protocol)).unwrap();
+        let e = bounded(client.execute(&sum_code(1), &empty_task()))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ByopError::Timeout { .. }), "{protocol:?}: {e}");
+    }
     hang.abort();
 }
 
@@ -212,19 +220,20 @@ async fn a_crashed_prover_is_unreachable() {
     let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", free.local_addr().unwrap());
     drop(free);
-    let client = ByopClient::new(config(&url, Protocol::Vm)).unwrap();
-    let task = TaskCall {
-        task_id: [1; 32],
-        payloads: vec![],
-    };
-    let e = bounded(client.execute(&sum_code(1), &task))
-        .await
-        .unwrap_err();
-    assert!(matches!(e, ByopError::Unreachable { .. }), "{e}");
-    assert!(matches!(
-        bounded(client.health()).await,
-        Err(ByopError::Unreachable { .. })
-    ));
+    for protocol in PROTOCOLS {
+        let client = ByopClient::new(config(&url, protocol)).unwrap();
+        let e = bounded(client.execute(&sum_code(1), &empty_task()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, ByopError::Unreachable { .. }),
+            "{protocol:?}: {e}"
+        );
+        assert!(matches!(
+            bounded(client.health()).await,
+            Err(ByopError::Unreachable { .. })
+        ));
+    }
 
     // Accepts, then closes at once.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -234,16 +243,46 @@ async fn a_crashed_prover_is_unreachable() {
             drop(socket);
         }
     });
-    let client = ByopClient::new(config(&url, Protocol::Vm)).unwrap();
-    let e = bounded(client.execute(&sum_code(1), &task))
-        .await
-        .unwrap_err();
-    // The channel reconnects until the call's deadline, or gives up earlier.
-    assert!(
-        matches!(e, ByopError::Unreachable { .. } | ByopError::Timeout { .. }),
-        "{e}"
-    );
+    for protocol in PROTOCOLS {
+        let client = ByopClient::new(config(&url, protocol)).unwrap();
+        let e = bounded(client.execute(&sum_code(1), &empty_task()))
+            .await
+            .unwrap_err();
+        // The channel reconnects until the call's deadline, or gives up earlier.
+        assert!(
+            matches!(e, ByopError::Unreachable { .. } | ByopError::Timeout { .. }),
+            "{protocol:?}: {e}"
+        );
+    }
     crash.abort();
+}
+
+/// A prover process that dies in the middle of a call: the call ends with a typed error
+/// within its deadline, under either protocol.
+#[tokio::test]
+async fn a_prover_dying_mid_call_gives_a_typed_error() {
+    for protocol in PROTOCOLS {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        // Reads the request, then dies (the connection is reset) before answering.
+        let dying = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = socket.read(&mut buf).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drop(socket);
+            drop(listener);
+        });
+        let client = ByopClient::new(config(&url, protocol)).unwrap();
+        let e = bounded(client.execute(&sum_code(1), &empty_task()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, ByopError::Unreachable { .. } | ByopError::Timeout { .. }),
+            "{protocol:?}: {e}"
+        );
+        dying.abort();
+    }
 }
 
 /// A peer that answers bytes which are not HTTP/2 at all.
@@ -260,39 +299,85 @@ async fn a_prover_answering_noise_gives_a_typed_error() {
                 .await;
         }
     });
-    let client = ByopClient::new(config(&url, Protocol::Vm)).unwrap();
-    let task = TaskCall {
-        task_id: [1; 32],
-        payloads: vec![],
-    };
-    let e = bounded(client.execute(&sum_code(1), &task))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(e, ByopError::Unreachable { .. } | ByopError::Garbage { .. }),
-        "{e}"
-    );
+    for protocol in PROTOCOLS {
+        let client = ByopClient::new(config(&url, protocol)).unwrap();
+        let e = bounded(client.execute(&sum_code(1), &empty_task()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, ByopError::Unreachable { .. } | ByopError::Garbage { .. }),
+            "{protocol:?}: {e}"
+        );
+    }
     noise.abort();
 }
 
-/// A gRPC peer whose answer is not a message of the protocol: garbage, not a result.
+/// One gRPC frame (uncompressed, 3 bytes) holding no valid protobuf.
+const GARBAGE_FRAME: [u8; 8] = [0, 0, 0, 0, 3, 0xff, 0xff, 0xff];
+
+/// A gRPC peer whose answer is not a message of the protocol: garbage, not a result, under
+/// either protocol (and for `ExecuteOperator` too).
 #[tokio::test]
 async fn a_prover_answering_garbage_messages_gives_garbage() {
-    // One gRPC frame (uncompressed, 3 bytes) holding no valid protobuf, then status OK.
-    let garbage = vec![0u8, 0, 0, 0, 3, 0xff, 0xff, 0xff];
+    let garbage = GARBAGE_FRAME.to_vec();
     let router = axum::Router::new()
         .route("/vm.VM/NewProject", framed(garbage.clone()))
-        .route("/vm.VM/ExecuteTask", framed(garbage));
+        .route("/vm.VM/ExecuteTask", framed(garbage.clone()))
+        .route("/vm_runtime.VmRuntime/Create", framed(garbage.clone()))
+        .route("/vm_runtime.VmRuntime/Execute", framed(garbage));
     let (url, _stop) = serve_routes(router).await;
-    let client = ByopClient::new(config(&url, Protocol::Vm)).unwrap();
-    let task = TaskCall {
-        task_id: [1; 32],
-        payloads: vec![],
-    };
-    let e = bounded(client.execute(&sum_code(1), &task))
+    for protocol in PROTOCOLS {
+        let client = ByopClient::new(config(&url, protocol)).unwrap();
+        let e = bounded(client.execute(&sum_code(1), &empty_task()))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ByopError::Garbage { .. }), "{protocol:?}: {e}");
+    }
+
+    // A v1 service that names its rpc ExecuteOperator and answers it with garbage.
+    let router = axum::Router::new()
+        .route("/vm_runtime.VmRuntime/Create", framed(empty_frame()))
+        .route(
+            "/vm_runtime.VmRuntime/ExecuteOperator",
+            framed(GARBAGE_FRAME.to_vec()),
+        );
+    let (url, _stop) = serve_routes(router).await;
+    let client = ByopClient::new(config(&url, Protocol::VmRuntime)).unwrap();
+    let e = bounded(client.execute(&sum_code(1), &empty_task()))
         .await
         .unwrap_err();
     assert!(matches!(e, ByopError::Garbage { .. }), "{e}");
+}
+
+/// An empty gRPC message frame (every field at its default).
+fn empty_frame() -> Vec<u8> {
+    vec![0, 0, 0, 0, 0]
+}
+
+/// A v1 service of the older naming (`ExecuteOperator`, no `Execute`) runs tasks: the client
+/// falls back once and remembers it; detection (`Auto`) finds v1 on a service without `vm.VM`.
+#[tokio::test]
+async fn an_execute_operator_service_and_a_v1_only_service_are_found() {
+    // ExecuteResponse { result = "42" }: field 1, length 2.
+    let answer = vec![0, 0, 0, 0, 4, 0x0a, 2, b'4', b'2'];
+    let router = axum::Router::new()
+        .route("/vm_runtime.VmRuntime/Create", framed(empty_frame()))
+        .route("/vm_runtime.VmRuntime/ExecuteOperator", framed(answer));
+    let (url, _stop) = serve_routes(router).await;
+    for protocol in [Protocol::VmRuntime, Protocol::Auto] {
+        let client = ByopClient::new(config(&url, protocol)).unwrap();
+        for n in 0..3u8 {
+            let task = TaskCall {
+                task_id: [n; 32],
+                payloads: vec![b"1".to_vec()],
+            };
+            let got = bounded(client.execute(&sum_code(1), &task))
+                .await
+                .unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
+            assert_eq!(got.result, b"42", "{protocol:?}");
+        }
+        assert_eq!(client.creates(), 1, "{protocol:?}: code sent once");
+    }
 }
 
 /// A gRPC route answering `frame` (a gRPC message frame, status OK) to every call.
