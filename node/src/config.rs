@@ -69,6 +69,10 @@ pub struct NetworkSection {
     /// Short timers for nodes on one machine.
     #[serde(default)]
     pub local: bool,
+    /// Dial and announce private (10.x, 192.168.x, …) and loopback addresses and DNS names that
+    /// peers announce in their heartbeats: for nodes on one private network. Implied by `local`.
+    #[serde(default)]
+    pub private_addresses: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +144,7 @@ impl Default for NetworkSection {
             bootstrap: Vec::new(),
             mdns: false,
             local: false,
+            private_addresses: false,
         }
     }
 }

@@ -914,6 +914,7 @@ async fn run(config: &NodeConfig) -> anyhow::Result<()> {
         NetworkConfig::new(keypair)
     };
     network.mdns = config.network.mdns;
+    network.private_addresses |= config.network.private_addresses;
     network.listen = multiaddrs(&config.network.listen, "listen")?;
     network.bootstrap = multiaddrs(&config.network.bootstrap, "bootstrap")?;
     network.chain_address = operator.address().0.0;

@@ -49,6 +49,7 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/1/kad");
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
+    pub addresses: crate::addresses::AddressBook,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -145,6 +146,7 @@ fn behaviour(
                 .with_max_pending_incoming(Some(cfg.max_incoming / 4 + 1))
                 .with_max_established_per_peer(Some(cfg.max_per_peer)),
         ),
+        addresses: crate::addresses::AddressBook::default(),
         identify: identify::Behaviour::new(
             identify::Config::new("/conclave/1/id".into(), key.public())
                 .with_agent_version(format!("conclave/{}", cfg.version)),

@@ -48,21 +48,25 @@ type Key = (SessionId, PeerId);
 
 #[derive(Default)]
 struct Rendezvous {
-    parked: HashMap<Key, (Stream, Instant)>,
+    /// Streams waiting for their session, each counted as the peer's session meanwhile.
+    parked: HashMap<Key, (Stream, Instant, PeerPermit)>,
     waiting: HashMap<Key, oneshot::Sender<Stream>>,
 }
 
-/// One of a peer's [`MAX_HANDSHAKES_PER_PEER`] handshakes, given back when dropped.
+/// Counts per peer (handshakes under way, sessions open), shared with whoever reads them.
+pub type PeerCounts = Arc<Mutex<HashMap<PeerId, usize>>>;
+
+/// One count of a peer's (at most `limit`), given back when dropped.
 struct PeerPermit {
-    counts: Arc<Mutex<HashMap<PeerId, usize>>>,
+    counts: PeerCounts,
     peer: PeerId,
 }
 
 impl PeerPermit {
-    fn take(counts: &Arc<Mutex<HashMap<PeerId, usize>>>, peer: PeerId) -> Option<PeerPermit> {
+    fn take(counts: &PeerCounts, peer: PeerId, limit: usize) -> Option<PeerPermit> {
         let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
         let n = c.entry(peer).or_default();
-        if *n >= MAX_HANDSHAKES_PER_PEER {
+        if *n >= limit {
             return None;
         }
         *n += 1;
@@ -92,6 +96,8 @@ pub struct MpcChannels {
     me: PeerId,
     rendezvous: Arc<Mutex<Rendezvous>>,
     tamper: Option<Arc<dyn FrameTamper>>,
+    /// Open sessions per peer: the swarm never closes a connection a session uses.
+    sessions: PeerCounts,
 }
 
 /// A simulated adversary's hand on the MPC frames its own node sends (`conclave-sim`'s
@@ -117,15 +123,21 @@ impl MpcChannels {
         let shared = rendezvous.clone();
         let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         let per_peer: Arc<Mutex<HashMap<PeerId, usize>>> = Arc::default();
+        let sessions = PeerCounts::default();
+        let counted = sessions.clone();
         tokio::spawn(async move {
             while let Some((peer, mut stream)) = incoming.next().await {
                 let Ok(permit) = handshakes.clone().try_acquire_owned() else {
                     continue;
                 };
-                let Some(peer_permit) = PeerPermit::take(&per_peer, peer) else {
+                let Some(peer_permit) = PeerPermit::take(&per_peer, peer, MAX_HANDSHAKES_PER_PEER)
+                else {
                     continue;
                 };
                 let shared = shared.clone();
+                // The connection is in use from the first byte: the upkeep must not close it
+                // under a stream waiting for its session.
+                let in_use = PeerPermit::take(&counted, peer, usize::MAX);
                 tokio::spawn(async move {
                     let _permits = (permit, peer_permit);
                     let mut id = [0u8; 16];
@@ -138,15 +150,18 @@ impl MpcChannels {
                     let mut r = shared.lock().unwrap_or_else(|p| p.into_inner());
                     let now = Instant::now();
                     r.parked
-                        .retain(|_, (_, at)| now.duration_since(*at) < HANDSHAKE_TIMEOUT);
+                        .retain(|_, (_, at, _)| now.duration_since(*at) < HANDSHAKE_TIMEOUT);
                     match r.waiting.remove(&key) {
                         Some(waiter) => {
                             let _ = waiter.send(stream);
                         }
                         None => {
                             let of_peer = r.parked.keys().filter(|(_, p)| *p == peer).count();
-                            if r.parked.len() < MAX_PARKED && of_peer < MAX_PARKED_PER_PEER {
-                                r.parked.insert(key, (stream, now));
+                            if r.parked.len() < MAX_PARKED
+                                && of_peer < MAX_PARKED_PER_PEER
+                                && let Some(in_use) = in_use
+                            {
+                                r.parked.insert(key, (stream, now, in_use));
                             }
                         }
                     }
@@ -158,7 +173,13 @@ impl MpcChannels {
             me,
             rendezvous,
             tamper,
+            sessions,
         }
+    }
+
+    /// Open sessions per peer (read by the swarm's connection upkeep).
+    pub fn sessions(&self) -> PeerCounts {
+        self.sessions.clone()
     }
 
     /// This node's peer id.
@@ -188,6 +209,11 @@ impl MpcChannels {
             .position(|p| *p == self.me)
             .ok_or(ChannelError::NotAParty)?;
         let mut transport = P2pTransport {
+            _in_use: parties
+                .iter()
+                .filter(|p| **p != self.me)
+                .filter_map(|p| PeerPermit::take(&self.sessions, *p, usize::MAX))
+                .collect(),
             party: me,
             writers: (0..parties.len()).map(|_| None).collect(),
             readers: (0..parties.len()).map(|_| None).collect(),
@@ -204,7 +230,8 @@ impl MpcChannels {
                 self.claim((session, peer)).await?
             };
             let (read, write) = stream.split();
-            transport.writers[j] = Some(spawn_writer(write));
+            let in_use = PeerPermit::take(&self.sessions, peer, usize::MAX);
+            transport.writers[j] = Some(spawn_writer(write, in_use));
             transport.readers[j] = Some(read);
         }
         Ok(transport)
@@ -235,7 +262,7 @@ impl MpcChannels {
     async fn claim(&self, key: Key) -> Result<Stream, ChannelError> {
         let rx = {
             let mut r = self.rendezvous.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((stream, _)) = r.parked.remove(&key) {
+            if let Some((stream, _, _)) = r.parked.remove(&key) {
                 return Ok(stream);
             }
             let (tx, rx) = oneshot::channel();
@@ -257,9 +284,14 @@ impl MpcChannels {
 }
 
 /// Writes queued frames (length-prefixed) in order, so sending never waits for the peer.
-fn spawn_writer(mut write: WriteHalf<Stream>) -> mpsc::UnboundedSender<Bytes> {
+/// `in_use` keeps the connection counted as in use until the last frame is flushed.
+fn spawn_writer(
+    mut write: WriteHalf<Stream>,
+    in_use: Option<PeerPermit>,
+) -> mpsc::UnboundedSender<Bytes> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     tokio::spawn(async move {
+        let _in_use = in_use;
         while let Some(frame) = rx.recv().await {
             let len = (frame.len() as u32).to_le_bytes();
             if write.write_all(&len).await.is_err() || write.write_all(&frame).await.is_err() {
@@ -281,6 +313,8 @@ pub struct P2pTransport {
     readers: Vec<Option<ReadHalf<Stream>>>,
     max_frame: usize,
     tamper: Option<Arc<dyn FrameTamper>>,
+    /// Marks the other parties' connections as in use while the session lives.
+    _in_use: Vec<PeerPermit>,
 }
 
 impl Transport for P2pTransport {

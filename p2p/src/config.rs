@@ -50,6 +50,14 @@ pub struct NetworkConfig {
     /// a crowd of strangers cannot take every socket.
     pub max_incoming: u32,
     pub max_per_peer: u32,
+    /// Peers this node dials on its own (from discovery) and keeps topping up to: gossip needs a
+    /// few, and a connection to every peer heard of costs every node work that grows with the
+    /// mesh. Other peers are reached on demand at the addresses their heartbeats announce.
+    pub target_peers: usize,
+    /// Take loopback, private and link-local addresses (and DNS names) from heartbeats, and
+    /// announce them: only on one machine or a private network. Otherwise a peer could point
+    /// every node at hosts inside its network.
+    pub private_addresses: bool,
     /// Simulated links for the memory transport (latency, bandwidth, partitions); `None` is
     /// an ideal in-process link. Only simulations set it.
     pub links: Option<std::sync::Arc<crate::shaped::Links>>,
@@ -76,7 +84,8 @@ impl NetworkConfig {
             heartbeat_interval: Duration::from_secs(5),
             heartbeat_ttl: Duration::from_secs(20),
             gossip_heartbeat: Duration::from_secs(1),
-            random_walk_interval: Duration::from_secs(30),
+            // libp2p's own default: a walk (Kademlia's bootstrap) touches dozens of peers.
+            random_walk_interval: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(150),
             chain_address: [0; 20],
@@ -84,6 +93,8 @@ impl NetworkConfig {
             free_capacity: 1,
             max_incoming: 1024,
             max_per_peer: 4,
+            target_peers: 12,
+            private_addresses: false,
             links: None,
             tamper: None,
         }
@@ -100,6 +111,7 @@ impl NetworkConfig {
             ],
             mdns: true,
             penalise_ip_colocation: false,
+            private_addresses: true,
             heartbeat_interval: Duration::from_millis(500),
             heartbeat_ttl: Duration::from_secs(3),
             gossip_heartbeat: Duration::from_millis(200),

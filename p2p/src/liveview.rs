@@ -15,6 +15,23 @@ pub struct LivePeer {
     pub version: String,
     pub free_capacity: u32,
     pub last_seen: Instant,
+    /// The sender's clock in its latest heartbeat: an older one (a replay) changes nothing.
+    pub sent_at_ms: u64,
+}
+
+/// Most peers the view holds: heartbeats from fresh keys cannot grow it without bound. Peers
+/// already live keep their place; newcomers wait for room.
+pub const MAX_LIVE_PEERS: usize = 4096;
+
+/// What a heartbeat did to the view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Observed {
+    /// The peer was not live before.
+    New,
+    /// A live peer's newer heartbeat.
+    Refreshed,
+    /// Not newer than the peer's latest (a replay), or no room for a newcomer.
+    Ignored,
 }
 
 /// Peers whose last heartbeat is younger than `ttl`.
@@ -32,16 +49,24 @@ impl LiveView {
         }
     }
 
-    /// Records a validated heartbeat from `peer`; true if the peer was not live before.
-    pub fn observe(&mut self, peer: PeerId, hb: &Heartbeat, now: Instant) -> bool {
+    /// Records a validated heartbeat from `peer`.
+    pub fn observe(&mut self, peer: PeerId, hb: &Heartbeat, now: Instant) -> Observed {
+        let observed = match self.peers.get(&peer) {
+            Some(known) if hb.sent_at_ms <= known.sent_at_ms => return Observed::Ignored,
+            Some(_) => Observed::Refreshed,
+            None if self.peers.len() >= MAX_LIVE_PEERS => return Observed::Ignored,
+            None => Observed::New,
+        };
         let live = LivePeer {
             peer,
             chain_address: hb.chain_address,
             version: hb.version.clone(),
             free_capacity: hb.free_capacity,
             last_seen: now,
+            sent_at_ms: hb.sent_at_ms,
         };
-        self.peers.insert(peer, live).is_none()
+        self.peers.insert(peer, live);
+        observed
     }
 
     /// Drops peers silent for longer than the ttl and returns them.
@@ -71,21 +96,31 @@ impl LiveView {
 mod tests {
     use super::*;
 
-    #[test]
-    fn peers_expire_after_the_ttl() {
-        let mut view = LiveView::new(Duration::from_secs(5));
-        let (a, b) = (PeerId::random(), PeerId::random());
-        let hb = Heartbeat {
+    fn beat(sent_at_ms: u64) -> Heartbeat {
+        Heartbeat {
             peer_id: vec![],
             chain_address: [0; 20],
             version: "v".into(),
             free_capacity: 1,
-            sent_at_ms: 0,
-        };
+            sent_at_ms,
+            addresses: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn peers_expire_after_the_ttl() {
+        let mut view = LiveView::new(Duration::from_secs(5));
+        let (a, b) = (PeerId::random(), PeerId::random());
         let t0 = Instant::now();
-        assert!(view.observe(a, &hb, t0));
-        assert!(view.observe(b, &hb, t0 + Duration::from_secs(6)));
-        assert!(!view.observe(a, &hb, t0 + Duration::from_secs(4)));
+        assert_eq!(view.observe(a, &beat(1), t0), Observed::New);
+        assert_eq!(
+            view.observe(b, &beat(1), t0 + Duration::from_secs(6)),
+            Observed::New
+        );
+        assert_eq!(
+            view.observe(a, &beat(2), t0 + Duration::from_secs(4)),
+            Observed::Refreshed
+        );
         assert_eq!(
             view.expire(t0 + Duration::from_secs(8)),
             Vec::<PeerId>::new()
@@ -93,5 +128,28 @@ mod tests {
         assert_eq!(view.expire(t0 + Duration::from_secs(10)), vec![a]);
         assert_eq!(view.peers().len(), 1);
         assert_eq!(view.peers()[0].peer, b);
+    }
+
+    /// A replayed (not newer) heartbeat neither refreshes a peer nor changes what it said; a
+    /// full view takes no newcomer but keeps refreshing the peers it holds.
+    #[test]
+    fn replays_are_ignored_and_the_view_is_bounded() {
+        let mut view = LiveView::new(Duration::from_secs(5));
+        let a = PeerId::random();
+        let t0 = Instant::now();
+        view.observe(a, &beat(10), t0);
+        let later = t0 + Duration::from_secs(4);
+        assert_eq!(view.observe(a, &beat(10), later), Observed::Ignored);
+        assert_eq!(view.observe(a, &beat(9), later), Observed::Ignored);
+        assert_eq!(view.peers()[0].last_seen, t0);
+        for _ in 1..MAX_LIVE_PEERS {
+            view.observe(PeerId::random(), &beat(1), t0);
+        }
+        assert_eq!(
+            view.observe(PeerId::random(), &beat(1), t0),
+            Observed::Ignored
+        );
+        assert_eq!(view.peers().len(), MAX_LIVE_PEERS);
+        assert_eq!(view.observe(a, &beat(11), later), Observed::Refreshed);
     }
 }

@@ -2,8 +2,10 @@
 //! is forwarded: a size limit, a canonical encoding with no trailing bytes, the right topic for
 //! its kind, and (for heartbeats) a signer that is the peer it describes.
 
-use libp2p::PeerId;
+use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
+
+use crate::addresses::{MAX_ADDR_BYTES, MAX_HEARTBEAT_ADDRS};
 
 /// Largest gossip message the application accepts (gossipsub's own transmit limit is higher, so
 /// oversized messages reach validation and count against their sender).
@@ -25,7 +27,8 @@ impl Topic {
     pub fn name(self) -> &'static str {
         match self {
             Topic::Tasks => "/conclave/1/tasks",
-            Topic::Heartbeats => "/conclave/1/heartbeats",
+            // Version 2: heartbeats carry their sender's addresses (older nodes cannot read them).
+            Topic::Heartbeats => "/conclave/2/heartbeats",
             Topic::Results => "/conclave/1/results",
         }
     }
@@ -53,6 +56,37 @@ pub struct Heartbeat {
     pub free_capacity: u32,
     /// Sender's clock, milliseconds since the Unix epoch.
     pub sent_at_ms: u64,
+    /// Where the sender listens (encoded multiaddrs without a `/p2p` part; at most
+    /// [`MAX_HEARTBEAT_ADDRS`] of at most [`MAX_ADDR_BYTES`] each), so that any node can reach it
+    /// without keeping a connection open.
+    pub addresses: Vec<Vec<u8>>,
+}
+
+impl Heartbeat {
+    /// The announced addresses; [`GossipMessage::decode`] has checked them.
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.addresses
+            .iter()
+            .filter_map(|a| Multiaddr::try_from(a.clone()).ok())
+            .collect()
+    }
+}
+
+/// Checks an announced address: within the size limit, a well-formed multiaddr naming no peer
+/// (the sender's id is added by whoever dials it).
+fn check_address(bytes: &[u8]) -> Result<(), GossipError> {
+    if bytes.len() > MAX_ADDR_BYTES {
+        return Err(GossipError::BadAddress(format!("{} bytes", bytes.len())));
+    }
+    let addr =
+        Multiaddr::try_from(bytes.to_vec()).map_err(|e| GossipError::BadAddress(e.to_string()))?;
+    if addr
+        .iter()
+        .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+    {
+        return Err(GossipError::BadAddress(format!("{addr} names a peer")));
+    }
+    Ok(())
 }
 
 /// A task open for inputs or ready for its committee.
@@ -98,6 +132,10 @@ pub enum GossipError {
     Unsigned,
     #[error("heartbeat version string of {0} bytes is too long")]
     VersionTooLong(usize),
+    #[error("heartbeat announces {0} addresses (at most {MAX_HEARTBEAT_ADDRS})")]
+    TooManyAddresses(usize),
+    #[error("heartbeat address is not acceptable: {0}")]
+    BadAddress(String),
 }
 
 fn config() -> impl bincode::config::Config {
@@ -153,6 +191,12 @@ impl GossipMessage {
             if hb.version.len() > MAX_VERSION_LEN {
                 return Err(GossipError::VersionTooLong(hb.version.len()));
             }
+            if hb.addresses.len() > MAX_HEARTBEAT_ADDRS {
+                return Err(GossipError::TooManyAddresses(hb.addresses.len()));
+            }
+            for addr in &hb.addresses {
+                check_address(addr)?;
+            }
             let signer = source.ok_or(GossipError::Unsigned)?;
             if hb.peer_id != signer.to_bytes() {
                 let claimed = PeerId::from_bytes(&hb.peer_id)
@@ -178,6 +222,7 @@ mod tests {
             version: "0.1.0".into(),
             free_capacity: 3,
             sent_at_ms: 1,
+            addresses: vec!["/memory/7".parse::<Multiaddr>().unwrap().to_vec()],
         })
     }
 
@@ -198,6 +243,47 @@ mod tests {
             GossipMessage::decode(Topic::Tasks, &task.encode(), None),
             Ok(task)
         );
+    }
+
+    /// A heartbeat speaks only for its signer's own addresses, few and short, naming no peer.
+    #[test]
+    fn heartbeat_addresses_are_bounded_and_name_no_peer() {
+        let peer = PeerId::random();
+        let with = |addresses: Vec<Vec<u8>>| {
+            let GossipMessage::Heartbeat(mut hb) = heartbeat(&peer) else {
+                unreachable!()
+            };
+            hb.addresses = addresses;
+            GossipMessage::decode(
+                Topic::Heartbeats,
+                &GossipMessage::Heartbeat(hb).encode(),
+                Some(&peer),
+            )
+        };
+        let addr = |s: &str| s.parse::<Multiaddr>().unwrap().to_vec();
+        let ok = with(vec![addr("/ip4/10.0.0.1/tcp/4001"); MAX_HEARTBEAT_ADDRS]).unwrap();
+        let GossipMessage::Heartbeat(hb) = ok else {
+            unreachable!()
+        };
+        assert_eq!(hb.listen_addrs().len(), MAX_HEARTBEAT_ADDRS);
+        assert_eq!(
+            with(vec![addr("/memory/1"); MAX_HEARTBEAT_ADDRS + 1]),
+            Err(GossipError::TooManyAddresses(MAX_HEARTBEAT_ADDRS + 1))
+        );
+        let other = PeerId::random();
+        assert!(matches!(
+            with(vec![addr(&format!("/memory/1/p2p/{other}"))]),
+            Err(GossipError::BadAddress(_))
+        ));
+        assert!(matches!(
+            with(vec![vec![0xff, 0xff, 0xff]]),
+            Err(GossipError::BadAddress(_))
+        ));
+        let long = format!("/dns4/{}/tcp/1", "a".repeat(MAX_ADDR_BYTES));
+        assert!(matches!(
+            with(vec![addr(&long)]),
+            Err(GossipError::BadAddress(_))
+        ));
     }
 
     #[test]

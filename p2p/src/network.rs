@@ -16,15 +16,18 @@ use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::OutboundRequestId;
 use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns, request_response};
 use prometheus_client::registry::Registry;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::addresses::{MAX_ADDR_BYTES, MAX_HEARTBEAT_ADDRS, reachable_addresses};
 use crate::behaviour::{Behaviour, BehaviourEvent, ControlRequest, ControlResponse, build_swarm};
 use crate::channel::MpcChannels;
 use crate::config::NetworkConfig;
-use crate::liveview::{LivePeer, LiveView};
+use crate::liveview::{LivePeer, LiveView, Observed};
 use crate::messages::{GossipMessage, Heartbeat, Topic};
+use crate::upkeep::Connections;
 
 /// Why a network operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -134,6 +137,9 @@ impl Network {
             cfg,
             requests: HashMap::new(),
             listeners,
+            top_ups: 0,
+            sessions: mpc.sessions(),
+            connections: Connections::default(),
         };
         tokio::spawn(task.run());
         Ok(Network {
@@ -322,11 +328,24 @@ struct SwarmTask {
     replies: FuturesUnordered<PendingReply>,
     /// What the swarm listens on, closed explicitly at shutdown.
     listeners: Vec<ListenerId>,
+    /// Top-up rounds so far (rotates which live peers are dialled).
+    top_ups: usize,
+    /// Open MPC sessions per peer.
+    sessions: crate::channel::PeerCounts,
+    /// Which connections this node dialed and which are in use.
+    connections: Connections,
 }
+
+/// How often idle connections above the limit are closed.
+const UPKEEP: Duration = Duration::from_secs(10);
+
+/// Most dials one top-up round starts.
+const TOP_UP_DIALS: usize = 4;
 
 type PendingReply = futures::future::BoxFuture<
     'static,
     (
+        PeerId,
         request_response::ResponseChannel<ControlResponse>,
         ControlResponse,
     ),
@@ -335,6 +354,7 @@ type PendingReply = futures::future::BoxFuture<
 impl SwarmTask {
     async fn run(mut self) {
         let mut heartbeat = tokio::time::interval(self.cfg.heartbeat_interval);
+        let mut upkeep = tokio::time::interval(UPKEEP);
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -350,10 +370,12 @@ impl SwarmTask {
                     None => return,
                 },
                 event = self.swarm.select_next_some() => self.event(event),
-                Some((channel, response)) = self.replies.next(), if !self.replies.is_empty() => {
+                Some((peer, channel, response)) = self.replies.next(), if !self.replies.is_empty() => {
+                    self.connections.answered(&peer);
                     let _ = self.swarm.behaviour_mut().control.send_response(channel, response);
                 }
                 _ = heartbeat.tick() => self.heartbeat(),
+                _ = upkeep.tick() => self.close_idle_connections(),
             }
         }
     }
@@ -431,6 +453,7 @@ impl SwarmTask {
                 let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
             }
             Command::Status(peer, reply) => {
+                self.connections.asked(peer, Instant::now());
                 let id = self
                     .swarm
                     .behaviour_mut()
@@ -439,6 +462,7 @@ impl SwarmTask {
                 self.requests.insert(id, reply);
             }
             Command::App(peer, body, reply) => {
+                self.connections.asked(peer, Instant::now());
                 let id = self
                     .swarm
                     .behaviour_mut()
@@ -453,8 +477,10 @@ impl SwarmTask {
     fn heartbeat(&mut self) {
         let now = Instant::now();
         for peer in self.live.expire(now) {
+            self.swarm.behaviour_mut().addresses.remove(&peer);
             self.emit(NetworkEvent::PeerExpired(peer));
         }
+        self.top_up_connections();
         let sent_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -464,6 +490,7 @@ impl SwarmTask {
             version: self.cfg.version.clone(),
             free_capacity: self.cfg.free_capacity,
             sent_at_ms,
+            addresses: self.announced_addresses(),
         });
         // Before the first peer joins there is nobody to tell: not an error worth reporting.
         let _ = self
@@ -473,11 +500,111 @@ impl SwarmTask {
             .publish(Topic::Heartbeats.gossip(), hb.encode());
     }
 
+    /// Where this node can be reached: confirmed external addresses first, then what it listens
+    /// on, as many as a heartbeat carries.
+    fn announced_addresses(&self) -> Vec<Vec<u8>> {
+        let mine = self
+            .swarm
+            .external_addresses()
+            .chain(self.swarm.listeners())
+            .filter(|a| !a.iter().any(|p| matches!(p, Protocol::P2p(_))))
+            .cloned()
+            .collect();
+        reachable_addresses(mine, self.cfg.private_addresses)
+            .into_iter()
+            .map(|a| a.to_vec())
+            .filter(|a| a.len() <= MAX_ADDR_BYTES)
+            .take(MAX_HEARTBEAT_ADDRS)
+            .collect()
+    }
+
+    /// Whether this node should dial a peer it discovered: only while it has dialed fewer
+    /// peers than its target.
+    fn wants_more_peers(&self) -> bool {
+        self.connections.dialed() < self.cfg.target_peers
+    }
+
+    /// Closes connections beyond twice the target that nothing uses ([`crate::upkeep`]): gossipsub
+    /// holds a stream open on every connection, so without this each peer a Kademlia walk or a
+    /// request ever touched would stay connected for good (at 180 nodes in one process, a
+    /// median of 118 connections per node). Gossip mesh peers and MPC session peers are kept.
+    fn close_idle_connections(&mut self) {
+        let mesh: HashSet<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_mesh_peers()
+            .copied()
+            .collect();
+        let closing = {
+            let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            self.connections.to_close(
+                2 * self.cfg.target_peers,
+                Instant::now(),
+                self.cfg.request_timeout,
+                |p| mesh.contains(p) || sessions.contains_key(p),
+            )
+        };
+        for peer in closing {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// Dials a few live peers it is not connected to while below the target (peers leave; a
+    /// node that joined through one bootstrap peer spreads out).
+    fn top_up_connections(&mut self) {
+        let missing = self
+            .cfg
+            .target_peers
+            .saturating_sub(self.connections.dialed());
+        if missing == 0 {
+            return;
+        }
+        let candidates: Vec<PeerId> = self
+            .live
+            .peers()
+            .into_iter()
+            .map(|p| p.peer)
+            .filter(|p| !self.swarm.is_connected(p))
+            .collect();
+        // A different few each time, without a random source: start at a rotating offset.
+        self.top_ups = self.top_ups.wrapping_add(1);
+        let start = if candidates.is_empty() {
+            0
+        } else {
+            self.top_ups % candidates.len()
+        };
+        for peer in candidates
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(missing.min(TOP_UP_DIALS).min(candidates.len()))
+        {
+            let opts = DialOpts::peer_id(*peer)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            let _ = self.swarm.dial(opts);
+        }
+    }
+
     fn event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         use libp2p::metrics::Recorder as _;
         self.metrics.record(&event);
-        let SwarmEvent::Behaviour(event) = event else {
-            return;
+        let event = match event {
+            SwarmEvent::Behaviour(event) => event,
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                self.connections.opened(peer_id, endpoint.is_dialer());
+                return;
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id, endpoint, ..
+            } => {
+                self.connections.closed(&peer_id, endpoint.is_dialer());
+                return;
+            }
+            _ => return,
         };
         match event {
             BehaviourEvent::Gossipsub(e) => {
@@ -498,6 +625,7 @@ impl SwarmTask {
                     peer, addresses, ..
                 } = e
                     && !self.swarm.is_connected(&peer)
+                    && self.wants_more_peers()
                 {
                     let _ = self.swarm.dial(addresses.first().clone());
                 }
@@ -509,7 +637,7 @@ impl SwarmTask {
                         .behaviour_mut()
                         .kad
                         .add_address(&peer, addr.clone());
-                    if !known.contains(&peer) {
+                    if !known.contains(&peer) && self.wants_more_peers() {
                         let _ = self.swarm.dial(addr);
                     }
                 }
@@ -567,12 +695,13 @@ impl SwarmTask {
                             .send_response(channel, refused);
                         return;
                     }
+                    self.connections.answering(peer);
                     self.replies.push(Box::pin(async move {
                         let response = match answer.await {
                             Ok(bytes) => ControlResponse::App(bytes),
                             Err(_) => ControlResponse::Refused("request dropped".into()),
                         };
-                        (channel, response)
+                        (peer, channel, response)
                     }));
                 }
                 ControlRequest::Status => {
@@ -619,7 +748,13 @@ impl SwarmTask {
         let from = message.source.unwrap_or(propagation_source);
         match decoded {
             Ok(GossipMessage::Heartbeat(hb)) => {
-                if self.live.observe(from, &hb, Instant::now()) {
+                let observed = self.live.observe(from, &hb, Instant::now());
+                if observed == Observed::Ignored {
+                    return;
+                }
+                let reachable = reachable_addresses(hb.listen_addrs(), self.cfg.private_addresses);
+                self.swarm.behaviour_mut().addresses.set(from, reachable);
+                if observed == Observed::New {
                     self.emit(NetworkEvent::PeerLive(from));
                 }
                 self.emit(NetworkEvent::Gossip {

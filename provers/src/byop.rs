@@ -531,10 +531,13 @@ impl ByopClient {
 /// Whether tonic's status says the transport failed (rather than the prover refusing): tonic
 /// reports a refused connection as Unavailable, and a connection lost in mid-call (a prover
 /// that died) as Unknown with the transport's error as its source. (A prover may answer
-/// Unavailable itself; it then gets the bounded retries, within the overall deadline.)
+/// Unavailable itself; it then gets the bounded retries, within the overall deadline.) Other
+/// codes with a transport source are the prover's own stream resets: not retried.
 fn is_transport(status: &Status) -> bool {
-    if status.code() == Code::Unavailable {
-        return true;
+    match status.code() {
+        Code::Unavailable => return true,
+        Code::Unknown => {}
+        _ => return false,
     }
     let mut source = std::error::Error::source(status);
     while let Some(e) = source {

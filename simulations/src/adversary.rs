@@ -79,6 +79,7 @@ pub async fn spam_gossip(network: conclave_p2p::network::Network, victims: Vec<l
             version: "spam".into(),
             free_capacity: u32::MAX,
             sent_at_ms: 0,
+            addresses: Vec::new(),
         });
         let _ = network.publish(forged).await;
     }

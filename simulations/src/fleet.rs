@@ -176,10 +176,15 @@ impl Fleet {
         // at hundreds of nodes in one process, the local test net's walk every 2 s and mesh
         // upkeep five times a second take more CPU than two cores have. Below, the brisk pace
         // keeps gossip delivery (and so the live view) prompt: at 20 nodes its p99 was 1 s,
-        // against 8.5 s at the production pace.
+        // against 8.5 s at the production pace. Large fleets also close idle connections
+        // sooner: each Kademlia walk touches dozens of peers, and connections kept two minutes
+        // after it made every node hold a hundred (measured at 180 nodes: 64–167), each costing
+        // gossip and ping upkeep.
         if self.ids.len() > LARGE_FLEET {
-            network.gossip_heartbeat = Duration::from_secs(1);
-            network.random_walk_interval = Duration::from_secs(30);
+            let production = NetworkConfig::new(id.keypair.clone());
+            network.gossip_heartbeat = production.gossip_heartbeat;
+            network.random_walk_interval = production.random_walk_interval;
+            network.idle_timeout = Duration::from_secs(15);
         }
         network.links = Some(self.net.links.clone());
         network.tamper = id.tamper.clone();
@@ -249,25 +254,38 @@ impl Fleet {
         Ok(())
     }
 
-    /// Waits until each running node sees at least `fraction` of the other running nodes live.
-    pub async fn wait_mesh(&self, fraction: f64, wait: Duration) -> anyhow::Result<()> {
+    /// Waits until each running node sees at least `fraction` of the other running nodes live,
+    /// telling `progress` every 10 s how far it is (live peers and connections per node).
+    pub async fn wait_mesh(
+        &self,
+        fraction: f64,
+        wait: Duration,
+        mut progress: impl FnMut(&str),
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + wait;
         let running: Vec<usize> = self.running().collect();
         let want = ((running.len().saturating_sub(1)) as f64 * fraction).floor() as usize;
+        let mut reported = Instant::now();
         loop {
             let mut least = usize::MAX;
+            let mut connections = Vec::with_capacity(running.len());
             for &i in &running {
-                let seen = self.nodes[i]
-                    .as_ref()
-                    .expect("running")
-                    .network()
-                    .live_peers()
-                    .await?
-                    .len();
-                least = least.min(seen);
+                let network = self.nodes[i].as_ref().expect("running").network();
+                least = least.min(network.live_peers().await?.len());
+                connections.push(network.connected_peers().await?.len());
             }
             if least >= want {
                 return Ok(());
+            }
+            if reported.elapsed() >= Duration::from_secs(10) {
+                reported = Instant::now();
+                connections.sort_unstable();
+                progress(&format!(
+                    "mesh: the least-informed node sees {least} of {want} peers live; connections per node {}–{} (median {})",
+                    connections[0],
+                    connections[connections.len() - 1],
+                    connections[connections.len() / 2]
+                ));
             }
             if Instant::now() > deadline {
                 anyhow::bail!(

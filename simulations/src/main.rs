@@ -136,7 +136,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn cli() -> anyhow::Result<()> {
-    conclave_node::init_logging("warn,halo2_base=error", conclave_node::LogFormat::Text);
+    // yamux warns of every connection closed under it (the connection upkeep closes idle ones).
+    conclave_node::init_logging(
+        "warn,halo2_base=error,yamux=error",
+        conclave_node::LogFormat::Text,
+    );
     match Args::parse().command {
         Command::Quickstart {
             nodes,

@@ -151,6 +151,9 @@ struct World {
     checks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
+/// Nodes handed the program at once.
+const SEED_AT_ONCE: usize = 8;
+
 impl World {
     fn ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
@@ -224,7 +227,7 @@ pub async fn run(
     starting.finish_and_clear();
     say("nodes started and registered; waiting for the mesh");
     fleet
-        .wait_mesh(0.9, Duration::from_secs(60 + n as u64))
+        .wait_mesh(0.9, Duration::from_secs(60 + n as u64), &mut say)
         .await?;
     let setup_ms = started.elapsed().as_millis() as u64;
     say(&format!(
@@ -625,8 +628,27 @@ async fn follow_task(world: &World, index: usize, record: &mut TaskRecord) -> an
                 let fleet = world.fleet.read().await;
                 fleet.running().filter_map(|i| fleet.api(i)).collect()
             };
-            for api in apis {
-                world.seed_program(&api, project).await?;
+            // A few at a time (each node compiles it); a node that left or crashed meanwhile
+            // is skipped: members also fetch the program from their peers.
+            use futures::StreamExt as _;
+            let seeded: Vec<anyhow::Result<()>> = futures::stream::iter(apis)
+                .map(|api| async move { world.seed_program(&api, project).await })
+                .buffer_unordered(SEED_AT_ONCE)
+                .collect()
+                .await;
+            let refused: Vec<String> = seeded
+                .into_iter()
+                .filter_map(|r| r.err())
+                .filter(|e| {
+                    !e.chain().any(|c| {
+                        c.downcast_ref::<reqwest::Error>()
+                            .is_some_and(reqwest::Error::is_connect)
+                    })
+                })
+                .map(|e| format!("{e:#}"))
+                .collect();
+            if let Some(first) = refused.first() {
+                bail!("{} nodes refused the program: {first}", refused.len());
             }
             anyhow::Ok(project)
         })
