@@ -185,6 +185,14 @@ async fn bounded<T>(call: impl std::future::Future<Output = T>) -> T {
 /// Both protocol versions, which every failure case runs under.
 const PROTOCOLS: [Protocol; 2] = [Protocol::Vm, Protocol::VmRuntime];
 
+/// A call with no records to the prover at `url`, which must fail within the deadlines.
+async fn failed_call(url: &str, protocol: Protocol) -> ByopError {
+    let client = ByopClient::new(config(url, protocol)).unwrap();
+    bounded(client.execute(&sum_code(1), &empty_task()))
+        .await
+        .unwrap_err()
+}
+
 fn empty_task() -> TaskCall {
     TaskCall {
         task_id: [1; 32],
@@ -204,10 +212,7 @@ async fn a_hanging_prover_gives_a_timeout() {
         }
     });
     for protocol in PROTOCOLS {
-        let client = ByopClient::new(config(&url, protocol)).unwrap();
-        let e = bounded(client.execute(&sum_code(1), &empty_task()))
-            .await
-            .unwrap_err();
+        let e = failed_call(&url, protocol).await;
         assert!(matches!(e, ByopError::Timeout { .. }), "{protocol:?}: {e}");
     }
     hang.abort();
@@ -221,14 +226,12 @@ async fn a_crashed_prover_is_unreachable() {
     let url = format!("http://{}", free.local_addr().unwrap());
     drop(free);
     for protocol in PROTOCOLS {
-        let client = ByopClient::new(config(&url, protocol)).unwrap();
-        let e = bounded(client.execute(&sum_code(1), &empty_task()))
-            .await
-            .unwrap_err();
+        let e = failed_call(&url, protocol).await;
         assert!(
             matches!(e, ByopError::Unreachable { .. }),
             "{protocol:?}: {e}"
         );
+        let client = ByopClient::new(config(&url, protocol)).unwrap();
         assert!(matches!(
             bounded(client.health()).await,
             Err(ByopError::Unreachable { .. })
@@ -244,10 +247,7 @@ async fn a_crashed_prover_is_unreachable() {
         }
     });
     for protocol in PROTOCOLS {
-        let client = ByopClient::new(config(&url, protocol)).unwrap();
-        let e = bounded(client.execute(&sum_code(1), &empty_task()))
-            .await
-            .unwrap_err();
+        let e = failed_call(&url, protocol).await;
         // The channel reconnects until the call's deadline, or gives up earlier.
         assert!(
             matches!(e, ByopError::Unreachable { .. } | ByopError::Timeout { .. }),
@@ -273,10 +273,7 @@ async fn a_prover_dying_mid_call_gives_a_typed_error() {
             drop(socket);
             drop(listener);
         });
-        let client = ByopClient::new(config(&url, protocol)).unwrap();
-        let e = bounded(client.execute(&sum_code(1), &empty_task()))
-            .await
-            .unwrap_err();
+        let e = failed_call(&url, protocol).await;
         assert!(
             matches!(e, ByopError::Unreachable { .. } | ByopError::Timeout { .. }),
             "{protocol:?}: {e}"
@@ -300,10 +297,7 @@ async fn a_prover_answering_noise_gives_a_typed_error() {
         }
     });
     for protocol in PROTOCOLS {
-        let client = ByopClient::new(config(&url, protocol)).unwrap();
-        let e = bounded(client.execute(&sum_code(1), &empty_task()))
-            .await
-            .unwrap_err();
+        let e = failed_call(&url, protocol).await;
         assert!(
             matches!(e, ByopError::Unreachable { .. } | ByopError::Garbage { .. }),
             "{protocol:?}: {e}"
@@ -327,10 +321,7 @@ async fn a_prover_answering_garbage_messages_gives_garbage() {
         .route("/vm_runtime.VmRuntime/Execute", framed(garbage));
     let (url, _stop) = serve_routes(router).await;
     for protocol in PROTOCOLS {
-        let client = ByopClient::new(config(&url, protocol)).unwrap();
-        let e = bounded(client.execute(&sum_code(1), &empty_task()))
-            .await
-            .unwrap_err();
+        let e = failed_call(&url, protocol).await;
         assert!(matches!(e, ByopError::Garbage { .. }), "{protocol:?}: {e}");
     }
 
@@ -342,10 +333,7 @@ async fn a_prover_answering_garbage_messages_gives_garbage() {
             framed(GARBAGE_FRAME.to_vec()),
         );
     let (url, _stop) = serve_routes(router).await;
-    let client = ByopClient::new(config(&url, Protocol::VmRuntime)).unwrap();
-    let e = bounded(client.execute(&sum_code(1), &empty_task()))
-        .await
-        .unwrap_err();
+    let e = failed_call(&url, Protocol::VmRuntime).await;
     assert!(matches!(e, ByopError::Garbage { .. }), "{e}");
 }
 
