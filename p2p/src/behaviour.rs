@@ -57,9 +57,10 @@ pub struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub control: request_response::cbor::Behaviour<ControlRequest, ControlResponse>,
     pub stream: libp2p_stream::Behaviour,
-    pub autonat: autonat::Behaviour,
+    /// Off on the memory transport: nothing there is behind a NAT.
+    pub autonat: Toggle<autonat::Behaviour>,
     pub relay: relay::client::Behaviour,
-    pub dcutr: dcutr::Behaviour,
+    pub dcutr: Toggle<dcutr::Behaviour>,
 }
 
 /// Gossipsub with application validation, size limits and peer scoring: an invalid message costs
@@ -139,6 +140,8 @@ fn behaviour(
     } else {
         None
     };
+    // In-process nodes are all reachable: NAT detection and hole punching only cost work.
+    let nat = cfg.transport != TransportKind::Memory;
     Ok(Behaviour {
         limits: connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
@@ -160,9 +163,11 @@ fn behaviour(
             request_response::Config::default().with_request_timeout(cfg.request_timeout),
         ),
         stream: libp2p_stream::Behaviour::new(),
-        autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+        autonat: Toggle::from(
+            nat.then(|| autonat::Behaviour::new(peer_id, autonat::Config::default())),
+        ),
         relay,
-        dcutr: dcutr::Behaviour::new(peer_id),
+        dcutr: Toggle::from(nat.then(|| dcutr::Behaviour::new(peer_id))),
     })
 }
 
