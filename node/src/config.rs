@@ -260,6 +260,9 @@ bootstrap = []
 mdns = false
 # Fast heartbeats and timeouts, for several nodes on one machine.
 local = false
+# Dial private addresses (10.x, 192.168.x, loopback) and DNS names that peers announce: for
+# nodes on one private network (implied by local).
+private_addresses = false
 
 [api]
 # The HTTP API devices and `conclave status` use. Keep it on loopback unless it is proxied.
