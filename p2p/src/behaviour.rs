@@ -1,6 +1,7 @@
 //! The node's libp2p behaviours, and how a swarm is built from a [`NetworkConfig`].
 
 use std::error::Error;
+use std::time::Duration;
 
 use libp2p::gossipsub::{
     self, PeerScoreParams, PeerScoreThresholds, TopicScoreParams, ValidationMode,
@@ -63,11 +64,29 @@ pub struct Behaviour {
     pub dcutr: Toggle<dcutr::Behaviour>,
 }
 
+/// How long after a message peers still offer it to those that missed it.
+const GOSSIP_RECOVERY_WINDOW: Duration = Duration::from_secs(3);
+
+/// How many whole `beat`s cover `window`.
+fn beats(window: Duration, beat: Duration) -> usize {
+    window.as_millis().div_ceil(beat.as_millis().max(1)) as usize
+}
+
 /// Gossipsub with application validation, size limits and peer scoring: an invalid message costs
 /// its sender 30 points per topic (squared per count), so two put it below the graylist line.
 fn gossipsub(key: &Keypair, cfg: &NetworkConfig) -> Result<gossipsub::Behaviour, BoxError> {
+    // Gossip about recent messages (IHAVE) lets a peer fetch one it missed: a forward that sat
+    // in a busy connection's queue over a second is dropped. Count the window in time, not
+    // heartbeats, so fast test heartbeats (200 ms) do not shrink it to 0.6 s.
+    let history_gossip = beats(GOSSIP_RECOVERY_WINDOW, cfg.gossip_heartbeat).max(3);
     let config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(cfg.gossip_heartbeat)
+        .history_gossip(history_gossip)
+        .history_length(history_gossip + 2)
+        // libp2p's one second suits latency-bound chains; here a task announcement or a
+        // heartbeat a few seconds late is still worth delivering, and a loaded machine (many
+        // simulated nodes on two cores) otherwise drops forwards that gossip must then repair.
+        .forward_queue_duration(GOSSIP_RECOVERY_WINDOW)
         .validation_mode(ValidationMode::Strict)
         .validate_messages()
         // Above the application's own limit, so oversized messages reach validation and are
@@ -88,7 +107,7 @@ fn gossipsub(key: &Keypair, cfg: &NetworkConfig) -> Result<gossipsub::Behaviour,
                 // Good behaviour earns at most about one point per topic, so it cannot buy
                 // credit that hides invalid messages.
                 time_in_mesh_weight: 0.01,
-                time_in_mesh_quantum: std::time::Duration::from_secs(1),
+                time_in_mesh_quantum: Duration::from_secs(1),
                 time_in_mesh_cap: 10.0,
                 first_message_deliveries_weight: 0.1,
                 first_message_deliveries_decay: 0.5,

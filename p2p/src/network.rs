@@ -27,7 +27,7 @@ use crate::channel::MpcChannels;
 use crate::config::NetworkConfig;
 use crate::liveview::{LivePeer, LiveView, Observed};
 use crate::messages::{GossipMessage, Heartbeat, Topic};
-use crate::upkeep::Connections;
+use crate::upkeep::{Connections, Watermarks};
 
 /// Why a network operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -524,7 +524,8 @@ impl SwarmTask {
         self.connections.dialed() < self.cfg.target_peers
     }
 
-    /// Closes connections beyond twice the target that nothing uses ([`crate::upkeep`]): gossipsub
+    /// Above three times the target, closes connections nothing uses down to twice the target
+    /// ([`crate::upkeep`]): gossipsub
     /// holds a stream open on every connection, so without this each peer a Kademlia walk or a
     /// request ever touched would stay connected for good (at 180 nodes in one process, a
     /// median of 118 connections per node). Gossip mesh peers and MPC session peers are kept.
@@ -539,7 +540,7 @@ impl SwarmTask {
         let closing = {
             let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
             self.connections.to_close(
-                2 * self.cfg.target_peers,
+                Watermarks::for_target(self.cfg.target_peers),
                 Instant::now(),
                 self.cfg.request_timeout,
                 |p| mesh.contains(p) || sessions.contains_key(p),
@@ -595,7 +596,8 @@ impl SwarmTask {
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
-                self.connections.opened(peer_id, endpoint.is_dialer());
+                self.connections
+                    .opened(peer_id, endpoint.is_dialer(), Instant::now());
                 return;
             }
             SwarmEvent::ConnectionClosed {

@@ -3,14 +3,41 @@
 //! A node dials peers on its own only up to a target, counting the connections *it* dialed
 //! (inbound ones are others' choice: a crowd of strangers connecting must not stop it from
 //! choosing its own peers). Gossipsub holds a stream open on every connection, so connections
-//! never fall idle by themselves; beyond twice the target, unused ones are closed, inbound-only
-//! peers first. A peer is in use while this node asked it something within the request timeout,
-//! or is answering one of its requests, or shares an MPC session (the caller's `protected`).
+//! never fall idle by themselves. Like a connection manager with low and high water marks: once a
+//! node has more peers than [`Watermarks::high`], it closes unused ones, inbound-only peers first,
+//! until [`Watermarks::low`] remain. The gap keeps a mesh steady: with one line, half the nodes
+//! sit above it (each dials `target` and is dialed about as often) and connections churn for
+//! good, dropping gossip in flight. A peer is in use while this node asked it something within
+//! the request timeout, or is answering one of its requests, or shares an MPC session (the
+//! caller's `protected`), or was connected less than [`Watermarks::grace`] ago (a new peer needs
+//! a few gossip heartbeats to join the mesh).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
+
+/// When and how far [`Connections::to_close`] trims.
+#[derive(Debug, Clone, Copy)]
+pub struct Watermarks {
+    /// Trimming starts above this many peers...
+    pub high: usize,
+    /// ...and stops at this many.
+    pub low: usize,
+    /// Peers connected more recently than this are kept.
+    pub grace: Duration,
+}
+
+impl Watermarks {
+    /// For a node that dials `target` peers of its own: trims from three times that to twice.
+    pub fn for_target(target: usize) -> Self {
+        Watermarks {
+            high: 3 * target,
+            low: 2 * target,
+            grace: Duration::from_secs(20),
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Connections {
@@ -18,6 +45,8 @@ pub struct Connections {
     dialed: HashMap<PeerId, usize>,
     /// Open connections per peer that the peer dialed.
     accepted: HashMap<PeerId, usize>,
+    /// Since when each connected peer has had a connection.
+    since: HashMap<PeerId, Instant>,
     /// When this node last sent each peer a request.
     asked: HashMap<PeerId, Instant>,
     /// Answers this node is preparing, per asking peer.
@@ -38,7 +67,8 @@ fn remove(map: &mut HashMap<PeerId, usize>, peer: &PeerId) {
 }
 
 impl Connections {
-    pub fn opened(&mut self, peer: PeerId, dialed: bool) {
+    pub fn opened(&mut self, peer: PeerId, dialed: bool, now: Instant) {
+        self.since.entry(peer).or_insert(now);
         add(
             if dialed {
                 &mut self.dialed
@@ -60,6 +90,7 @@ impl Connections {
         );
         if !self.dialed.contains_key(peer) && !self.accepted.contains_key(peer) {
             self.asked.remove(peer);
+            self.since.remove(peer);
         }
     }
 
@@ -81,11 +112,12 @@ impl Connections {
         self.dialed.len()
     }
 
-    /// The peers to disconnect so that at most `limit` stay, among those not in use (asked
-    /// within `recent`, being answered, or `protected`): inbound-only peers first.
+    /// The peers to disconnect, when more than `marks.high` are connected, so that at most
+    /// `marks.low` stay, among those not in use (asked within `recent`, being answered,
+    /// `protected`, or connected within the grace period): inbound-only peers first.
     pub fn to_close(
         &mut self,
-        limit: usize,
+        marks: Watermarks,
         now: Instant,
         recent: Duration,
         protected: impl Fn(&PeerId) -> bool,
@@ -97,13 +129,22 @@ impl Connections {
                 .keys()
                 .filter(|p| !self.dialed.contains_key(p)),
         );
-        let Some(excess) = peers.len().checked_sub(limit).filter(|e| *e > 0) else {
+        if peers.len() <= marks.high {
             return Vec::new();
+        }
+        let excess = peers.len() - marks.low;
+        let new = |p: &PeerId| {
+            self.since
+                .get(p)
+                .is_some_and(|at| now.duration_since(*at) < marks.grace)
         };
         let mut idle: Vec<PeerId> = peers
             .into_iter()
             .filter(|p| {
-                !self.asked.contains_key(p) && !self.answering.contains_key(p) && !protected(p)
+                !self.asked.contains_key(p)
+                    && !self.answering.contains_key(p)
+                    && !protected(p)
+                    && !new(p)
             })
             .collect();
         // Inbound-only peers (false) before peers this node chose (true).
@@ -117,44 +158,57 @@ impl Connections {
 mod tests {
     use super::*;
 
-    /// Unused peers go, strangers that connected first; peers asked lately, being answered or
-    /// protected stay, however many strangers connect.
+    fn marks(high: usize, low: usize) -> Watermarks {
+        Watermarks {
+            high,
+            low,
+            grace: Duration::from_secs(20),
+        }
+    }
+
+    /// Unused peers go, strangers that connected first; peers asked lately, being answered,
+    /// protected or just connected stay, however many strangers connect.
     #[test]
     fn unused_inbound_peers_go_first_and_peers_in_use_stay() {
         let mut c = Connections::default();
         let now = Instant::now();
+        let long_ago = now - Duration::from_secs(60);
         let chosen: Vec<PeerId> = (0..4).map(|_| PeerId::random()).collect();
         let strangers: Vec<PeerId> = (0..6).map(|_| PeerId::random()).collect();
         for p in &chosen {
-            c.opened(*p, true);
+            c.opened(*p, true, long_ago);
         }
         for p in &strangers {
-            c.opened(*p, false);
+            c.opened(*p, false, long_ago);
         }
+        let newcomer = PeerId::random();
+        c.opened(newcomer, false, now - Duration::from_secs(5));
         assert_eq!(c.dialed(), 4);
         c.asked(chosen[0], now);
         c.answering(chosen[1]);
         let session = chosen[2];
-        let closed = c.to_close(4, now, Duration::from_secs(60), |p| *p == session);
+        let minute = Duration::from_secs(60);
+        // 11 peers: nothing goes until there are more than `high`.
+        assert!(c.to_close(marks(11, 4), now, minute, |_| false).is_empty());
+        let closed = c.to_close(marks(10, 5), now, minute, |p| *p == session);
         assert_eq!(closed.len(), 6);
         assert!(closed.iter().all(|p| strangers.contains(p)), "{closed:?}");
-        // Beyond the strangers, only the unused chosen peer goes.
-        let closed = c.to_close(2, now, Duration::from_secs(60), |p| *p == session);
+        // Beyond the strangers, only the unused chosen peer goes; the newcomer stays.
+        let closed = c.to_close(marks(3, 2), now, minute, |p| *p == session);
         assert_eq!(closed.len(), 7);
         assert!(closed.contains(&chosen[3]));
         assert!(!closed.contains(&chosen[0]) && !closed.contains(&chosen[1]));
-        assert!(!closed.contains(&session));
-        // A request long ago no longer counts; an answer given does not either.
+        assert!(!closed.contains(&session) && !closed.contains(&newcomer));
+        // A request long ago no longer counts; an answer given does not either; the newcomer
+        // is past its grace.
         c.answered(&chosen[1]);
         let later = now + Duration::from_secs(61);
-        let closed = c.to_close(1, later, Duration::from_secs(60), |p| *p == session);
+        let closed = c.to_close(marks(2, 1), later, minute, |p| *p == session);
         assert!(closed.contains(&chosen[0]) && closed.contains(&chosen[1]));
-        for p in &strangers {
+        assert!(closed.contains(&newcomer));
+        for p in strangers.iter().chain([&newcomer]) {
             c.closed(p, false);
         }
-        assert!(
-            c.to_close(4, later, Duration::from_secs(60), |_| false)
-                .is_empty()
-        );
+        assert!(c.to_close(marks(4, 4), later, minute, |_| false).is_empty());
     }
 }

@@ -21,6 +21,11 @@ fn ports(n: u64) -> u64 {
     base + NEXT.fetch_add(n, Ordering::SeqCst)
 }
 
+/// Held by the thirty-node tests so they do not run at once: sixty nodes beside the other tests
+/// on two cores delay forwards past gossipsub's queue deadline, and a message is then lost
+/// (gossipsub delivers at most once; what it measures here is delivery, not overload).
+static THIRTY_NODES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Starts `n` nodes; node i joins through node `bootstrap(i)`.
 async fn mesh(n: usize, bootstrap: impl Fn(usize) -> Vec<usize>) -> Vec<Network> {
     mesh_with(n, bootstrap, |_| {}).await
@@ -87,6 +92,7 @@ fn collect_tasks(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_nodes_each_receive_all_twenty_messages() {
+    let _alone = THIRTY_NODES.lock().await;
     let nodes = mesh(30, |i| if i == 0 { vec![] } else { vec![0, i - 1] }).await;
     // Two mesh peers each (its bootstrap peers at least): with one, a node whose only peer
     // was busy grafting elsewhere missed a message on a loaded machine.
@@ -301,12 +307,13 @@ async fn a_killed_node_leaves_the_live_view_and_the_rest_keep_working() {
     }
 }
 
-/// Nodes keep few connections (idle ones beyond twice the target are closed, although
+/// Nodes keep few connections (idle ones above three times the target are closed, although
 /// Kademlia's walks touch every peer and gossipsub would hold each connection for good: the
 /// gossip mesh stays), and still reach any live peer on demand at the addresses its heartbeats
 /// announce.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_stay_few_and_any_live_peer_is_reached_on_demand() {
+    let _alone = THIRTY_NODES.lock().await;
     const N: usize = 30;
     const TARGET: usize = 2;
     let nodes = mesh_with(
@@ -335,14 +342,14 @@ async fn connections_stay_few_and_any_live_peer_is_reached_on_demand() {
     )
     .await;
     // Kademlia's first walks connect everyone to everyone (and gossipsub would keep it so);
-    // the upkeep (every 10 s) closes what neither the gossip mesh nor a request uses. Measured:
-    // 29 connections per node before, 8–14 after.
+    // the upkeep (every 10 s) closes what neither a gossip mesh nor a request uses. Measured:
+    // 29 connections per node before, 8–17 after (each topic has its own mesh of up to 12).
     wait_for(
-        "connections to at most half the others",
-        Duration::from_secs(40),
+        "connections to at most two thirds of the others",
+        Duration::from_secs(60),
         async || {
             for n in &nodes {
-                if n.connected_peers().await.unwrap().len() > N / 2 {
+                if n.connected_peers().await.unwrap().len() > 2 * N / 3 {
                     return false;
                 }
             }
