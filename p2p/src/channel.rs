@@ -21,15 +21,19 @@ use tokio::sync::{mpsc, oneshot};
 
 /// The MPC stream protocol.
 pub const MPC_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/1/mpc");
-/// How long an opener has to send its session id, and a parked stream waits to be claimed.
+/// How long an opener has to send its session id.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a party waits for another's stream, and a stream that arrived first waits (parked)
+/// for its party: members hear of a task from its coordinator seconds apart on a busy mesh (at
+/// 200 simulated nodes on two cores, more than 10 s).
+const PARTY_WAIT: Duration = Duration::from_secs(30);
 /// Incoming streams waiting for their session id at once; more are closed unread. Anyone may
 /// open streams, so each waiting one is memory a stranger could claim.
 pub const MAX_HANDSHAKES: usize = 256;
 /// Of which one peer may hold this many.
 pub const MAX_HANDSHAKES_PER_PEER: usize = 16;
 /// Streams parked (waiting to be claimed by a session) at once, and per peer: a stream for a
-/// session this node never joins stays until [`HANDSHAKE_TIMEOUT`]; beyond these it is closed.
+/// session this node never joins stays until [`PARTY_WAIT`]; beyond these it is closed.
 pub const MAX_PARKED: usize = 1024;
 pub const MAX_PARKED_PER_PEER: usize = 64;
 
@@ -150,7 +154,7 @@ impl MpcChannels {
                     let mut r = shared.lock().unwrap_or_else(|p| p.into_inner());
                     let now = Instant::now();
                     r.parked
-                        .retain(|_, (_, at, _)| now.duration_since(*at) < HANDSHAKE_TIMEOUT);
+                        .retain(|_, (_, at, _)| now.duration_since(*at) < PARTY_WAIT);
                     match r.waiting.remove(&key) {
                         Some(waiter) => {
                             let _ = waiter.send(stream);
@@ -220,15 +224,22 @@ impl MpcChannels {
             max_frame,
             tamper: self.tamper.clone(),
         };
-        for (j, &peer) in parties.iter().enumerate() {
-            if j == me {
-                continue;
-            }
-            let stream = if me < j {
-                self.open(session, peer).await?
-            } else {
-                self.claim((session, peer)).await?
-            };
+        // Every pair at once: one at a time, a party that started late held up each later
+        // pair, and the waits added up past the other parties' patience.
+        let pairs =
+            parties
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != me)
+                .map(|(j, &peer)| async move {
+                    let stream = if me < j {
+                        self.open(session, peer).await?
+                    } else {
+                        self.claim((session, peer)).await?
+                    };
+                    Ok::<_, ChannelError>((j, peer, stream))
+                });
+        for (j, peer, stream) in futures::future::try_join_all(pairs).await? {
             let (read, write) = stream.split();
             let in_use = PeerPermit::take(&self.sessions, peer, usize::MAX);
             transport.writers[j] = Some(spawn_writer(write, in_use));
@@ -269,7 +280,7 @@ impl MpcChannels {
             r.waiting.insert(key, tx);
             rx
         };
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, rx).await {
+        match tokio::time::timeout(PARTY_WAIT, rx).await {
             Ok(Ok(stream)) => Ok(stream),
             _ => {
                 self.rendezvous
