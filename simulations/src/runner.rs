@@ -142,8 +142,8 @@ struct World {
     start: Instant,
     /// Node → task ids it sat on (for the restart check).
     seated: Mutex<Vec<Vec<String>>>,
-    /// The first project registered: every node is handed the program under it.
-    first_project: tokio::sync::OnceCell<u64>,
+    /// The project registered at set-up: every node is handed the program under it.
+    first_project: u64,
     applied: Mutex<Vec<Applied>>,
     resumed: Mutex<Vec<Resumed>>,
     /// Per crashed node, the tasks it sat on before its crash.
@@ -159,20 +159,6 @@ impl World {
         self.start.elapsed().as_millis() as u64
     }
 
-    /// Hands the program to the node at `api` under `project`, as a project's operators seed it on the nodes they know
-    /// (members fetch it from at most 8 of their peers; the scenario's projects have no URL).
-    async fn seed_program(&self, api: &str, project: u64) -> anyhow::Result<()> {
-        let response = reqwest::Client::new()
-            .post(format!("{api}/v1/projects/{project}/program"))
-            .json(&serde_json::json!({ "hash": "", "source": self.source }))
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!("a node refused the program: {}", response.text().await?);
-        }
-        Ok(())
-    }
-
     /// A running honest node, at random.
     async fn entry(&self) -> Option<(usize, String)> {
         let fleet = self.fleet.read().await;
@@ -183,6 +169,65 @@ impl World {
         let i = *honest.get(rand::rng().random_range(0..honest.len().max(1)))?;
         Some((i, fleet.api(i)?))
     }
+}
+
+/// Hands the program to the node at `api` under `project`, as a project's operators seed it on
+/// the nodes they know (members fetch it from at most 8 of their peers; the scenario's projects
+/// have no URL).
+async fn seed_program(api: &str, project: u64, source: &str) -> anyhow::Result<()> {
+    let response = reqwest::Client::new()
+        .post(format!("{api}/v1/projects/{project}/program"))
+        .json(&serde_json::json!({ "hash": "", "source": source }))
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!("a node refused the program: {}", response.text().await?);
+    }
+    Ok(())
+}
+
+/// Hands the program to every running node, a few at a time; a node that stopped meanwhile is
+/// skipped (members also fetch the program from their peers).
+async fn seed_everywhere(fleet: &Fleet, project: u64, source: &str) -> anyhow::Result<usize> {
+    use futures::StreamExt as _;
+    let apis: Vec<String> = fleet.running().filter_map(|i| fleet.api(i)).collect();
+    let seeded: Vec<anyhow::Result<()>> = futures::stream::iter(apis)
+        .map(|api| async move { seed_program(&api, project, source).await })
+        .buffer_unordered(SEED_AT_ONCE)
+        .collect()
+        .await;
+    let handed = seeded.iter().filter(|r| r.is_ok()).count();
+    let refused: Vec<String> = seeded
+        .into_iter()
+        .filter_map(|r| r.err())
+        .filter(|e| {
+            !e.chain().any(|c| {
+                c.downcast_ref::<reqwest::Error>()
+                    .is_some_and(reqwest::Error::is_connect)
+            })
+        })
+        .map(|e| format!("{e:#}"))
+        .collect();
+    if let Some(first) = refused.first() {
+        bail!("{} nodes refused the program: {first}", refused.len());
+    }
+    Ok(handed)
+}
+
+/// Registers a project for the scenario's program, through the node at `api`.
+async fn register_project(
+    fleet: &Fleet,
+    api: &str,
+    source: &str,
+    s: &crate::scenario::Project,
+) -> anyhow::Result<u64> {
+    let shape = (
+        ProverKind::Spdz,
+        s.committee,
+        s.threshold,
+        alloy::primitives::Address::ZERO,
+    );
+    crate::register_project(&fleet.contracts, &fleet.owner, api, source, shape).await
 }
 
 /// Runs `scenario` with `seed`; `bar` shows tasks done.
@@ -229,10 +274,18 @@ pub async fn run(
     fleet
         .wait_mesh(0.9, Duration::from_secs(60 + n as u64), &mut say)
         .await?;
+    say(&format!(
+        "mesh formed in {:.1} s; handing the program to every node",
+        started.elapsed().as_secs_f64()
+    ));
+    let first_project = {
+        let api = fleet.api(0).context("node 0 is down")?;
+        register_project(&fleet, &api, &source, &scenario.project).await?
+    };
+    let seeded = seed_everywhere(&fleet, first_project, &source).await?;
     let setup_ms = started.elapsed().as_millis() as u64;
     say(&format!(
-        "mesh formed in {:.1} s; running {} tasks",
-        setup_ms as f64 / 1000.0,
+        "program on {seeded} nodes; running {} tasks",
         scenario.tasks.count
     ));
     // Observers of gossip delivery: nodes that never crash nor leave.
@@ -269,14 +322,15 @@ pub async fn run(
         program,
         start: Instant::now(),
         seated: Mutex::new(vec![Vec::new(); n]),
-        first_project: tokio::sync::OnceCell::new(),
+        first_project,
         applied: Mutex::default(),
         resumed: Mutex::default(),
         seated_at_crash: Mutex::default(),
         checks: Mutex::default(),
     });
-    let limit = Duration::from_secs(scenario.tasks.deadline_secs.max(1))
-        .max(Duration::from_secs(scenario.time_limit_secs));
+    // The limit counts the whole run, start-up and mesh included, so that a scenario's wall
+    // time is what its file says.
+    let limit = Duration::from_secs(scenario.time_limit_secs).saturating_sub(started.elapsed());
     let events = tokio::spawn(apply_events(world.clone()));
     let queue = Arc::new(Mutex::new(
         (0..scenario.tasks.count).collect::<VecDeque<_>>(),
@@ -437,9 +491,11 @@ async fn apply_events(world: Arc<World>) {
         let mut fleet = world.fleet.write().await;
         let error = match &event.what {
             EventKind::Join { node } => match fleet.start(*node).await {
-                Ok(()) => match (fleet.api(*node), world.first_project.get()) {
-                    (Some(api), Some(&project)) => world.seed_program(&api, project).await.err(),
-                    _ => None,
+                Ok(()) => match fleet.api(*node) {
+                    Some(api) => seed_program(&api, world.first_project, &world.source)
+                        .await
+                        .err(),
+                    None => None,
                 },
                 Err(e) => Some(e),
             },
@@ -594,8 +650,10 @@ async fn run_task(world: &World, index: usize) -> TaskRecord {
         }
         Err(_) => {
             record.outcome = Outcome::TimedOut;
+            // follow_task left its last step in `reason`.
+            let step = record.reason.take().unwrap_or_default();
             record.reason = Some(format!(
-                "not published within {} s",
+                "not published within {} s ({step})",
                 world.scenario.tasks.deadline_secs
             ));
         }
@@ -607,61 +665,38 @@ async fn run_task(world: &World, index: usize) -> TaskRecord {
     record
 }
 
+/// Registers the task's project and follows the task and its re-runs to a final state. What it
+/// is doing stays in `record.reason` (and a committee run in `record.attempts` from the moment
+/// it opens), so that a task cut off by its deadline says where it was.
 async fn follow_task(world: &World, index: usize, record: &mut TaskRecord) -> anyhow::Result<()> {
     let s = &world.scenario.project;
-    let project = {
-        let fleet = world.fleet.read().await;
-        let api = fleet.api(0).context("node 0 is down")?;
-        let shape = (
-            ProverKind::Spdz,
-            s.committee,
-            s.threshold,
-            alloy::primitives::Address::ZERO,
-        );
-        crate::register_project(&fleet.contracts, &fleet.owner, &api, &world.source, shape).await?
+    // The first task runs under the project registered at set-up, whose program every node
+    // holds; the others register their own (the program, known by its hash, is the same).
+    let project = match index {
+        0 => world.first_project,
+        _ => {
+            record.reason = Some("registering the project".into());
+            let fleet = world.fleet.read().await;
+            let api = fleet.api(0).context("node 0 is down")?;
+            register_project(&fleet, &api, &world.source, s).await?
+        }
     };
     record.project = Some(project);
-    world
-        .first_project
-        .get_or_try_init(|| async {
-            let apis: Vec<String> = {
-                let fleet = world.fleet.read().await;
-                fleet.running().filter_map(|i| fleet.api(i)).collect()
-            };
-            // A few at a time (each node compiles it); a node that left or crashed meanwhile
-            // is skipped: members also fetch the program from their peers.
-            use futures::StreamExt as _;
-            let seeded: Vec<anyhow::Result<()>> = futures::stream::iter(apis)
-                .map(|api| async move { world.seed_program(&api, project).await })
-                .buffer_unordered(SEED_AT_ONCE)
-                .collect()
-                .await;
-            let refused: Vec<String> = seeded
-                .into_iter()
-                .filter_map(|r| r.err())
-                .filter(|e| {
-                    !e.chain().any(|c| {
-                        c.downcast_ref::<reqwest::Error>()
-                            .is_some_and(reqwest::Error::is_connect)
-                    })
-                })
-                .map(|e| format!("{e:#}"))
-                .collect();
-            if let Some(first) = refused.first() {
-                bail!("{} nodes refused the program: {first}", refused.len());
-            }
-            anyhow::Ok(project)
-        })
-        .await?;
     let readings = &world.plan.readings[index];
     let mut rerun: Option<String> = None;
     loop {
+        record.reason = Some("opening the task".into());
         let task = open_or_join(world, project, rerun.as_deref()).await?;
         let opened_ms = world.ms();
+        record.reason = Some("drawing the committee".into());
+        record.attempts.push(describe(world, &task, 0).await);
+        record.reason = Some("devices submitting".into());
         let (slots, device_errors) = submit_all(world, &task, readings).await;
-        let mut attempt = describe(world, &task, slots.len() as u32).await;
+        let attempt = record.attempts.last_mut().expect("pushed above");
+        attempt.inputs = slots.len() as u32;
         attempt.device_errors = device_errors;
         attempt.opened_ms = opened_ms;
+        attempt.state = "running".into();
         // Members that took the inputs have the task in their stores.
         if !slots.is_empty() {
             let mut seated = world.seated.lock().expect("seated");
@@ -669,7 +704,9 @@ async fn follow_task(world: &World, index: usize, record: &mut TaskRecord) -> an
                 seated[*node].push(task.task_id.clone());
             }
         }
+        record.reason = Some("waiting for the committee's result".into());
         let status = wait_final(world, &task).await?;
+        let mut attempt = record.attempts.pop().expect("pushed above");
         attempt.ended_ms = world.ms();
         if let (Some(c), Some(id)) = (attempt.coordinator, task_bytes(&task.task_id)) {
             let fleet = world.fleet.read().await;
@@ -683,6 +720,7 @@ async fn follow_task(world: &World, index: usize, record: &mut TaskRecord) -> an
         match status.state.as_str() {
             "published" => {
                 record.outcome = Outcome::Published;
+                record.reason = None;
                 record.correct = Some(check_output(world, &status, readings, &slots)?);
                 return Ok(());
             }

@@ -22,7 +22,8 @@ pub struct Scenario {
     /// The default seed (`--seed` overrides it).
     #[serde(default = "one")]
     pub seed: u64,
-    /// The run stops after this long even if tasks are left (they are reported as not done).
+    /// The whole run (start-up, mesh and tasks) stops after this long even if tasks are left
+    /// (they are reported as not run).
     #[serde(default = "default_time_limit")]
     pub time_limit_secs: u64,
     pub nodes: Nodes,
