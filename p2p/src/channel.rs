@@ -21,11 +21,11 @@ use tokio::sync::{mpsc, oneshot};
 
 /// The MPC stream protocol.
 pub const MPC_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/1/mpc");
-/// How long an opener has to send its session id.
+/// How long an opener has to send its session id, and a parked stream waits to be claimed
+/// (anyone may park streams, so they stay briefly).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a party waits for another's stream, and a stream that arrived first waits (parked)
-/// for its party: members hear of a task from its coordinator seconds apart on a busy mesh (at
-/// 200 simulated nodes on two cores, more than 10 s).
+/// How long a party waits for another's stream: members hear of a task from its coordinator
+/// seconds apart on a busy mesh (at 200 simulated nodes on two cores, more than 10 s).
 const PARTY_WAIT: Duration = Duration::from_secs(30);
 /// Incoming streams waiting for their session id at once; more are closed unread. Anyone may
 /// open streams, so each waiting one is memory a stranger could claim.
@@ -33,7 +33,7 @@ pub const MAX_HANDSHAKES: usize = 256;
 /// Of which one peer may hold this many.
 pub const MAX_HANDSHAKES_PER_PEER: usize = 16;
 /// Streams parked (waiting to be claimed by a session) at once, and per peer: a stream for a
-/// session this node never joins stays until [`PARTY_WAIT`]; beyond these it is closed.
+/// session this node never joins stays until [`HANDSHAKE_TIMEOUT`]; beyond these it is closed.
 pub const MAX_PARKED: usize = 1024;
 pub const MAX_PARKED_PER_PEER: usize = 64;
 
@@ -55,6 +55,17 @@ struct Rendezvous {
     /// Streams waiting for their session, each counted as the peer's session meanwhile.
     parked: HashMap<Key, (Stream, Instant, PeerPermit)>,
     waiting: HashMap<Key, oneshot::Sender<Stream>>,
+}
+
+impl Rendezvous {
+    /// Drops parked streams past their time, and waits nobody waits on any more (a session
+    /// whose setup failed on another pair drops its other claims mid-wait).
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        self.parked
+            .retain(|_, (_, at, _)| now.duration_since(*at) < HANDSHAKE_TIMEOUT);
+        self.waiting.retain(|_, waiter| !waiter.is_closed());
+    }
 }
 
 /// Counts per peer (handshakes under way, sessions open), shared with whoever reads them.
@@ -152,9 +163,7 @@ impl MpcChannels {
                     }
                     let key = (SessionId(id), peer);
                     let mut r = shared.lock().unwrap_or_else(|p| p.into_inner());
-                    let now = Instant::now();
-                    r.parked
-                        .retain(|_, (_, at, _)| now.duration_since(*at) < PARTY_WAIT);
+                    r.sweep();
                     match r.waiting.remove(&key) {
                         Some(waiter) => {
                             let _ = waiter.send(stream);
@@ -165,7 +174,7 @@ impl MpcChannels {
                                 && of_peer < MAX_PARKED_PER_PEER
                                 && let Some(in_use) = in_use
                             {
-                                r.parked.insert(key, (stream, now, in_use));
+                                r.parked.insert(key, (stream, Instant::now(), in_use));
                             }
                         }
                     }
@@ -273,6 +282,7 @@ impl MpcChannels {
     async fn claim(&self, key: Key) -> Result<Stream, ChannelError> {
         let rx = {
             let mut r = self.rendezvous.lock().unwrap_or_else(|p| p.into_inner());
+            r.sweep();
             if let Some((stream, _, _)) = r.parked.remove(&key) {
                 return Ok(stream);
             }
@@ -283,11 +293,11 @@ impl MpcChannels {
         match tokio::time::timeout(PARTY_WAIT, rx).await {
             Ok(Ok(stream)) => Ok(stream),
             _ => {
+                // Only this wait's own entry, which its dropped receiver has closed.
                 self.rendezvous
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .waiting
-                    .remove(&key);
+                    .sweep();
                 Err(ChannelError::Timeout { peer: key.1 })
             }
         }
@@ -381,5 +391,27 @@ impl Transport for P2pTransport {
         let mut buf = vec![0u8; len];
         r.read_exact(&mut buf).await.map_err(io)?;
         Ok(Bytes::from(buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A claim dropped mid-wait (its session failed on another pair) leaves no entry behind.
+    #[test]
+    fn a_sweep_forgets_waits_nobody_waits_on() {
+        let mut r = Rendezvous::default();
+        let (gone, dropped) = oneshot::channel();
+        let (live, _waiting) = oneshot::channel();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        r.waiting.insert((SessionId([1; 16]), a), gone);
+        r.waiting.insert((SessionId([1; 16]), b), live);
+        drop(dropped);
+        r.sweep();
+        assert_eq!(
+            r.waiting.keys().collect::<Vec<_>>(),
+            vec![&(SessionId([1; 16]), b)]
+        );
     }
 }

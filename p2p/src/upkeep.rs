@@ -9,7 +9,7 @@
 //! sit above it (each dials `target` and is dialed about as often) and connections churn for
 //! good, dropping gossip in flight. A peer is in use while this node asked it something within
 //! the request timeout, or is answering one of its requests, or shares an MPC session (the
-//! caller's `protected`), or was connected less than [`Watermarks::grace`] ago (a new peer needs
+//! caller's `protected`), or was dialed by this node less than [`Watermarks::grace`] ago (a new peer needs
 //! a few gossip heartbeats to join the mesh).
 
 use std::collections::HashMap;
@@ -24,7 +24,7 @@ pub struct Watermarks {
     pub high: usize,
     /// ...and stops at this many.
     pub low: usize,
-    /// Peers connected more recently than this are kept.
+    /// Peers this node dialed more recently than this are kept.
     pub grace: Duration,
 }
 
@@ -132,11 +132,15 @@ impl Connections {
         if peers.len() <= marks.high {
             return Vec::new();
         }
-        let excess = peers.len() - marks.low;
+        let excess = peers.len().saturating_sub(marks.low);
+        // Only peers this node dialed get the grace: a stranger's connection must not buy
+        // itself time (peers that dial in and join the gossip mesh are `protected`).
         let new = |p: &PeerId| {
-            self.since
-                .get(p)
-                .is_some_and(|at| now.duration_since(*at) < marks.grace)
+            self.dialed.contains_key(p)
+                && self
+                    .since
+                    .get(p)
+                    .is_some_and(|at| now.duration_since(*at) < marks.grace)
         };
         let mut idle: Vec<PeerId> = peers
             .into_iter()
@@ -167,7 +171,8 @@ mod tests {
     }
 
     /// Unused peers go, strangers that connected first; peers asked lately, being answered,
-    /// protected or just connected stay, however many strangers connect.
+    /// protected or just dialed stay, however many strangers connect (a stranger that just
+    /// connected gets no grace).
     #[test]
     fn unused_inbound_peers_go_first_and_peers_in_use_stay() {
         let mut c = Connections::default();
@@ -181,21 +186,30 @@ mod tests {
         for p in &strangers {
             c.opened(*p, false, long_ago);
         }
+        let just = now - Duration::from_secs(5);
         let newcomer = PeerId::random();
-        c.opened(newcomer, false, now - Duration::from_secs(5));
-        assert_eq!(c.dialed(), 4);
+        c.opened(newcomer, true, just);
+        let fresh_stranger = PeerId::random();
+        c.opened(fresh_stranger, false, just);
+        assert_eq!(c.dialed(), 5);
         c.asked(chosen[0], now);
         c.answering(chosen[1]);
         let session = chosen[2];
         let minute = Duration::from_secs(60);
-        // 11 peers: nothing goes until there are more than `high`.
-        assert!(c.to_close(marks(11, 4), now, minute, |_| false).is_empty());
-        let closed = c.to_close(marks(10, 5), now, minute, |p| *p == session);
-        assert_eq!(closed.len(), 6);
-        assert!(closed.iter().all(|p| strangers.contains(p)), "{closed:?}");
+        // 12 peers: nothing goes until there are more than `high`.
+        assert!(c.to_close(marks(12, 4), now, minute, |_| false).is_empty());
+        let closed = c.to_close(marks(11, 5), now, minute, |p| *p == session);
+        assert_eq!(closed.len(), 7);
+        assert!(closed.contains(&fresh_stranger), "{closed:?}");
+        assert!(
+            closed
+                .iter()
+                .all(|p| strangers.contains(p) || *p == fresh_stranger),
+            "{closed:?}"
+        );
         // Beyond the strangers, only the unused chosen peer goes; the newcomer stays.
         let closed = c.to_close(marks(3, 2), now, minute, |p| *p == session);
-        assert_eq!(closed.len(), 7);
+        assert_eq!(closed.len(), 8);
         assert!(closed.contains(&chosen[3]));
         assert!(!closed.contains(&chosen[0]) && !closed.contains(&chosen[1]));
         assert!(!closed.contains(&session) && !closed.contains(&newcomer));
@@ -206,9 +220,10 @@ mod tests {
         let closed = c.to_close(marks(2, 1), later, minute, |p| *p == session);
         assert!(closed.contains(&chosen[0]) && closed.contains(&chosen[1]));
         assert!(closed.contains(&newcomer));
-        for p in strangers.iter().chain([&newcomer]) {
+        for p in strangers.iter().chain([&fresh_stranger]) {
             c.closed(p, false);
         }
+        c.closed(&newcomer, true);
         assert!(c.to_close(marks(4, 4), later, minute, |_| false).is_empty());
     }
 }
