@@ -110,8 +110,15 @@ pub async fn register_project(
     };
     let id = contracts.register_project(owner, &spec).await?;
     let id = id.to::<u64>();
+    seed_program(api, id, source).await?;
+    Ok(id)
+}
+
+/// Hands `source` to the node at `api` as `project`'s program, as a project's operators seed it
+/// on the nodes they know (the node checks it against the program hash on chain).
+pub async fn seed_program(api: &str, project: u64, source: &str) -> anyhow::Result<()> {
     let response = reqwest::Client::new()
-        .post(format!("{api}/v1/projects/{id}/program"))
+        .post(format!("{api}/v1/projects/{project}/program"))
         .json(&serde_json::json!({ "hash": "", "source": source }))
         .send()
         .await?;
@@ -121,7 +128,7 @@ pub async fn register_project(
             response.text().await?
         );
     }
-    Ok(id)
+    Ok(())
 }
 
 /// Nodes, chain and contracts in this process.

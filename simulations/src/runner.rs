@@ -171,28 +171,13 @@ impl World {
     }
 }
 
-/// Hands the program to the node at `api` under `project`, as a project's operators seed it on
-/// the nodes they know (members fetch it from at most 8 of their peers; the scenario's projects
-/// have no URL).
-async fn seed_program(api: &str, project: u64, source: &str) -> anyhow::Result<()> {
-    let response = reqwest::Client::new()
-        .post(format!("{api}/v1/projects/{project}/program"))
-        .json(&serde_json::json!({ "hash": "", "source": source }))
-        .send()
-        .await?;
-    if !response.status().is_success() {
-        bail!("a node refused the program: {}", response.text().await?);
-    }
-    Ok(())
-}
-
 /// Hands the program to every running node, a few at a time; a node that stopped meanwhile is
 /// skipped (members also fetch the program from their peers).
 async fn seed_everywhere(fleet: &Fleet, project: u64, source: &str) -> anyhow::Result<usize> {
     use futures::StreamExt as _;
     let apis: Vec<String> = fleet.running().filter_map(|i| fleet.api(i)).collect();
     let seeded: Vec<anyhow::Result<()>> = futures::stream::iter(apis)
-        .map(|api| async move { seed_program(&api, project, source).await })
+        .map(|api| async move { crate::seed_program(&api, project, source).await })
         .buffer_unordered(SEED_AT_ONCE)
         .collect()
         .await;
@@ -492,7 +477,7 @@ async fn apply_events(world: Arc<World>) {
         let error = match &event.what {
             EventKind::Join { node } => match fleet.start(*node).await {
                 Ok(()) => match fleet.api(*node) {
-                    Some(api) => seed_program(&api, world.first_project, &world.source)
+                    Some(api) => crate::seed_program(&api, world.first_project, &world.source)
                         .await
                         .err(),
                     None => None,
