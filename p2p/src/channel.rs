@@ -293,7 +293,7 @@ impl MpcChannels {
         match tokio::time::timeout(PARTY_WAIT, rx).await {
             Ok(Ok(stream)) => Ok(stream),
             _ => {
-                // Only this wait's own entry, which its dropped receiver has closed.
+                // Forgets this wait (its receiver is gone now) and any other stale entry.
                 self.rendezvous
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

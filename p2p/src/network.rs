@@ -525,10 +525,10 @@ impl SwarmTask {
     }
 
     /// Above three times the target, closes connections nothing uses down to twice the target
-    /// ([`crate::upkeep`]): gossipsub
-    /// holds a stream open on every connection, so without this each peer a Kademlia walk or a
-    /// request ever touched would stay connected for good (at 180 nodes in one process, a
-    /// median of 118 connections per node). Gossip mesh peers and MPC session peers are kept.
+    /// ([`crate::upkeep`]): gossipsub holds a stream open on every connection, so without this
+    /// each peer a Kademlia walk or a request ever touched would stay connected for good (at 180
+    /// nodes in one process, a median of 118 connections per node). Gossip mesh peers and MPC
+    /// session peers are kept.
     fn close_idle_connections(&mut self) {
         let mesh: HashSet<PeerId> = self
             .swarm

@@ -9,8 +9,8 @@
 //! sit above it (each dials `target` and is dialed about as often) and connections churn for
 //! good, dropping gossip in flight. A peer is in use while this node asked it something within
 //! the request timeout, or is answering one of its requests, or shares an MPC session (the
-//! caller's `protected`), or was dialed by this node less than [`Watermarks::grace`] ago (a new peer needs
-//! a few gossip heartbeats to join the mesh).
+//! caller's `protected`), or was dialed by this node less than [`Watermarks::grace`] ago (a new
+//! peer needs a few gossip heartbeats to join the mesh).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -114,7 +114,7 @@ impl Connections {
 
     /// The peers to disconnect, when more than `marks.high` are connected, so that at most
     /// `marks.low` stay, among those not in use (asked within `recent`, being answered,
-    /// `protected`, or connected within the grace period): inbound-only peers first.
+    /// `protected`, or dialed within the grace period): inbound-only peers first.
     pub fn to_close(
         &mut self,
         marks: Watermarks,

@@ -691,8 +691,9 @@ async fn follow_task(world: &World, index: usize, record: &mut TaskRecord) -> an
         }
         record.reason = Some("waiting for the committee's result".into());
         let status = wait_final(world, &task).await?;
-        let mut attempt = record.attempts.pop().expect("pushed above");
-        attempt.ended_ms = world.ms();
+        let ended_ms = world.ms();
+        let attempt = record.attempts.last_mut().expect("pushed above");
+        attempt.ended_ms = ended_ms;
         if let (Some(c), Some(id)) = (attempt.coordinator, task_bytes(&task.task_id)) {
             let fleet = world.fleet.read().await;
             if let Some(Ok(Some(r))) = fleet.node(c).map(|n| n.task(&id)) {
@@ -701,7 +702,6 @@ async fn follow_task(world: &World, index: usize, record: &mut TaskRecord) -> an
         }
         attempt.state = status.state.clone();
         attempt.reason = status.reason.clone();
-        record.attempts.push(attempt);
         match status.state.as_str() {
             "published" => {
                 record.outcome = Outcome::Published;
