@@ -3,8 +3,12 @@
 //! [`Transport`], so the same MPC code runs over the network as in memory.
 //!
 //! For a pair (i, j) with i < j, party i opens the stream and writes the session id; party j's
-//! acceptor reads it and hands the stream to whoever waits for that session and peer. Streams
-//! that arrive before anyone waits are parked for a while, then dropped.
+//! acceptor reads it, answers one acknowledgement byte and hands the stream to whoever waits for
+//! that session and peer. Streams that arrive before anyone waits are parked for a while, then
+//! dropped. The acknowledgement tells the opener its stream was taken: libp2p's stream acceptor
+//! holds one unclaimed stream at a time and drops the next one that arrives meanwhile, and the
+//! handshake limits drop streams too; without it the opener would only learn at its first read,
+//! while its party waited for a stream that never came.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +24,9 @@ use libp2p::{PeerId, Stream, StreamProtocol};
 use tokio::sync::{mpsc, oneshot};
 
 /// The MPC stream protocol.
-pub const MPC_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/1/mpc");
+pub const MPC_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/2/mpc");
+/// The byte an acceptor answers once it has read a stream's session id.
+const ACK: u8 = 0xA5;
 /// How long an opener has to send its session id, and a parked stream waits to be claimed
 /// (anyone may park streams, so they stay briefly).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -156,8 +162,12 @@ impl MpcChannels {
                 tokio::spawn(async move {
                     let _permits = (permit, peer_permit);
                     let mut id = [0u8; 16];
-                    let read =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut id)).await;
+                    let handshake = async {
+                        stream.read_exact(&mut id).await?;
+                        stream.write_all(&[ACK]).await?;
+                        stream.flush().await
+                    };
+                    let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await;
                     if !matches!(read, Ok(Ok(()))) {
                         return;
                     }
@@ -257,9 +267,10 @@ impl MpcChannels {
         Ok(transport)
     }
 
-    /// Opens the stream to `peer` and sends the session id. A connection that libp2p is just
-    /// replacing (two nodes dialled each other at once) can refuse a new stream, so a few
-    /// attempts are made before giving up.
+    /// Opens the stream to `peer`, sends the session id and waits for the acknowledgement. A
+    /// connection that libp2p is just replacing (two nodes dialled each other at once) can
+    /// refuse a new stream, and a busy acceptor can drop one unread, so a few attempts are made
+    /// before giving up.
     async fn open(&self, session: SessionId, peer: PeerId) -> Result<Stream, ChannelError> {
         const ATTEMPTS: u32 = 5;
         let mut last = String::new();
@@ -268,15 +279,43 @@ impl MpcChannels {
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
             }
             let mut control = self.control.clone();
-            match control.open_stream(peer, MPC_PROTOCOL).await {
-                Ok(mut s) => match s.write_all(&session.0).await {
-                    Ok(()) => return Ok(s),
-                    Err(e) => last = e.to_string(),
-                },
-                Err(e) => last = e.to_string(),
+            let handshake = async {
+                let mut s = control
+                    .open_stream(peer, MPC_PROTOCOL)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                s.write_all(&session.0).await.map_err(|e| e.to_string())?;
+                s.flush().await.map_err(|e| e.to_string())?;
+                let mut ack = [0u8];
+                s.read_exact(&mut ack)
+                    .await
+                    .map_err(|e| format!("no acknowledgement: {e}"))?;
+                if ack[0] != ACK {
+                    return Err(format!("acknowledged with {:#04x}", ack[0]));
+                }
+                Ok(s)
+            };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Ok(s)) => return Ok(s),
+                Ok(Err(e)) => last = e,
+                Err(_) => last = "no acknowledgement in time".into(),
             }
         }
         Err(ChannelError::Open { peer, reason: last })
+    }
+
+    /// Opens an MPC stream to `peer` and sends nothing, as a stranger squatting handshake slots
+    /// would (tests only).
+    #[cfg(feature = "test-support")]
+    pub async fn open_silent(&self, peer: PeerId) -> Result<Stream, ChannelError> {
+        self.control
+            .clone()
+            .open_stream(peer, MPC_PROTOCOL)
+            .await
+            .map_err(|e| ChannelError::Open {
+                peer,
+                reason: e.to_string(),
+            })
     }
 
     async fn claim(&self, key: Key) -> Result<Stream, ChannelError> {

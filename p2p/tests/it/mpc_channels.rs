@@ -24,9 +24,14 @@ fn ports(n: u64) -> u64 {
 
 /// Three memory-transport nodes, all connected to each other.
 async fn three_nodes() -> Vec<Network> {
-    let base = ports(3);
+    connected_nodes(3).await
+}
+
+/// `n` memory-transport nodes, all connected to each other.
+async fn connected_nodes(n: u64) -> Vec<Network> {
+    let base = ports(n);
     let mut nodes: Vec<Network> = Vec::new();
-    for i in 0..3u64 {
+    for i in 0..n {
         let mut cfg = NetworkConfig::memory(Keypair::generate_ed25519(), base + i);
         for n in &nodes {
             cfg.bootstrap
@@ -37,7 +42,7 @@ async fn three_nodes() -> Vec<Network> {
     for _ in 0..100 {
         let mut all = true;
         for n in &nodes {
-            all &= n.connected_peers().await.unwrap().len() == 2;
+            all &= n.connected_peers().await.unwrap().len() == nodes.len() - 1;
         }
         if all {
             return nodes;
@@ -161,6 +166,96 @@ async fn mascot_and_spdz_both_run_over_p2p() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), expected);
     }
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Many sessions set up at once between the same six nodes: every node takes a burst of streams
+/// together, and each stream reaches its own session (the frames say which).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_sessions_all_connect_and_carry_frames() {
+    const SESSIONS: u8 = 60;
+    let nodes = connected_nodes(6).await;
+    let ids: Vec<PeerId> = nodes.iter().map(Network::peer_id).collect();
+    let mut tasks = Vec::new();
+    for s in 0..SESSIONS {
+        for (party, node) in nodes.iter().cloned().enumerate() {
+            let ids = ids.clone();
+            tasks.push(tokio::spawn(async move {
+                use conclave_mpc::transport::Transport as _;
+                let mut t = node
+                    .mpc()
+                    .connect(SessionId([s; 16]), &ids, 1 << 10)
+                    .await
+                    .map_err(|e| format!("session {s}, party {party}: {e}"))?;
+                for to in (0..ids.len()).filter(|&j| j != party) {
+                    t.send(to, bytes::Bytes::from(vec![s, party as u8]))
+                        .await
+                        .unwrap();
+                }
+                for from in (0..ids.len()).filter(|&j| j != party) {
+                    let frame = t
+                        .recv(from)
+                        .await
+                        .map_err(|e| format!("session {s}, party {party}: {e}"))?;
+                    assert_eq!(frame.as_ref(), &[s, from as u8]);
+                }
+                Ok::<_, String>(())
+            }));
+        }
+    }
+    let mut failed = Vec::new();
+    for t in tasks {
+        if let Err(e) = t.await.unwrap() {
+            failed.push(e);
+        }
+    }
+    for n in &nodes {
+        n.shutdown().await;
+    }
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// A stream the acceptor drops unread (here: its opener already holds every handshake slot the
+/// acceptor gives one peer) is noticed by the missing acknowledgement and opened again, so the
+/// session still connects once the slots are free. Without the acknowledgement the opener thought
+/// its stream delivered and the other party waited out its patience.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_dropped_unread_is_opened_again() {
+    use conclave_mpc::transport::Transport as _;
+    let nodes = connected_nodes(2).await;
+    let ids: Vec<PeerId> = nodes.iter().map(Network::peer_id).collect();
+    let mut silent = Vec::new();
+    for _ in 0..conclave_p2p::channel::MAX_HANDSHAKES_PER_PEER {
+        silent.push(nodes[0].mpc().open_silent(ids[1]).await.unwrap());
+        // One at a time: libp2p's acceptor would drop a second stream arriving meanwhile.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the acceptor take them all in before the session's stream arrives.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let session = SessionId([9; 16]);
+    let connect = |i: usize| {
+        let (node, ids) = (nodes[i].clone(), ids.clone());
+        tokio::spawn(async move { node.mpc().connect(session, &ids, 1024).await })
+    };
+    let (opener, claimer) = (connect(0), connect(1));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(silent);
+    let (mut opener, mut claimer) = (
+        opener.await.unwrap().unwrap(),
+        claimer.await.unwrap().unwrap(),
+    );
+    opener
+        .send(1, bytes::Bytes::from_static(b"hi"))
+        .await
+        .unwrap();
+    claimer
+        .send(0, bytes::Bytes::from_static(b"ho"))
+        .await
+        .unwrap();
+    assert_eq!(claimer.recv(0).await.unwrap().as_ref(), b"hi");
+    assert_eq!(opener.recv(1).await.unwrap().as_ref(), b"ho");
     for n in &nodes {
         n.shutdown().await;
     }
