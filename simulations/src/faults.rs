@@ -73,6 +73,7 @@ mod tests {
             reason: None,
             phases: Vec::new(),
             device_errors: Vec::new(),
+            unconfirmed: 0,
             opened_ms,
             ended_ms,
             touched_by_faults: Vec::new(),

@@ -186,13 +186,13 @@ pub fn write(run: &RunResult, summary: &Summary, dir: &Path) -> anyhow::Result<(
     let mut attempts = std::fs::File::create(dir.join("attempts.csv"))?;
     writeln!(
         attempts,
-        "task_index,attempt,task_id,coordinator,members,seats,adversary_seats,inputs,state,reason,touched_by_faults,device_errors"
+        "task_index,attempt,task_id,coordinator,members,seats,adversary_seats,inputs,unconfirmed,state,reason,touched_by_faults,device_errors"
     )?;
     for t in &run.tasks {
         for (k, a) in t.attempts.iter().enumerate() {
             writeln!(
                 attempts,
-                "{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 t.index,
                 k + 1,
                 a.task_id,
@@ -201,6 +201,7 @@ pub fn write(run: &RunResult, summary: &Summary, dir: &Path) -> anyhow::Result<(
                 a.seats,
                 a.adversary_seats,
                 a.inputs,
+                a.unconfirmed,
                 a.state,
                 csv_text(a.reason.as_deref().unwrap_or_default()),
                 csv_text(

@@ -10,7 +10,7 @@ use alloy::primitives::U256;
 use anyhow::{Context, bail};
 use conclave_chain::contracts::ProverKind;
 use conclave_node::api::TaskJson;
-use conclave_node::client::Client;
+use conclave_node::client::{Client, ClientError};
 use conclave_node::program::Program;
 use conclave_p2p::network::NetworkEvent;
 use indicatif::ProgressBar;
@@ -51,6 +51,9 @@ pub struct Attempt {
     pub phases: Vec<(String, u64)>,
     /// Why devices whose reading did not go in gave up (each error once).
     pub device_errors: Vec<String>,
+    /// Readings sent whose acknowledgement never came: they may count or not (a device does
+    /// not send one again into a new slot, which could count it twice).
+    pub unconfirmed: u32,
     /// When the run's task was open to devices, and when it ended (ms after the start).
     pub opened_ms: u64,
     pub ended_ms: u64,
@@ -78,7 +81,8 @@ pub struct TaskRecord {
     pub outcome: Outcome,
     pub reason: Option<String>,
     pub attempts: Vec<Attempt>,
-    /// Whether the published output equals the plaintext evaluation of the accepted readings.
+    /// Whether the published output equals the plaintext evaluation of the accepted readings
+    /// (with or without each unconfirmed one).
     pub correct: Option<bool>,
 }
 
@@ -676,14 +680,15 @@ async fn follow_task(world: &World, index: usize, record: &mut TaskRecord) -> an
         record.reason = Some("drawing the committee".into());
         record.attempts.push(describe(world, &task, 0).await);
         record.reason = Some("devices submitting".into());
-        let (slots, device_errors) = submit_all(world, &task, readings).await;
+        let sent = submit_all(world, &task, readings).await;
         let attempt = record.attempts.last_mut().expect("pushed above");
-        attempt.inputs = slots.len() as u32;
-        attempt.device_errors = device_errors;
+        attempt.inputs = sent.confirmed.len() as u32;
+        attempt.unconfirmed = sent.unconfirmed.len() as u32;
+        attempt.device_errors = sent.errors.clone();
         attempt.opened_ms = opened_ms;
         attempt.state = "running".into();
         // Members that took the inputs have the task in their stores.
-        if !slots.is_empty() {
+        if !sent.confirmed.is_empty() {
             let mut seated = world.seated.lock().expect("seated");
             for (node, _) in &attempt.committee {
                 seated[*node].push(task.task_id.clone());
@@ -706,7 +711,9 @@ async fn follow_task(world: &World, index: usize, record: &mut TaskRecord) -> an
             "published" => {
                 record.outcome = Outcome::Published;
                 record.reason = None;
-                record.correct = Some(check_output(world, &status, readings, &slots)?);
+                let (correct, mismatch) = check_output(world, &status, readings, &sent)?;
+                record.correct = Some(correct);
+                record.reason = mismatch;
                 return Ok(());
             }
             _ => match status.retried_as {
@@ -749,13 +756,21 @@ fn same_task(a: &str, b: &str) -> bool {
         .eq_ignore_ascii_case(b.trim_start_matches("0x"))
 }
 
-/// Each device submits its reading through a random honest entry node (trying three); returns
-/// (reading index, slot) for the readings that went in, and why the others gave up.
-async fn submit_all(
-    world: &World,
-    task: &TaskJson,
-    readings: &[i64],
-) -> (Vec<(usize, u32)>, Vec<String>) {
+/// What the devices of one committee run sent: readings by (reading index, slot).
+#[derive(Debug, Default)]
+struct Sent {
+    /// Acknowledged by the committee.
+    confirmed: Vec<(usize, u32)>,
+    /// Sent without an acknowledgement: they may count or not.
+    unconfirmed: Vec<(usize, u32)>,
+    /// Why devices gave up (each error once).
+    errors: Vec<String>,
+}
+
+/// Each device submits its reading through a random honest entry node, trying another when one
+/// fails before the reading was sent; a reading sent without an acknowledgement is not sent
+/// again (into a new slot it could count twice), as `conclave submit` does.
+async fn submit_all(world: &World, task: &TaskJson, readings: &[i64]) -> Sent {
     let contracts = world.fleet.read().await.contracts.clone();
     let devices = readings.iter().enumerate().map(|(i, &reading)| {
         let contracts = contracts.clone();
@@ -768,22 +783,28 @@ async fn submit_all(
                 let client = Client::new(api).with_chain(contracts.clone());
                 match client.submit_to(task, reading).await {
                     Ok(done) => return Ok((i, done.slot)),
+                    Err(e @ ClientError::Undelivered { slot, .. }) => {
+                        return Err((Some((i, slot)), e.to_string()));
+                    }
                     Err(e) => last = e.to_string(),
                 }
             }
-            Err(last)
+            Err((None, last))
         }
     });
-    let mut slots = Vec::new();
-    let mut errors: Vec<String> = Vec::new();
+    let mut sent = Sent::default();
     for outcome in futures::future::join_all(devices).await {
         match outcome {
-            Ok(slot) => slots.push(slot),
-            Err(e) if !errors.contains(&e) => errors.push(e),
-            Err(_) => {}
+            Ok(slot) => sent.confirmed.push(slot),
+            Err((maybe, e)) => {
+                sent.unconfirmed.extend(maybe);
+                if !sent.errors.contains(&e) {
+                    sent.errors.push(e);
+                }
+            }
         }
     }
-    (slots, errors)
+    sent
 }
 
 /// The attempt's committee as drawn on chain, with the adversary's seats.
@@ -800,6 +821,7 @@ async fn describe(world: &World, task: &TaskJson, inputs: u32) -> Attempt {
         reason: None,
         phases: Vec::new(),
         device_errors: Vec::new(),
+        unconfirmed: 0,
         opened_ms: 0,
         ended_ms: 0,
         touched_by_faults: Vec::new(),
@@ -869,12 +891,16 @@ const RERUN_WAIT: Duration = Duration::from_secs(40);
 
 /// Whether the published output equals the plaintext evaluation of the readings that went in,
 /// in slot order.
+/// Whether the published output is the plaintext evaluation of the confirmed readings plus
+/// some of the unconfirmed ones (each may or may not have gone in); if not, what differs.
 fn check_output(
     world: &World,
     status: &conclave_node::api::StatusJson,
     readings: &[i64],
-    slots: &[(usize, u32)],
-) -> anyhow::Result<bool> {
+    sent: &Sent,
+) -> anyhow::Result<(bool, Option<String>)> {
+    /// Beyond this many unconfirmed readings the combinations are not all tried.
+    const MAX_UNCONFIRMED: usize = 8;
     let output = hex::decode(
         status
             .output
@@ -886,13 +912,35 @@ fn check_output(
         .program
         .decode_outputs(&output)
         .context("an undecodable output")?;
-    let records: Vec<Vec<i128>> = slots
-        .iter()
-        .map(|&(i, _)| vec![i128::from(readings[i])])
-        .collect();
-    let slots: Vec<u32> = slots.iter().map(|&(_, s)| s).collect();
-    let expected = crate::plaintext(&world.source, records, &slots)?;
-    Ok(outputs == expected)
+    let unconfirmed = &sent.unconfirmed[..sent.unconfirmed.len().min(MAX_UNCONFIRMED)];
+    let mut first_expected = None;
+    for subset in 0..1u32 << unconfirmed.len() {
+        let went_in = sent.confirmed.iter().chain(
+            unconfirmed
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| subset >> k & 1 == 1)
+                .map(|(_, s)| s),
+        );
+        let (records, slots): (Vec<Vec<i128>>, Vec<u32>) = went_in
+            .map(|&(i, slot)| (vec![i128::from(readings[i])], slot))
+            .unzip();
+        let expected = crate::plaintext(&world.source, records, &slots)?;
+        if outputs == expected {
+            return Ok((true, None));
+        }
+        first_expected.get_or_insert(expected);
+    }
+    Ok((
+        false,
+        Some(format!(
+            "the published output {outputs:?} is not the plaintext {:?} of the {} confirmed readings (slots {:?}; unconfirmed {:?})",
+            first_expected.unwrap_or_default(),
+            sent.confirmed.len(),
+            sent.confirmed.iter().map(|s| s.1).collect::<Vec<_>>(),
+            sent.unconfirmed
+        )),
+    ))
 }
 
 /// "12 published, 1 failed" for the progress bar.
