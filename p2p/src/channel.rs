@@ -3,12 +3,13 @@
 //! [`Transport`], so the same MPC code runs over the network as in memory.
 //!
 //! For a pair (i, j) with i < j, party i opens the stream and writes the session id; party j's
-//! acceptor reads it, answers one acknowledgement byte and hands the stream to whoever waits for
-//! that session and peer. Streams that arrive before anyone waits are parked for a while, then
-//! dropped. The acknowledgement tells the opener its stream was taken: libp2p's stream acceptor
-//! holds one unclaimed stream at a time and drops the next one that arrives meanwhile, and the
-//! handshake limits drop streams too; without it the opener would only learn at its first read,
-//! while its party waited for a stream that never came.
+//! acceptor reads it and hands the stream to whoever waits for that session and peer. Streams
+//! that arrive before anyone waits are parked for a while, then dropped. Party j answers one
+//! acknowledgement byte once its session has taken the stream, and party i opens again while
+//! none comes: libp2p's stream acceptor drops a stream that arrives while another is unclaimed,
+//! the handshake and parking limits drop streams, and a parked stream expires when its party
+//! is late. Without it the opener learned of none of these, and its party waited for a stream
+//! that never came.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// The MPC stream protocol.
 pub const MPC_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/2/mpc");
-/// The byte an acceptor answers once it has read a stream's session id.
+/// The byte a party answers once its session has taken a stream.
 const ACK: u8 = 0xA5;
 /// How long an opener has to send its session id, and a parked stream waits to be claimed
 /// (anyone may park streams, so they stay briefly).
@@ -162,12 +163,8 @@ impl MpcChannels {
                 tokio::spawn(async move {
                     let _permits = (permit, peer_permit);
                     let mut id = [0u8; 16];
-                    let handshake = async {
-                        stream.read_exact(&mut id).await?;
-                        stream.write_all(&[ACK]).await?;
-                        stream.flush().await
-                    };
-                    let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await;
+                    let read =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut id)).await;
                     if !matches!(read, Ok(Ok(()))) {
                         return;
                     }
@@ -267,41 +264,51 @@ impl MpcChannels {
         Ok(transport)
     }
 
-    /// Opens the stream to `peer`, sends the session id and waits for the acknowledgement. A
-    /// connection that libp2p is just replacing (two nodes dialled each other at once) can
-    /// refuse a new stream, and a busy acceptor can drop one unread, so a few attempts are made
-    /// before giving up.
+    /// Opens the stream to `peer`, sends the session id and waits for the party's
+    /// acknowledgement, opening again when the stream ends without one (dropped unread, or
+    /// parked past its time while the party was late). A connection that libp2p is just
+    /// replacing (two nodes dialled each other at once) can refuse a new stream too. All
+    /// attempts together wait at most [`PARTY_WAIT`]: a party that never answers holds this
+    /// session no longer than one that never opens.
     async fn open(&self, session: SessionId, peer: PeerId) -> Result<Stream, ChannelError> {
-        const ATTEMPTS: u32 = 5;
-        let mut last = String::new();
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-            }
-            let mut control = self.control.clone();
-            let handshake = async {
-                let mut s = control
-                    .open_stream(peer, MPC_PROTOCOL)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                s.write_all(&session.0).await.map_err(|e| e.to_string())?;
-                s.flush().await.map_err(|e| e.to_string())?;
-                let mut ack = [0u8];
-                s.read_exact(&mut ack)
-                    .await
-                    .map_err(|e| format!("no acknowledgement: {e}"))?;
-                if ack[0] != ACK {
-                    return Err(format!("acknowledged with {:#04x}", ack[0]));
+        const ATTEMPTS: u32 = 6;
+        let mut last = String::from("no acknowledgement in time");
+        let attempts = async {
+            for attempt in 0..ATTEMPTS {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(100 << attempt.min(4))).await;
                 }
-                Ok(s)
-            };
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                Ok(Ok(s)) => return Ok(s),
-                Ok(Err(e)) => last = e,
-                Err(_) => last = "no acknowledgement in time".into(),
+                match self.open_once(session, peer).await {
+                    Ok(s) => return Ok(s),
+                    Err(e) => last = e,
+                }
             }
+            Err(())
+        };
+        match tokio::time::timeout(PARTY_WAIT, attempts).await {
+            Ok(Ok(s)) => Ok(s),
+            _ => Err(ChannelError::Open { peer, reason: last }),
         }
-        Err(ChannelError::Open { peer, reason: last })
+    }
+
+    /// One attempt of [`MpcChannels::open`].
+    async fn open_once(&self, session: SessionId, peer: PeerId) -> Result<Stream, String> {
+        let mut control = self.control.clone();
+        let mut s =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, control.open_stream(peer, MPC_PROTOCOL))
+                .await
+                .map_err(|_| "opening the stream took too long".to_string())?
+                .map_err(|e| e.to_string())?;
+        s.write_all(&session.0).await.map_err(|e| e.to_string())?;
+        s.flush().await.map_err(|e| e.to_string())?;
+        let mut ack = [0u8];
+        s.read_exact(&mut ack)
+            .await
+            .map_err(|e| format!("no acknowledgement: {e}"))?;
+        if ack[0] != ACK {
+            return Err(format!("acknowledged with {:#04x}", ack[0]));
+        }
+        Ok(s)
     }
 
     /// Opens an MPC stream to `peer` and sends nothing, as a stranger squatting handshake slots
@@ -318,7 +325,28 @@ impl MpcChannels {
             })
     }
 
+    /// Waits for `key`'s stream and acknowledges it; a stream whose opener is gone by then is
+    /// not taken, and the wait goes on for its next attempt.
     async fn claim(&self, key: Key) -> Result<Stream, ChannelError> {
+        let deadline = tokio::time::Instant::now() + PARTY_WAIT;
+        loop {
+            let mut stream = self.next_stream(key, deadline).await?;
+            let ack = async {
+                stream.write_all(&[ACK]).await?;
+                stream.flush().await
+            };
+            if matches!(tokio::time::timeout_at(deadline, ack).await, Ok(Ok(()))) {
+                return Ok(stream);
+            }
+        }
+    }
+
+    /// `key`'s parked stream, or the next one to arrive before `deadline`.
+    async fn next_stream(
+        &self,
+        key: Key,
+        deadline: tokio::time::Instant,
+    ) -> Result<Stream, ChannelError> {
         let rx = {
             let mut r = self.rendezvous.lock().unwrap_or_else(|p| p.into_inner());
             r.sweep();
@@ -329,7 +357,7 @@ impl MpcChannels {
             r.waiting.insert(key, tx);
             rx
         };
-        match tokio::time::timeout(PARTY_WAIT, rx).await {
+        match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(stream)) => Ok(stream),
             _ => {
                 // Forgets this wait (its receiver is gone now) and any other stale entry.

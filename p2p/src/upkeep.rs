@@ -158,9 +158,72 @@ impl Connections {
     }
 }
 
+/// A node's secret seed for [`spread_picks`], from its identity key: an ed25519 signature is
+/// deterministic and nobody else can make it, so no one can grind peer ids that this node ranks
+/// first.
+pub fn dial_seed(key: &libp2p::identity::Keypair) -> [u8; 32] {
+    let signature = key.sign(b"conclave: the order in which this node dials peers");
+    // Keys that cannot sign (none Conclave uses) fall back to a public order.
+    let material = signature.unwrap_or_else(|_| key.public().encode_protobuf());
+    *blake3::hash(&material).as_bytes()
+}
+
+/// `n` of `candidates` to dial in round `round`, in an order of this node's own (a keyed hash
+/// under its secret `seed`) without a random source. Every node sees about the same list of
+/// live peers; picking by position in it sent every node to the same few, which then trimmed
+/// most of them.
+pub fn spread_picks(
+    seed: &[u8; 32],
+    round: u64,
+    mut candidates: Vec<PeerId>,
+    n: usize,
+) -> Vec<PeerId> {
+    let rank = |p: &PeerId| {
+        let mut h = blake3::Hasher::new_keyed(seed);
+        h.update(&round.to_le_bytes());
+        h.update(&p.to_bytes());
+        *h.finalize().as_bytes()
+    };
+    candidates.sort_by_cached_key(rank);
+    candidates.truncate(n);
+    candidates
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 200 nodes that see the same 200 live peers and each pick 12 spread their dials: no peer is
+    /// picked by more than the high watermark's worth of nodes (picking by list position sent
+    /// all 200 to the same 12).
+    #[test]
+    fn nodes_seeing_the_same_peers_dial_different_ones() {
+        let keys: Vec<libp2p::identity::Keypair> = (0..200u8)
+            .map(|i| libp2p::identity::Keypair::ed25519_from_bytes([i; 32]).unwrap())
+            .collect();
+        let nodes: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
+        let mut picked: HashMap<PeerId, usize> = HashMap::new();
+        for (key, me) in keys.iter().zip(&nodes) {
+            let others: Vec<PeerId> = nodes.iter().filter(|p| *p != me).copied().collect();
+            let picks = spread_picks(&dial_seed(key), 1, others, 12);
+            assert_eq!(picks.len(), 12);
+            assert!(!picks.contains(me));
+            for p in picks {
+                *picked.entry(p).or_default() += 1;
+            }
+        }
+        let most = picked.values().max().copied().unwrap_or_default();
+        assert!(
+            most < Watermarks::for_target(12).high,
+            "a peer picked {most} times"
+        );
+        // Another round picks differently; the seed is the key's own.
+        let seed = dial_seed(&keys[0]);
+        let again = spread_picks(&seed, 2, nodes[1..].to_vec(), 12);
+        assert_ne!(again, spread_picks(&seed, 1, nodes[1..].to_vec(), 12));
+        assert_eq!(seed, dial_seed(&keys[0]));
+        assert_ne!(seed, dial_seed(&keys[1]));
+    }
 
     fn marks(high: usize, low: usize) -> Watermarks {
         Watermarks {

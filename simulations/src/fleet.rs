@@ -298,11 +298,12 @@ impl Fleet {
         }
     }
 
+    /// Stops every node at once: one after another, each waited for its network's goodbye
+    /// while the others kept the mesh busy (200 nodes took three and a half minutes).
     pub async fn shutdown(mut self) {
         self.ticker.abort();
-        for node in self.nodes.iter_mut().filter_map(Option::take) {
-            node.shutdown().await;
-        }
+        let nodes = self.nodes.iter_mut().filter_map(Option::take);
+        futures::future::join_all(nodes.map(|node| node.shutdown())).await;
     }
 }
 

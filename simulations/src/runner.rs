@@ -86,6 +86,24 @@ pub struct TaskRecord {
     pub correct: Option<bool>,
 }
 
+impl TaskRecord {
+    /// A task the scenario's time limit came before.
+    fn not_run(index: usize, arrival_ms: u64) -> Self {
+        TaskRecord {
+            index,
+            project: None,
+            arrival_ms,
+            started_ms: None,
+            finished_ms: None,
+            latency_ms: None,
+            outcome: Outcome::NotRun,
+            reason: Some("the scenario's time limit came first".into()),
+            attempts: Vec::new(),
+            correct: None,
+        }
+    }
+}
+
 /// An event as it was applied.
 #[derive(Clone, Debug, Serialize)]
 pub struct Applied {
@@ -144,6 +162,9 @@ struct World {
     source: String,
     program: Program,
     start: Instant,
+    /// When the scenario's time limit ends the run: tasks still under way are cut off then and
+    /// reported with the step they were in.
+    ends: Instant,
     /// Node → task ids it sat on (for the restart check).
     seated: Mutex<Vec<Vec<String>>>,
     /// The project registered at set-up: every node is handed the program under it.
@@ -154,6 +175,13 @@ struct World {
     seated_at_crash: Mutex<std::collections::HashMap<usize, Vec<String>>>,
     checks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
+
+/// Beyond this many readings sent without acknowledgement, a run's output is not checked
+/// (every combination of them in or out is tried).
+const MAX_UNCONFIRMED: usize = 8;
+
+/// How long after the time limit lanes may take to record the tasks it cut off.
+const LANE_GRACE: Duration = Duration::from_secs(30);
 
 /// Nodes handed the program at once.
 const SEED_AT_ONCE: usize = 8;
@@ -310,6 +338,7 @@ pub async fn run(
         source,
         program,
         start: Instant::now(),
+        ends: started + Duration::from_secs(scenario.time_limit_secs),
         seated: Mutex::new(vec![Vec::new(); n]),
         first_project,
         applied: Mutex::default(),
@@ -330,7 +359,7 @@ pub async fn run(
             let (world, queue, records, bar) =
                 (world.clone(), queue.clone(), records.clone(), bar.clone());
             tokio::spawn(async move {
-                loop {
+                while Instant::now() < world.ends {
                     let next = queue.lock().expect("queue").pop_front();
                     let Some(index) = next else { return };
                     let record = run_task(&world, index).await;
@@ -343,7 +372,12 @@ pub async fn run(
         })
         .collect();
     let all_lanes = futures::future::join_all(lanes.iter_mut());
-    if tokio::time::timeout(limit, all_lanes).await.is_err() {
+    // Each task cuts itself off at the limit; the grace covers its last status read.
+    if tokio::time::timeout(limit + LANE_GRACE, all_lanes)
+        .await
+        .is_err()
+        || Instant::now() >= world.ends
+    {
         say("the scenario's time limit came first; tasks left are reported as not run");
     }
     // A lane that join_all saw finish must not be awaited again.
@@ -365,18 +399,7 @@ pub async fn run(
     let mut tasks = std::mem::take(&mut *records.lock().expect("records"));
     let done: std::collections::HashSet<usize> = tasks.iter().map(|t| t.index).collect();
     for index in (0..scenario.tasks.count).filter(|i| !done.contains(i)) {
-        tasks.push(TaskRecord {
-            index,
-            project: None,
-            arrival_ms: plan.arrivals_ms[index],
-            started_ms: None,
-            finished_ms: None,
-            latency_ms: None,
-            outcome: Outcome::NotRun,
-            reason: Some("the scenario's time limit came first".into()),
-            attempts: Vec::new(),
-            correct: None,
-        });
+        tasks.push(TaskRecord::not_run(index, plan.arrivals_ms[index]));
     }
     tasks.sort_by_key(|t| t.index);
     for attempt in tasks.iter_mut().flat_map(|t| &mut t.attempts) {
@@ -616,7 +639,12 @@ fn task_bytes(hex_id: &str) -> Option<[u8; 32]> {
 async fn run_task(world: &World, index: usize) -> TaskRecord {
     let arrival_ms = world.plan.arrivals_ms[index];
     let wait = arrival_ms.saturating_sub(world.ms());
-    tokio::time::sleep(Duration::from_millis(wait)).await;
+    let arrives = Instant::now() + Duration::from_millis(wait);
+    if arrives >= world.ends {
+        tokio::time::sleep_until(world.ends.into()).await;
+        return TaskRecord::not_run(index, arrival_ms);
+    }
+    tokio::time::sleep_until(arrives.into()).await;
     let started_ms = world.ms();
     let mut record = TaskRecord {
         index,
@@ -630,7 +658,8 @@ async fn run_task(world: &World, index: usize) -> TaskRecord {
         attempts: Vec::new(),
         correct: None,
     };
-    let deadline = Instant::now() + Duration::from_secs(world.scenario.tasks.deadline_secs);
+    let own_deadline = Instant::now() + Duration::from_secs(world.scenario.tasks.deadline_secs);
+    let deadline = own_deadline.min(world.ends);
     match tokio::time::timeout_at(deadline.into(), follow_task(world, index, &mut record)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
@@ -641,10 +670,14 @@ async fn run_task(world: &World, index: usize) -> TaskRecord {
             record.outcome = Outcome::TimedOut;
             // follow_task left its last step in `reason`.
             let step = record.reason.take().unwrap_or_default();
-            record.reason = Some(format!(
-                "not published within {} s ({step})",
-                world.scenario.tasks.deadline_secs
-            ));
+            record.reason = Some(if own_deadline <= world.ends {
+                format!(
+                    "not published within {} s ({step})",
+                    world.scenario.tasks.deadline_secs
+                )
+            } else {
+                format!("cut off by the scenario's time limit ({step})")
+            });
         }
     }
     record.finished_ms = Some(world.ms());
@@ -688,7 +721,7 @@ async fn follow_task(world: &World, index: usize, record: &mut TaskRecord) -> an
         attempt.opened_ms = opened_ms;
         attempt.state = "running".into();
         // Members that took the inputs have the task in their stores.
-        if !sent.confirmed.is_empty() {
+        if !sent.confirmed.is_empty() || !sent.unconfirmed.is_empty() {
             let mut seated = world.seated.lock().expect("seated");
             for (node, _) in &attempt.committee {
                 seated[*node].push(task.task_id.clone());
@@ -712,7 +745,7 @@ async fn follow_task(world: &World, index: usize, record: &mut TaskRecord) -> an
                 record.outcome = Outcome::Published;
                 record.reason = None;
                 let (correct, mismatch) = check_output(world, &status, readings, &sent)?;
-                record.correct = Some(correct);
+                record.correct = correct;
                 record.reason = mismatch;
                 return Ok(());
             }
@@ -893,14 +926,13 @@ const RERUN_WAIT: Duration = Duration::from_secs(40);
 /// in slot order.
 /// Whether the published output is the plaintext evaluation of the confirmed readings plus
 /// some of the unconfirmed ones (each may or may not have gone in); if not, what differs.
+/// `None` (not checked) beyond [`MAX_UNCONFIRMED`] of them.
 fn check_output(
     world: &World,
     status: &conclave_node::api::StatusJson,
     readings: &[i64],
     sent: &Sent,
-) -> anyhow::Result<(bool, Option<String>)> {
-    /// Beyond this many unconfirmed readings the combinations are not all tried.
-    const MAX_UNCONFIRMED: usize = 8;
+) -> anyhow::Result<(Option<bool>, Option<String>)> {
     let output = hex::decode(
         status
             .output
@@ -925,14 +957,26 @@ fn check_output(
         let (records, slots): (Vec<Vec<i128>>, Vec<u32>) = went_in
             .map(|&(i, slot)| (vec![i128::from(readings[i])], slot))
             .unzip();
-        let expected = crate::plaintext(&world.source, records, &slots)?;
+        // A set the program cannot run on (too few inputs for it) is not what the committee ran.
+        let Ok(expected) = crate::plaintext(&world.source, records, &slots) else {
+            continue;
+        };
         if outputs == expected {
-            return Ok((true, None));
+            return Ok((Some(true), None));
         }
         first_expected.get_or_insert(expected);
     }
+    if sent.unconfirmed.len() > unconfirmed.len() {
+        return Ok((
+            None,
+            Some(format!(
+                "not checked: {} readings were sent without acknowledgement",
+                sent.unconfirmed.len()
+            )),
+        ));
+    }
     Ok((
-        false,
+        Some(false),
         Some(format!(
             "the published output {outputs:?} is not the plaintext {:?} of the {} confirmed readings (slots {:?}; unconfirmed {:?})",
             first_expected.unwrap_or_default(),

@@ -260,3 +260,29 @@ async fn a_stream_dropped_unread_is_opened_again() {
         n.shutdown().await;
     }
 }
+
+/// A party that joins its session after the opener's stream was parked past its time still
+/// connects: the expired stream is closed, and the opener, not acknowledged, opens again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_party_late_past_the_parking_time_still_connects() {
+    use conclave_mpc::transport::Transport as _;
+    let nodes = connected_nodes(2).await;
+    let ids: Vec<PeerId> = nodes.iter().map(Network::peer_id).collect();
+    let session = SessionId([10; 16]);
+    let opener = {
+        let (node, ids) = (nodes[0].clone(), ids.clone());
+        tokio::spawn(async move { node.mpc().connect(session, &ids, 1024).await })
+    };
+    // Longer than a parked stream waits for its session.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let mut claimer = nodes[1].mpc().connect(session, &ids, 1024).await.unwrap();
+    let mut opener = opener.await.unwrap().unwrap();
+    opener
+        .send(1, bytes::Bytes::from_static(b"late"))
+        .await
+        .unwrap();
+    assert_eq!(claimer.recv(0).await.unwrap().as_ref(), b"late");
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
