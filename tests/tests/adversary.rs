@@ -1323,21 +1323,31 @@ async fn memory_caps_hold_under_spam() {
     // Saturated, never above the cap.
     assert_eq!(target.memory_use().known_open, MAX_KNOWN_OPEN);
 
+    // Streams for three times as many sessions as a peer may park, none of which the target
+    // joins: the stranger keeps opening them again while no acknowledgement comes.
     let parties = [stranger.peer_id(), target.peer_id()];
-    for i in 0..(MAX_PARKED_PER_PEER as u8) * 3 {
-        let session = SessionId([i; 16]);
-        stranger
-            .mpc()
-            .connect(session, &parties, 1024)
-            .await
-            .unwrap();
+    let openers: Vec<_> = (0..(MAX_PARKED_PER_PEER as u8) * 3)
+        .map(|i| {
+            let stranger = stranger.clone();
+            tokio::spawn(async move {
+                let _ = stranger
+                    .mpc()
+                    .connect(SessionId([i; 16]), &parties, 1024)
+                    .await;
+            })
+        })
+        .collect();
+    let mut most = 0;
+    let watch = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < watch {
+        most = most.max(target.memory_use().parked_streams);
+        assert!(most <= MAX_PARKED_PER_PEER, "{most} streams parked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let parked = target.memory_use().parked_streams;
-    assert!(
-        parked > 0 && parked <= MAX_PARKED_PER_PEER,
-        "{parked} streams parked"
-    );
+    assert!(most > 0, "no stream was parked: the spam did not arrive");
+    for opener in openers {
+        opener.abort();
+    }
 
     fill(&cluster, &task, &[4, 5, 6], 0).await;
     assert_eq!(
