@@ -53,7 +53,7 @@ pub struct Behaviour {
     pub addresses: crate::addresses::AddressBook,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub gossipsub: gossipsub::Behaviour,
     pub control: request_response::cbor::Behaviour<ControlRequest, ControlResponse>,
@@ -151,6 +151,7 @@ fn behaviour(
         kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
     // Loopback and private deployments never get confirmed external addresses; serve anyway.
     kad.set_mode(Some(kad::Mode::Server));
+    let kad = cfg.kademlia.then_some(kad);
     let mdns = if cfg.mdns {
         Some(mdns::tokio::Behaviour::new(
             mdns::Config::default(),
@@ -174,7 +175,7 @@ fn behaviour(
                 .with_agent_version(format!("conclave/{}", cfg.version)),
         ),
         ping: ping::Behaviour::new(ping::Config::new()),
-        kad,
+        kad: Toggle::from(kad),
         mdns: Toggle::from(mdns),
         gossipsub: gossipsub(key, cfg)?,
         control: request_response::cbor::Behaviour::new(

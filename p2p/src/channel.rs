@@ -120,6 +120,11 @@ pub struct MpcChannels {
     tamper: Option<Arc<dyn FrameTamper>>,
     /// Open sessions per peer: the swarm never closes a connection a session uses.
     sessions: PeerCounts,
+    /// Asks the swarm to connect to a peer before a stream is opened to it. libp2p-stream dials
+    /// an unconnected peer itself, but its dial queue holds one request and drops the next that
+    /// comes meanwhile: a party opening streams to two unconnected peers at once waited out its
+    /// open for one of them.
+    connect: mpsc::Sender<PeerId>,
 }
 
 /// A simulated adversary's hand on the MPC frames its own node sends (`conclave-sim`'s
@@ -137,6 +142,7 @@ impl MpcChannels {
         mut control: libp2p_stream::Control,
         me: PeerId,
         tamper: Option<Arc<dyn FrameTamper>>,
+        connect: mpsc::Sender<PeerId>,
     ) -> Self {
         let rendezvous = Arc::new(Mutex::new(Rendezvous::default()));
         let mut incoming = control
@@ -194,6 +200,7 @@ impl MpcChannels {
             rendezvous,
             tamper,
             sessions,
+            connect,
         }
     }
 
@@ -293,6 +300,8 @@ impl MpcChannels {
 
     /// One attempt of [`MpcChannels::open`].
     async fn open_once(&self, session: SessionId, peer: PeerId) -> Result<Stream, String> {
+        // A full queue drops the request: the next attempt asks again.
+        let _ = self.connect.try_send(peer);
         let mut control = self.control.clone();
         let mut s =
             tokio::time::timeout(HANDSHAKE_TIMEOUT, control.open_stream(peer, MPC_PROTOCOL))
@@ -309,6 +318,13 @@ impl MpcChannels {
             return Err(format!("acknowledged with {:#04x}", ack[0]));
         }
         Ok(s)
+    }
+
+    /// One attempt at opening `session`'s stream to `peer`, without the retries of
+    /// [`MpcChannels::connect`] (tests only: a retry hides a dropped dial).
+    #[cfg(feature = "test-support")]
+    pub async fn open_one_attempt(&self, session: SessionId, peer: PeerId) -> Result<(), String> {
+        self.open_once(session, peer).await.map(drop)
     }
 
     /// Opens an MPC stream to `peer` and sends nothing, as a stranger squatting handshake slots

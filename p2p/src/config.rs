@@ -37,6 +37,11 @@ pub struct NetworkConfig {
     pub gossip_heartbeat: Duration,
     /// How often Kademlia looks up a random key to discover peers.
     pub random_walk_interval: Duration,
+    /// Run Kademlia. Off, a node finds peers only through its bootstrap peers and the
+    /// heartbeats gossip brings (which carry addresses): enough inside one simulated process,
+    /// where each walk's new connections (a first walk asks about 300 peers) cost more CPU than
+    /// two cores have at 200 nodes. Every real node runs it.
+    pub kademlia: bool,
     /// Idle connections are closed after this long.
     pub idle_timeout: Duration,
     /// How long a request-response request may wait for its answer: longer than the longest a
@@ -86,6 +91,7 @@ impl NetworkConfig {
             gossip_heartbeat: Duration::from_secs(1),
             // libp2p's own default: a walk (Kademlia's bootstrap) touches dozens of peers.
             random_walk_interval: Duration::from_secs(300),
+            kademlia: true,
             idle_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(150),
             chain_address: [0; 20],

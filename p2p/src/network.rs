@@ -119,10 +119,12 @@ impl Network {
         }
         let peer_id = *swarm.local_peer_id();
         let dial_seed = crate::upkeep::dial_seed(&cfg.keypair);
+        let (connect, connects) = mpsc::channel(256);
         let mpc = MpcChannels::start(
             swarm.behaviour().stream.new_control(),
             peer_id,
             cfg.tamper.clone(),
+            connect,
         );
         let (commands, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(4096);
@@ -140,6 +142,7 @@ impl Network {
             listeners,
             top_ups: 0,
             dial_seed,
+            connects,
             sessions: mpc.sessions(),
             connections: Connections::default(),
         };
@@ -290,8 +293,10 @@ fn listen_and_dial(
         listeners.push(id);
     }
     for addr in &cfg.bootstrap {
-        if let Some(peer) = peer_of(addr) {
-            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        if let Some(peer) = peer_of(addr)
+            && let Some(kad) = swarm.behaviour_mut().kad.as_mut()
+        {
+            kad.add_address(&peer, addr.clone());
         }
         swarm.dial(addr.clone()).map_err(|e| NetworkError::Dial {
             addr: addr.to_string(),
@@ -334,6 +339,8 @@ struct SwarmTask {
     top_ups: u64,
     /// This node's secret order of candidates to dial ([`crate::upkeep::spread_picks`]).
     dial_seed: [u8; 32],
+    /// Peers the MPC channels are about to open streams to.
+    connects: mpsc::Receiver<PeerId>,
     /// Open MPC sessions per peer.
     sessions: crate::channel::PeerCounts,
     /// Which connections this node dialed and which are in use.
@@ -378,6 +385,7 @@ impl SwarmTask {
                     self.connections.answered(&peer);
                     let _ = self.swarm.behaviour_mut().control.send_response(channel, response);
                 }
+                Some(peer) = self.connects.recv() => self.connect(peer),
                 _ = heartbeat.tick() => self.heartbeat(),
                 _ = upkeep.tick() => self.close_idle_connections(),
             }
@@ -586,6 +594,14 @@ impl SwarmTask {
         }
     }
 
+    /// Dials `peer` unless connected or dialing already.
+    fn connect(&mut self, peer: PeerId) {
+        let opts = DialOpts::peer_id(peer)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        let _ = self.swarm.dial(opts);
+    }
+
     /// Peers this node dialed, counting dials still under way: a burst of discoveries must not
     /// each dial while the first dials connect (every node then overshoots its target, trims the
     /// others' connections, and they dial again: at 200 nodes, three new connections a second
@@ -626,9 +642,11 @@ impl SwarmTask {
             }
             BehaviourEvent::Identify(e) => {
                 self.metrics.record(&e);
-                if let identify::Event::Received { peer_id, info, .. } = e {
+                if let identify::Event::Received { peer_id, info, .. } = e
+                    && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
+                {
                     for addr in info.listen_addrs {
-                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                        kad.add_address(&peer_id, addr);
                     }
                 }
             }
@@ -646,10 +664,9 @@ impl SwarmTask {
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 let known: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
                 for (peer, addr) in found {
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .add_address(&peer, addr.clone());
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        kad.add_address(&peer, addr.clone());
+                    }
                     if !known.contains(&peer) && self.wants_more_peers() {
                         let _ = self.swarm.dial(addr);
                     }

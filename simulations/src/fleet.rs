@@ -186,6 +186,10 @@ impl Fleet {
             // is a steady load on two cores, and delivery does not wait for it.
             network.gossip_heartbeat = 3 * production.gossip_heartbeat;
             network.random_walk_interval = production.random_walk_interval;
+            // No Kademlia: at 200 nodes every node made 2.5-3 new connections a second, most of
+            // them for walks (each asks hundreds of peers over new connections); bootstrap
+            // peers and the heartbeats' addresses find every peer here anyway.
+            network.kademlia = false;
             network.idle_timeout = Duration::from_secs(15);
         }
         network.links = Some(self.net.links.clone());

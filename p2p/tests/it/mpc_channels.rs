@@ -286,3 +286,74 @@ async fn a_party_late_past_the_parking_time_still_connects() {
         n.shutdown().await;
     }
 }
+
+/// A node opening streams to two peers it is not connected to, at once, reaches both at its
+/// first attempt. libp2p-stream dials an unconnected peer itself but drops a second dial request
+/// that comes while the first is queued (that open then hung until its timeout); the node now
+/// connects first. Every node is connected only to a hub and learns the others' addresses from
+/// their heartbeats; no node tops up its connections or walks Kademlia.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reaches_two_unconnected_peers_at_once() {
+    let base = ports(4);
+    let config = |i: u64| {
+        let mut cfg = NetworkConfig::memory(Keypair::generate_ed25519(), base + i);
+        cfg.target_peers = 1;
+        cfg.kademlia = false;
+        cfg
+    };
+    let hub = Network::start(config(0)).await.unwrap();
+    let hub_addr = hub.wait_listening().await.unwrap()[0].clone();
+    let mut parties = Vec::new();
+    for i in 1..4 {
+        let mut cfg = config(i);
+        cfg.bootstrap.push(hub_addr.clone());
+        parties.push(Network::start(cfg).await.unwrap());
+    }
+    let ids: Vec<PeerId> = parties.iter().map(Network::peer_id).collect();
+    // Every party hears the others' heartbeats (through the hub), and is connected to the hub
+    // alone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut ready = true;
+        for p in &parties {
+            let live = p.live_peers().await.unwrap();
+            ready &= ids
+                .iter()
+                .all(|id| *id == p.peer_id() || live.iter().any(|l| l.peer == *id));
+        }
+        if ready {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "heartbeats did not spread"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for p in &parties {
+        let connected = p.connected_peers().await.unwrap();
+        assert!(
+            !ids.iter().any(|id| connected.contains(id)),
+            "the parties must start unconnected"
+        );
+    }
+    // Two sessions, each between node 0 and one other: node 0 opens both streams at once.
+    let sessions = [(SessionId([11; 16]), 1), (SessionId([12; 16]), 2)];
+    let claims: Vec<_> = sessions
+        .iter()
+        .map(|&(session, other)| {
+            let (node, pair) = (parties[other].clone(), vec![ids[0], ids[other]]);
+            tokio::spawn(async move { node.mpc().connect(session, &pair, 1024).await })
+        })
+        .collect();
+    let [first, second] =
+        sessions.map(|(session, other)| parties[0].mpc().open_one_attempt(session, ids[other]));
+    let (first, second) = futures::join!(first, second);
+    assert_eq!((first, second), (Ok(()), Ok(())));
+    for claim in claims {
+        claim.await.unwrap().unwrap();
+    }
+    for n in parties.iter().chain([&hub]) {
+        n.shutdown().await;
+    }
+}
