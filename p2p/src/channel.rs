@@ -31,6 +31,8 @@ const ACK: u8 = 0xA5;
 /// How long an opener has to send its session id, and a parked stream waits to be claimed
 /// (anyone may park streams, so they stay briefly).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest pause between two attempts at opening a stream.
+const MAX_BACKOFF: Duration = Duration::from_millis(1600);
 /// How long a party waits for another's stream: members hear of a task from its coordinator
 /// seconds apart on a busy mesh (at 200 simulated nodes on two cores, more than 10 s).
 const PARTY_WAIT: Duration = Duration::from_secs(30);
@@ -278,24 +280,23 @@ impl MpcChannels {
     /// attempts together wait at most [`PARTY_WAIT`]: a party that never answers holds this
     /// session no longer than one that never opens.
     async fn open(&self, session: SessionId, peer: PeerId) -> Result<Stream, ChannelError> {
-        const ATTEMPTS: u32 = 6;
         let mut last = String::from("no acknowledgement in time");
         let attempts = async {
-            for attempt in 0..ATTEMPTS {
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(100 << attempt.min(4))).await;
-                }
+            // Until the deadline: a failure often comes back at once (a dial that failed, a
+            // stream dropped at a full table), and the party may be a few seconds late.
+            let mut backoff = Duration::ZERO;
+            loop {
+                tokio::time::sleep(backoff).await;
                 match self.open_once(session, peer).await {
-                    Ok(s) => return Ok(s),
+                    Ok(s) => return s,
                     Err(e) => last = e,
                 }
+                backoff = (backoff * 2).clamp(Duration::from_millis(200), MAX_BACKOFF);
             }
-            Err(())
         };
-        match tokio::time::timeout(PARTY_WAIT, attempts).await {
-            Ok(Ok(s)) => Ok(s),
-            _ => Err(ChannelError::Open { peer, reason: last }),
-        }
+        tokio::time::timeout(PARTY_WAIT, attempts)
+            .await
+            .map_err(|_| ChannelError::Open { peer, reason: last })
     }
 
     /// One attempt of [`MpcChannels::open`].
@@ -351,7 +352,12 @@ impl MpcChannels {
                 stream.write_all(&[ACK]).await?;
                 stream.flush().await
             };
-            if matches!(tokio::time::timeout_at(deadline, ack).await, Ok(Ok(()))) {
+            // Not cut at `deadline`: a byte queued and then dropped would tell the opener its
+            // stream was taken while this side gave up.
+            if matches!(
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, ack).await,
+                Ok(Ok(()))
+            ) {
                 return Ok(stream);
             }
         }

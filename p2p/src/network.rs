@@ -645,7 +645,9 @@ impl SwarmTask {
                 if let identify::Event::Received { peer_id, info, .. } = e
                     && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
                 {
-                    for addr in info.listen_addrs {
+                    // The same filter as heartbeat addresses: a peer must not point dials by
+                    // id at hosts inside this node's network.
+                    for addr in reachable_addresses(info.listen_addrs, self.cfg.private_addresses) {
                         kad.add_address(&peer_id, addr);
                     }
                 }
