@@ -172,20 +172,17 @@ impl Fleet {
         network.chain_address = id.operator.address().0.0;
         network.heartbeat_interval = self.heartbeat;
         network.heartbeat_ttl = self.heartbeat * 6;
-        // Above a few dozen nodes, the production pace of gossipsub upkeep and Kademlia walks:
-        // at hundreds of nodes in one process, the local test net's walk every 2 s and mesh
-        // upkeep five times a second take more CPU than two cores have. Below, the brisk pace
-        // keeps gossip delivery (and so the live view) prompt: at 20 nodes its p99 was 1 s,
-        // against 8.5 s at the production pace. Large fleets also close idle connections
-        // sooner: each Kademlia walk touches dozens of peers, and connections kept two minutes
-        // after it made every node hold a hundred (measured at 180 nodes: 64–167), each costing
+        // Above a few dozen nodes, slower gossipsub upkeep and no Kademlia: at hundreds of nodes
+        // in one process, the local test net's walk every 2 s and mesh upkeep five times a
+        // second take more CPU than two cores have. Below, the brisk pace keeps gossip delivery
+        // (and so the live view) prompt: at 20 nodes its p99 was 1 s, against 8.5 s at the
+        // production pace. Large fleets also close idle connections sooner (15 s), each costing
         // gossip and ping upkeep.
         if self.ids.len() > LARGE_FLEET {
             let production = NetworkConfig::new(id.keypair.clone());
             // gossipsub's mesh upkeep every 3 s rather than every second: 180 swarms' upkeep
             // is a steady load on two cores, and delivery does not wait for it.
             network.gossip_heartbeat = 3 * production.gossip_heartbeat;
-            network.random_walk_interval = production.random_walk_interval;
             // No Kademlia: at 200 nodes every node made 2.5-3 new connections a second, most of
             // them for walks (each asks hundreds of peers over new connections); bootstrap
             // peers and the heartbeats' addresses find every peer here anyway.
