@@ -587,10 +587,7 @@ impl SwarmTask {
             candidates,
             missing.min(TOP_UP_DIALS),
         ) {
-            let opts = DialOpts::peer_id(peer)
-                .condition(PeerCondition::DisconnectedAndNotDialing)
-                .build();
-            let _ = self.swarm.dial(opts);
+            self.connect(peer);
         }
     }
 
