@@ -74,7 +74,7 @@ fn beats(window: Duration, beat: Duration) -> usize {
 
 /// Gossipsub with application validation, size limits and peer scoring: an invalid message costs
 /// its sender 30 points per topic (squared per count), so two put it below the graylist line.
-fn gossipsub(key: &Keypair, cfg: &NetworkConfig) -> Result<gossipsub::Behaviour, BoxError> {
+fn gossipsub(cfg: &NetworkConfig) -> Result<gossipsub::Behaviour, BoxError> {
     // Gossip about recent messages (IHAVE) lets a peer fetch one it missed: a forward that sat
     // in a busy connection's queue over a second is dropped. Count the window in time, not
     // heartbeats, so fast test heartbeats (200 ms) do not shrink it to 0.6 s.
@@ -87,14 +87,17 @@ fn gossipsub(key: &Keypair, cfg: &NetworkConfig) -> Result<gossipsub::Behaviour,
         // heartbeat a few seconds late is still worth delivering, and a loaded machine (many
         // simulated nodes on two cores) otherwise drops forwards that gossip must then repair.
         .forward_queue_duration(GOSSIP_RECOVERY_WINDOW)
-        .validation_mode(ValidationMode::Strict)
+        // Messages are sealed by the application and verified once each, after gossipsub has
+        // dropped duplicates by their content-addressed ids (`messages` module doc).
+        .validation_mode(ValidationMode::Anonymous)
+        .message_id_fn(content_id)
         .validate_messages()
         // Above the application's own limit, so oversized messages reach validation and are
         // charged to their sender instead of silently failing in the codec.
         .max_transmit_size(4 * MAX_GOSSIP_MESSAGE)
         .build()?;
     let mut behaviour =
-        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)?;
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)?;
     let mut params = PeerScoreParams::default();
     if !cfg.penalise_ip_colocation {
         params.ip_colocation_factor_weight = 0.0;
@@ -126,6 +129,12 @@ fn gossipsub(key: &Keypair, cfg: &NetworkConfig) -> Result<gossipsub::Behaviour,
         behaviour.subscribe(&topic.gossip())?;
     }
     Ok(behaviour)
+}
+
+/// A gossip message's id: a hash of its bytes, so copies of one message share an id and any
+/// change makes a new one.
+fn content_id(message: &gossipsub::Message) -> gossipsub::MessageId {
+    gossipsub::MessageId::from(&blake3::hash(&message.data).as_bytes()[..20])
 }
 
 /// Score lines: below `graylist_threshold` a peer's messages are ignored entirely.
@@ -177,7 +186,7 @@ fn behaviour(
         ping: ping::Behaviour::new(ping::Config::new()),
         kad: Toggle::from(kad),
         mdns: Toggle::from(mdns),
-        gossipsub: gossipsub(key, cfg)?,
+        gossipsub: gossipsub(cfg)?,
         control: request_response::cbor::Behaviour::new(
             [(CONTROL_PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(cfg.request_timeout),

@@ -1,8 +1,8 @@
 //! The [`Network`] handle and the swarm task behind it.
 //!
 //! The swarm runs in its own tokio task; the handle talks to it over a command channel and hears
-//! from it through a broadcast of [`NetworkEvent`]s. Every gossip message is decoded and validated
-//! ([`GossipMessage::decode`]) before gossipsub may forward it; invalid ones are rejected, which
+//! from it through a broadcast of [`NetworkEvent`]s. Every gossip message is decoded, validated
+//! and its signature checked ([`GossipMessage::open`]) before gossipsub may forward it; invalid ones are rejected, which
 //! lowers the sender's score.
 
 use std::collections::{HashMap, HashSet};
@@ -58,12 +58,16 @@ pub enum NetworkEvent {
     PeerLive(PeerId),
     /// A peer's heartbeats stopped for longer than the ttl.
     PeerExpired(PeerId),
-    /// A gossip message failed validation and was rejected.
+    /// A gossip message failed validation and was rejected; `from` is the peer that passed it on.
     Rejected { from: PeerId, reason: String },
 }
 
 enum Command {
-    Publish(GossipMessage, oneshot::Sender<Result<(), NetworkError>>),
+    Publish(
+        Topic,
+        GossipMessage,
+        oneshot::Sender<Result<(), NetworkError>>,
+    ),
     #[cfg(feature = "test-support")]
     PublishRaw(Topic, Vec<u8>, oneshot::Sender<Result<(), NetworkError>>),
     Dial(Multiaddr, oneshot::Sender<Result<(), NetworkError>>),
@@ -194,7 +198,18 @@ impl Network {
 
     /// Publishes a message on its topic.
     pub async fn publish(&self, message: GossipMessage) -> Result<(), NetworkError> {
-        self.ask(|tx| Command::Publish(message, tx)).await?
+        self.ask(|tx| Command::Publish(message.topic(), message, tx))
+            .await?
+    }
+
+    /// Test-only: publishes a message, sealed by this node, on any topic (its own or another).
+    #[cfg(feature = "test-support")]
+    pub async fn publish_on(
+        &self,
+        topic: Topic,
+        message: GossipMessage,
+    ) -> Result<(), NetworkError> {
+        self.ask(|tx| Command::Publish(topic, message, tx)).await?
     }
 
     /// Test-only: publishes bytes without encoding or checking them, as a misbehaving peer would.
@@ -398,18 +413,8 @@ impl SwarmTask {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::Publish(message, reply) => {
-                let topic = message.topic().gossip();
-                let result = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .publish(topic, message.encode());
-                let _ = reply.send(
-                    result
-                        .map(|_| ())
-                        .map_err(|e| NetworkError::Publish(e.to_string())),
-                );
+            Command::Publish(topic, message, reply) => {
+                let _ = reply.send(self.publish(topic, &message));
             }
             #[cfg(feature = "test-support")]
             Command::PublishRaw(topic, bytes, reply) => {
@@ -505,11 +510,20 @@ impl SwarmTask {
             addresses: self.announced_addresses(),
         });
         // Before the first peer joins there is nobody to tell: not an error worth reporting.
-        let _ = self
-            .swarm
+        let _ = self.publish(Topic::Heartbeats, &hb);
+    }
+
+    /// Seals `message` with this node's key and publishes it on `topic`.
+    fn publish(&mut self, topic: Topic, message: &GossipMessage) -> Result<(), NetworkError> {
+        let sealed = message
+            .seal(topic, &self.cfg.keypair)
+            .map_err(|e| NetworkError::Publish(e.to_string()))?;
+        self.swarm
             .behaviour_mut()
             .gossipsub
-            .publish(Topic::Heartbeats.gossip(), hb.encode());
+            .publish(topic.gossip(), sealed)
+            .map(|_| ())
+            .map_err(|e| NetworkError::Publish(e.to_string()))
     }
 
     /// Where this node can be reached: confirmed external addresses first, then what it listens
@@ -761,8 +775,7 @@ impl SwarmTask {
             return;
         };
         let decoded = match Topic::from_hash(&message.topic) {
-            Some(topic) => GossipMessage::decode(topic, &message.data, message.source.as_ref())
-                .map_err(|e| e.to_string()),
+            Some(topic) => GossipMessage::open(topic, &message.data).map_err(|e| e.to_string()),
             None => Err("unknown topic".to_string()),
         };
         let acceptance = if decoded.is_ok() {
@@ -774,9 +787,8 @@ impl SwarmTask {
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(&message_id, &propagation_source, acceptance);
-        let from = message.source.unwrap_or(propagation_source);
         match decoded {
-            Ok(GossipMessage::Heartbeat(hb)) => {
+            Ok((from, GossipMessage::Heartbeat(hb))) => {
                 let observed = self.live.observe(from, &hb, Instant::now());
                 if observed == Observed::Ignored {
                     return;
@@ -791,8 +803,11 @@ impl SwarmTask {
                     message: GossipMessage::Heartbeat(hb),
                 });
             }
-            Ok(message) => self.emit(NetworkEvent::Gossip { from, message }),
+            Ok((from, message)) => self.emit(NetworkEvent::Gossip { from, message }),
+            // The signer of an invalid message is unknown: the peer that passed it on answers
+            // for it (and loses score for it).
             Err(reason) => {
+                let from = propagation_source;
                 tracing::debug!(%from, %reason, "rejected gossip message");
                 self.emit(NetworkEvent::Rejected { from, reason });
             }

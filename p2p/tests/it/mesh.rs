@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use conclave_p2p::behaviour::thresholds;
 use conclave_p2p::config::NetworkConfig;
-use conclave_p2p::messages::{GossipMessage, TaskAnnouncement, Topic};
+use conclave_p2p::messages::{GossipMessage, Sealed, TaskAnnouncement, Topic};
 use conclave_p2p::network::{Network, NetworkEvent};
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
@@ -147,6 +147,18 @@ async fn invalid_messages_are_rejected_and_graylist_their_sender() {
     sleep(Duration::from_secs(1)).await;
     let mut events: Vec<_> = nodes[1..].iter().map(|n| n.events()).collect();
 
+    // First (two invalid messages graylist the spammer, and later ones are ignored unread): a
+    // task announcement credited to c: c's public key (an ed25519 peer id carries it), a
+    // signature c never made.
+    let forged = Sealed {
+        signer: nodes[3].peer_id().as_ref().digest().to_vec(),
+        signature: vec![7; 64],
+        body: task(8).encode(),
+    };
+    spammer
+        .publish_raw(Topic::Tasks, forged.encode())
+        .await
+        .unwrap();
     spammer
         .publish_raw(Topic::Tasks, vec![0xde, 0xad, 0xbe, 0xef])
         .await
@@ -159,7 +171,7 @@ async fn invalid_messages_are_rejected_and_graylist_their_sender() {
         .await
         .unwrap();
     spammer
-        .publish_raw(Topic::Heartbeats, task(9).encode())
+        .publish_on(Topic::Heartbeats, task(9))
         .await
         .unwrap();
 
@@ -186,8 +198,9 @@ async fn invalid_messages_are_rejected_and_graylist_their_sender() {
             match e {
                 NetworkEvent::Gossip { from, message } => {
                     // The spammer's own heartbeats are valid; nothing else it sent is.
-                    let invalid = from == spammer.peer_id()
-                        && !matches!(message, GossipMessage::Heartbeat(_));
+                    let invalid = (from == spammer.peer_id()
+                        && !matches!(message, GossipMessage::Heartbeat(_)))
+                        || message == task(8);
                     assert!(
                         !invalid,
                         "invalid message delivered at node {}: {message:?}",
