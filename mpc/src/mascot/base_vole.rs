@@ -1,8 +1,10 @@
-//! The setup's last rounds, sans-IO: every ordered pair authenticates [`BASE`] random values of
-//! the owner under the key holder's α with the digit VOLE ([`super::vole`]), in segments, plus
-//! one mask, and checks them ([`super::silent::prove_base`]). These are the first silent
-//! extension's base; later extensions take theirs from earlier outputs, so the digit VOLE and its
-//! seed trees are dropped once the setup ends.
+//! The setup's last rounds, sans-IO: every ordered pair authenticates random values of the owner
+//! under the key holder's α with the digit VOLE ([`super::vole`]), in segments, plus one mask,
+//! and checks them ([`super::silent::prove_base`]). Usually [`BASE`] values: the first silent
+//! extension's base; later extensions take theirs from earlier outputs. A setup sized for a
+//! workload below [`BASE`] makes just the values its batches consume, and never extends
+//! ([`super::setup::Setup::for_values`]). Either way the digit VOLE and its seed trees are
+//! dropped once the setup ends.
 
 use bytes::Bytes;
 
@@ -17,12 +19,15 @@ use crate::wire::{Body, BodyView};
 
 /// Base values per digit-VOLE segment.
 const PER_SEGMENT: usize = SEGMENT_BYTES / (ELEMENTS_PER_VALUE * 32);
-/// Values the digit VOLE authenticates per pair: the first extension's base and the check's mask.
-const VALUES: usize = BASE + BASE_CHECK_MASKS;
-/// Digit-VOLE segments; the check takes one more round.
-pub const SEGMENTS: usize = VALUES.div_ceil(PER_SEGMENT);
-/// Rounds of the base VOLE.
-pub const ROUNDS: usize = SEGMENTS + 1;
+/// Rounds of the base VOLE of a setup that extends: segments of [`BASE`] values and the check's
+/// mask, then the check.
+pub const ROUNDS: usize = rounds(BASE);
+
+/// Rounds of a base VOLE of `values` values per pair: digit-VOLE segments (the check's mask
+/// included), then the check.
+pub const fn rounds(values: usize) -> usize {
+    (values + BASE_CHECK_MASKS).div_ceil(PER_SEGMENT) + 1
+}
 /// The digit VOLE's PRG nonce: its seed trees serve this one use.
 const NONCE: u64 = 0;
 
@@ -37,6 +42,8 @@ pub(crate) struct BaseVole {
     pairs: Vec<Option<PairVole>>,
     /// Round within the base VOLE: segments, then the check.
     step: usize,
+    /// Values authenticated per pair, the check's mask included.
+    values: usize,
     owner: Vec<Stock>,
     key: Vec<Stock>,
     /// The base messages this party sent to each peer, and received from each.
@@ -44,18 +51,15 @@ pub(crate) struct BaseVole {
     received: Vec<BaseTranscript>,
 }
 
-/// The base values of segment `seg`.
-fn segment(seg: usize) -> std::ops::Range<usize> {
-    seg * PER_SEGMENT..((seg + 1) * PER_SEGMENT).min(VALUES)
-}
-
 impl BaseVole {
-    pub(crate) fn new(gate: &RoundGate, pairs: Vec<Option<PairVole>>) -> Self {
+    /// The digit VOLE of `values` random values per ordered pair (and the check's mask).
+    pub(crate) fn new(gate: &RoundGate, pairs: Vec<Option<PairVole>>, values: usize) -> Self {
         let (session, me, parties) = (gate.session, gate.party, gate.parties);
         let context = |owner, holder| pair_context(session, owner, holder, "base VOLE");
         BaseVole {
             pairs,
             step: 0,
+            values: values + BASE_CHECK_MASKS,
             owner: (0..parties).map(|_| Stock::default()).collect(),
             key: (0..parties).map(|_| Stock::default()).collect(),
             sent: (0..parties)
@@ -67,12 +71,21 @@ impl BaseVole {
         }
     }
 
+    fn segments(&self) -> usize {
+        self.values.div_ceil(PER_SEGMENT)
+    }
+
+    /// The base values of segment `seg`.
+    fn segment(&self, seg: usize) -> std::ops::Range<usize> {
+        seg * PER_SEGMENT..((seg + 1) * PER_SEGMENT).min(self.values)
+    }
+
     /// This round's frame for every peer.
     pub(crate) fn frames(&mut self, gate: &RoundGate) -> Vec<Bytes> {
         let mut frames = vec![Bytes::new(); gate.parties];
         for j in gate.peers() {
-            let body = if self.step < SEGMENTS {
-                let range = segment(self.step);
+            let body = if self.step < self.segments() {
+                let range = self.segment(self.step);
                 let mut rng = rand::rng();
                 let u: Vec<Fp> = range.clone().map(|_| Fp::random(&mut rng)).collect();
                 let pair = self.pairs[j].as_ref().expect("every peer has a pair");
@@ -102,8 +115,8 @@ impl BaseVole {
             expected,
             got: other.kind(),
         };
-        if self.step < SEGMENTS {
-            let range = segment(self.step);
+        if self.step < self.segments() {
+            let range = self.segment(self.step);
             let e = match body {
                 BodyView::Values(e) => e,
                 other => return Err(unexpected("values", &other)),
@@ -128,7 +141,7 @@ impl BaseVole {
     /// Finishes the round: the stocks with each peer (owner's, key holder's) after the last.
     pub(crate) fn complete(&mut self) -> Option<Vec<(Stock, Stock)>> {
         self.step += 1;
-        if self.step < ROUNDS {
+        if self.step <= self.segments() {
             return None;
         }
         self.pairs.clear();

@@ -71,6 +71,14 @@ pub enum BatchError {
     PairDestroyed(PartyId),
     #[error("an earlier batch did not finish: the VOLE stocks are out of step with the peers'")]
     VoleOutOfStep,
+    #[error(
+        "the setup was sized for fewer values: party {owner} would authenticate {need}, {left} are left"
+    )]
+    VoleExhausted {
+        owner: PartyId,
+        need: usize,
+        left: usize,
+    },
 }
 
 /// What one batch produced for this party: all of it checked.
@@ -168,7 +176,7 @@ impl<'k> Batch<'k> {
         if !keys.vole_in_step {
             return Err(BatchError::VoleOutOfStep);
         }
-        let refill = Refill::plan(keys, batch, |i| input_len(&spec, i));
+        let refill = Refill::plan(keys, batch, |i| input_len(&spec, i))?;
         let mut batch = Batch {
             spec,
             batch,
@@ -778,7 +786,7 @@ fn segment_candidates(triples: usize, seg: usize) -> (std::ops::Range<usize>, us
     (range, first_ot)
 }
 
-fn input_len(spec: &BatchSpec, j: PartyId) -> usize {
+pub(crate) fn input_len(spec: &BatchSpec, j: PartyId) -> usize {
     5 * spec.triples + spec.randoms + spec.masks[j] + 1
 }
 

@@ -71,6 +71,9 @@ pub struct MascotKeys {
     /// False while a batch is consuming or refilling the stocks; a batch that did not finish
     /// leaves them out of step with the peers'.
     vole_in_step: bool,
+    /// Whether batches refill the stocks by silent extension (false after
+    /// [`setup::Setup::for_values`]: the setup's values are all there is).
+    extends: bool,
 }
 
 impl MascotKeys {

@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 
-use super::batch::MAX_PER_BATCH;
+use super::batch::{BatchError, MAX_PER_BATCH};
 use super::silent::{BASE, KeyExtension, NET, OUTPUTS, OwnerExtension, Position, SilentError};
 use super::{MascotKeys, pair_context};
 use crate::driver::Outgoing;
@@ -89,12 +89,27 @@ pub(crate) struct Refill {
 impl Refill {
     /// Plans the refill for a batch in which party i authenticates `need(i)` values, and books
     /// it in `keys` (the stocks are out of step until the batch passes its check). `None` if no
-    /// round is needed.
+    /// round is needed. Keys that do not extend only spend: `Err` (nothing booked) if a stock is
+    /// short.
     pub(crate) fn plan(
         keys: &mut MascotKeys,
         batch: u64,
         need: impl Fn(PartyId) -> usize,
-    ) -> Option<Refill> {
+    ) -> Result<Option<Refill>, BatchError> {
+        if !keys.extends {
+            if let Some(owner) = (0..keys.parties).find(|&i| need(i) > keys.vole_left[i]) {
+                return Err(BatchError::VoleExhausted {
+                    owner,
+                    need: need(owner),
+                    left: keys.vole_left[owner],
+                });
+            }
+            for (i, left) in keys.vole_left.iter_mut().enumerate() {
+                *left -= need(i);
+            }
+            keys.vole_in_step = false;
+            return Ok(None);
+        }
         // Enough extensions that every owner keeps BASE after this batch.
         let extensions = (0..keys.parties)
             .map(|i| {
@@ -109,10 +124,10 @@ impl Refill {
         }
         keys.vole_in_step = false;
         if extensions == 0 {
-            return None;
+            return Ok(None);
         }
         let parties = keys.parties;
-        Some(Refill {
+        Ok(Some(Refill {
             batch,
             extensions,
             ext: 0,
@@ -120,7 +135,7 @@ impl Refill {
             owner: (0..parties).map(|_| None).collect(),
             key: (0..parties).map(|_| None).collect(),
             reply: vec![Vec::new(); parties],
-        })
+        }))
     }
     fn position<'c>(&self, context: &'c [u8], ext: usize) -> Position<'c> {
         position(context, self.batch, ext)

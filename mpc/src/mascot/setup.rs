@@ -52,13 +52,44 @@ pub struct Setup {
     ots: Vec<Option<(SoftReceiver, SoftSender)>>,
     /// The base VOLE, from round 3 on.
     base: Option<BaseVole>,
+    /// Random VOLEs the base VOLE makes per ordered pair.
+    values: usize,
+    /// Whether the keys grow their stocks by silent extension (else `values` is all they get).
+    extends: bool,
     out: Vec<Bytes>,
     done: bool,
 }
 
 impl Setup {
-    /// Starts the setup of `party` among `parties` with MAC key share `key`.
+    /// Starts the setup of `party` among `parties` with MAC key share `key`, for any number of
+    /// batches: its keys refill their random VOLE by silent extension from a base of [`BASE`].
     pub fn new(session: SessionId, party: PartyId, parties: usize, key: MacKeyShare) -> Self {
+        Self::sized(session, party, parties, key, BASE, true)
+    }
+
+    /// A setup for a known workload of fewer than [`BASE`] authenticated values per party: the
+    /// digit VOLE makes `values` random VOLEs per ordered pair and the keys never extend, so a
+    /// small task moves a fraction of the base's 19.5 MB per pair. Batches that need more than
+    /// `values` in all fail to start ([`super::batch::BatchError::VoleExhausted`]).
+    pub fn for_values(
+        session: SessionId,
+        party: PartyId,
+        parties: usize,
+        key: MacKeyShare,
+        values: usize,
+    ) -> Self {
+        assert!(values < BASE, "a setup of {values} values should extend");
+        Self::sized(session, party, parties, key, values, false)
+    }
+
+    fn sized(
+        session: SessionId,
+        party: PartyId,
+        parties: usize,
+        key: MacKeyShare,
+        values: usize,
+        extends: bool,
+    ) -> Self {
         let mut rng = rand::rng();
         let gate = RoundGate::new(session, party, parties, MAX_PREP_FRAME);
         let mut senders: Vec<Option<BaseOtSender>> = (0..parties).map(|_| None).collect();
@@ -76,6 +107,8 @@ impl Setup {
             replies: vec![Vec::new(); parties],
             ots: (0..parties).map(|_| None).collect(),
             base: None,
+            values,
+            extends,
             gate,
             key,
             senders,
@@ -201,7 +234,7 @@ impl Setup {
             });
         }
         debug_assert!(voles[me].is_none());
-        BaseVole::new(&self.gate, voles)
+        BaseVole::new(&self.gate, voles, self.values)
     }
 
     fn finish(&mut self, stocks: Vec<(Stock, Stock)>) -> MascotKeys {
@@ -226,8 +259,9 @@ impl Setup {
             pairs,
             next_batch: 0,
             next_round: self.gate.round + 1,
-            vole_left: vec![BASE; self.gate.parties],
+            vole_left: vec![self.values; self.gate.parties],
             vole_in_step: true,
+            extends: self.extends,
         }
     }
 }

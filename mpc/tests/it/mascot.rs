@@ -3,7 +3,7 @@
 
 use conclave_mpc::driver::run;
 use conclave_mpc::mascot::MascotKeys;
-use conclave_mpc::mascot::batch::{Batch, BatchOutput, BatchSpec};
+use conclave_mpc::mascot::batch::{Batch, BatchError, BatchOutput, BatchSpec};
 use conclave_mpc::mascot::setup::Setup;
 use conclave_mpc::share::MacKeyShare;
 use conclave_mpc::transport::{MemoryTransport, Transport, TransportError};
@@ -63,10 +63,23 @@ fn produce_capped(
     batches: usize,
     cap: usize,
 ) -> (Fp, Vec<Vec<BatchOutput>>) {
+    let (alpha, outs, _) = produce_with(parties, spec, batches, cap, None);
+    (alpha, outs)
+}
+
+/// [`produce_capped`] after a setup of `setup_values` random VOLEs per pair (`None`: one that
+/// extends); also whether each party's keys would then start another batch.
+fn produce_with(
+    parties: usize,
+    spec: BatchSpec,
+    batches: usize,
+    cap: usize,
+    setup_values: Option<usize>,
+) -> (Fp, Vec<Vec<BatchOutput>>, Vec<Result<(), BatchError>>) {
     let alphas: Vec<Fp> = (0..parties).map(|_| Fp::random(&mut rand::rng())).collect();
     let alpha = alphas.iter().copied().sum();
     let rt = runtime();
-    let outputs = rt.block_on(async {
+    let (outputs, next) = rt.block_on(async {
         let tasks: Vec<_> = MemoryTransport::mesh(parties)
             .into_iter()
             .enumerate()
@@ -74,24 +87,55 @@ fn produce_capped(
                 let (spec, key) = (spec.clone(), MacKeyShare::new(alphas[party]));
                 let mut t = Capped { inner, cap };
                 tokio::spawn(async move {
-                    let mut keys: MascotKeys =
-                        run(Setup::new(SESSION, party, parties, key), &mut t).await?;
+                    let setup = match setup_values {
+                        Some(values) => Setup::for_values(SESSION, party, parties, key, values),
+                        None => Setup::new(SESSION, party, parties, key),
+                    };
+                    let mut keys: MascotKeys = run(setup, &mut t).await?;
                     let mut outs = Vec::new();
                     for _ in 0..batches {
                         let batch = Batch::new(&mut keys, spec.clone()).expect("batch");
                         outs.push(run(batch, &mut t).await?);
                     }
-                    Ok::<_, Abort>(outs)
+                    let next = Batch::new(&mut keys, spec).map(|_| ());
+                    Ok::<_, Abort>((outs, next))
                 })
             })
             .collect();
         let mut all = Vec::new();
+        let mut next = Vec::new();
         for t in tasks {
-            all.push(t.await.unwrap().expect("honest preprocessing"));
+            let (outs, n) = t.await.unwrap().expect("honest preprocessing");
+            all.push(outs);
+            next.push(n);
         }
-        all
+        (all, next)
     });
-    (alpha, outputs)
+    (alpha, outputs, next)
+}
+
+/// A setup sized for two batches (the digit VOLE makes just their values, no silent extension
+/// runs): their material is right, and a third batch does not start.
+#[test]
+fn a_setup_sized_for_its_batches_makes_right_material_and_no_more() {
+    for parties in [2, 3] {
+        let spec = BatchSpec {
+            triples: 20,
+            randoms: 5,
+            masks: (0..parties).map(|p| p + 1).collect(),
+        };
+        // a, b, c, â, ĉ per triple, the randoms, the most masks any party owns, x₀.
+        let per_batch = 5 * spec.triples + spec.randoms + parties + 1;
+        let (alpha, outs, next) =
+            produce_with(parties, spec.clone(), 2, usize::MAX, Some(2 * per_batch));
+        check_material(alpha, &spec, &outs, 2);
+        for n in next {
+            assert!(
+                matches!(n, Err(BatchError::VoleExhausted { .. })),
+                "{parties} parties: {n:?}"
+            );
+        }
+    }
 }
 
 /// Opens shares and checks the MAC relation Σm = α·Σx.

@@ -34,6 +34,21 @@ const VOLE: u32 = TREES + 4;
 const OPEN: u32 = VOLE + 3;
 
 const SPEC_TRIPLES: usize = 4;
+/// Values a party authenticates in one batch of [`spec`]: a, b, c, â, ĉ per triple, 2 randoms,
+/// 1 own mask, x₀.
+const SPEC_VALUES: usize = 5 * SPEC_TRIPLES + 2 + 1 + 1;
+
+/// A setup sized for two batches of [`spec`] ([`Setup::for_values`]): no silent extension runs.
+const SIZED: Option<usize> = Some(2 * SPEC_VALUES);
+
+/// The round of the first batch's VOLE authentication after a setup of `values` (`None`: one
+/// that extends, so the batch runs a silent extension first).
+fn vole_round(values: Option<usize>) -> u32 {
+    match values {
+        None => VOLE,
+        Some(v) => BASE + base_vole::rounds(v) as u32 + 4,
+    }
+}
 
 fn spec(parties: usize) -> BatchSpec {
     BatchSpec {
@@ -54,9 +69,15 @@ enum Cheat {
     WrongAlpha,
 }
 
-/// Honest setup, then one batch with `cheater` deviating; each party's batch result.
-fn run_batch(parties: usize, cheater: PartyId, cheat: &Cheat) -> Vec<Result<BatchOutput, Abort>> {
-    run_batch_then_start_another(parties, cheater, cheat)
+/// Honest setup (of `values` random VOLEs per pair, or one that extends), then one batch with
+/// `cheater` deviating; each party's batch result.
+fn run_batch(
+    parties: usize,
+    cheater: PartyId,
+    cheat: &Cheat,
+    values: Option<usize>,
+) -> Vec<Result<BatchOutput, Abort>> {
+    run_batch_then_start_another(parties, cheater, cheat, values)
         .into_iter()
         .map(|(result, _)| result)
         .collect()
@@ -71,6 +92,7 @@ fn run_batch_then_start_another(
     parties: usize,
     cheater: PartyId,
     cheat: &Cheat,
+    values: Option<usize>,
 ) -> Vec<(Result<BatchOutput, Abort>, NextBatch)> {
     let alphas: Vec<Fp> = (0..parties).map(|_| Fp::random(&mut rand::rng())).collect();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -93,11 +115,14 @@ fn run_batch_then_start_another(
                 tokio::spawn(async move {
                     let mut t =
                         TamperTransport::new(t, tamper.unwrap_or_else(|| Box::new(|_, b| b)));
-                    let mut keys: MascotKeys =
-                        match run(Setup::new(SESSION, party, parties, key), &mut t).await {
-                            Ok(keys) => keys,
-                            Err(e) => return (Err(e), None),
-                        };
+                    let setup = match values {
+                        Some(v) => Setup::for_values(SESSION, party, parties, key, v),
+                        None => Setup::new(SESSION, party, parties, key),
+                    };
+                    let mut keys: MascotKeys = match run(setup, &mut t).await {
+                        Ok(keys) => keys,
+                        Err(e) => return (Err(e), None),
+                    };
                     if two_batches {
                         let first = Batch::new(&mut keys, spec.clone()).expect("batch");
                         if let Err(e) = run(first, &mut t).await {
@@ -124,9 +149,18 @@ fn run_batch_then_start_another(
 }
 
 fn assert_honest_abort(cheat: Cheat, expected: impl Fn(PartyId) -> Abort) {
+    assert_honest_abort_after(None, cheat, expected);
+}
+
+/// [`assert_honest_abort`] after a setup of `values` random VOLEs per pair.
+fn assert_honest_abort_after(
+    values: Option<usize>,
+    cheat: Cheat,
+    expected: impl Fn(PartyId) -> Abort,
+) {
     for parties in [2, 3] {
         for cheater in 0..parties {
-            let results = run_batch(parties, cheater, &cheat);
+            let results = run_batch(parties, cheater, &cheat, values);
             for (party, r) in results.into_iter().enumerate() {
                 if party != cheater {
                     assert_eq!(
@@ -202,12 +236,19 @@ fn a_changed_element_in_a_vole_message_fails_the_mac_check() {
     // Values: a, b, c, â, ĉ (4 each), 2 randoms, 1 own mask, x₀.
     let (random_value, own_mask, x0) =
         (5 * SPEC_TRIPLES, 5 * SPEC_TRIPLES + 2, 5 * SPEC_TRIPLES + 3);
-    for value in [random_value, own_mask, x0] {
-        assert_honest_abort(
+    // With a setup that extends (the values come from a silent extension) and with one sized
+    // for the batch (they come from the digit VOLE directly).
+    for (values, value) in [None, SIZED]
+        .into_iter()
+        .flat_map(|v| [random_value, own_mask, x0].map(|x| (v, x)))
+    {
+        let round = vole_round(values);
+        assert_honest_abort_after(
+            values,
             Cheat::Frames(Box::new(move |_| {
                 // Toward one peer only: changes toward two could cancel in the summed MAC.
                 let done = std::sync::atomic::AtomicBool::new(false);
-                in_round(VOLE, move |_, mut f| {
+                in_round(round, move |_, mut f| {
                     if done.swap(true, std::sync::atomic::Ordering::SeqCst) {
                         return f;
                     }
@@ -228,26 +269,29 @@ fn a_changed_element_in_a_vole_message_fails_the_mac_check() {
 /// the base check catches it before any extension uses the base.
 #[test]
 fn a_changed_element_in_a_base_vole_message_fails_the_base_check() {
-    assert_honest_abort(
-        Cheat::Frames(Box::new(|alphas: &[Fp]| {
-            let alphas = alphas.to_vec();
-            in_round(BASE, move |to, mut f| {
-                let d = alpha_digits(&alphas[to])
-                    .iter()
-                    .position(|&g| g != 0)
-                    .expect("α ≠ 0");
-                if let Body::Values(e) = &mut f.body {
-                    let len = e.len() / DIGITS;
-                    e[d * len + 7] += Fp::ONE;
-                }
-                f
-            })
-        })),
-        |c| Abort::SilentVole {
+    for values in [None, SIZED] {
+        assert_honest_abort_after(values, base_vole_tamper(), |c| Abort::SilentVole {
             party: c,
             error: SilentError::BaseCheckFailed,
-        },
-    );
+        });
+    }
+}
+
+fn base_vole_tamper() -> Cheat {
+    Cheat::Frames(Box::new(|alphas: &[Fp]| {
+        let alphas = alphas.to_vec();
+        in_round(BASE, move |to, mut f| {
+            let d = alpha_digits(&alphas[to])
+                .iter()
+                .position(|&g| g != 0)
+                .expect("α ≠ 0");
+            if let Body::Values(e) = &mut f.body {
+                let len = e.len() / DIGITS;
+                e[d * len + 7] += Fp::ONE;
+            }
+            f
+        })
+    }))
 }
 
 /// A key holder whose g for a noise tree is off: the owner's consistency check fails, whatever
@@ -318,7 +362,7 @@ fn after_a_failed_check_the_keys_start_no_further_batch() {
         })
     }));
     let cheater = 1;
-    for (party, (_, next)) in run_batch_then_start_another(3, cheater, &wrong_g)
+    for (party, (_, next)) in run_batch_then_start_another(3, cheater, &wrong_g, None)
         .into_iter()
         .enumerate()
         .filter(|(p, _)| *p != cheater)
@@ -330,7 +374,7 @@ fn after_a_failed_check_the_keys_start_no_further_batch() {
             "party {party}"
         );
     }
-    for (party, (_, next)) in run_batch_then_start_another(3, cheater, &flipped_opening)
+    for (party, (_, next)) in run_batch_then_start_another(3, cheater, &flipped_opening, None)
         .into_iter()
         .enumerate()
         .filter(|(p, _)| *p != cheater)
@@ -393,9 +437,11 @@ fn flipped_sacrificed_value_fails_the_mac_check() {
 
 #[test]
 fn wrong_alpha_share_in_vole_fails_the_mac_check() {
-    assert_honest_abort(Cheat::WrongAlpha, |_| {
-        Abort::MacCheckFailed(CheckStage::Preprocessing)
-    });
+    for values in [None, SIZED] {
+        assert_honest_abort_after(values, Cheat::WrongAlpha, |_| {
+            Abort::MacCheckFailed(CheckStage::Preprocessing)
+        });
+    }
 }
 
 #[test]
@@ -410,7 +456,7 @@ fn garbage_frames_are_typed_errors() {
                 }
             })
         }));
-        let results = run_batch(parties, 0, &cheat);
+        let results = run_batch(parties, 0, &cheat, None);
         for r in &results[1..] {
             assert!(matches!(r, Err(Abort::BadFrame { from: 0, .. })), "{r:?}");
         }
