@@ -131,10 +131,17 @@ fn gossipsub(cfg: &NetworkConfig) -> Result<gossipsub::Behaviour, BoxError> {
     Ok(behaviour)
 }
 
-/// A gossip message's id: a hash of its bytes, so copies of one message share an id and any
-/// change makes a new one.
+/// A gossip message's id: a hash of its topic and bytes, so copies of one message share an id
+/// and any change makes a new one. The topic is part of it: gossipsub keeps one duplicate cache
+/// for all topics, and a valid message's bytes sent first on another topic (where they fail
+/// validation) must not make the real one a rejected duplicate.
 fn content_id(message: &gossipsub::Message) -> gossipsub::MessageId {
-    gossipsub::MessageId::from(&blake3::hash(&message.data).as_bytes()[..20])
+    let topic = message.topic.as_str().as_bytes();
+    let mut hasher = blake3::Hasher::new_derive_key("conclave gossip message id v1");
+    hasher.update(&(topic.len() as u64).to_le_bytes());
+    hasher.update(topic);
+    hasher.update(&message.data);
+    gossipsub::MessageId::from(&hasher.finalize().as_bytes()[..20])
 }
 
 /// Score lines: below `graylist_threshold` a peer's messages are ignored entirely.

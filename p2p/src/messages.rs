@@ -7,7 +7,7 @@
 //! gossipsub runs anonymous with content-addressed message ids, so each message is verified once
 //! per node, after de-duplication ([`GossipMessage::open`]).
 
-use libp2p::identity::{Keypair, PublicKey, SigningError};
+use libp2p::identity::{KeyType, Keypair, PublicKey, SigningError};
 use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 
@@ -218,7 +218,9 @@ impl GossipMessage {
     }
 
     /// Decodes and validates a sealed message received on `topic`; returns its signer. The
-    /// cheap checks come first, so malformed messages cost no signature verification.
+    /// cheap checks come first, so malformed messages cost no signature verification. Only the
+    /// canonical encoding of a message is accepted: otherwise anyone could re-encode a signed
+    /// message into many valid copies, each with its own gossip id, and replay it at will.
     pub fn open(topic: Topic, bytes: &[u8]) -> Result<(PeerId, Self), GossipError> {
         let sealed: Sealed = decode_exact(bytes)?;
         if sealed.signer.len() > MAX_KEY_BYTES || sealed.signature.len() > MAX_KEY_BYTES {
@@ -229,13 +231,15 @@ impl GossipMessage {
             )));
         }
         let msg = Self::decode(topic, &sealed.body)?;
+        if sealed.encode() != bytes || msg.encode() != sealed.body {
+            return Err(GossipError::Malformed("not canonically encoded".into()));
+        }
         let key = PublicKey::try_decode_protobuf(&sealed.signer)
             .map_err(|e| GossipError::BadSigner(e.to_string()))?;
-        if !key.verify(
-            &Sealed::signed_bytes(topic, &sealed.body),
-            &sealed.signature,
-        ) {
-            return Err(GossipError::BadSignature);
+        if key.key_type() != KeyType::Ed25519 || key.encode_protobuf() != sealed.signer {
+            return Err(GossipError::BadSigner(
+                "not a canonically encoded ed25519 key".into(),
+            ));
         }
         let signer = key.to_peer_id();
         if let GossipMessage::Heartbeat(hb) = &msg
@@ -247,6 +251,12 @@ impl GossipMessage {
                 claimed,
                 signer: signer.to_string(),
             });
+        }
+        if !key.verify(
+            &Sealed::signed_bytes(topic, &sealed.body),
+            &sealed.signature,
+        ) {
+            return Err(GossipError::BadSignature);
         }
         Ok((signer, msg))
     }
@@ -372,6 +382,21 @@ mod tests {
         assert!(matches!(
             GossipMessage::open(Topic::Tasks, &junk_key.encode()),
             Err(GossipError::BadSigner(_))
+        ));
+        // The same signed message re-encoded (a padded key, a non-minimal length prefix) is
+        // not another valid copy.
+        let mut padded_key = sealed(&task(), Topic::Tasks, &key);
+        padded_key.signer.extend_from_slice(&[0x18, 0x01]);
+        assert!(matches!(
+            GossipMessage::open(Topic::Tasks, &padded_key.encode()),
+            Err(GossipError::BadSigner(_))
+        ));
+        let canonical = task().seal(Topic::Tasks, &key).unwrap();
+        // bincode writes lengths below 251 in one byte; 251 then two bytes is the same length.
+        let long_prefix = [&[251, canonical[0], 0][..], &canonical[1..]].concat();
+        assert!(matches!(
+            GossipMessage::open(Topic::Tasks, &long_prefix),
+            Err(GossipError::Malformed(_))
         ));
         let mut long_signature = sealed(&task(), Topic::Tasks, &key);
         long_signature.signature = vec![0; MAX_KEY_BYTES + 1];

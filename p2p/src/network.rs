@@ -778,15 +778,21 @@ impl SwarmTask {
             Some(topic) => GossipMessage::open(topic, &message.data).map_err(|e| e.to_string()),
             None => Err("unknown topic".to_string()),
         };
-        let acceptance = if decoded.is_ok() {
-            MessageAcceptance::Accept
-        } else {
-            MessageAcceptance::Reject
+        // Gossipsub cannot tell this node's own messages from others' when they are anonymous:
+        // one echoed back is neither forwarded again nor taken as news.
+        let own = matches!(&decoded, Ok((from, _)) if *from == *self.swarm.local_peer_id());
+        let acceptance = match &decoded {
+            Ok(_) if own => MessageAcceptance::Ignore,
+            Ok(_) => MessageAcceptance::Accept,
+            Err(_) => MessageAcceptance::Reject,
         };
         self.swarm
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(&message_id, &propagation_source, acceptance);
+        if own {
+            return;
+        }
         match decoded {
             Ok((from, GossipMessage::Heartbeat(hb))) => {
                 let observed = self.live.observe(from, &hb, Instant::now());

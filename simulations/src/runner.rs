@@ -808,21 +808,24 @@ async fn submit_all(world: &World, task: &TaskJson, readings: &[i64]) -> Sent {
     let devices = readings.iter().enumerate().map(|(i, &reading)| {
         let contracts = contracts.clone();
         async move {
-            let mut last = String::from("no honest entry node runs");
+            // Every try's error, in order: the last alone hides why the first ones failed.
+            let mut tries: Vec<String> = Vec::new();
             for _ in 0..3 {
-                let Some((_, api)) = world.entry().await else {
+                let Some((entry, api)) = world.entry().await else {
+                    tries.push("no honest entry node runs".into());
                     break;
                 };
                 let client = Client::new(api).with_chain(contracts.clone());
                 match client.submit_to(task, reading).await {
                     Ok(done) => return Ok((i, done.slot)),
                     Err(e @ ClientError::Undelivered { slot, .. }) => {
-                        return Err((Some((i, slot)), e.to_string()));
+                        tries.push(format!("via node {entry}: {e}"));
+                        return Err((Some((i, slot)), tries.join("; then ")));
                     }
-                    Err(e) => last = e.to_string(),
+                    Err(e) => tries.push(format!("via node {entry}: {e}")),
                 }
             }
-            Err((None, last))
+            Err((None, tries.join("; then ")))
         }
     });
     let mut sent = Sent::default();

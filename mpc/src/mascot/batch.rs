@@ -161,7 +161,6 @@ impl<'k> Batch<'k> {
         let b: Vec<Fp> = (0..n).map(|_| Fp::random(&mut rng)).collect();
         let c = (0..n * TAU).map(|g| a[g] * b[g / TAU]).collect();
         let batch = keys.next_batch;
-        keys.next_batch += 1;
         let gate = RoundGate::starting_at(
             keys.session,
             keys.party,
@@ -177,6 +176,7 @@ impl<'k> Batch<'k> {
             return Err(BatchError::VoleOutOfStep);
         }
         let refill = Refill::plan(keys, batch, |i| input_len(&spec, i))?;
+        keys.next_batch += 1;
         let mut batch = Batch {
             spec,
             batch,

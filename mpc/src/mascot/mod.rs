@@ -3,7 +3,8 @@
 //!
 //! - [`setup`]: once per committee, base OTs and punctured seed trees between every ordered pair
 //!   of parties, for SoftSpokenOT extension (Gilboa products) and for the digit VOLE, which then
-//!   authenticates each pair's first base VOLEs ([`base_vole`]) and is dropped.
+//!   authenticates each pair's first base VOLEs ([`base_vole`]) and is dropped. A setup for a
+//!   small known workload makes just the random VOLEs it consumes and never extends.
 //! - [`batch`]: one batch: Gilboa multiplication, combining, a refill of random VOLE
 //!   ([`refill`]), authentication (one field element per value), sacrifice and a MAC check, all
 //!   sans-IO. Nothing from a batch is output unless every check passed.

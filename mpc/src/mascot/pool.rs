@@ -176,8 +176,10 @@ impl Pool {
     ) -> Result<Pool, Abort> {
         let (party, parties) = (transport.party(), transport.parties());
         let setup = match config.setup_values {
-            Some(values) => Setup::for_values(session, party, parties, key.clone(), values),
-            None => Setup::new(session, party, parties, key.clone()),
+            Some(values) if values < BASE => {
+                Setup::for_values(session, party, parties, key.clone(), values)
+            }
+            _ => Setup::new(session, party, parties, key.clone()),
         };
         let keys = run(setup, &mut transport).await?;
         let shared = Arc::new(Shared {

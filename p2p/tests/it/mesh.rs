@@ -223,6 +223,57 @@ async fn invalid_messages_are_rejected_and_graylist_their_sender() {
     }
 }
 
+/// A valid message's bytes sent first on another topic, where they fail validation, do not
+/// make the real one a duplicate: gossip ids cover the topic (gossipsub keeps one duplicate cache
+/// for every topic, so an attacker could otherwise suppress any message it saw or made).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_first_sent_on_another_topic_still_arrives() {
+    let keys = std::sync::Mutex::new(Vec::new());
+    let nodes = mesh_with(
+        2,
+        |i| if i == 0 { vec![] } else { vec![0] },
+        |cfg| keys.lock().unwrap().push(cfg.keypair.clone()),
+    )
+    .await;
+    let sender_key = keys.lock().unwrap()[0].clone();
+    let (sender, receiver) = (&nodes[0], &nodes[1]);
+    wait_for("gossip peers", Duration::from_secs(30), async || {
+        !receiver
+            .gossip_peers(Topic::Tasks)
+            .await
+            .unwrap()
+            .is_empty()
+            && !receiver
+                .gossip_peers(Topic::Results)
+                .await
+                .unwrap()
+                .is_empty()
+    })
+    .await;
+    let mut events = receiver.events();
+    let bytes = task(5).seal(Topic::Tasks, &sender_key).unwrap();
+    sender
+        .publish_raw(Topic::Results, bytes.clone())
+        .await
+        .unwrap();
+    sleep(Duration::from_millis(500)).await;
+    sender.publish_raw(Topic::Tasks, bytes).await.unwrap();
+    let arrived = timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(NetworkEvent::Gossip { from, message }) = events.recv().await
+                && message == task(5)
+            {
+                return from;
+            }
+        }
+    })
+    .await;
+    assert_eq!(arrived.ok(), Some(sender.peer_id()));
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_leaves_the_live_view_and_the_rest_keep_working() {
     let nodes = mesh(4, |i| if i == 0 { vec![] } else { vec![0] }).await;
