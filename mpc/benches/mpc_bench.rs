@@ -1,6 +1,6 @@
 //! `mpc-bench`: throughput figures for the MPC engine, one JSON object per line.
 //!
-//! `cargo bench -p conclave-mpc --bench mpc-bench -- online|preprocessing|compare [--runs N]
+//! `cargo bench -p conclave-mpc --bench mpc-bench -- online|preprocessing|compare|task [--runs N]
 //! [--batch N] [--parties N] [--transport memory|tcp]`
 //!
 //! `compare`: secret 32-bit comparisons and fixed-point multiplications (fixed<32, 16>, truncated)
@@ -14,6 +14,12 @@
 //! random shared values (one layer) whose products are summed and revealed, so the time covers the
 //! Beaver round, the MAC check of the 2·batch opened values, the output opening and its check.
 //! Preprocessing comes from the test-only dealer and is not timed.
+//!
+//! `task`: MASCOT preprocessing of one task's material as a node runs it (a pool per party over
+//! memory, setup included): `--batch` triples (160 unless given: five devices' 32-bit readings)
+//! among 3, 5 and 8 parties, with a setup sized for the task and with one that extends (9,503
+//! base VOLEs per ordered pair, then a silent extension); wall time and the bytes the busiest
+//! party sent.
 //!
 //! `preprocessing`: MASCOT triples per second and bytes each party sends per triple, for 2 and 3
 //! parties, over the in-memory transport and loopback TCP, each in one process. The setup (base
@@ -55,7 +61,9 @@ fn parse_args() -> Result<Args, String> {
                 Some(t @ ("memory" | "tcp")) => args.transport = Some(t.to_string()),
                 _ => return Err("--transport takes memory or tcp".into()),
             },
-            "online" | "preprocessing" | "compare" if args.command.is_empty() => args.command = a,
+            "online" | "preprocessing" | "compare" | "task" if args.command.is_empty() => {
+                args.command = a
+            }
             other => return Err(format!("unexpected argument {other:?}")),
         }
     }
@@ -79,7 +87,7 @@ fn main() {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "mpc-bench: {e}\nusage: mpc-bench online|preprocessing|compare [--runs N] [--batch N] [--parties N] [--transport memory|tcp]"
+                "mpc-bench: {e}\nusage: mpc-bench online|preprocessing|compare|task [--runs N] [--batch N] [--parties N] [--transport memory|tcp]"
             );
             std::process::exit(2);
         }
@@ -108,6 +116,13 @@ fn main() {
                     if wanted(parties, transport) {
                         preprocessing(parties, transport, per_batch, args.runs);
                     }
+                }
+            }
+        }
+        "task" => {
+            for parties in [3, 5, 8] {
+                if wanted(parties, "memory") {
+                    task(parties, args.batch.unwrap_or(160), args.runs);
                 }
             }
         }
@@ -185,6 +200,24 @@ fn compare(op: Op, parties: usize, batch: usize, runs: usize) {
         need.triples as f64 / batch as f64,
         need.bits as f64 / batch as f64,
     );
+}
+
+fn task(parties: usize, triples: usize, runs: usize) {
+    for sized in [true, false] {
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..runs.min(3) {
+            let (elapsed, sent) = support::timed_pool_sized(parties, triples, 0, sized);
+            times.push(elapsed);
+            bytes = sent;
+        }
+        let setup = if sized { "sized" } else { "extending" };
+        println!(
+            "{{\"bench\":\"task\",\"parties\":{parties},\"transport\":\"memory\",\"triples\":{triples},\"setup\":\"{setup}\",\"runs\":{},\"median_ms\":{:.1},\"bytes_per_party\":{bytes}}}",
+            times.len(),
+            median(&mut times).as_secs_f64() * 1e3,
+        );
+    }
 }
 
 fn online(parties: usize, tcp: bool, batch: usize, runs: usize) {

@@ -10,11 +10,15 @@ use serde::{Deserialize, Serialize};
 use crate::committee::{task_of_project, verified_peer};
 use crate::envelope::Sealed;
 use crate::messages::{RefusalKind, Request, Response, SlotTicket, TaskId, TaskInfo};
+use conclave_p2p::network::NetworkError;
 
 /// How soon an entry node asks a member still preprocessing for a slot's shares again; the
 /// pause doubles up to [`MAX_SHARES_RETRY`].
 const SHARES_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
 const MAX_SHARES_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often an entry node asks a member for a slot's shares again after the request failed in
+/// the network (a member that is really gone fails the task anyway).
+const NETWORK_RETRIES: u32 = 3;
 use crate::node::{ANSWER_WAIT, Inner, NodeError, now_ms};
 
 /// A slot and, per member in committee order, its triple shares sealed for the device.
@@ -186,9 +190,22 @@ impl Inner {
                 // once: ask again until it is done.
                 let deadline = tokio::time::Instant::now() + ANSWER_WAIT * 12;
                 let mut pause = SHARES_RETRY;
+                let mut network_retries = 0;
                 loop {
                     match tokio::time::timeout(ANSWER_WAIT, self.ask(peer, r.clone())).await {
                         Ok(Ok(Response::Shares(s))) => return Ok(s),
+                        // A connection closed under the request (trimmed by either side between
+                        // two asks) or a dial that failed once: asked again on a new one, a few
+                        // times. Giving up burns the slot, and with it the device's input: the
+                        // ticket's key asking again gets the same shares, nothing more.
+                        Ok(Err(NodeError::Network(NetworkError::Request { .. })))
+                            if network_retries < NETWORK_RETRIES
+                                && tokio::time::Instant::now() + pause <= deadline =>
+                        {
+                            network_retries += 1;
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(MAX_SHARES_RETRY);
+                        }
                         Ok(Err(NodeError::Refused {
                             kind: RefusalKind::Busy,
                             ..

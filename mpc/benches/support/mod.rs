@@ -81,16 +81,37 @@ pub fn timed_run_with(
 /// How long MASCOT takes to make `triples` triples and `bits` random bits among `parties`
 /// (a background pool per party, as nodes run it; the base-OT setup included).
 pub fn timed_pool(parties: usize, triples: usize, bits: usize) -> Duration {
+    timed_pool_sized(parties, triples, bits, true).0
+}
+
+/// [`timed_pool`], with the setup sized for the workload when `sized` (as
+/// `PoolConfig::for_material` chooses) or one that extends; also the most bytes a party sent.
+pub fn timed_pool_sized(
+    parties: usize,
+    triples: usize,
+    bits: usize,
+    sized: bool,
+) -> (Duration, u64) {
     use conclave_mpc::mascot::pool::{Pool, PoolConfig};
     use conclave_mpc::prep::Requirements;
     use conclave_mpc::share::MacKeyShare;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
     let jobs: Vec<_> = MemoryTransport::mesh(parties)
         .into_iter()
-        .map(|t| {
+        .map(|inner| {
             move || async move {
+                let sent = Arc::new(AtomicU64::new(0));
+                let t = Counting {
+                    inner,
+                    sent: sent.clone(),
+                };
                 let start = Instant::now();
                 let key = MacKeyShare::new(conclave_mpc::Fp::random(&mut rand::rng()));
-                let config = PoolConfig::for_material(parties, triples, bits);
+                let mut config = PoolConfig::for_material(parties, triples, bits);
+                if !sized {
+                    config.setup_values = None;
+                }
                 let mut pool = Pool::start(SessionId([9; 16]), key, t, config)
                     .await
                     .expect("pool");
@@ -103,11 +124,14 @@ pub fn timed_pool(parties: usize, triples: usize, bits: usize) -> Duration {
                 pool.ready(&need).await.expect("material");
                 let elapsed = start.elapsed();
                 pool.stop().await;
-                elapsed
+                (elapsed, sent.load(Ordering::Relaxed))
             }
         })
         .collect();
-    on_own_threads(jobs).into_iter().max().expect("parties")
+    let runs = on_own_threads(jobs);
+    let elapsed = runs.iter().map(|r| r.0).max().expect("parties");
+    let bytes = runs.iter().map(|r| r.1).max().expect("parties");
+    (elapsed, bytes)
 }
 
 /// Runs each party on its own OS thread with its own single-threaded runtime, so parties compute
