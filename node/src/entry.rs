@@ -3,13 +3,14 @@
 //! member. The entry node relays envelopes it cannot open.
 
 use alloy::primitives::U256;
-use futures::future::join_all;
+use futures::future::{join_all, try_join_all};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
 use crate::committee::{task_of_project, verified_peer};
 use crate::envelope::Sealed;
 use crate::messages::{RefusalKind, Request, Response, SlotTicket, TaskId, TaskInfo};
+use crate::node::{ANSWER_WAIT, Inner, NodeError, now_ms};
 use conclave_p2p::network::NetworkError;
 
 /// How soon an entry node asks a member still preprocessing for a slot's shares again; the
@@ -19,7 +20,6 @@ const MAX_SHARES_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 /// How often an entry node asks a member for a slot's shares again after the request failed in
 /// the network (a member that is really gone fails the task anyway).
 const NETWORK_RETRIES: u32 = 3;
-use crate::node::{ANSWER_WAIT, Inner, NodeError, now_ms};
 
 /// A slot and, per member in committee order, its triple shares sealed for the device.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -229,7 +229,8 @@ impl Inner {
                 }
             }
         });
-        let shares = join_all(asks).await.into_iter().collect::<Result<_, _>>()?;
+        // One member failing fails the grant: the others are not kept asking.
+        let shares = try_join_all(asks).await?;
         Ok(SlotGrant { slot, shares })
     }
 
