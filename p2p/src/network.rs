@@ -2,8 +2,8 @@
 //!
 //! The swarm runs in its own tokio task; the handle talks to it over a command channel and hears
 //! from it through a broadcast of [`NetworkEvent`]s. Every gossip message is decoded, validated
-//! and its signature checked ([`GossipMessage::open`]) before gossipsub may forward it; invalid ones are rejected, which
-//! lowers the sender's score.
+//! and its signature checked ([`GossipMessage::open`]) before gossipsub may forward it; invalid
+//! ones are rejected, which lowers the score of the peer that passed them on.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
