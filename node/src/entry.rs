@@ -192,31 +192,26 @@ impl Inner {
                 let mut pause = SHARES_RETRY;
                 let mut network_retries = 0;
                 loop {
-                    match tokio::time::timeout(ANSWER_WAIT, self.ask(peer, r.clone())).await {
+                    // What to report if the deadline ends the asking.
+                    let gave_up = match tokio::time::timeout(ANSWER_WAIT, self.ask(peer, r.clone()))
+                        .await
+                    {
                         Ok(Ok(Response::Shares(s))) => return Ok(s),
                         // A connection closed under the request (trimmed by either side between
                         // two asks) or a dial that failed once: asked again on a new one, a few
                         // times. Giving up burns the slot, and with it the device's input: the
                         // ticket's key asking again gets the same shares, nothing more.
-                        Ok(Err(NodeError::Network(NetworkError::Request { .. })))
-                            if network_retries < NETWORK_RETRIES
-                                && tokio::time::Instant::now() + pause <= deadline =>
+                        Ok(Err(e @ NodeError::Network(NetworkError::Request { .. })))
+                            if network_retries < NETWORK_RETRIES =>
                         {
                             network_retries += 1;
-                            tokio::time::sleep(pause).await;
-                            pause = (pause * 2).min(MAX_SHARES_RETRY);
+                            e
                         }
                         Ok(Err(NodeError::Refused {
                             kind: RefusalKind::Busy,
                             ..
                         })) => {
-                            if tokio::time::Instant::now() + pause > deadline {
-                                return Err(NodeError::Task(format!(
-                                    "{peer} did not finish preprocessing in time"
-                                )));
-                            }
-                            tokio::time::sleep(pause).await;
-                            pause = (pause * 2).min(MAX_SHARES_RETRY);
+                            NodeError::Task(format!("{peer} did not finish preprocessing in time"))
                         }
                         Ok(Ok(other)) => {
                             return Err(NodeError::Task(format!("unexpected answer {other:?}")));
@@ -225,7 +220,12 @@ impl Inner {
                         Err(_) => {
                             return Err(NodeError::Task(format!("{peer} did not send its shares")));
                         }
+                    };
+                    if tokio::time::Instant::now() + pause > deadline {
+                        return Err(gave_up);
                     }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_SHARES_RETRY);
                 }
             }
         });

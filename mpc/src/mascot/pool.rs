@@ -19,7 +19,6 @@ use tokio::task::JoinHandle;
 use super::MascotKeys;
 use super::batch::{Batch, BatchSpec, input_len};
 use super::setup::Setup;
-use super::silent::BASE;
 use crate::bits::{bits_from_squares, squares_circuit};
 use crate::driver::{Keeping, run};
 use crate::prep::{InputMask, Material, PrepError, Preprocessing, Requirements, Triple};
@@ -38,8 +37,9 @@ pub struct PoolConfig {
     pub bits_per_batch: usize,
     /// Levels below which the producer runs another batch.
     pub target: Levels,
-    /// A workload known in advance and small: the random VOLEs per ordered pair its batches
-    /// consume, made once by the setup ([`Setup::for_values`]); `None` for a setup that extends.
+    /// A workload known in advance: the random VOLEs per ordered pair its batches consume, made
+    /// once by the setup when fewer than [`super::silent::BASE`] ([`Setup::for_values`]); `None` for a setup
+    /// that extends.
     pub setup_values: Option<usize>,
 }
 
@@ -80,7 +80,7 @@ impl PoolConfig {
     /// Batches that together make at least `triples` triples and `bits` random bits (each bit
     /// takes one triple and one random value of its batch), about 1024 triples per batch; no
     /// random values or input masks are kept. A workload whose batches authenticate fewer than
-    /// [`BASE`] values per party gets a setup of just those (a task's few hundred triples: about
+    /// [`super::silent::BASE`] values per party gets a setup of just those (a task's few hundred triples: about
     /// a tenth of the data an extending setup moves).
     pub fn for_material(parties: usize, triples: usize, bits: usize) -> Self {
         let batches = (triples + bits).div_ceil(1024).max(1);
@@ -90,9 +90,8 @@ impl PoolConfig {
             randoms: b.max(1),
             masks: vec![0; parties],
         };
-        let values = batches * input_len(&batch, 0);
         PoolConfig {
-            setup_values: (values < BASE).then_some(values),
+            setup_values: Some(batches * input_len(&batch, 0)),
             batch,
             bits_per_batch: b,
             target: Levels {
@@ -176,10 +175,8 @@ impl Pool {
     ) -> Result<Pool, Abort> {
         let (party, parties) = (transport.party(), transport.parties());
         let setup = match config.setup_values {
-            Some(values) if values < BASE => {
-                Setup::for_values(session, party, parties, key.clone(), values)
-            }
-            _ => Setup::new(session, party, parties, key.clone()),
+            Some(values) => Setup::for_values(session, party, parties, key.clone(), values),
+            None => Setup::new(session, party, parties, key.clone()),
         };
         let keys = run(setup, &mut transport).await?;
         let shared = Arc::new(Shared {

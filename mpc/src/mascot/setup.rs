@@ -52,10 +52,9 @@ pub struct Setup {
     ots: Vec<Option<(SoftReceiver, SoftSender)>>,
     /// The base VOLE, from round 3 on.
     base: Option<BaseVole>,
-    /// Random VOLEs the base VOLE makes per ordered pair.
+    /// Random VOLEs the base VOLE makes per ordered pair: [`BASE`] for keys that extend, fewer
+    /// for keys that never do.
     values: usize,
-    /// Whether the keys grow their stocks by silent extension (else `values` is all they get).
-    extends: bool,
     out: Vec<Bytes>,
     done: bool,
 }
@@ -64,31 +63,20 @@ impl Setup {
     /// Starts the setup of `party` among `parties` with MAC key share `key`, for any number of
     /// batches: its keys refill their random VOLE by silent extension from a base of [`BASE`].
     pub fn new(session: SessionId, party: PartyId, parties: usize, key: MacKeyShare) -> Self {
-        Self::sized(session, party, parties, key, BASE, true)
+        Self::for_values(session, party, parties, key, BASE)
     }
 
-    /// A setup for a known workload of fewer than [`BASE`] authenticated values per party: the
-    /// digit VOLE makes `values` random VOLEs per ordered pair and the keys never extend, so a
-    /// small task moves a fraction of the base's 19.5 MB per pair. Batches that need more than
-    /// `values` in all fail to start ([`super::batch::BatchError::VoleExhausted`]).
+    /// A setup for a known workload of `values` authenticated values per party. Below [`BASE`],
+    /// the digit VOLE makes just those random VOLEs per ordered pair and the keys never extend,
+    /// so a small task moves a fraction of the base's 19.5 MB per pair; batches that need more
+    /// in all fail to start ([`super::batch::BatchError::VoleExhausted`]). From [`BASE`] on, the
+    /// setup of [`Setup::new`], whose keys extend.
     pub fn for_values(
         session: SessionId,
         party: PartyId,
         parties: usize,
         key: MacKeyShare,
         values: usize,
-    ) -> Self {
-        assert!(values < BASE, "a setup of {values} values should extend");
-        Self::sized(session, party, parties, key, values, false)
-    }
-
-    fn sized(
-        session: SessionId,
-        party: PartyId,
-        parties: usize,
-        key: MacKeyShare,
-        values: usize,
-        extends: bool,
     ) -> Self {
         let mut rng = rand::rng();
         let gate = RoundGate::new(session, party, parties, MAX_PREP_FRAME);
@@ -107,8 +95,7 @@ impl Setup {
             replies: vec![Vec::new(); parties],
             ots: (0..parties).map(|_| None).collect(),
             base: None,
-            values,
-            extends,
+            values: values.min(BASE),
             gate,
             key,
             senders,
@@ -261,7 +248,7 @@ impl Setup {
             next_round: self.gate.round + 1,
             vole_left: vec![self.values; self.gate.parties],
             vole_in_step: true,
-            extends: self.extends,
+            extends: self.values == BASE,
         }
     }
 }
